@@ -1,0 +1,28 @@
+# Everything a fresh machine needs: `make demo` runs the gateway's main job, `make test`
+# runs the whole suite. Both build their own virtual environment first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test simulate bench clean
+
+$(BIN)/rtms-gateway: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@
+
+demo: $(BIN)/rtms-gateway
+	$(BIN)/rtms-gateway demo
+
+simulate: $(BIN)/rtms-gateway
+	$(BIN)/rtms-gateway simulate $(ARGS)
+
+test: $(BIN)/rtms-gateway
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: $(BIN)/rtms-gateway
+	$(BIN)/python bench/simulator_capacity.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

@@ -1,0 +1,50 @@
+"""One error hierarchy for the whole project, rooted at RTMSError.
+
+Inside the sans-I/O core a malformed frame becomes an event, never a raise; these are
+raised at the edges (decode helpers called directly, transports, webhook handling).
+"""
+
+from __future__ import annotations
+
+
+class RTMSError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ProtocolError(RTMSError):
+    """A frame or message does not follow the protocol.
+
+    `field` names the offending field as a JSON path (`$.content.timestamp`) when known.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class LocalProtocolError(ProtocolError):
+    """We were about to do something the protocol forbids."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol forbids."""
+
+
+class HandshakeRejected(RTMSError):
+    """Zoom answered a handshake with a non-zero status code."""
+
+    def __init__(self, status_code: int, reason: str, *, socket: str = "signaling") -> None:
+        from .constants import status_name
+
+        super().__init__(f"{socket} handshake rejected: {status_code} {status_name(status_code)}: {reason}")
+        self.status_code = status_code
+        self.reason = reason
+        self.socket = socket
+
+
+class SignatureInvalid(RTMSError):
+    """A webhook signature or timestamp did not verify."""
+
+
+class ConnectionLost(RTMSError):
+    """A socket closed or went silent while the stream was live."""

@@ -1,0 +1,418 @@
+"""Typed models of every RTMS message, with fast decode and encode (msgspec).
+
+Each model is tagged with its `msg_type`, so one decoder call picks the right model.
+Optional fields default to None and are left out when encoding, so what we send looks like
+what Zoom documents. Media payloads keep `data` as the base64 text Zoom sent: only sinks
+that need bytes decode it (`payload_bytes`).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any, Union
+
+import msgspec
+
+from .constants import MsgType
+from .errors import ProtocolError
+
+UserId = int | str  # Zoom documents uint32; one doc example shows a string
+
+
+class Message(msgspec.Struct, tag_field="msg_type", omit_defaults=True, gc=False):
+    """Base of every tagged RTMS message."""
+
+    @property
+    def msg_type(self) -> int:
+        return self.__struct_config__.tag  # type: ignore[return-value]
+
+
+# ---- shared pieces -----------------------------------------------------------------------
+
+
+class AudioParams(msgspec.Struct, omit_defaults=True, gc=False):
+    content_type: int | None = None
+    sample_rate: int | None = None
+    channel: int | None = None
+    codec: int | None = None
+    data_opt: int | None = None
+    send_rate: int | None = None
+
+
+class VideoParams(msgspec.Struct, omit_defaults=True, gc=False):
+    """Parameters of a video or deskshare socket."""
+
+    content_type: int | None = None
+    codec: int | None = None
+    resolution: int | None = None
+    fps: int | None = None
+    data_opt: int | None = None
+
+
+class TranscriptParams(msgspec.Struct, omit_defaults=True, gc=False):
+    content_type: int | None = None
+    src_language: int | None = None
+    enable_lid: bool | None = None
+
+
+class ChatParams(msgspec.Struct, omit_defaults=True, gc=False):
+    content_type: int | None = None
+
+
+class MediaParams(msgspec.Struct, omit_defaults=True, gc=False):
+    audio: AudioParams | None = None
+    video: VideoParams | None = None
+    deskshare: VideoParams | None = None
+    transcript: TranscriptParams | None = None
+    chat: ChatParams | None = None
+
+
+class MediaServer(msgspec.Struct, omit_defaults=True, gc=False):
+    server_urls: dict[str, str]
+    datacenter_region: str | None = None
+
+
+class Participant(msgspec.Struct, omit_defaults=True, gc=False):
+    user_id: UserId
+    user_name: str | None = None
+
+
+class EventSubscriptionItem(msgspec.Struct, gc=False):
+    event_type: int
+    subscribe: bool
+
+
+class Event(msgspec.Struct, omit_defaults=True):
+    """The `event` object of EVENT_UPDATE; which fields are set depends on `event_type`."""
+
+    event_type: int
+    timestamp: int | None = None
+    user_id: UserId | None = None
+    user_name: str | None = None
+    participants: list[Participant] | None = None
+    # Contact Center events carry `event_ts` and `participant_info` instead.
+    event_ts: int | None = None
+    participant_info: dict[str, Any] | None = None
+    # Chat-group events (10-14); their fields are not documented.
+    chat_group: dict[str, Any] | None = None
+
+
+# ---- client -> server --------------------------------------------------------------------
+
+
+class _IdentifiedRequest(Message):
+    """Fields shared by the signaling and media handshakes."""
+
+    rtms_stream_id: str
+    signature: str
+    protocol_version: int | None = None
+    sequence: int | None = None
+    meeting_uuid: str | None = None
+    webinar_uuid: str | None = None
+    session_id: str | None = None
+    engagement_id: str | None = None
+    call_id: str | None = None
+
+    @property
+    def owner_id(self) -> str | None:
+        """The meeting/webinar/session/engagement id, under whichever key was sent."""
+        return (
+            self.meeting_uuid
+            or self.webinar_uuid
+            or self.session_id
+            or self.engagement_id
+            or self.call_id
+        )
+
+
+class SignalingHandshakeReq(_IdentifiedRequest, tag=int(MsgType.SIGNALING_HAND_SHAKE_REQ)):
+    buffer_data: bool | None = None
+    rtms_client_agent: str | None = None
+
+
+class DataHandshakeReq(_IdentifiedRequest, tag=int(MsgType.DATA_HAND_SHAKE_REQ)):
+    media_type: int = 0
+    payload_encryption: bool | None = None
+    media_params: MediaParams | None = None
+
+
+class EventSubscription(Message, tag=int(MsgType.EVENT_SUBSCRIPTION)):
+    # Some clients send bare integers here; they are kept so the server can judge them.
+    events: list[EventSubscriptionItem | int]
+
+
+class ClientReadyAck(Message, tag=int(MsgType.CLIENT_READY_ACK)):
+    rtms_stream_id: str | None = None
+
+
+class SessionStateReq(Message, tag=int(MsgType.SESSION_STATE_REQ)):
+    rtms_session_id: str
+
+
+class KeepAliveResp(Message, tag=int(MsgType.KEEP_ALIVE_RESP)):
+    timestamp: int | None = None
+    sequence: int | None = None
+
+
+class StreamStateReq(Message, tag=int(MsgType.STREAM_STATE_REQ)):
+    rtms_stream_id: str
+
+
+class StreamCloseReq(Message, tag=int(MsgType.STREAM_CLOSE_REQ)):
+    rtms_stream_id: str
+
+
+class VideoSubscriptionReq(Message, tag=int(MsgType.VIDEO_SUBSCRIPTION_REQ)):
+    user_id: UserId
+    subscribe: bool
+    timestamp: int | None = None
+
+
+# ---- server -> client --------------------------------------------------------------------
+
+
+class SignalingHandshakeResp(Message, tag=int(MsgType.SIGNALING_HAND_SHAKE_RESP)):
+    status_code: int
+    reason: str = ""
+    protocol_version: int | None = None
+    sequence: int | None = None
+    media_server: MediaServer | None = None
+
+
+class DataHandshakeResp(Message, tag=int(MsgType.DATA_HAND_SHAKE_RESP)):
+    status_code: int
+    reason: str = ""
+    protocol_version: int | None = None
+    sequence: int | None = None
+    payload_encrypted: bool | None = None
+    media_params: MediaParams | None = None
+
+
+class EventUpdate(Message, tag=int(MsgType.EVENT_UPDATE)):
+    event: Event
+
+
+class StreamStateUpdate(Message, tag=int(MsgType.STREAM_STATE_UPDATE)):
+    state: int
+    reason: int | None = None
+    timestamp: int | None = None
+    rtms_stream_id: str | None = None
+    stop_reason: int | None = None  # older servers
+
+    @property
+    def any_reason(self) -> int | None:
+        return self.reason if self.reason is not None else self.stop_reason
+
+
+class SessionStateUpdate(Message, tag=int(MsgType.SESSION_STATE_UPDATE)):
+    state: int
+    timestamp: int | None = None
+    rtms_session_id: str | None = None
+    # Zoom's docs disagree on the key; servers may send either or both.
+    reason: int | None = None
+    stop_reason: int | None = None
+
+    @property
+    def any_reason(self) -> int | None:
+        return self.reason if self.reason is not None else self.stop_reason
+
+
+class SessionStateResp(Message, tag=int(MsgType.SESSION_STATE_RESP)):
+    state: int
+    rtms_session_id: str | None = None
+    timestamp: int | None = None
+
+
+class KeepAliveReq(Message, tag=int(MsgType.KEEP_ALIVE_REQ)):
+    timestamp: int
+    sequence: int | None = None
+
+
+class MediaContent(msgspec.Struct, omit_defaults=True, gc=False):
+    """Audio, video and share payloads: `data` is base64 text."""
+
+    data: str
+    timestamp: int
+    user_id: UserId | None = None
+    user_name: str | None = None
+    length: int | None = None
+    channel_id: str | None = None  # Contact Center streams name a channel, not a user
+
+    def payload_bytes(self) -> bytes:
+        try:
+            return base64.b64decode(self.data, validate=True)
+        except ValueError as exc:
+            raise ProtocolError(f"media data is not base64: {exc}", field="$.content.data") from None
+
+
+class TranscriptContent(msgspec.Struct, omit_defaults=True, gc=False):
+    data: str
+    timestamp: int
+    user_id: UserId | None = None
+    user_name: str | None = None
+    start_time: int | None = None
+    end_time: int | None = None
+    language: int | None = None
+    attribute: int | None = None
+    channel_id: str | None = None
+
+
+class ChatContent(msgspec.Struct, omit_defaults=True):
+    """A chat message. Older servers send plain text in `data`; current ones may put a JSON
+    object (or its encoding) there, or the same fields directly in `content`."""
+
+    data: str | dict[str, Any] = ""
+    timestamp: int | None = None
+    user_id: UserId | None = None
+    user_name: str | None = None
+    message_id: str | None = None
+    parent_message_id: str | None = None
+    operation_type: int | None = None
+    chat_session: dict[str, Any] | None = None
+    sender: dict[str, Any] | None = None
+    receiver: dict[str, Any] | None = None
+    files: list[Any] | None = None
+    delete_file_id_list: list[Any] | None = None
+
+
+class AudioData(Message, tag=int(MsgType.MEDIA_DATA_AUDIO)):
+    content: MediaContent
+
+
+class VideoData(Message, tag=int(MsgType.MEDIA_DATA_VIDEO)):
+    content: MediaContent
+
+
+class ShareData(Message, tag=int(MsgType.MEDIA_DATA_SHARE)):
+    content: MediaContent
+
+
+class TranscriptData(Message, tag=int(MsgType.MEDIA_DATA_TRANSCRIPT)):
+    content: TranscriptContent
+
+
+class ChatData(Message, tag=int(MsgType.MEDIA_DATA_CHAT)):
+    content: ChatContent
+
+
+class StreamStateResp(Message, tag=int(MsgType.STREAM_STATE_RESP)):
+    state: int
+    rtms_stream_id: str | None = None
+    timestamp: int | None = None
+
+
+class StreamCloseResp(Message, tag=int(MsgType.STREAM_CLOSE_RESP)):
+    status_code: int
+    rtms_stream_id: str | None = None
+    reason: str = ""
+    timestamp: int | None = None
+
+
+class AudioMetadata(Message, tag=int(MsgType.META_DATA_AUDIO)):
+    content: dict[str, Any]
+
+
+class VideoSubscriptionResp(Message, tag=int(MsgType.VIDEO_SUBSCRIPTION_RESP)):
+    user_id: UserId
+    status_code: int
+    reason: str = ""
+    timestamp: int | None = None
+    subscribe: bool | None = None
+    sequence: int | None = None
+
+
+class UnknownMessage(msgspec.Struct):
+    """A well-formed JSON object whose `msg_type` this side does not expect."""
+
+    msg_type: int
+    body: dict[str, Any]
+
+
+ClientMessage = Union[
+    SignalingHandshakeReq,
+    DataHandshakeReq,
+    EventSubscription,
+    ClientReadyAck,
+    SessionStateReq,
+    KeepAliveResp,
+    StreamStateReq,
+    StreamCloseReq,
+    VideoSubscriptionReq,
+]
+
+ServerMessage = Union[
+    SignalingHandshakeResp,
+    DataHandshakeResp,
+    EventUpdate,
+    StreamStateUpdate,
+    SessionStateUpdate,
+    SessionStateResp,
+    KeepAliveReq,
+    AudioData,
+    VideoData,
+    ShareData,
+    TranscriptData,
+    ChatData,
+    StreamStateResp,
+    StreamCloseResp,
+    AudioMetadata,
+    VideoSubscriptionResp,
+]
+
+MediaMessage = Union[AudioData, VideoData, ShareData, TranscriptData, ChatData]
+
+_client_decoder = msgspec.json.Decoder(ClientMessage)
+_server_decoder = msgspec.json.Decoder(ServerMessage)
+_dict_decoder = msgspec.json.Decoder(dict[str, Any])
+_encoder = msgspec.json.Encoder()
+_FIELD_PATH = re.compile(r"at `([^`]+)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+
+
+def _translate(exc: msgspec.MsgspecError) -> ProtocolError:
+    text = str(exc)
+    path = _FIELD_PATH.search(text)
+    missing = _MISSING_FIELD.search(text)
+    if missing:
+        field: str | None = f"{path.group(1) if path else '$'}.{missing.group(1)}"
+    else:
+        field = path.group(1) if path else None
+    return ProtocolError(text, field=field)
+
+
+def _decode(decoder: msgspec.json.Decoder, data: bytes | str) -> Any:
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        # An integer msg_type this side does not know is a value, not an error.
+        text = str(exc)
+        if text.startswith("Invalid value") and text.endswith("at `$.msg_type`"):
+            try:
+                body = _dict_decoder.decode(data)
+            except msgspec.MsgspecError as inner:
+                raise _translate(inner) from None
+            return UnknownMessage(msg_type=body["msg_type"], body=body)
+        raise _translate(exc) from None
+    except msgspec.MsgspecError as exc:
+        raise _translate(exc) from None
+
+
+def decode_server_message(data: bytes | str) -> ServerMessage | UnknownMessage:
+    """Decode a frame a client receives (text or binary JSON)."""
+    return _decode(_server_decoder, data)
+
+
+def decode_client_message(data: bytes | str) -> ClientMessage | UnknownMessage:
+    """Decode a frame a server receives (text or binary JSON)."""
+    return _decode(_client_decoder, data)
+
+
+def encode(msg: Message) -> bytes:
+    """Compact JSON of a message, with its `msg_type`."""
+    return _encoder.encode(msg)
+
+
+def encode_into(msg: Message, buffer: bytearray, offset: int = 0) -> None:
+    """Encode into a reusable buffer (hot send paths)."""
+    _encoder.encode_into(msg, buffer, offset)

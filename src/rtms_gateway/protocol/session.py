@@ -1,0 +1,369 @@
+"""Client-side state machines of one signaling socket and one media socket (sans-I/O).
+
+A transport feeds each received frame and the current time to `receive()`, sends what
+`data_to_send()` returns, and acts on the value `receive()` gives back: a typed message
+(media, events, state updates), a session event defined here, or None. Keep-alive answers
+are produced here, not by the transport. Nothing in this module touches sockets, asyncio or
+the clock.
+
+Signaling lifecycle (the only legal moves; anything else is a LocalProtocolError):
+
+    IDLE --start--> HANDSHAKING --resp ok--> CONNECTED --all media ready--> READY
+    HANDSHAKING --resp error--> REJECTED
+    CONNECTED | READY --request_close--> CLOSING
+    any --stream terminated / close resp / closed()--> CLOSED
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Iterable
+
+from .constants import (
+    AUTOMATIC_EVENTS,
+    MEDIA_KEY,
+    PROTOCOL_VERSION,
+    EventType,
+    MediaType,
+    StatusCode,
+    StreamState,
+)
+from .errors import HandshakeRejected, LocalProtocolError, ProtocolError
+from .messages import (
+    AudioData,
+    ChatData,
+    ClientReadyAck,
+    DataHandshakeReq,
+    DataHandshakeResp,
+    EventSubscription,
+    EventSubscriptionItem,
+    KeepAliveReq,
+    KeepAliveResp,
+    MediaParams,
+    Message,
+    ShareData,
+    SignalingHandshakeReq,
+    SignalingHandshakeResp,
+    StreamCloseReq,
+    StreamCloseResp,
+    StreamStateUpdate,
+    TranscriptData,
+    VideoData,
+    VideoSubscriptionReq,
+    decode_server_message,
+    encode,
+)
+
+DEFAULT_EVENTS = (
+    EventType.ACTIVE_SPEAKER_CHANGE,
+    EventType.PARTICIPANT_JOIN,
+    EventType.PARTICIPANT_LEAVE,
+)
+
+
+# ---- events a session reports besides protocol messages --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCompleted:
+    socket: str  # "signaling" or a media key ("audio", "transcript", "all", ...)
+    media_urls: dict[str, str]
+    media_params: MediaParams | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFailed:
+    socket: str
+    status_code: int
+    reason: str
+
+    def error(self) -> HandshakeRejected:
+        return HandshakeRejected(self.status_code, self.reason, socket=self.socket)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRejected:
+    """A frame that could not be decoded: counted and skipped, never fatal."""
+
+    error: ProtocolError
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyAcknowledged:
+    """CLIENT_READY_ACK was queued: every media socket completed its handshake."""
+
+    media_types: frozenset[MediaType]
+
+
+class SignalingState(Enum):
+    IDLE = "idle"
+    HANDSHAKING = "handshaking"
+    CONNECTED = "connected"
+    READY = "ready"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+
+
+class MediaState(Enum):
+    IDLE = "idle"
+    HANDSHAKING = "handshaking"
+    STREAMING = "streaming"
+    REJECTED = "rejected"
+    CLOSED = "closed"
+
+
+_S = SignalingState
+_SIGNALING_MOVES: dict[SignalingState, frozenset[SignalingState]] = {
+    _S.IDLE: frozenset({_S.HANDSHAKING, _S.CLOSED}),
+    _S.HANDSHAKING: frozenset({_S.CONNECTED, _S.REJECTED, _S.CLOSED}),
+    _S.CONNECTED: frozenset({_S.READY, _S.CLOSING, _S.CLOSED}),
+    _S.READY: frozenset({_S.CLOSING, _S.CLOSED}),
+    _S.CLOSING: frozenset({_S.CLOSED}),
+    _S.REJECTED: frozenset({_S.CLOSED}),
+    _S.CLOSED: frozenset(),
+}
+
+_M = MediaState
+_MEDIA_MOVES: dict[MediaState, frozenset[MediaState]] = {
+    _M.IDLE: frozenset({_M.HANDSHAKING, _M.CLOSED}),
+    _M.HANDSHAKING: frozenset({_M.STREAMING, _M.REJECTED, _M.CLOSED}),
+    _M.STREAMING: frozenset({_M.CLOSED}),
+    _M.REJECTED: frozenset({_M.CLOSED}),
+    _M.CLOSED: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StreamIdentity:
+    """What both sockets of one stream say about themselves in their handshakes."""
+
+    rtms_stream_id: str
+    owner_id: str  # meeting_uuid / webinar_uuid / session_id / engagement_id
+    signature: str
+    id_key: str = "meeting_uuid"  # the product's own key, sent besides meeting_uuid
+
+    def id_fields(self) -> dict[str, str]:
+        fields = {"meeting_uuid": self.owner_id}
+        if self.id_key != "meeting_uuid":
+            fields[self.id_key] = self.owner_id
+        return fields
+
+
+class _Socket:
+    """What both session kinds share: outgoing queue, liveness, keep-alive answers."""
+
+    def __init__(self) -> None:
+        self._outgoing: list[bytes] = []
+        self._sequence = 0
+        self.last_received: float | None = None
+        self.frames_received = 0
+        self.frames_rejected = 0
+        self.keep_alives_answered = 0
+
+    def _next_sequence(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+    def _send(self, msg: Message) -> None:
+        self._outgoing.append(encode(msg))
+
+    def data_to_send(self) -> list[bytes]:
+        """Frames to write, in order; the queue is emptied."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def silent_for(self, now: float) -> float:
+        """Seconds since the last frame (0 before the first frame was expected)."""
+        return 0.0 if self.last_received is None else now - self.last_received
+
+    def _decode(self, data: bytes | str, now: float) -> object:
+        self.last_received = now
+        self.frames_received += 1
+        try:
+            msg = decode_server_message(data)
+        except ProtocolError as exc:
+            self.frames_rejected += 1
+            return FrameRejected(exc, len(data))
+        if type(msg) is KeepAliveReq:
+            self.keep_alives_answered += 1
+            self._send(KeepAliveResp(timestamp=msg.timestamp, sequence=msg.sequence))
+            return None
+        return msg
+
+
+class SignalingSession(_Socket):
+    def __init__(
+        self,
+        identity: StreamIdentity,
+        *,
+        events: Iterable[int] = DEFAULT_EVENTS,
+        buffer_data: bool | None = None,
+        client_agent: str | None = None,
+    ) -> None:
+        super().__init__()
+        bad = set(events) & AUTOMATIC_EVENTS
+        if bad:
+            raise LocalProtocolError(f"events {sorted(bad)} are sent automatically and cannot be subscribed")
+        self.identity = identity
+        self.events = tuple(int(e) for e in events)
+        self.buffer_data = buffer_data
+        self.client_agent = client_agent
+        self.state = SignalingState.IDLE
+        self.media_urls: dict[str, str] = {}
+        self._expected_media: frozenset[MediaType] = frozenset()
+        self._ready_media: set[MediaType] = set()
+        self.ready_acks_sent = 0
+        self.stop_reason: int | None = None
+
+    def _move(self, new: SignalingState) -> None:
+        if new not in _SIGNALING_MOVES[self.state]:
+            raise LocalProtocolError(f"signaling cannot go from {self.state.value} to {new.value}")
+        self.state = new
+
+    def start(self) -> None:
+        self._move(SignalingState.HANDSHAKING)
+        self._send(
+            SignalingHandshakeReq(
+                rtms_stream_id=self.identity.rtms_stream_id,
+                signature=self.identity.signature,
+                protocol_version=PROTOCOL_VERSION,
+                sequence=self._next_sequence(),
+                buffer_data=self.buffer_data,
+                rtms_client_agent=self.client_agent,
+                **self.identity.id_fields(),
+            )
+        )
+
+    def expect_media(self, media_types: Iterable[MediaType]) -> None:
+        """The media sockets whose handshakes must succeed before CLIENT_READY_ACK."""
+        self._expected_media = frozenset(media_types)
+
+    def media_ready(self, media_type: MediaType) -> ReadyAcknowledged | None:
+        """A media socket completed its handshake. Once all expected ones have, queue
+        CLIENT_READY_ACK and the event subscription; after a media reconnect, queue the
+        ACK again as Zoom's failover guide asks."""
+        if self.state not in (SignalingState.CONNECTED, SignalingState.READY):
+            raise LocalProtocolError(f"media ready while signaling is {self.state.value}")
+        self._ready_media.add(media_type)
+        if not self._expected_media <= self._ready_media:
+            return None
+        self._send(ClientReadyAck(rtms_stream_id=self.identity.rtms_stream_id))
+        self.ready_acks_sent += 1
+        if self.state is SignalingState.CONNECTED:
+            self._move(SignalingState.READY)
+            if self.events:
+                self._send(
+                    EventSubscription(
+                        events=[EventSubscriptionItem(event_type=e, subscribe=True) for e in self.events]
+                    )
+                )
+        return ReadyAcknowledged(frozenset(self._ready_media))
+
+    def media_lost(self, media_type: MediaType) -> None:
+        self._ready_media.discard(media_type)
+
+    def request_close(self) -> None:
+        """Ask Zoom to end the stream (STREAM_CLOSE_REQ)."""
+        self._move(SignalingState.CLOSING)
+        self._send(StreamCloseReq(rtms_stream_id=self.identity.rtms_stream_id))
+
+    def subscribe_video(self, user_id: int, subscribe: bool, timestamp: int) -> None:
+        if self.state is not SignalingState.READY:
+            raise LocalProtocolError("video subscription needs a ready stream")
+        self._send(VideoSubscriptionReq(user_id=user_id, subscribe=subscribe, timestamp=timestamp))
+
+    def closed(self) -> None:
+        """The transport lost the socket."""
+        if self.state is not SignalingState.CLOSED:
+            self._move(SignalingState.CLOSED)
+
+    def receive(self, data: bytes | str, now: float) -> object:
+        msg = self._decode(data, now)
+        kind = type(msg)
+        if kind is SignalingHandshakeResp:
+            return self._on_handshake(msg)  # type: ignore[arg-type]
+        if kind is StreamStateUpdate and msg.state == StreamState.TERMINATED:  # type: ignore[union-attr]
+            self.stop_reason = msg.any_reason  # type: ignore[union-attr]
+            self.closed()
+        elif kind is StreamCloseResp and self.state is SignalingState.CLOSING:
+            self.closed()
+        return msg
+
+    def _on_handshake(self, msg: SignalingHandshakeResp) -> object:
+        if self.state is not SignalingState.HANDSHAKING:
+            return FrameRejected(ProtocolError("unexpected signaling handshake response"), 0)
+        if msg.status_code != StatusCode.OK:
+            self._move(SignalingState.REJECTED)
+            return HandshakeFailed("signaling", msg.status_code, msg.reason)
+        self._move(SignalingState.CONNECTED)
+        self.media_urls = dict(msg.media_server.server_urls) if msg.media_server else {}
+        return HandshakeCompleted("signaling", self.media_urls)
+
+
+class MediaSession(_Socket):
+    """One media socket: its handshake, keep-alives and the media it carries."""
+
+    _MEDIA = frozenset({AudioData, VideoData, ShareData, TranscriptData, ChatData})
+
+    def __init__(
+        self,
+        identity: StreamIdentity,
+        media_type: MediaType,
+        media_params: MediaParams | None = None,
+    ) -> None:
+        super().__init__()
+        if media_type == MediaType.UNDEFINED or media_type >= MediaType.ALL << 1:
+            raise LocalProtocolError(f"invalid media_type {int(media_type)}")
+        self.identity = identity
+        self.media_type = media_type
+        self.media_params = media_params
+        self.accepted_params: MediaParams | None = None
+        self.state = MediaState.IDLE
+        self.media_frames = 0
+
+    @property
+    def key(self) -> str:
+        return MEDIA_KEY.get(self.media_type, str(int(self.media_type)))
+
+    def _move(self, new: MediaState) -> None:
+        if new not in _MEDIA_MOVES[self.state]:
+            raise LocalProtocolError(f"media socket cannot go from {self.state.value} to {new.value}")
+        self.state = new
+
+    def start(self) -> None:
+        self._move(MediaState.HANDSHAKING)
+        self._send(
+            DataHandshakeReq(
+                rtms_stream_id=self.identity.rtms_stream_id,
+                signature=self.identity.signature,
+                protocol_version=PROTOCOL_VERSION,
+                sequence=self._next_sequence(),
+                media_type=int(self.media_type),
+                payload_encryption=False,
+                media_params=self.media_params,
+                **self.identity.id_fields(),
+            )
+        )
+
+    def closed(self) -> None:
+        if self.state is not MediaState.CLOSED:
+            self._move(MediaState.CLOSED)
+
+    def receive(self, data: bytes | str, now: float) -> object:
+        msg = self._decode(data, now)
+        if type(msg) in self._MEDIA:
+            self.media_frames += 1
+            return msg
+        if type(msg) is DataHandshakeResp:
+            if self.state is not MediaState.HANDSHAKING:
+                return FrameRejected(ProtocolError("unexpected media handshake response"), 0)
+            if msg.status_code != StatusCode.OK:  # type: ignore[union-attr]
+                self._move(MediaState.REJECTED)
+                return HandshakeFailed(self.key, msg.status_code, msg.reason)  # type: ignore[union-attr]
+            self._move(MediaState.STREAMING)
+            self.accepted_params = msg.media_params  # type: ignore[union-attr]
+            return HandshakeCompleted(self.key, {}, self.accepted_params)
+        return msg
