@@ -248,6 +248,20 @@ class SignalingSession(_Socket):
         if self.state not in (SignalingState.CONNECTED, SignalingState.READY):
             raise LocalProtocolError(f"media ready while signaling is {self.state.value}")
         self._ready_media.add(media_type)
+        return self._ack_if_ready()
+
+    def media_rejected(self, media_type: MediaType) -> ReadyAcknowledged | None:
+        """A media socket was refused: stop waiting for it; the others still stream."""
+        self._expected_media = self._expected_media - {media_type}
+        self._ready_media.discard(media_type)
+        if self.state is SignalingState.CONNECTED and self._ready_media:
+            return self._ack_if_ready()
+        return None
+
+    def media_lost(self, media_type: MediaType) -> None:
+        self._ready_media.discard(media_type)
+
+    def _ack_if_ready(self) -> ReadyAcknowledged | None:
         if not self._expected_media <= self._ready_media:
             return None
         self._send(ClientReadyAck(rtms_stream_id=self.identity.rtms_stream_id))
@@ -261,9 +275,6 @@ class SignalingSession(_Socket):
                     )
                 )
         return ReadyAcknowledged(frozenset(self._ready_media))
-
-    def media_lost(self, media_type: MediaType) -> None:
-        self._ready_media.discard(media_type)
 
     def request_close(self) -> None:
         """Ask Zoom to end the stream (STREAM_CLOSE_REQ)."""

@@ -1,0 +1,157 @@
+import msgspec
+import pytest
+
+from rtms_gateway.protocol import messages as m
+from rtms_gateway.protocol.constants import EventType, MediaType, StatusCode, StreamState
+from rtms_gateway.protocol.errors import LocalProtocolError
+from rtms_gateway.protocol.session import (
+    FrameRejected,
+    HandshakeCompleted,
+    HandshakeFailed,
+    MediaSession,
+    MediaState,
+    ReadyAcknowledged,
+    SignalingSession,
+    SignalingState,
+    StreamIdentity,
+)
+from rtms_gateway.protocol.signature import signature
+
+IDENT = StreamIdentity("stream-1", "uuid/a+b==", signature("cid", "secret", "uuid/a+b==", "stream-1"))
+URLS = {"audio": "wss://h/a", "transcript": "wss://h/t", "all": "wss://h/all"}
+
+
+def sent(session):
+    return [msgspec.json.decode(f) for f in session.data_to_send()]
+
+
+def wire(obj):
+    return msgspec.json.encode(obj)
+
+
+def connected_signaling(**kw):
+    s = SignalingSession(IDENT, **kw)
+    s.start()
+    s.data_to_send()
+    ev = s.receive(wire({"msg_type": 2, "status_code": 0, "reason": "",
+                         "media_server": {"server_urls": URLS}}), 1.0)
+    assert ev == HandshakeCompleted("signaling", URLS)
+    return s
+
+
+def test_signaling_handshake_request_fields():
+    s = SignalingSession(IDENT, buffer_data=False)
+    s.start()
+    (req,) = sent(s)
+    assert req == {"msg_type": 1, "protocol_version": 1, "sequence": 1, "meeting_uuid": "uuid/a+b==",
+                   "rtms_stream_id": "stream-1", "signature": IDENT.signature, "buffer_data": False}
+
+
+def test_product_id_key_is_sent_besides_meeting_uuid():
+    ident = StreamIdentity("s", "sess-1", "sig", id_key="session_id")
+    s = SignalingSession(ident)
+    s.start()
+    (req,) = sent(s)
+    assert req["meeting_uuid"] == req["session_id"] == "sess-1"
+
+
+def test_rejection_surfaces_status_code_and_reason():
+    s = SignalingSession(IDENT)
+    s.start()
+    ev = s.receive(wire({"msg_type": 2, "status_code": 3, "reason": "bad signature"}), 1.0)
+    assert ev == HandshakeFailed("signaling", StatusCode.INVALID_SIGNATURE, "bad signature")
+    assert s.state is SignalingState.REJECTED
+    err = ev.error()
+    assert err.status_code == 3 and "INVALID_SIGNATURE" in str(err) and "bad signature" in str(err)
+
+
+def test_keep_alive_answer_echoes_timestamp_and_sequence():
+    s = connected_signaling()
+    assert s.receive(wire({"msg_type": 12, "timestamp": 1700000000123, "sequence": 9}), 2.0) is None
+    assert sent(s) == [{"msg_type": 13, "timestamp": 1700000000123, "sequence": 9}]
+    assert s.receive(wire({"msg_type": 12, "timestamp": 5}), 3.0) is None
+    assert sent(s) == [{"msg_type": 13, "timestamp": 5}]
+    assert s.keep_alives_answered == 2 and s.silent_for(13.0) == 10.0
+
+
+def test_ready_ack_waits_for_every_media_handshake_then_subscribes():
+    s = connected_signaling(events=[EventType.ACTIVE_SPEAKER_CHANGE, EventType.PARTICIPANT_JOIN])
+    s.expect_media([MediaType.AUDIO, MediaType.TRANSCRIPT])
+    assert s.media_ready(MediaType.AUDIO) is None and sent(s) == []
+    assert s.media_ready(MediaType.TRANSCRIPT) == ReadyAcknowledged(frozenset({MediaType.AUDIO, MediaType.TRANSCRIPT}))
+    assert sent(s) == [
+        {"msg_type": 7, "rtms_stream_id": "stream-1"},
+        {"msg_type": 5, "events": [{"event_type": 2, "subscribe": True}, {"event_type": 3, "subscribe": True}]},
+    ]
+    assert s.state is SignalingState.READY
+    # a media socket that reconnects later re-sends the ACK, without subscribing again
+    s.media_lost(MediaType.AUDIO)
+    s.media_ready(MediaType.AUDIO)
+    assert sent(s) == [{"msg_type": 7, "rtms_stream_id": "stream-1"}]
+
+
+def test_rejected_media_is_not_waited_for():
+    s = connected_signaling()
+    s.expect_media([MediaType.AUDIO, MediaType.TRANSCRIPT])
+    s.media_ready(MediaType.TRANSCRIPT)
+    assert s.media_rejected(MediaType.AUDIO) is not None
+    assert [f["msg_type"] for f in sent(s)] == [7, 5]
+
+
+def test_illegal_moves_are_local_protocol_errors():
+    s = SignalingSession(IDENT)
+    with pytest.raises(LocalProtocolError):
+        s.media_ready(MediaType.AUDIO)
+    with pytest.raises(LocalProtocolError):
+        s.request_close()
+    with pytest.raises(LocalProtocolError):
+        SignalingSession(IDENT, events=[EventType.FIRST_PACKET_TIMESTAMP])
+    with pytest.raises(LocalProtocolError):
+        MediaSession(IDENT, MediaType(0))
+
+
+def test_terminated_update_closes_with_stop_reason():
+    s = connected_signaling()
+    ev = s.receive(wire({"msg_type": 8, "state": StreamState.TERMINATED, "reason": 6, "timestamp": 1}), 2.0)
+    assert isinstance(ev, m.StreamStateUpdate)
+    assert s.state is SignalingState.CLOSED and s.stop_reason == 6
+
+
+def test_close_request_and_response():
+    s = connected_signaling()
+    s.request_close()
+    assert sent(s) == [{"msg_type": 21, "rtms_stream_id": "stream-1"}]
+    s.receive(wire({"msg_type": 22, "rtms_stream_id": "stream-1", "status_code": 0, "reason": "OK"}), 2.0)
+    assert s.state is SignalingState.CLOSED
+
+
+def test_malformed_and_unknown_frames_never_raise():
+    s = connected_signaling()
+    ev = s.receive(b"{not json", 2.0)
+    assert isinstance(ev, FrameRejected) and s.frames_rejected == 1
+    assert isinstance(s.receive(b'{"msg_type":77}', 2.0), m.UnknownMessage)
+    assert s.state is SignalingState.CONNECTED
+
+
+def test_media_session_handshake_and_data():
+    params = m.MediaParams(audio=m.AudioParams(content_type=2, sample_rate=1, channel=1, codec=1, data_opt=1, send_rate=20))
+    ms = MediaSession(IDENT, MediaType.AUDIO, params)
+    ms.start()
+    (req,) = sent(ms)
+    assert req["msg_type"] == 3 and req["media_type"] == 1 and req["payload_encryption"] is False
+    assert req["media_params"]["audio"]["send_rate"] == 20 and req["signature"] == IDENT.signature
+    ev = ms.receive(wire({"msg_type": 4, "status_code": 0, "reason": "", "payload_encrypted": False,
+                          "media_params": {"audio": {"sample_rate": 1}}}), 1.0)
+    assert isinstance(ev, HandshakeCompleted) and ev.socket == "audio"
+    assert ms.state is MediaState.STREAMING
+    frame = ms.receive(b'{"msg_type":14,"content":{"user_id":0,"data":"AAA=","timestamp":10,"length":2}}', 1.02)
+    assert isinstance(frame, m.AudioData) and frame.content.payload_bytes() == b"\x00\x00"
+    assert ms.media_frames == 1
+
+
+def test_media_session_rejection():
+    ms = MediaSession(IDENT, MediaType.TRANSCRIPT)
+    ms.start()
+    ev = ms.receive(wire({"msg_type": 4, "status_code": 16, "reason": "duplicate"}), 1.0)
+    assert ev == HandshakeFailed("transcript", 16, "duplicate")
+    assert ms.state is MediaState.REJECTED
