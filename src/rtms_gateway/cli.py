@@ -2,13 +2,135 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.console import Console
+from rich.table import Table
 
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     help="Zoom Realtime Media Streams gateway, with a built-in Zoom RTMS simulator.",
 )
+console = Console()
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from .config import Settings
+
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the bad variable
+        console.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Interface to listen on (default: HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default: PORT or 3000)."),
+) -> None:
+    """Run the webhook endpoint, the REST API and the live feed."""
+    from .gateway.service import run_server
+
+    settings = _settings()
+    _logging(settings.log_level)
+    asyncio.run(run_server(settings, host or settings.host, port if port is not None else settings.port))
+
+
+@app.command()
+def demo(
+    duration: float = typer.Option(20.0, help="Length of the scripted meeting, in seconds."),
+    port: int = typer.Option(0, help="Gateway port (0 picks a free one)."),
+    keep_serving: bool = typer.Option(False, help="Keep the gateway and API running afterwards."),
+) -> None:
+    """Gateway and simulator in one process: a scripted meeting, its transcript live."""
+    from .gateway.demo import run_demo
+
+    settings = _settings()
+    _logging("WARNING")
+    code = asyncio.run(run_demo(settings, console, duration=duration, port=port, keep_serving=keep_serving))
+    raise typer.Exit(code)
+
+
+@app.command()
+def meetings(limit: int = typer.Option(50, help="How many, newest first.")) -> None:
+    """List stored meetings, newest first."""
+    from .sinks.store import Store
+
+    settings = _settings()
+
+    async def fetch():  # type: ignore[no-untyped-def]
+        store = await Store.open(settings.resolved_database_url)
+        try:
+            return await store.list_meetings(limit=limit, offset=0)
+        finally:
+            await store.close()
+
+    rows = asyncio.run(fetch())
+    table = Table("meeting_uuid", "product", "state", "started", "stopped", "segments", "chat", "events")
+    for m in rows:
+        d = m.to_dict()
+        table.add_row(str(d.get("meeting_uuid")), str(d.get("product")), str(d.get("state")),
+                      _when(d.get("started_at_ms")), _when(d.get("stopped_at_ms")),
+                      str(d.get("segment_count", "")), str(d.get("chat_count", "")),
+                      str(d.get("event_count", "")))
+    console.print(table if rows else "no meetings stored yet")
+
+
+@app.command()
+def export(
+    meeting_uuid: str = typer.Argument(..., help="The meeting's UUID, as Zoom gives it."),
+    format: str = typer.Option("txt", "--format", "-f", help="txt | vtt | srt | json"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="File to write (stdout if absent)."),
+) -> None:
+    """Export a stored meeting's transcript."""
+    from .sinks.exports import TRANSCRIPT_FORMATS, render_transcript
+    from .sinks.store import Store
+
+    if format not in TRANSCRIPT_FORMATS:
+        console.print(f"[red]unknown format {format!r}[/red]; use one of {', '.join(TRANSCRIPT_FORMATS)}")
+        raise typer.Exit(2)
+    settings = _settings()
+
+    async def fetch():  # type: ignore[no-untyped-def]
+        store = await Store.open(settings.resolved_database_url)
+        try:
+            return await store.get_meeting(meeting_uuid), await store.transcript(meeting_uuid)
+        finally:
+            await store.close()
+
+    meeting, segments = asyncio.run(fetch())
+    if meeting is None:
+        console.print(f"[red]no meeting {meeting_uuid!r} in the store[/red]")
+        raise typer.Exit(1)
+    text = render_transcript(segments, format)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {len(segments)} segments to {output}", highlight=False)
+    else:
+        sys.stdout.write(text)
+
+
+def _when(ms: object) -> str:
+    if not isinstance(ms, int):
+        return ""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _register() -> None:

@@ -1,0 +1,158 @@
+"""One WebSocket driven by a protocol session: the only module that touches picows.
+
+picows hands us frames through synchronous callbacks; each frame goes straight into the
+session and its result straight to the stream's handler, with no task or queue per frame
+(this path runs 50 times a second per media socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from pathlib import Path
+from typing import Callable, Protocol
+
+import picows
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+
+from ..protocol.errors import ConnectionLost
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # bounds a message reassembled from fragments
+
+
+class Session(Protocol):
+    """What Connection needs of a protocol session (SignalingSession, MediaSession)."""
+
+    def receive(self, data: bytes | memoryview, now: float) -> object: ...
+    def data_to_send(self) -> list[bytes]: ...
+    def closed(self) -> None: ...
+
+
+def client_ssl_context(ca_file: Path | str | None = None) -> ssl.SSLContext:
+    """Verifying TLS context: the system store plus an extra CA file when given."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if ca_file:
+        ctx.load_verify_locations(cafile=str(ca_file))
+    return ctx
+
+
+class Connection(WSListener):
+    """A client WebSocket whose frames feed `session`; `on_event` gets each result."""
+
+    def __init__(
+        self,
+        session: Session,
+        on_event: Callable[[Connection, object], None],
+        *,
+        name: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.session = session
+        self.on_event = on_event
+        self.name = name
+        self.clock = clock
+        self.transport: WSTransport | None = None
+        self.close_code: int | None = None
+        self._fragments: bytearray | None = None
+        self._closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._paused = False
+
+    async def connect(self, url: str, ssl_context: ssl.SSLContext | None, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(
+                picows.ws_connect(
+                    lambda: self,
+                    url,
+                    ssl_context=ssl_context if url.startswith("wss:") else None,
+                    websocket_handshake_timeout=timeout,
+                    max_frame_size=MAX_MESSAGE_BYTES,
+                ),
+                timeout,
+            )
+        except (OSError, asyncio.TimeoutError, picows.WSError) as exc:
+            self._finish(None)
+            raise ConnectionLost(f"{self.name}: cannot connect: {type(exc).__name__}: {exc}") from exc
+
+    # ---- picows callbacks ---------------------------------------------------------------
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        msg_type = frame.msg_type
+        if msg_type is WSMsgType.TEXT or msg_type is WSMsgType.BINARY:
+            if frame.fin:
+                self._feed(frame.get_payload_as_memoryview())
+            else:
+                self._fragments = bytearray(frame.get_payload_as_memoryview())
+        elif msg_type is WSMsgType.CONTINUATION and self._fragments is not None:
+            self._fragments += frame.get_payload_as_memoryview()
+            if len(self._fragments) > MAX_MESSAGE_BYTES:
+                self._fragments = None
+                transport.send_close(WSCloseCode.MESSAGE_TOO_BIG)
+                transport.disconnect()
+            elif frame.fin:
+                data, self._fragments = bytes(self._fragments), None
+                self._feed(data)
+        elif msg_type is WSMsgType.CLOSE:
+            self.close_code = frame.get_close_code().value
+            if not transport.is_close_frame_sent:
+                transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.session.closed()
+        self._finish(self.close_code)
+
+    # ---- driving the session ------------------------------------------------------------
+
+    def _feed(self, data: bytes | memoryview) -> None:
+        event = self.session.receive(data, self.clock())
+        self.flush()
+        if event is not None:
+            self.on_event(self, event)
+
+    def flush(self) -> None:
+        """Send whatever the session queued (handshakes, keep-alive answers, acks)."""
+        out = self.session.data_to_send()
+        if out and self.transport is not None and not self.transport.is_close_frame_sent:
+            for data in out:
+                self.transport.send(WSMsgType.TEXT, data)
+
+    def pause_reading(self) -> None:
+        if not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.underlying_transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.underlying_transport.resume_reading()
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed.done()
+
+    async def wait_closed(self) -> int | None:
+        return await asyncio.shield(self._closed)
+
+    def _finish(self, code: int | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(code)
+
+    async def close(self, code: WSCloseCode = WSCloseCode.OK, timeout: float = 2.0) -> None:
+        transport = self.transport
+        if transport is None or self._closed.done():
+            self._finish(self.close_code)
+            return
+        if not transport.is_close_frame_sent:
+            transport.send_close(code)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closed), timeout)
+        except asyncio.TimeoutError:
+            transport.disconnect(graceful=False)
+            self._finish(None)
