@@ -1,0 +1,107 @@
+"""`rtms-gateway simulate`: Zoom's side of RTMS against any client's webhook URL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..protocol.constants import Product
+from .records import MeetingRecord
+from .runner import SimulationConfig, Simulator, run_simulation
+
+_PRODUCTS = ", ".join(p.value for p in Product)
+
+
+def _parse_products(value: str) -> tuple[Product, ...]:
+    out = []
+    for name in (part.strip().lower() for part in value.split(",")):
+        if not name:
+            continue
+        try:
+            out.append(Product(name))
+        except ValueError:
+            raise typer.BadParameter(f"unknown product {name!r} (known: {_PRODUCTS})") from None
+    if not out:
+        raise typer.BadParameter("no product given")
+    return tuple(out)
+
+
+def simulate(
+    webhook_url: str = typer.Option(..., "--webhook-url", help="Where to POST Zoom's webhooks."),
+    meetings: int = typer.Option(1, min=1, help="Meetings to run at once."),
+    duration: float = typer.Option(20.0, min=0.5, help="Seconds each meeting streams."),
+    media: str = typer.Option("all", help="Media offered: any of audio, video, deskshare, transcript, chat, or all."),
+    products: str = typer.Option("meeting", help=f"Products, taken in turn: {_PRODUCTS}."),
+    ca_out: Optional[Path] = typer.Option(None, "--ca-out", help="Write the throwaway CA (PEM) here for clients to trust."),
+    tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", help="Serve this certificate instead of a throwaway one."),
+    tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="Key of --tls-cert."),
+    no_tls: bool = typer.Option(False, "--no-tls", help="Plain ws:// instead of wss://."),
+    host: str = typer.Option("127.0.0.1", help="Interface the RTMS servers listen on."),
+    port: int = typer.Option(0, help="Port of the RTMS servers (0 picks a free one)."),
+    public_host: str = typer.Option("localhost", help="Host name put in the URLs handed to clients."),
+    keepalive_interval: float = typer.Option(10.0, min=0.05, help="Seconds of idleness before a keep-alive."),
+    connect_timeout: float = typer.Option(30.0, min=0.1, help="Seconds a client has to connect and get ready."),
+    stagger: float = typer.Option(0.0, min=0.0, help="Seconds between meeting starts."),
+    validate_endpoint: bool = typer.Option(False, "--validate-endpoint", help="Send endpoint.url_validation first."),
+    seed: int = typer.Option(0, help="Seed of the scripted meetings."),
+) -> None:
+    """Zoom's side of RTMS alone: signed webhooks, signaling and media servers, scripted meetings."""
+    from ..config import Settings, parse_media
+
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic names the bad variable, never a secret's value
+        typer.echo(f"invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    creds = {
+        "ZOOM_CLIENT_ID": settings.zoom_client_id,
+        "ZOOM_CLIENT_SECRET": settings.zoom_client_secret.get_secret_value(),
+        "ZOOM_SECRET_TOKEN": settings.zoom_secret_token.get_secret_value(),
+    }
+    missing = [name for name, value in creds.items() if not value]
+    if missing:
+        typer.echo(f"missing credentials: set {', '.join(missing)} (environment or .env); the simulator "
+                   "signs webhooks and checks handshakes with the same app credentials as the client", err=True)
+        raise typer.Exit(2)
+    if (tls_cert is None) != (tls_key is None):
+        typer.echo("--tls-cert and --tls-key go together", err=True)
+        raise typer.Exit(2)
+    if ca_out is not None and (no_tls or tls_cert is not None):
+        typer.echo("--ca-out writes the throwaway CA: not with --no-tls or --tls-cert", err=True)
+        raise typer.Exit(2)
+    try:
+        offered = parse_media(media)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--media") from None
+
+    config = SimulationConfig(
+        client_id=creds["ZOOM_CLIENT_ID"], client_secret=creds["ZOOM_CLIENT_SECRET"],
+        secret_token=creds["ZOOM_SECRET_TOKEN"], webhook_url=webhook_url, host=host, port=port,
+        public_host=public_host, tls=not no_tls, tls_cert=tls_cert, tls_key=tls_key, ca_out=ca_out,
+        keepalive_interval=keepalive_interval, connect_timeout=connect_timeout, meetings=meetings,
+        duration=duration, media=offered, products=_parse_products(products), stagger=stagger,
+        validate_endpoint=validate_endpoint, seed=seed,
+    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    def ready(sim: Simulator) -> None:
+        typer.echo(f"RTMS servers at {sim.base_url}" + (f" (CA written to {ca_out})" if ca_out else ""))
+
+    def done(record: MeetingRecord) -> None:
+        typer.echo(record.summary_line())
+
+    summary = asyncio.run(run_simulation(config, on_record=done, on_ready=ready))
+    if summary.validation is not None:
+        v = summary.validation
+        typer.echo(f"endpoint validation: {'pass' if v.ok else 'FAIL'} ({v.detail})")
+    for stray in summary.stray_handshakes:
+        typer.echo(f"handshake for an unknown stream on {stray.socket}: {stray.status_code} {stray.reason}")
+    complete = sum(r.handshakes_complete for r in summary.records)
+    p = summary.pacer
+    typer.echo(f"{complete}/{len(summary.records)} clients completed their handshakes; "
+               f"pacing lateness p50 {p.lateness_p50_ms:.1f} ms, p99 {p.lateness_p99_ms:.1f} ms")
+    raise typer.Exit(0 if summary.ok else 1)

@@ -1,0 +1,321 @@
+"""Media payloads and the per-socket feeds the pacer drives.
+
+Audio is the hot path (50 packets/s per stream): every distinct packet body is encoded
+once into a `FrameTemplate` (JSON with a hole for the timestamp), so sending a packet is
+one bytes formatting and one socket write. Video and screen share are low-rate and go
+through a `VideoSource`; the placeholder source sends a fixed tiny JPEG or a solid-colour
+PNG per participant, and H.264 sources plug in behind the same interface.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import struct
+import sys
+import zlib
+from array import array
+from functools import lru_cache
+from typing import Callable, Protocol
+
+import msgspec
+
+from ..protocol.constants import ChatOperation, ChatSessionType, Codec, DataOption, MediaType, SampleRate
+from ..protocol.messages import (
+    AudioData,
+    AudioParams,
+    ChatContent,
+    ChatData,
+    Event,
+    EventUpdate,
+    MediaContent,
+    Message,
+    ShareData,
+    TranscriptContent,
+    TranscriptData,
+    TranscriptParams,
+    VideoData,
+    VideoParams,
+    encode,
+)
+from .records import SentCounts
+from .scenario import CHUNK_MS, TONE_AMPLITUDE, ChatLine, MeetingScript, Speaker, Utterance
+
+MAX_CATCH_UP = 100  # packets one pump may send when the loop ran late
+_TEMPLATE_CACHE_LIMIT = 256
+
+
+class Sink(Protocol):
+    """Where a feed writes: a media socket."""
+
+    def send(self, data: bytes) -> None: ...
+
+
+# ---- audio samples ----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def tone_chunk(tone_hz: int, sample_rate_hz: int, channels: int) -> bytes:
+    """One 20 ms chunk of a participant's tone as 16-bit little-endian PCM (see scenario)."""
+    n = sample_rate_hz * CHUNK_MS // 1000
+    samples = array("h")
+    for i in range(n):
+        value = round(TONE_AMPLITUDE * math.sin(2 * math.pi * tone_hz * i / sample_rate_hz))
+        samples.extend([value] * channels)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples.tobytes()
+
+
+def silence_chunk(sample_rate_hz: int, channels: int) -> bytes:
+    return bytes(sample_rate_hz * CHUNK_MS // 1000 * channels * 2)
+
+
+def _alaw(sample: int) -> int:
+    """ITU-T G.711 A-law of one 16-bit sample (the reference g711.c algorithm)."""
+    value = sample >> 3
+    if value >= 0:
+        mask = 0xD5
+    else:
+        mask, value = 0x55, -value - 1
+    if value > 0xFFF:
+        return 0x7F ^ mask
+    segment = max(0, value.bit_length() - 5)
+    mantissa = (value >> 1 if segment < 2 else value >> segment) & 0x0F
+    return ((segment << 4) | mantissa) ^ mask
+
+
+def encode_audio(pcm: bytes, codec: int) -> bytes:
+    """Wire payload for `pcm` in `codec`: L16 as is, G.711 A-law encoded. OPUS and G.722
+    get deterministic placeholder bytes of a plausible size (no encoder is bundled)."""
+    if codec == Codec.L16:
+        return pcm
+    if codec == Codec.G711:
+        samples = array("h", pcm)
+        if sys.byteorder == "big":
+            samples.byteswap()
+        return bytes(_alaw(s) for s in samples)
+    size = 80 if codec == Codec.OPUS else len(pcm) // 4
+    return hashlib.shake_128(pcm).digest(max(size, 1))
+
+
+# ---- text and events ----------------------------------------------------------------
+
+
+def transcript_message(u: Utterance, t0_ms: int, params: TranscriptParams | None, *, zcc: bool) -> TranscriptData:
+    """One utterance as Zoom sends it: at its end, stamped with its start and end, in the
+    language detected, or the one the client pinned with `enable_lid: false`."""
+    start = t0_ms + u.start_ms
+    pinned = params is not None and params.enable_lid is False and params.src_language is not None
+    language = params.src_language if pinned else u.language  # type: ignore[union-attr]
+    if zcc:  # Contact Center names the channel, not the user
+        return TranscriptData(content=TranscriptContent(
+            data=u.text, timestamp=start, start_time=start, end_time=t0_ms + u.end_ms, language=language,
+            channel_id=u.speaker.channel_id, user_name=u.speaker.user_name))
+    return TranscriptData(content=TranscriptContent(
+        data=u.text, timestamp=start, start_time=start, end_time=t0_ms + u.end_ms, language=language,
+        user_id=u.speaker.user_id, user_name=u.speaker.user_name))
+
+
+def chat_message(line: ChatLine, t0_ms: int) -> ChatData:
+    sender = line.sender
+    return ChatData(content=ChatContent(
+        data=line.text, timestamp=t0_ms + line.at_ms, user_id=sender.user_id, user_name=sender.user_name,
+        message_id=line.message_id, operation_type=int(ChatOperation.NEW),
+        chat_session={"type": int(ChatSessionType.EVERYONE), "id": line.chat_session_id},
+        sender={"user_id": sender.user_id, "user_name": sender.user_name},
+    ))
+
+
+def event_message(event: Event, now_ms: int) -> EventUpdate:
+    """EVENT_UPDATE for a scripted event, stamped now unless it carries its own time.
+    Contact Center events carry `event_ts` where the others carry `timestamp`."""
+    if event.participant_info is not None:
+        return EventUpdate(event=msgspec.structs.replace(event, event_ts=now_ms))
+    return EventUpdate(event=msgspec.structs.replace(event, timestamp=event.timestamp or now_ms))
+
+
+# ---- templates --------------------------------------------------------------------------
+
+_SENTINELS = (1_000_000_000_000, 2_000_000_000_000)
+
+
+class FrameTemplate:
+    """A message pre-encoded around its timestamp: `render(ts)` is all a send costs."""
+
+    __slots__ = ("head", "tail")
+
+    def __init__(self, make: Callable[[int], Message]) -> None:
+        a, b = (encode(make(t)) for t in _SENTINELS)
+        i = next(k for k in range(len(a)) if a[k] != b[k])
+        width = len(str(_SENTINELS[0]))
+        self.head = a[:i]
+        self.tail = a[i + width:]
+
+    def render(self, timestamp: int) -> bytes:
+        return b"%b%d%b" % (self.head, timestamp, self.tail)
+
+
+# ---- feeds ------------------------------------------------------------------------------
+
+
+class AudioFeed:
+    """Paces one socket's audio: packets of `send_rate` ms, mixed (user_id 0, no name) or
+    one packet per speaking participant (AUDIO_MULTI_STREAMS)."""
+
+    __slots__ = ("sink", "script", "t0", "t0_ms", "chunk", "per", "next_due", "rate", "channels",
+                 "codec", "multi", "zcc", "counts", "_cache")
+
+    def __init__(self, sink: Sink, script: MeetingScript, params: AudioParams, t0: float,
+                 t0_ms: int, start_ms: int, counts: SentCounts, *, zcc: bool = False) -> None:
+        self.sink = sink
+        self.script = script
+        self.t0 = t0
+        self.t0_ms = t0_ms
+        self.per = (params.send_rate or CHUNK_MS) // CHUNK_MS
+        self.chunk = max(0, start_ms // CHUNK_MS)
+        self.next_due = t0 + (self.chunk + self.per) * CHUNK_MS / 1000
+        self.rate = SampleRate(SampleRate.SR_16K if params.sample_rate is None else params.sample_rate).hz
+        self.channels = int(params.channel or 1)
+        self.codec = int(params.codec or Codec.L16)
+        self.multi = params.data_opt == DataOption.AUDIO_MULTI_STREAMS
+        self.zcc = zcc
+        self.counts = counts
+        self._cache: dict[tuple[object, ...], FrameTemplate] = {}
+
+    def pump(self, now: float) -> int:
+        sent = 0
+        while self.next_due <= now and sent < MAX_CATCH_UP:
+            self._emit(self.chunk)
+            self.chunk += self.per
+            self.next_due = self.t0 + (self.chunk + self.per) * CHUNK_MS / 1000
+            sent += 1
+        return sent
+
+    def _emit(self, chunk: int) -> None:
+        at = chunk * CHUNK_MS
+        ts = self.t0_ms + at
+        speaker_at = self.script.speaker_at
+        if self.per == 1:
+            who: tuple[Speaker | None, ...] = (speaker_at(at),)
+        else:
+            who = tuple(speaker_at(at + j * CHUNK_MS) for j in range(self.per))
+        if not self.multi:
+            self.sink.send(self._template(None, who).render(ts))
+            self.counts.audio_frames += 1
+            return
+        for speaker in dict.fromkeys(s for s in who if s is not None):
+            self.sink.send(self._template(speaker, who).render(ts))
+            self.counts.audio_frames += 1
+
+    def _template(self, speaker: Speaker | None, who: tuple[Speaker | None, ...]) -> FrameTemplate:
+        # keyed by user ids: cheaper to hash than the Speaker records
+        key = (speaker.user_id if speaker else 0, *(s.user_id if s else 0 for s in who))
+        template = self._cache.get(key)
+        if template is None:
+            if len(self._cache) >= _TEMPLATE_CACHE_LIMIT:
+                self._cache.clear()
+            template = self._cache[key] = self._build(speaker, who)
+        return template
+
+    def _build(self, speaker: Speaker | None, who: tuple[Speaker | None, ...]) -> FrameTemplate:
+        quiet = silence_chunk(self.rate, self.channels)
+        chunks = []
+        for s in who:
+            audible = s is not None and (speaker is None or s == speaker)
+            chunks.append(tone_chunk(s.tone_hz, self.rate, self.channels) if audible else quiet)  # type: ignore[union-attr]
+        payload = encode_audio(b"".join(chunks), self.codec)
+        data = base64.b64encode(payload).decode("ascii")
+        if speaker is None:  # mixed stream: user 0 and no name, as Zoom sends it
+            ident: dict[str, object] = {"user_id": 0}
+        elif self.zcc:
+            ident = {"channel_id": speaker.channel_id}
+        else:
+            ident = {"user_id": speaker.user_id, "user_name": speaker.user_name}
+        return FrameTemplate(lambda ts: AudioData(content=MediaContent(
+            data=data, timestamp=ts, length=len(payload), **ident)))  # type: ignore[arg-type]
+
+
+# ---- video and screen share -------------------------------------------------------------
+
+# A valid 16x16 grey baseline JPEG.
+TINY_JPEG = base64.b64decode(
+    "/9j/2wBDAAgEBAQEBAUFBQUFBQYGBgYGBgYGBgYGBgYHBwcICAgHBwcGBgcHCAgICAkJCQgICAgJCQoKCgwMCwsODg4R"
+    "ERT/xABLAAEBAAAAAAAAAAAAAAAAAAAABgEBAAAAAAAAAAAAAAAAAAAAABABAAAAAAAAAAAAAAAAAAAAABEBAAAAAAAA"
+    "AAAAAAAAAAAAAP/AABEIABAAEAMBIgACEQADEQD/2gAMAwEAAhEDEQA/AJkAH//Z"
+)
+
+
+@lru_cache(maxsize=64)
+def solid_png(rgb: tuple[int, int, int], width: int = 16, height: int = 16) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+class VideoSource(Protocol):
+    """Produces the bytes of one video or share frame."""
+
+    def frame(self, speaker: Speaker, params: VideoParams, index: int) -> bytes: ...
+
+
+class PlaceholderVideo:
+    """Deterministic stand-in frames: a tiny JPEG, a per-participant PNG colour, or an
+    H.264-looking Annex-B blob (not decodable; real H.264 plugs in here)."""
+
+    def frame(self, speaker: Speaker, params: VideoParams, index: int) -> bytes:
+        if params.codec == Codec.PNG:
+            return solid_png(((speaker.tone_hz * 7) % 256, (speaker.user_id >> 3) % 256, 160))
+        if params.codec == Codec.H264:
+            return b"\x00\x00\x00\x01\x09\xf0" + speaker.user_id.to_bytes(4, "big") + index.to_bytes(4, "big")
+        return TINY_JPEG
+
+
+class VideoFeed:
+    """Paces one socket's video (active speaker or the subscribed participant) or share."""
+
+    __slots__ = ("sink", "kind", "who", "params", "source", "t0", "t0_ms", "index", "period_ms",
+                 "next_due", "counts")
+
+    def __init__(self, sink: Sink, kind: MediaType, params: VideoParams,
+                 who: Callable[[int], Speaker | None], source: VideoSource, t0: float,
+                 t0_ms: int, start_ms: int, counts: SentCounts) -> None:
+        self.sink = sink
+        self.kind = kind
+        self.who = who
+        self.params = params
+        self.source = source
+        self.t0 = t0
+        self.t0_ms = t0_ms
+        self.period_ms = 1000 / (params.fps or 1)
+        self.index = math.ceil(start_ms / self.period_ms)
+        self.next_due = t0 + self.index * self.period_ms / 1000
+        self.counts = counts
+
+    def pump(self, now: float) -> int:
+        sent = 0
+        while self.next_due <= now and sent < MAX_CATCH_UP:
+            at = int(self.index * self.period_ms)
+            speaker = self.who(at)
+            if speaker is not None:
+                self._emit(speaker, self.t0_ms + at)
+                sent += 1
+            self.index += 1
+            self.next_due = self.t0 + self.index * self.period_ms / 1000
+        return sent
+
+    def _emit(self, speaker: Speaker, ts: int) -> None:
+        payload = self.source.frame(speaker, self.params, self.index)
+        content = MediaContent(data=base64.b64encode(payload).decode("ascii"), timestamp=ts,
+                               length=len(payload), user_id=speaker.user_id,
+                               user_name=speaker.user_name)
+        if self.kind == MediaType.VIDEO:
+            self.sink.send(encode(VideoData(content=content)))
+            self.counts.video_frames += 1
+        else:
+            self.sink.send(encode(ShareData(content=content)))
+            self.counts.share_frames += 1

@@ -1,0 +1,110 @@
+"""What the simulator observed for each meeting: what it sent, what the client answered."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..protocol.constants import MEDIA_KEY, MediaType, StatusCode, StopReason, status_name
+from ..protocol.messages import ChatContent, TranscriptContent
+
+SIGNALING = "signaling"
+
+
+def media_label(bits: int) -> str:
+    """How a media socket is named in records: "all", "audio", "audio+transcript", ..."""
+    if bits & MediaType.ALL:
+        return MEDIA_KEY[MediaType.ALL]
+    keys = [key for t, key in MEDIA_KEY.items() if t != MediaType.ALL and bits & t]
+    return "+".join(keys) or f"media_type={bits}"
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeRecord:
+    socket: str  # "signaling", or the media served: "audio", "all", "audio+transcript", ...
+    status_code: int
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code == StatusCode.OK
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One webhook as delivered (or not), with the HTTP status of every attempt."""
+
+    event: str
+    statuses: tuple[int | str, ...]  # an int per answered attempt, an error name otherwise
+    ok: bool
+
+
+@dataclass(slots=True)
+class SentCounts:
+    audio_frames: int = 0
+    video_frames: int = 0
+    share_frames: int = 0
+    transcripts: int = 0
+    chat: int = 0
+    events: int = 0
+    keepalives: int = 0
+    dropped: int = 0  # scripted items no socket was there to carry
+
+
+@dataclass
+class MeetingRecord:
+    product: str
+    owner_id: str
+    rtms_stream_id: str
+    rtms_session_id: str
+    sent: SentCounts = field(default_factory=SentCounts)
+    transcripts: list[TranscriptContent] = field(default_factory=list)
+    chat: list[ChatContent] = field(default_factory=list)
+    events: Counter[int] = field(default_factory=Counter)  # event_type -> count sent
+    handshakes: list[HandshakeRecord] = field(default_factory=list)
+    ready_acks: int = 0
+    subscribed: set[int] = field(default_factory=set)
+    keepalives_sent: Counter[str] = field(default_factory=Counter)  # by socket
+    keepalives_answered: Counter[str] = field(default_factory=Counter)
+    keepalive_bad_echoes: int = 0
+    unexpected: Counter[str] = field(default_factory=Counter)  # client messages out of place
+    frames_rejected: int = 0  # client frames that did not decode
+    close_requested: bool = False
+    interruptions: int = 0  # signaling lost (webhook *.rtms_interrupted sent)
+    media_interruptions: int = 0  # a media socket lost (EVENT_UPDATE 7 sent)
+    t0_ms: int | None = None  # wall-clock ms when streaming started: media timestamps count from it
+    stop_reason: int | None = None
+    outcome: str = "pending"
+    webhooks: list[DeliveryRecord] = field(default_factory=list)
+
+    @property
+    def signaling_ok(self) -> bool:
+        return any(h.ok and h.socket == SIGNALING for h in self.handshakes)
+
+    @property
+    def media_ok(self) -> list[str]:
+        return [h.socket for h in self.handshakes if h.ok and h.socket != SIGNALING]
+
+    @property
+    def handshakes_complete(self) -> bool:
+        """The client authenticated, opened media and declared itself ready."""
+        return self.signaling_ok and bool(self.media_ok) and self.ready_acks > 0
+
+    def summary_line(self) -> str:
+        rejected = [f"{h.socket}={h.status_code} {status_name(h.status_code)}"
+                    for h in self.handshakes if not h.ok]
+        s = self.sent
+        sent = (f"transcripts={s.transcripts} audio={s.audio_frames} video={s.video_frames} "
+                f"share={s.share_frames} chat={s.chat} events={s.events}")
+        answered = sum(self.keepalives_answered.values())
+        asked = sum(self.keepalives_sent.values())
+        reason = "-" if self.stop_reason is None else f"{self.stop_reason} {StopReason(self.stop_reason).name}"
+        hooks = " ".join(f"{d.event.rsplit('.', 1)[-1]}:{'/'.join(map(str, d.statuses)) or '-'}"
+                         for d in self.webhooks)
+        return (
+            f"{self.rtms_stream_id} {self.product:<14} {self.outcome}: sent {sent} | "
+            f"handshakes signaling={'ok' if self.signaling_ok else 'no'} "
+            f"media={','.join(self.media_ok) or 'none'}"
+            f"{' rejected ' + ','.join(rejected) if rejected else ''} ready={self.ready_acks} "
+            f"keepalives {answered}/{asked} answered | stop {reason} | webhooks {hooks}"
+        )
