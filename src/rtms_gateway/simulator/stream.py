@@ -79,6 +79,8 @@ if TYPE_CHECKING:
     from .servers import Connection, RTMSServer
 
 
+MEDIA_DRAIN_S = 0.25  # gap between the last media frame and the terminate update
+
 class Phase(Enum):
     WAITING = "waiting"
     CONNECTED = "connected"
@@ -474,6 +476,10 @@ class SimStream:
         self._feeds.clear()
         self.record.stop_reason = int(reason)
         sig = self.signaling
+        if started and sig is not None and sig.live:
+            # Media ends before the terminate update: the last frames are already on the
+            # wire when a client that tears down on TERMINATED hears about it.
+            await asyncio.sleep(MEDIA_DRAIN_S)
         if sig is not None and sig.live:
             stamp = now_ms()
             sig.send_message(StreamStateUpdate(state=int(StreamState.TERMINATED), reason=int(reason),

@@ -1,0 +1,93 @@
+"""The database schema: one definition for SQLite and PostgreSQL (SQLAlchemy Core).
+
+Rows that may arrive twice (a reconnect replays them) carry a `dedup_key`: a hash of what
+identifies them, unique, so inserting again is a no-op.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+meetings = Table(
+    "meetings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("meeting_uuid", String(255), nullable=False, unique=True),
+    Column("product", String(32), nullable=False),
+    Column("meeting_id", String(64)),
+    Column("account_id", String(64)),
+    Column("operator_id", String(64)),
+    Column("session_key", String(255)),
+    Column("started_at_ms", BigInteger),
+    Column("stopped_at_ms", BigInteger),
+    Column("stop_reason", Integer),
+    Column("created_at_ms", BigInteger, nullable=False),
+)
+
+streams = Table(
+    "streams", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rtms_stream_id", String(255), nullable=False, unique=True),
+    Column("meeting_uuid", String(255), nullable=False, index=True),
+    Column("server_urls", Text, nullable=False, default=""),
+    Column("state", String(32), nullable=False),
+    Column("status_code", Integer),
+    Column("status_reason", Text),
+    Column("started_at_ms", BigInteger),
+    Column("stopped_at_ms", BigInteger),
+    Column("stop_reason", Integer),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+transcript_segments = Table(
+    "transcript_segments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), nullable=False, unique=True),
+    Column("meeting_uuid", String(255), nullable=False),
+    Column("rtms_stream_id", String(255), nullable=False),
+    Column("user_id", String(64)),
+    Column("user_name", Text),
+    Column("text", Text, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("start_time", BigInteger),
+    Column("end_time", BigInteger),
+    Column("language", Integer),
+    Column("attribute", Integer),
+    Column("received_at_ms", BigInteger, nullable=False),
+    Column("speaker_inferred", Boolean, nullable=False, default=False),
+    Index("ix_segments_meeting_time", "meeting_uuid", "timestamp"),
+)
+
+chat_messages = Table(
+    "chat_messages", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), nullable=False, unique=True),
+    Column("meeting_uuid", String(255), nullable=False),
+    Column("rtms_stream_id", String(255), nullable=False),
+    Column("message_id", String(255)),
+    Column("sender_user_id", String(64)),
+    Column("sender_name", Text),
+    Column("receiver_user_id", String(64)),
+    Column("receiver_name", Text),
+    Column("chat_session_type", Integer),
+    Column("text", Text, nullable=False),
+    Column("operation_type", Integer),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("raw", JSON),
+    Index("ix_chat_meeting_time", "meeting_uuid", "timestamp"),
+)
+
+timeline_events = Table(
+    "timeline_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), nullable=False, unique=True),
+    Column("meeting_uuid", String(255), nullable=False),
+    Column("rtms_stream_id", String(255), nullable=False),
+    Column("event_type", Integer, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("user_id", String(64)),
+    Column("user_name", Text),
+    Column("payload", JSON),
+    Index("ix_timeline_meeting_time", "meeting_uuid", "timestamp"),
+)

@@ -1,0 +1,79 @@
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rtms_gateway.sinks.exports import TRANSCRIPT_FORMATS, cue_times, render_transcript
+from rtms_gateway.sinks.records import TranscriptSegment
+
+T0 = 1_700_000_000_000
+
+
+def seg(start, end, text, name="Ann", user_id=16778240):
+    return TranscriptSegment(meeting_uuid="m", rtms_stream_id="s", user_id=user_id, user_name=name, text=text,
+                             timestamp=start, start_time=start, end_time=end, language=9, received_at_ms=0)
+
+
+SEGMENTS = [
+    seg(T0, T0 + 1500, "Hello <everyone> & welcome"),
+    seg(T0 + 2000, T0 + 4250, "田中です。よろしく 👋", name="田中 花子"),
+    seg(T0 + 3_600_000 + 61_001, None, "שלום", name=None, user_id=0),
+]
+
+CUE = re.compile(r"(\d\d):(\d\d):(\d\d)[.,](\d\d\d) --> (\d\d):(\d\d):(\d\d)[.,](\d\d\d)")
+
+
+def _ms(h, m, s, ms):
+    return ((int(h) * 60 + int(m)) * 60 + int(s)) * 1000 + int(ms)
+
+
+def test_vtt_structure_timing_and_escaping():
+    out = render_transcript(SEGMENTS, "vtt")
+    assert out.startswith("WEBVTT\n\n")
+    cues = [(_ms(*c[:4]), _ms(*c[4:])) for c in CUE.findall(out)]
+    assert cues[:2] == [(0, 1500), (2000, 4250)]
+    assert cues[2][0] == 3_661_001 and cues[2][1] > cues[2][0]
+    assert "01:01:01.001 --> " in out
+    assert "<v Ann>Hello &lt;everyone&gt; &amp; welcome" in out
+    assert "<v 田中 花子>田中です。よろしく 👋" in out
+    assert "<v Unknown speaker>שלום" in out
+
+
+def test_srt_numbered_cues_with_commas():
+    out = render_transcript(SEGMENTS, "srt")
+    blocks = out.strip().split("\n\n")
+    assert [b.split("\n")[0] for b in blocks] == ["1", "2", "3"]
+    assert blocks[0].split("\n")[1] == "00:00:00,000 --> 00:00:01,500"
+    assert blocks[1].split("\n")[2] == "田中 花子: 田中です。よろしく 👋"
+
+
+def test_txt_and_json():
+    txt = render_transcript(SEGMENTS, "txt").splitlines()
+    assert txt[0] == "[00:00:00] Ann: Hello <everyone> & welcome"
+    assert txt[2].startswith("[01:01:01] ")
+    data = json.loads(render_transcript(SEGMENTS, "json"))
+    assert data[1] == {"user_id": 16778240, "user_name": "田中 花子", "text": "田中です。よろしく 👋",
+                       "start_time": T0 + 2000, "end_time": T0 + 4250, "timestamp": T0 + 2000, "language": 9,
+                       "rtms_stream_id": "s", "speaker_inferred": False}
+
+
+def test_empty_and_unknown_format():
+    assert render_transcript([], "vtt") == "WEBVTT\n"
+    assert render_transcript([], "txt") == "" and json.loads(render_transcript([], "json")) == []
+    with pytest.raises(ValueError):
+        render_transcript(SEGMENTS, "docx")
+    assert set(TRANSCRIPT_FORMATS) == {"txt", "vtt", "srt", "json"}
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 10**7), st.one_of(st.none(), st.integers(-10**4, 10**5)),
+                          st.text(max_size=30)), max_size=20))
+def test_any_segments_render_with_monotonic_cues(items):
+    segments = [seg(T0 + start, None if dur is None else T0 + start + dur, text) for start, dur, text in items]
+    times = cue_times(segments)
+    assert all(0 <= a < b for a, b in times)
+    assert all(times[i][0] <= times[i + 1][0] for i in range(len(times) - 1))
+    for fmt in TRANSCRIPT_FORMATS:
+        render_transcript(segments, fmt)
