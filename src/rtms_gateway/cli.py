@@ -36,6 +36,8 @@ def _logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if level.upper() != "DEBUG":  # picows logs every connection at INFO
+        logging.getLogger("picows").setLevel(logging.WARNING)
 
 
 @app.command()

@@ -124,10 +124,18 @@ class StreamManager:
         if stream is not None:
             stream.stop(reason)
         elif stopped_by_zoom and meeting_uuid:
-            # Stopped webhook for a stream we never held (e.g. after a restart): record it.
+            # Zoom's word on a stream we do not hold: keep how it ended for us (rejected,
+            # lost...) and add Zoom's stop reason; a stream never seen is simply stopped.
+            state = None if stream_id in self._ended else "stopped"
             self._remember_ended(stream_id, "stopped")
-            self.pipeline.run_in_order(lambda: self.pipeline.store.mark_stream(
-                stream_id, state="stopped", stopped_at_ms=int(time.time() * 1000), stop_reason=reason))
+            now = int(time.time() * 1000)
+
+            async def record() -> None:
+                await self.pipeline.store.mark_stream(stream_id, state=state, stopped_at_ms=now,
+                                                      stop_reason=reason)
+                await self.pipeline.store.mark_meeting_stopped(meeting_uuid, now, reason)
+
+            self.pipeline.run_in_order(record)
 
     async def _supervise(self, stream: RtmsStream) -> StreamOutcome:
         stream_id = stream.stream_id

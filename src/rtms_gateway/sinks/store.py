@@ -142,11 +142,11 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
 
-    async def mark_stream(self, rtms_stream_id: str, *, state: str, stopped_at_ms: int | None = None,
+    async def mark_stream(self, rtms_stream_id: str, *, state: str | None = None, stopped_at_ms: int | None = None,
                           stop_reason: int | None = None, status_code: int | None = None,
                           status_reason: str | None = None) -> None:
-        values: dict[str, Any] = {"state": state, "updated_at_ms": _now_ms()}
-        for name, value in (("stopped_at_ms", stopped_at_ms), ("stop_reason", stop_reason),
+        values: dict[str, Any] = {"updated_at_ms": _now_ms()}
+        for name, value in (("state", state), ("stopped_at_ms", stopped_at_ms), ("stop_reason", stop_reason),
                             ("status_code", status_code), ("status_reason", status_reason)):
             if value is not None:
                 values[name] = value

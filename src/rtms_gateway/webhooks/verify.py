@@ -1,0 +1,36 @@
+"""Zoom webhook verification: timestamp window and `x-zm-signature` over the raw body."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..protocol.constants import HEADER_SIGNATURE, HEADER_TIMESTAMP, WEBHOOK_REPLAY_WINDOW_S
+from ..protocol.errors import SignatureInvalid
+from ..protocol.signature import webhook_signature_valid
+
+
+class WebhookRejected(SignatureInvalid):
+    """A request that must not be acted on; `status` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def verify_request(headers: Mapping[str, str], body: bytes, secret_token: str, now: float,
+                   window_s: float = WEBHOOK_REPLAY_WINDOW_S) -> None:
+    """Raise WebhookRejected(401) unless the request is fresh and signed with the token."""
+    if not secret_token:
+        raise WebhookRejected(401, "no webhook secret token is configured")
+    timestamp = headers.get(HEADER_TIMESTAMP)
+    if not timestamp:
+        raise WebhookRejected(401, f"missing {HEADER_TIMESTAMP}")
+    if not timestamp.isdigit():
+        raise WebhookRejected(401, f"{HEADER_TIMESTAMP} is not a number")
+    if abs(now - int(timestamp)) > window_s:
+        raise WebhookRejected(401, f"{HEADER_TIMESTAMP} is outside the {int(window_s)} s window")
+    signature = headers.get(HEADER_SIGNATURE)
+    if not signature:
+        raise WebhookRejected(401, f"missing {HEADER_SIGNATURE}")
+    if not webhook_signature_valid(secret_token, timestamp, body, signature):
+        raise WebhookRejected(401, "signature does not match")
