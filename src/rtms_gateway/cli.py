@@ -83,7 +83,10 @@ def meetings(limit: int = typer.Option(50, help="How many, newest first.")) -> N
             await store.close()
 
     rows = asyncio.run(fetch())
-    table = Table("meeting_uuid", "product", "state", "started", "stopped", "segments", "chat", "events")
+    table = Table()
+    table.add_column("meeting_uuid", no_wrap=True, overflow="fold")
+    for name in ("product", "state", "started", "stopped", "segments", "chat", "events"):
+        table.add_column(name)
     for m in rows:
         d = m.to_dict()
         table.add_row(str(d.get("meeting_uuid")), str(d.get("product")), str(d.get("state")),

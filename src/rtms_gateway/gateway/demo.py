@@ -30,6 +30,7 @@ class TranscriptPrinter:
         self.console = console
         self.t0: int | None = None
         self.colours: dict[object, str] = {}
+        self.names: dict[object, str] = {}  # leave events carry ids only
 
     def _clock(self, ms: int) -> str:
         if self.t0 is None:
@@ -51,8 +52,10 @@ class TranscriptPrinter:
                 f"{item.text}", highlight=False)
         elif isinstance(item, TimelineEvent) and item.event_type in (EventType.PARTICIPANT_JOIN, EventType.PARTICIPANT_LEAVE):
             verb = "joined" if item.event_type == EventType.PARTICIPANT_JOIN else "left"
-            out(f"[dim]{self._clock(item.timestamp)} {item.user_name or f'user {item.user_id}'} {verb}[/dim]",
-                highlight=False)
+            if item.user_name:
+                self.names[item.user_id] = item.user_name
+            name = self.names.get(item.user_id, f"user {item.user_id}")
+            out(f"[dim]{self._clock(item.timestamp)} {name} {verb}[/dim]", highlight=False)
 
 
 async def run_demo(settings: Settings, console: Console, *, duration: float, port: int,
@@ -80,7 +83,7 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
     printing = asyncio.get_running_loop().create_task(_print_feed(feed, printer))
     try:
         console.print(f"[bold]rtms-gateway demo[/bold]: gateway on {base}, simulator on {sim.base_url}")
-        handle = sim.start_meeting(duration=duration)
+        handle = sim.start_meeting(duration=duration, seed=secrets.randbelow(2**31))
         uuid = handle.script.owner_id
         console.print(f"meeting [bold]{uuid}[/bold] started; transcript follows\n", highlight=False)
         record = await handle.wait()

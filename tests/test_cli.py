@@ -1,0 +1,50 @@
+"""The README's run command and the CLI around the store, as a user runs them."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+
+def _cli(*args, cwd, timeout=90):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "RTMS_"))}
+    env["COLUMNS"] = "200"
+    return subprocess.run([sys.executable, "-m", "rtms_gateway", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_then_meetings_and_export(tmp_path):
+    demo = _cli("demo", "--duration", "4", cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "transcript segments stored" in demo.stdout
+    db = sqlite3.connect(tmp_path / "rtms-data" / "rtms.sqlite3")
+    (uuid,) = db.execute("select meeting_uuid from meetings").fetchone()
+    texts = [t for (t,) in db.execute("select text from transcript_segments order by start_time")]
+    db.close()
+    assert texts and all(t.split(" ")[0][:20] in demo.stdout.replace("\n", " ") for t in texts)
+
+    listing = _cli("meetings", cwd=tmp_path)
+    assert listing.returncode == 0 and uuid in listing.stdout and "stopped" in listing.stdout
+
+    vtt = _cli("export", uuid, "--format", "vtt", cwd=tmp_path)
+    assert vtt.returncode == 0 and vtt.stdout.startswith("WEBVTT")
+    assert all(t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in vtt.stdout for t in texts)
+    out = tmp_path / "t.json"
+    assert _cli("export", uuid, "--format", "json", "-o", str(out), cwd=tmp_path).returncode == 0
+    assert out.read_text(encoding="utf-8").startswith("[")
+
+
+@pytest.mark.parametrize("args, code, text", [
+    (["export", "no-such-meeting"], 1, "no meeting"),
+    (["export", "x", "--format", "docx"], 2, "unknown format"),
+])
+def test_export_errors(tmp_path, args, code, text):
+    result = _cli(*args, cwd=tmp_path)
+    assert result.returncode == code and text in result.stdout + result.stderr
+
+
+def test_serve_refuses_to_run_without_a_secret_token(tmp_path):
+    result = _cli("serve", "--port", "0", cwd=tmp_path, timeout=30)
+    assert result.returncode != 0 and "ZOOM_" in result.stdout + result.stderr
