@@ -48,3 +48,54 @@ def test_export_errors(tmp_path, args, code, text):
 def test_serve_refuses_to_run_without_a_secret_token(tmp_path):
     result = _cli("serve", "--port", "0", cwd=tmp_path, timeout=30)
     assert result.returncode != 0 and "ZOOM_" in result.stdout + result.stderr
+
+
+async def test_serve_exits_cleanly_on_sigterm_mid_meeting(tmp_path):
+    import asyncio
+    import signal
+    import socket
+
+    import httpx
+
+    from rtms_gateway.simulator import Simulator, SimulatorConfig
+
+    from .gateway_harness import CLIENT_ID, CLIENT_SECRET, SECRET_TOKEN
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=SECRET_TOKEN,
+                                    webhook_url=f"http://127.0.0.1:{port}/webhook"))
+    await sim.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "RTMS_"))}
+    env.update(ZOOM_CLIENT_ID=CLIENT_ID, ZOOM_CLIENT_SECRET=CLIENT_SECRET, ZOOM_SECRET_TOKEN=SECRET_TOKEN,
+               RTMS_CA_FILE=str(sim.write_ca(tmp_path / "ca.pem")))
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "rtms_gateway", "serve", "--port", str(port),
+                                                cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(300):
+                try:
+                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)
+        handle = sim.start_meeting(duration=60)
+        assert await handle.wait_streaming(15)
+        await asyncio.sleep(2.0)
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 15)
+        stderr = (await proc.stderr.read()).decode()
+        assert code == 0, stderr[-2000:]
+        assert CLIENT_SECRET not in stderr and SECRET_TOKEN not in stderr
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        handle.request_stop()
+        await sim.stop()
+    db = sqlite3.connect(tmp_path / "rtms-data" / "rtms.sqlite3")
+    state, stopped = db.execute("select state, stopped_at_ms from streams").fetchone()
+    segments = db.execute("select count(*) from transcript_segments").fetchone()[0]
+    db.close()
+    assert (state, stopped) == ("detached", None)
+    assert segments == handle.record.sent.transcripts > 0

@@ -133,6 +133,7 @@ class Pipeline:
         self._wakeup = asyncio.Event()
         self._paused = False
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.counters: dict[str, int] = {
             "segments": 0, "chats": 0, "events": 0, "audio_frames": 0, "video_frames": 0,
             "share_frames": 0, "state_updates": 0, "committed": 0, "commit_errors": 0,
@@ -193,11 +194,12 @@ class Pipeline:
         self._task = asyncio.get_running_loop().create_task(self._writer(), name="pipeline-writer")
 
     async def _writer(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wakeup.wait()
             self._wakeup.clear()
             await self.flush()
-            await asyncio.sleep(self.batch_interval)
+            if not self._stopping:
+                await asyncio.sleep(self.batch_interval)
 
     async def flush(self) -> None:
         """Commit everything pending; on a store error keep it and retry later."""
@@ -231,10 +233,10 @@ class Pipeline:
                     self.resume()
 
     async def close(self) -> None:
+        """Stop the writer after its current batch (a cancelled batch would be lost), then
+        commit what is left."""
+        self._stopping = True
+        self._wakeup.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await self._task
         await self.flush()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import socket
+from typing import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,16 +90,29 @@ async def stop_http(server: uvicorn.Server) -> None:
     await server._task  # type: ignore[attr-defined]
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a caught SIGTERM once serving stops, which would end the process
+    before the gateway drains; the gateway owns the signals instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def run_server(settings: Settings, host: str, port: int) -> None:
     """`rtms-gateway serve`: until SIGINT/SIGTERM, then a graceful close."""
     gateway = await Gateway.open(settings)
     sock = bind_socket(host, port)
     config = uvicorn.Config(gateway.app, log_level=settings.log_level.lower(), lifespan="off",
                             timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
     log.info("gateway listening on http://%s:%d (webhook %s)", host, sock.getsockname()[1],
              settings.webhook_path)
     try:
-        await server.serve(sockets=[sock])  # uvicorn turns SIGINT/SIGTERM into a clean exit
+        await server.serve(sockets=[sock])
     finally:
         await gateway.close()
+        log.info("gateway stopped")
