@@ -1,5 +1,7 @@
 import sqlite3
 
+import pytest
+
 from rtms_gateway.sinks.store import Store, async_url
 
 from . import store_cases as cases
@@ -9,26 +11,12 @@ async def _open(tmp_path):
     return await Store.open(f"sqlite:///{tmp_path / 'db' / 'rtms.sqlite3'}")
 
 
-async def test_round_trip_and_dedup(tmp_path):
+@pytest.mark.parametrize("case", [cases.case_round_trip_and_dedup, cases.case_listing_and_states,
+                                  cases.case_big_batch_and_concurrent_writers], ids=lambda c: c.__name__)
+async def test_store_cases(tmp_path, case):
     store = await _open(tmp_path)
     try:
-        await cases.case_round_trip_and_dedup(store)
-    finally:
-        await store.close()
-
-
-async def test_listing_and_states(tmp_path):
-    store = await _open(tmp_path)
-    try:
-        await cases.case_listing_and_states(store)
-    finally:
-        await store.close()
-
-
-async def test_big_batch_and_concurrent_writers(tmp_path):
-    store = await _open(tmp_path)
-    try:
-        await cases.case_big_batch_and_concurrent_writers(store)
+        await case(store)
     finally:
         await store.close()
 

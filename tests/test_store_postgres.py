@@ -31,14 +31,8 @@ async def store():
         await admin.close()
 
 
-async def test_round_trip_and_dedup(store):
+@pytest.mark.parametrize("case", [cases.case_round_trip_and_dedup, cases.case_listing_and_states,
+                                  cases.case_big_batch_and_concurrent_writers], ids=lambda c: c.__name__)
+async def test_store_cases(store, case):
     assert store.engine.dialect.name == "postgresql"
-    await cases.case_round_trip_and_dedup(store)
-
-
-async def test_listing_and_states(store):
-    await cases.case_listing_and_states(store)
-
-
-async def test_big_batch_and_concurrent_writers(store):
-    await cases.case_big_batch_and_concurrent_writers(store)
+    await case(store)

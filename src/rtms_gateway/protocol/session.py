@@ -153,9 +153,15 @@ class StreamIdentity:
 
 
 class _Socket:
-    """What both session kinds share: outgoing queue, liveness, keep-alive answers."""
+    """What both session kinds share: the transition rule, the handshake's identifying
+    fields, outgoing queue, liveness, keep-alive answers."""
 
-    def __init__(self) -> None:
+    _MOVES: dict = {}
+    _NAME = ""
+    state: Enum
+
+    def __init__(self, identity: StreamIdentity) -> None:
+        self.identity = identity
         self._outgoing: list[bytes] = []
         self._sequence = 0
         self.last_received: float | None = None
@@ -163,9 +169,20 @@ class _Socket:
         self.frames_rejected = 0
         self.keep_alives_answered = 0
 
-    def _next_sequence(self) -> int:
+    def _move(self, new: Enum) -> None:
+        if new not in self._MOVES[self.state]:
+            raise LocalProtocolError(f"{self._NAME} cannot go from {self.state.value} to {new.value}")
+        self.state = new
+
+    def _handshake_fields(self) -> dict[str, object]:
         self._sequence += 1
-        return self._sequence
+        return {
+            "rtms_stream_id": self.identity.rtms_stream_id,
+            "signature": self.identity.signature,
+            "protocol_version": PROTOCOL_VERSION,
+            "sequence": self._sequence,
+            **self.identity.id_fields(),
+        }
 
     def _send(self, msg: Message) -> None:
         self._outgoing.append(encode(msg))
@@ -195,6 +212,9 @@ class _Socket:
 
 
 class SignalingSession(_Socket):
+    _MOVES = _SIGNALING_MOVES
+    _NAME = "signaling"
+
     def __init__(
         self,
         identity: StreamIdentity,
@@ -203,11 +223,10 @@ class SignalingSession(_Socket):
         buffer_data: bool | None = None,
         client_agent: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(identity)
         bad = set(events) & AUTOMATIC_EVENTS
         if bad:
             raise LocalProtocolError(f"events {sorted(bad)} are sent automatically and cannot be subscribed")
-        self.identity = identity
         self.events = tuple(int(e) for e in events)
         self.buffer_data = buffer_data
         self.client_agent = client_agent
@@ -218,22 +237,13 @@ class SignalingSession(_Socket):
         self.ready_acks_sent = 0
         self.stop_reason: int | None = None
 
-    def _move(self, new: SignalingState) -> None:
-        if new not in _SIGNALING_MOVES[self.state]:
-            raise LocalProtocolError(f"signaling cannot go from {self.state.value} to {new.value}")
-        self.state = new
-
     def start(self) -> None:
         self._move(SignalingState.HANDSHAKING)
         self._send(
             SignalingHandshakeReq(
-                rtms_stream_id=self.identity.rtms_stream_id,
-                signature=self.identity.signature,
-                protocol_version=PROTOCOL_VERSION,
-                sequence=self._next_sequence(),
                 buffer_data=self.buffer_data,
                 rtms_client_agent=self.client_agent,
-                **self.identity.id_fields(),
+                **self._handshake_fields(),  # type: ignore[arg-type]
             )
         )
 
@@ -318,6 +328,8 @@ class MediaSession(_Socket):
     """One media socket: its handshake, keep-alives and the media it carries."""
 
     _MEDIA = frozenset({AudioData, VideoData, ShareData, TranscriptData, ChatData})
+    _MOVES = _MEDIA_MOVES
+    _NAME = "media socket"
 
     def __init__(
         self,
@@ -325,10 +337,9 @@ class MediaSession(_Socket):
         media_type: MediaType,
         media_params: MediaParams | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(identity)
         if media_type == MediaType.UNDEFINED or media_type >= MediaType.ALL << 1:
             raise LocalProtocolError(f"invalid media_type {int(media_type)}")
-        self.identity = identity
         self.media_type = media_type
         self.media_params = media_params
         self.accepted_params: MediaParams | None = None
@@ -339,23 +350,14 @@ class MediaSession(_Socket):
     def key(self) -> str:
         return MEDIA_KEY.get(self.media_type, str(int(self.media_type)))
 
-    def _move(self, new: MediaState) -> None:
-        if new not in _MEDIA_MOVES[self.state]:
-            raise LocalProtocolError(f"media socket cannot go from {self.state.value} to {new.value}")
-        self.state = new
-
     def start(self) -> None:
         self._move(MediaState.HANDSHAKING)
         self._send(
             DataHandshakeReq(
-                rtms_stream_id=self.identity.rtms_stream_id,
-                signature=self.identity.signature,
-                protocol_version=PROTOCOL_VERSION,
-                sequence=self._next_sequence(),
                 media_type=int(self.media_type),
                 payload_encryption=False,
                 media_params=self.media_params,
-                **self.identity.id_fields(),
+                **self._handshake_fields(),  # type: ignore[arg-type]
             )
         )
 
