@@ -99,3 +99,44 @@ async def test_serve_exits_cleanly_on_sigterm_mid_meeting(tmp_path):
     db.close()
     assert (state, stopped) == ("detached", None)
     assert segments == handle.record.sent.transcripts > 0
+
+
+async def test_simulate_against_serve_the_readme_way(tmp_path):
+    """Two terminals: `serve` trusting ca.pem, then `simulate --ca-out ca.pem`."""
+    import asyncio
+    import signal
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "RTMS_"))}
+    env.update(ZOOM_CLIENT_ID="readme-id", ZOOM_CLIENT_SECRET="readme-secret", ZOOM_SECRET_TOKEN="readme-token",
+               RTMS_CA_FILE=str(tmp_path / "ca.pem"))
+    gateway = await asyncio.create_subprocess_exec(sys.executable, "-m", "rtms_gateway", "serve", "--port",
+                                                   str(port), cwd=tmp_path, env=env,
+                                                   stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await asyncio.sleep(0.5)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        sim = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "rtms_gateway", "simulate", "--webhook-url",
+            f"http://127.0.0.1:{port}/webhook", "--meetings", "2", "--duration", "3", "--ca-out",
+            str(tmp_path / "ca.pem"), "--validate-endpoint", cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(sim.communicate(), 60)
+        assert sim.returncode == 0, (out + err).decode()[-3000:]
+        await asyncio.sleep(0.5)
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(gateway.wait(), 20)
+    db = sqlite3.connect(tmp_path / "rtms-data" / "rtms.sqlite3")
+    meetings = db.execute("select count(*) from meetings where stop_reason = 6").fetchone()[0]
+    segments = db.execute("select count(*) from transcript_segments").fetchone()[0]
+    db.close()
+    assert meetings == 2 and segments > 0

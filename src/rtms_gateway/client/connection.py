@@ -40,6 +40,30 @@ def client_ssl_context(ca_file: Path | str | None = None) -> ssl.SSLContext:
     return ctx
 
 
+class TlsTrust:
+    """The verifying context for RTMS servers, rebuilt when the extra CA file changes (a
+    simulator started after the gateway writes its CA then)."""
+
+    def __init__(self, ca_file: Path | str | None = None) -> None:
+        self.ca_file = Path(ca_file) if ca_file else None
+        self._stamp: int | None = None
+        self._context: ssl.SSLContext | None = None
+
+    def context(self) -> ssl.SSLContext:
+        stamp = None
+        if self.ca_file is not None:
+            try:
+                stamp = self.ca_file.stat().st_mtime_ns
+            except OSError:
+                stamp = None
+        if self._context is None or stamp != self._stamp:
+            present = self.ca_file if stamp is not None else None
+            if self.ca_file is not None and present is None:
+                log.warning("RTMS_CA_FILE %s is missing; trusting the system store only", self.ca_file)
+            self._context, self._stamp = client_ssl_context(present), stamp
+        return self._context
+
+
 class Connection(WSListener):
     """A client WebSocket whose frames feed `session`; `on_event` gets each result."""
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from ..client.connection import TlsTrust
 from ..client.stream import RtmsStream, StreamOutcome, StreamSpec
 from ..protocol.constants import MediaType, status_name
 from ..protocol.messages import MediaParams
@@ -41,7 +41,7 @@ class StreamManager:
         credentials: Credentials,
         media: MediaType,
         pipeline: Pipeline,
-        ssl_context: ssl.SSLContext | None,
+        tls: TlsTrust,
         media_params: MediaParams | None = None,
         buffer_data: bool | None = None,
         connect_timeout: float = 10.0,
@@ -50,7 +50,7 @@ class StreamManager:
         self.credentials = credentials
         self.media = media
         self.pipeline = pipeline
-        self.ssl_context = ssl_context
+        self.tls = tls
         self.media_params = media_params
         self.buffer_data = buffer_data
         self.connect_timeout = connect_timeout
@@ -90,7 +90,7 @@ class StreamManager:
             client_secret=self.credentials.client_secret,
             media=self.media,
             observer=self,
-            ssl_context=self.ssl_context,
+            ssl_context=self.tls.context(),
             media_params=self.media_params,
             buffer_data=self.buffer_data,
             connect_timeout=self.connect_timeout,

@@ -13,7 +13,7 @@ from typing import Any
 
 import uvicorn
 
-from ..client.connection import client_ssl_context
+from ..client.connection import TlsTrust
 from ..config import Settings
 from ..sinks.store import Store
 from .manager import Credentials, StreamManager
@@ -45,7 +45,7 @@ class Gateway:
             credentials=Credentials(settings.zoom_client_id, settings.zoom_client_secret.get_secret_value()),
             media=settings.media_types,
             pipeline=pipeline,
-            ssl_context=client_ssl_context(settings.ca_file),
+            tls=TlsTrust(settings.ca_file),
             buffer_data=None if settings.buffer_data else False,
         )
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
