@@ -45,7 +45,7 @@ def serve(
     host: str = typer.Option(None, help="Interface to listen on (default: HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default: PORT or 3000)."),
 ) -> None:
-    """Run the webhook endpoint, the REST API and the live feed."""
+    """Run the webhook endpoint and the REST API."""
     from .gateway.service import run_server
 
     settings = _settings()
