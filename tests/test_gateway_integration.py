@@ -207,3 +207,24 @@ async def test_unverified_webhooks_start_nothing(tmp_path, headers, status):
             response = await http.post("/webhook", content=body, headers=headers)
         assert response.status_code == status
         assert run.gateway.manager.health()["streams_live"] == 0
+
+
+async def test_mixed_audio_lands_in_a_wav_equal_to_what_was_sent(tmp_path):
+    import wave
+
+    from rtms_gateway.simulator.media import silence_chunk, tone_chunk
+
+    async with GatewayWithSimulator(tmp_path, RTMS_MEDIA="audio,transcript") as run:
+        handle = run.simulator.start_meeting(duration=3.0, media=MediaType.AUDIO | MediaType.TRANSCRIPT)
+        record = await handle.wait(30)
+        await run.settle()
+    assert record.outcome == "completed"
+    (wav,) = (tmp_path / quote(handle.script.owner_id, safe="")).glob("*-audio-mixed.wav")
+    with wave.open(str(wav)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+        pcm = w.readframes(w.getnframes())
+    assert len(pcm) == record.sent.audio_frames * 640
+    expected = b"".join(
+        tone_chunk(s.tone_hz, 16000, 1) if (s := handle.script.speaker_at(20 * i)) else silence_chunk(16000, 1)
+        for i in range(record.sent.audio_frames))
+    assert pcm == expected

@@ -139,6 +139,13 @@ class RtmsStream:
     def meeting_uuid(self) -> str:
         return self.spec.owner_id
 
+    def accepted_params(self, kind: MediaType) -> MediaParams | None:
+        """The media parameters Zoom accepted on the socket that carries `kind`."""
+        for bits, session in self.media_sessions.items():
+            if bits & kind:
+                return session.accepted_params
+        return None
+
     # ---- running ------------------------------------------------------------------------
 
     async def run(self) -> StreamOutcome:

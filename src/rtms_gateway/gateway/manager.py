@@ -147,6 +147,7 @@ class StreamManager:
         finally:
             self._tasks.pop(stream_id, None)
             self.streams.pop(stream_id, None)
+            self.pipeline.end_stream(stream_id)
         if outcome.state != "detached":
             self._remember_ended(stream_id, outcome.state)
         self.outcomes[outcome.state] = self.outcomes.get(outcome.state, 0) + 1

@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any, Awaitable, Callable
+from urllib.parse import quote
 
 import msgspec
 
 from ..protocol.messages import (
     AudioData,
+    AudioParams,
     ChatData,
     EventUpdate,
     SessionStateUpdate,
@@ -28,6 +31,9 @@ from ..protocol.messages import (
     TranscriptData,
     VideoData,
 )
+from ..protocol.constants import Codec, MediaType, SampleRate
+from ..protocol.errors import ProtocolError
+from ..sinks.audio import WavTrack
 from ..sinks.live import LiveHub
 from ..sinks.records import ChatMessage, TimelineEvent, TranscriptSegment
 
@@ -118,8 +124,12 @@ class Pipeline:
         low_watermark: int = 10_000,
         pause: Callable[[], None] = lambda: None,
         resume: Callable[[], None] = lambda: None,
+        data_dir: Path | None = None,
     ) -> None:
         self.store = store
+        self.data_dir = data_dir
+        self._tracks: dict[tuple[str, object], WavTrack] = {}
+        self._origins: dict[str, int] = {}  # per stream: the first audio timestamp
         self.live = live or LiveHub()
         self.batch_interval = batch_interval
         self.high_watermark = high_watermark
@@ -137,6 +147,7 @@ class Pipeline:
         self.counters: dict[str, int] = {
             "segments": 0, "chats": 0, "events": 0, "audio_frames": 0, "video_frames": 0,
             "share_frames": 0, "state_updates": 0, "committed": 0, "commit_errors": 0,
+            "audio_unwritten": 0, "audio_duplicates": 0,
         }
 
     # ---- intake (synchronous, per frame) ------------------------------------------------
@@ -149,6 +160,8 @@ class Pipeline:
         kind = type(msg)
         if kind is AudioData:
             self.counters["audio_frames"] += 1
+            if self.data_dir is not None:
+                self._place_audio(stream, msg)  # type: ignore[arg-type]
             return
         if kind is TranscriptData:
             rec = transcript_record(stream.meeting_uuid, stream.stream_id, msg)  # type: ignore[arg-type]
@@ -183,6 +196,46 @@ class Pipeline:
             self.pause()
         self._wakeup.set()
 
+    def _place_audio(self, stream: Any, msg: AudioData) -> None:
+        c = msg.content
+        user = c.user_id or c.channel_id or 0
+        track = self._tracks.get((stream.stream_id, user))
+        if track is None:
+            track = self._open_track(stream, user, c.timestamp)
+            if track is None:
+                self.counters["audio_unwritten"] += 1
+                return
+        try:
+            pcm = c.payload_bytes()
+        except ProtocolError:
+            self.counters["audio_unwritten"] += 1
+            return
+        before = track.duplicates
+        track.place(c.timestamp, pcm)
+        self.counters["audio_duplicates"] += track.duplicates - before
+
+    def _open_track(self, stream: Any, user: object, timestamp: int) -> WavTrack | None:
+        """A WAV track for L16 audio; other codecs are left to a later stage."""
+        params = stream.accepted_params(MediaType.AUDIO)
+        # Fields Zoom leaves out take the protocol defaults: L16, 16 kHz, mono.
+        audio = (params.audio if params is not None else None) or AudioParams()
+        if (audio.codec or Codec.L16) != Codec.L16:
+            return None
+        origin = self._origins.setdefault(stream.stream_id, timestamp)
+        name = "mixed" if user in (0, None) else str(user)
+        path = self.data_dir / quote(stream.meeting_uuid, safe="") / f"{stream.stream_id}-audio-{name}.wav"  # type: ignore[operator]
+        track = WavTrack(path, sample_rate=SampleRate(audio.sample_rate if audio.sample_rate is not None
+                                                      else SampleRate.SR_16K).hz,
+                         channels=audio.channel or 1, origin_ms=origin)
+        self._tracks[(stream.stream_id, user)] = track
+        return track
+
+    def end_stream(self, stream_id: str) -> None:
+        """Close the stream's files (headers final)."""
+        for key in [k for k in self._tracks if k[0] == stream_id]:
+            self._tracks.pop(key).close()
+        self._origins.pop(stream_id, None)
+
     def run_in_order(self, op: Callable[[], Awaitable[Any]]) -> None:
         """Schedule a store operation to run in the writer task, after what is pending."""
         self._ops.append(op)
@@ -203,6 +256,8 @@ class Pipeline:
 
     async def flush(self) -> None:
         """Commit everything pending; on a store error keep it and retry later."""
+        for track in self._tracks.values():
+            track.flush()
         while self._ops or self.pending:
             segments, chats, events = self._segments, self._chats, self._events
             self._segments, self._chats, self._events = [], [], []
@@ -240,3 +295,5 @@ class Pipeline:
         if self._task is not None:
             await self._task
         await self.flush()
+        for stream_id in {k[0] for k in self._tracks}:
+            self.end_stream(stream_id)

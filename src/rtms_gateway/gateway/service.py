@@ -40,7 +40,7 @@ class Gateway:
             raise SystemExit("ZOOM_SECRET_TOKEN must be set: every webhook is verified with it")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = await Store.open(settings.resolved_database_url)
-        pipeline = Pipeline(store)
+        pipeline = Pipeline(store, data_dir=settings.data_dir)
         manager = StreamManager(
             credentials=Credentials(settings.zoom_client_id, settings.zoom_client_secret.get_secret_value()),
             media=settings.media_types,

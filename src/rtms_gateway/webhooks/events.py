@@ -12,9 +12,13 @@ from ..protocol.errors import RTMSError
 
 
 class WebhookPayloadError(RTMSError):
-    def __init__(self, status: int, message: str) -> None:
+    """A verified body we cannot act on: 400 if it is not an event at all, 422 if an RTMS
+    event lacks a field or has it with the wrong type (the message names the field)."""
+
+    def __init__(self, status: int, message: str, *, event: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.event = event
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class UnhandledEvent:
 
 
 RtmsEvent = StreamStarted | StreamStopped | StreamInterrupted
+WebhookEvent = RtmsEvent | UrlValidation | UnhandledEvent
 
 _EVENTS: dict[str, tuple[Product, type]] = {}
 for _p in Product:
@@ -66,25 +71,48 @@ for _p in Product:
     _EVENTS[_p.interrupted_event] = (_p, StreamInterrupted)
 
 _decoder = msgspec.json.Decoder()
+_MISSING: Any = object()
 
 
 def delivery_key(event: RtmsEvent) -> tuple[str, str, int]:
-    """What identifies one delivery across Zoom's retries."""
+    """What identifies one delivery across Zoom's retries (the tracking id may change)."""
     return (type(event).__name__, event.rtms_stream_id, event.event_ts)
 
 
-def _text(payload: dict[str, Any], key: str, *, required: bool) -> str | None:
-    value = payload.get(key)
-    if value is None or value == "":
-        if required:
-            raise WebhookPayloadError(422, f"payload.{key} is required")
+class _Payload:
+    """Field lookup in the flat `payload`, falling back to the nested `payload.object`."""
+
+    def __init__(self, payload: dict[str, Any], event: str) -> None:
+        nested = payload.get("object")
+        self._layers = (payload, nested) if isinstance(nested, dict) else (payload,)
+        self._event = event
+
+    def get(self, key: str) -> Any:
+        for layer in self._layers:
+            value = layer.get(key)
+            if value is not None:
+                return value
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise WebhookPayloadError(422, f"payload.{key} must be a string")
-    return str(value)
+
+    def fail(self, message: str) -> WebhookPayloadError:
+        return WebhookPayloadError(422, message, event=self._event)
+
+    def text(self, key: str, *, required: bool, numeric_ok: bool = False) -> str | None:
+        value = self.get(key)
+        if value is None or value == "":
+            if required:
+                raise self.fail(f"payload.{key} is required")
+            return None
+        if numeric_ok and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            kind = "a string or integer" if numeric_ok else "a string"
+            raise self.fail(f"payload.{key} must be {kind}")
+        return value
 
 
-def parse_webhook(body: bytes) -> RtmsEvent | UrlValidation | UnhandledEvent:
+def parse_webhook(body: bytes) -> WebhookEvent:
+    """Turn a (verified) webhook body into an event; raises WebhookPayloadError."""
     try:
         data = _decoder.decode(body)
     except msgspec.DecodeError as exc:
@@ -94,36 +122,41 @@ def parse_webhook(body: bytes) -> RtmsEvent | UrlValidation | UnhandledEvent:
     name = data.get("event")
     if not isinstance(name, str) or not name:
         raise WebhookPayloadError(400, "event is required and must be a string")
-    payload = data.get("payload")
-    if not isinstance(payload, dict):
-        payload = {}
-    if isinstance(payload.get("object"), dict) and not payload.get("rtms_stream_id"):
-        payload = payload["object"]  # the nested form some senders use
-    if name == URL_VALIDATION_EVENT:
-        return UrlValidation(_text(payload, "plainToken", required=True))  # type: ignore[arg-type]
-    if name not in _EVENTS:
+    if name != URL_VALIDATION_EVENT and name not in _EVENTS:
         return UnhandledEvent(name)
+    raw_payload = data.get("payload")
+    if not isinstance(raw_payload, dict):
+        raise WebhookPayloadError(422, "payload is required and must be an object", event=name)
+    payload = _Payload(raw_payload, name)
+    if name == URL_VALIDATION_EVENT:
+        return UrlValidation(payload.text("plainToken", required=True))  # type: ignore[arg-type]
+
     product, kind = _EVENTS[name]
     event_ts = data.get("event_ts", 0)
+    if event_ts is None:
+        event_ts = 0
     if isinstance(event_ts, bool) or not isinstance(event_ts, int):
-        raise WebhookPayloadError(422, "event_ts must be an integer")
+        raise payload.fail("event_ts must be an integer")
     id_key = product.id_key
-    if product is Product.WEBINAR and not payload.get(id_key):
-        id_key = "meeting_uuid"  # some webinar deliveries carry the meeting key
-    owner_id = _text(payload, id_key, required=True)
-    stream_id = _text(payload, "rtms_stream_id", required=True)
+    if product is Product.WEBINAR and payload.get(id_key) is None:
+        id_key = "meeting_uuid"  # some webinar deliveries carry the meeting key instead
+    owner_id: str = payload.text(id_key, required=True)  # type: ignore[assignment]
+    stream_id: str = payload.text("rtms_stream_id", required=True)  # type: ignore[assignment]
+
     if kind is StreamStarted:
         urls = payload.get("server_urls")
         if not isinstance(urls, str) or not urls.strip():
-            raise WebhookPayloadError(422, "payload.server_urls is required and must be a string")
-        return StreamStarted(product, owner_id, stream_id, urls, event_ts,  # type: ignore[arg-type]
-                             operator_id=_text(payload, "operator_id", required=False),
-                             account_id=_text(payload, "account_id", required=False),
-                             meeting_id=_text(payload, "meeting_id", required=False),
-                             session_key=_text(payload, "session_key", required=False))
+            raise payload.fail("payload.server_urls is required and must be a non-empty string")
+        return StreamStarted(
+            product, owner_id, stream_id, urls, event_ts,
+            operator_id=payload.text("operator_id", required=False),
+            account_id=payload.text("account_id", required=False),
+            meeting_id=payload.text("meeting_id", required=False, numeric_ok=True),
+            session_key=payload.text("session_key", required=False),
+        )
     if kind is StreamStopped:
         reason = payload.get("stop_reason")
         if reason is not None and (isinstance(reason, bool) or not isinstance(reason, int)):
-            raise WebhookPayloadError(422, "payload.stop_reason must be an integer")
-        return StreamStopped(product, owner_id, stream_id, reason, event_ts)  # type: ignore[arg-type]
-    return StreamInterrupted(product, owner_id, stream_id, event_ts)  # type: ignore[arg-type]
+            raise payload.fail("payload.stop_reason must be an integer")
+        return StreamStopped(product, owner_id, stream_id, reason, event_ts)
+    return StreamInterrupted(product, owner_id, stream_id, event_ts)
