@@ -3,14 +3,16 @@
 import json
 import logging
 import time
+from dataclasses import asdict, dataclass, field
 
 import httpx
 import pytest
 
 from rtms_gateway.api.app import create_app
+from rtms_gateway.protocol.constants import Product
 from rtms_gateway.protocol.signature import url_validation_response, webhook_signature
 from rtms_gateway.sinks.store import Store
-from rtms_gateway.webhooks.events import StreamStarted
+from rtms_gateway.webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
 
 from . import store_cases
 from .gateway_harness import SECRET_TOKEN, make_settings
@@ -139,3 +141,296 @@ async def test_health_and_openapi(api):
     paths = (await http.get("/openapi.json")).json()["paths"]
     assert {"/webhook", "/healthz", "/api/meetings", "/api/meetings/{meeting_uuid}",
             "/api/meetings/{meeting_uuid}/transcript"} <= set(paths)
+
+
+# ---- route shapes over an in-memory store -------------------------------------------------
+
+FAKE_UUID = "ab/c+d=="
+ENCODED = "ab%2Fc%2Bd%3D%3D"
+NOW = 1_800_000_000
+
+
+@dataclass
+class FakeMeeting:
+    meeting_uuid: str
+    topic: str = "demo"
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class FakeSegment:
+    meeting_uuid: str = FAKE_UUID
+    rtms_stream_id: str = "s1"
+    user_id: int = 16778240
+    user_name: str = "Ada"
+    text: str = "hello there"
+    timestamp: int = 1_700_000_000_000
+    start_time: int | None = 1_700_000_000_000
+    end_time: int | None = 1_700_000_001_500
+    language: int | None = 9
+    attribute: int = 0
+    received_at_ms: int = 1_700_000_000_100
+    speaker_inferred: bool = False
+
+
+@dataclass
+class FakeStore:
+    meetings: dict = field(default_factory=lambda: {FAKE_UUID: FakeMeeting(FAKE_UUID)})
+    segments: dict = field(default_factory=lambda: {FAKE_UUID: [FakeSegment(), FakeSegment(
+        text="second", timestamp=1_700_000_002_000, start_time=1_700_000_002_000, end_time=1_700_000_003_000)]})
+    healthy: object = True
+    calls: list = field(default_factory=list)
+
+    async def list_meetings(self, limit, offset):
+        self.calls.append((limit, offset))
+        return list(self.meetings.values())[offset:offset + limit]
+
+    async def get_meeting(self, uuid):
+        return self.meetings.get(uuid)
+
+    async def transcript(self, uuid):
+        return self.segments.get(uuid, [])
+
+    async def ping(self):
+        if isinstance(self.healthy, Exception):
+            raise self.healthy
+        return self.healthy
+
+
+class FlakyManager(RecordingManager):
+    def __init__(self, failures=0):
+        super().__init__()
+        self.failures = failures
+
+    async def handle(self, event):
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("manager is down")
+        await super().handle(event)
+
+
+@pytest.fixture
+async def fake(tmp_path):
+    """`fake(store=..., manager=..., clock=..., **env)` -> (client, store, manager)."""
+    clients = []
+
+    def build(store=None, manager=None, clock=time.time, **env):
+        store = store or FakeStore()
+        manager = manager or RecordingManager()
+        app = create_app(make_settings(tmp_path, **env), store=store, manager=manager, clock=clock)
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                 base_url="http://gw")
+        clients.append(http)
+        return http, store, manager
+
+    yield build
+    for http in clients:
+        await http.aclose()
+
+
+def signed_headers(body, *, ts, token=SECRET_TOKEN):
+    return {"x-zm-request-timestamp": str(ts), "x-zm-signature": webhook_signature(token, ts, body),
+            "x-zm-trackingid": "track-123"}
+
+
+@pytest.mark.parametrize("mutate, why", [
+    (lambda h: {}, "missing x-zm-request-timestamp"),
+    (lambda h: {k: v for k, v in h.items() if k != "x-zm-signature"}, "missing x-zm-signature"),
+    (lambda h: {**h, "x-zm-request-timestamp": str(NOW - 301)}, "window"),
+    (lambda h: {**h, "x-zm-request-timestamp": str(NOW + 301)}, "window"),
+    (lambda h: {**h, "x-zm-request-timestamp": "soon"}, "not a number"),
+    (lambda h: {**h, "x-zm-signature": "v0=" + "0" * 64}, "does not match"),
+])
+async def test_webhook_verification_over_http(fake, caplog, mutate, why):
+    http, _, manager = fake(clock=lambda: NOW)
+    raw = json.dumps({"event": "meeting.rtms_started", "event_ts": 1, "payload": STARTED}).encode()
+    caplog.set_level(logging.WARNING, logger="rtms_gateway.api.app")
+    response = await http.post("/webhook", content=raw, headers=mutate(signed_headers(raw, ts=NOW)))
+    assert response.status_code == 401 and why in response.json()["detail"]
+    assert manager.events == []
+    [record] = [r for r in caplog.records if r.name == "rtms_gateway.api.app"]
+    assert record.levelno == logging.WARNING and "401" in record.getMessage()
+
+
+async def test_empty_secret_token_rejects_even_url_validation(fake):
+    http, _, _ = fake(clock=lambda: NOW, ZOOM_SECRET_TOKEN="")
+    raw = json.dumps({"event": "endpoint.url_validation", "payload": {"plainToken": "p"}}).encode()
+    response = await http.post("/webhook", content=raw, headers=signed_headers(raw, ts=NOW, token=""))
+    assert response.status_code == 401
+
+
+async def test_url_validation_answer_is_exact(fake):
+    http, _, manager = fake(clock=lambda: NOW)
+    raw = json.dumps({"event": "endpoint.url_validation", "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}}).encode()
+    response = await http.post("/webhook", content=raw, headers=signed_headers(raw, ts=NOW))
+    assert response.status_code == 200
+    assert response.json() == url_validation_response(SECRET_TOKEN, "qgg8vlvZRS6UYooatFL8Aw")
+    assert set(response.json()) == {"plainToken", "encryptedToken"} and manager.events == []
+    unsigned = await http.post("/webhook", content=raw)
+    assert unsigned.status_code == 401
+
+
+@pytest.mark.parametrize("raw, status, field", [
+    (b"{nope", 400, "JSON"),
+    (b"[]", 400, "object"),
+    (b'{"payload": {}}', 400, "event"),
+    (json.dumps({"event": "meeting.rtms_started", "payload": {"meeting_uuid": "m", "server_urls": "w"}}).encode(),
+     422, "rtms_stream_id"),
+])
+async def test_malformed_bodies_over_http(fake, caplog, raw, status, field):
+    http, _, manager = fake(clock=lambda: NOW)
+    caplog.set_level(logging.WARNING)
+    response = await http.post("/webhook", content=raw, headers=signed_headers(raw, ts=NOW))
+    assert response.status_code == status and field in response.json()["detail"]
+    assert manager.events == []
+    assert "track-123" in caplog.text
+
+
+@pytest.mark.parametrize("product", list(Product))
+async def test_every_product_reaches_the_manager(fake, product):
+    http, _, manager = fake(clock=lambda: NOW)
+    ids = {product.id_key: "id/1", "rtms_stream_id": "s1"}
+    for name, payload in ((product.started_event, {**ids, "server_urls": "wss://x"}),
+                          (product.interrupted_event, ids),
+                          (product.stopped_event, {**ids, "stop_reason": 6})):
+        raw = json.dumps({"event": name, "event_ts": 5, "payload": payload}).encode()
+        response = await http.post("/webhook", content=raw, headers=signed_headers(raw, ts=NOW))
+        assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert [type(e) for e in manager.events] == [StreamStarted, StreamInterrupted, StreamStopped]
+    assert {e.product for e in manager.events} == {product}
+    assert {e.owner_id for e in manager.events} == {"id/1"}
+
+
+async def test_duplicate_reaches_manager_once_and_failed_delivery_is_retried(fake):
+    http, _, manager = fake(manager=FlakyManager(failures=1), clock=lambda: NOW)
+    raw = json.dumps({"event": "meeting.rtms_started", "event_ts": 9, "payload": STARTED}).encode()
+    failed = await http.post("/webhook", content=raw, headers=signed_headers(raw, ts=NOW))
+    assert failed.status_code == 500 and manager.events == []
+    for expected in ("ok", "duplicate", "duplicate"):
+        # a retry carries a fresh timestamp and signature but the same business key
+        response = await http.post("/webhook", content=raw, headers=signed_headers(raw, ts=NOW - 1))
+        assert response.json() == {"status": expected}
+    assert len(manager.events) == 1
+
+
+async def test_unhandled_event_is_200_and_logged_at_debug(fake, caplog):
+    http, _, manager = fake(clock=lambda: NOW)
+    caplog.set_level(logging.DEBUG, logger="rtms_gateway.api.app")
+    raw = json.dumps({"event": "rtms.concurrency_near_limit", "payload": {"percentage": 80}}).encode()
+    response = await http.post("/webhook", content=raw, headers=signed_headers(raw, ts=NOW))
+    assert response.status_code == 200 and manager.events == []
+    assert any(r.levelno == logging.DEBUG and "rtms.concurrency_near_limit" in r.getMessage()
+               for r in caplog.records)
+
+
+async def test_nothing_secret_is_logged_at_debug(fake, caplog):
+    http, _, _ = fake(clock=lambda: NOW)
+    caplog.set_level(logging.DEBUG)
+    raw = json.dumps({"event": "meeting.rtms_started", "event_ts": 1,
+                      "payload": {**STARTED, "rtms_stream_id": "private-s"}}).encode()
+    headers = signed_headers(raw, ts=NOW)
+    bad = {**headers, "x-zm-signature": webhook_signature("wrong", NOW, raw)}
+    for h in (headers, bad, {**headers, "x-zm-request-timestamp": "1"}):
+        await http.post("/webhook", content=raw, headers=h)
+    await http.post("/webhook", content=b"{secret-body", headers=signed_headers(b"{secret-body", ts=NOW))
+    text = caplog.text
+    for forbidden in (SECRET_TOKEN, headers["x-zm-signature"], bad["x-zm-signature"], "v0=",
+                      "secret-body", "wss://localhost:1"):
+        assert forbidden not in text
+
+
+async def test_oversized_bodies_stop_being_read(fake):
+    http, _, manager = fake(clock=lambda: NOW)
+    big = b"x" * (2 * 1024 * 1024)
+    response = await http.post("/webhook", content=big, headers=signed_headers(big, ts=NOW))
+    assert response.status_code == 413
+    sent = []
+
+    async def chunks():
+        for i in range(32):
+            sent.append(i)
+            yield b"y" * 65536
+
+    response = await http.post("/webhook", content=chunks(), headers=signed_headers(b"", ts=NOW))
+    assert response.status_code == 413 and manager.events == []
+    assert len(sent) < 32  # the app stopped reading just past 1 MiB
+    exact = b" " * (1024 * 1024)
+    response = await http.post("/webhook", content=exact, headers=signed_headers(exact, ts=NOW))
+    assert response.status_code == 400  # at the limit: read, verified, then not JSON
+
+
+async def test_configured_webhook_path(fake):
+    http, _, _ = fake(clock=lambda: NOW, WEBHOOK_PATH="hooks/zoom")
+    raw = json.dumps({"event": "endpoint.url_validation", "payload": {"plainToken": "p"}}).encode()
+    assert (await http.post("/hooks/zoom", content=raw, headers=signed_headers(raw, ts=NOW))).status_code == 200
+    assert (await http.post("/webhook", content=raw, headers=signed_headers(raw, ts=NOW))).status_code in (404, 405)
+
+
+async def test_health_ok_and_degraded(fake):
+    http, store, _ = fake()
+    ok = await http.get("/healthz")
+    assert (ok.status_code, ok.json()) == (200, {"status": "ok", "store": True, "streams_live": 0})
+    store.healthy = False
+    assert (await http.get("/healthz")).status_code == 503
+    store.healthy = ConnectionError("db gone")
+    degraded = await http.get("/healthz")
+    assert degraded.status_code == 503
+    assert degraded.json() == {"status": "degraded", "store": False, "streams_live": 0}
+
+
+async def test_listing_and_detail_with_encoded_uuid(fake):
+    http, store, _ = fake()
+    assert (await http.get("/api/meetings")).json() == {"meetings": [{"meeting_uuid": FAKE_UUID, "topic": "demo"}]}
+    assert (await http.get("/api/meetings?limit=5&offset=1")).json() == {"meetings": []}
+    assert store.calls[-1] == (5, 1)
+    assert (await http.get("/api/meetings?limit=0")).status_code == 422
+    detail = await http.get(f"/api/meetings/{ENCODED}")
+    assert (detail.status_code, detail.json()["meeting_uuid"]) == (200, FAKE_UUID)
+    missing = await http.get("/api/meetings/no%2Fsuch%3D")
+    assert missing.status_code == 404 and "no/such=" in missing.json()["detail"]
+
+
+async def test_transcript_json_shape(fake):
+    http, _, _ = fake()
+    response = await http.get(f"/api/meetings/{ENCODED}/transcript")
+    assert response.status_code == 200
+    data = response.json()
+    assert data["meeting_uuid"] == FAKE_UUID
+    assert data["segments"][0] == {
+        "user_id": 16778240, "user_name": "Ada", "text": "hello there", "start_time": 1_700_000_000_000,
+        "end_time": 1_700_000_001_500, "timestamp": 1_700_000_000_000, "language": 9,
+        "rtms_stream_id": "s1", "speaker_inferred": False}
+    assert [s["text"] for s in data["segments"]] == ["hello there", "second"]
+    assert (await http.get(f"/api/meetings/{ENCODED}/transcript?format=json")).json() == data
+    assert (await http.get("/api/meetings/nope/transcript")).status_code == 404
+    assert (await http.get("/api/meetings/nope/transcript?format=vtt")).status_code == 404
+    assert (await http.get(f"/api/meetings/{ENCODED}/transcript?format=docx")).status_code == 422
+
+
+@pytest.mark.parametrize("fmt, media", [("txt", "text/plain"), ("vtt", "text/vtt"),
+                                        ("srt", "application/x-subrip")])
+async def test_transcript_text_formats(fake, fmt, media):
+    from rtms_gateway.sinks import exports
+    http, _, _ = fake()
+    response = await http.get(f"/api/meetings/{ENCODED}/transcript?format={fmt}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(media)
+    assert response.headers["content-type"].split(";")[0] == exports.TRANSCRIPT_FORMATS[fmt].split(";")[0]
+    assert "hello there" in response.text and "second" in response.text
+    if fmt == "vtt":
+        assert response.text.startswith("WEBVTT")
+
+
+async def test_openapi_documents_every_route(fake):
+    http, _, _ = fake()
+    spec = (await http.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert {"/webhook", "/healthz", "/api/meetings", "/api/meetings/{meeting_uuid}",
+            "/api/meetings/{meeting_uuid}/transcript"} <= set(paths)
+    operations = [op for path in paths.values() for op in path.values()]
+    assert all(op.get("summary") for op in operations)
+    assert {"401", "413", "400", "422"} <= set(paths["/webhook"]["post"]["responses"])
+    params = {p["name"] for p in paths["/api/meetings/{meeting_uuid}/transcript"]["get"]["parameters"]}
+    assert params == {"meeting_uuid", "format"}

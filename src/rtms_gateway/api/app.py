@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any, Callable, Literal, Protocol
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ..config import Settings
@@ -26,6 +26,8 @@ from ..webhooks.verify import WebhookRejected, verify_request
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 1024 * 1024
+
+TranscriptFormat = Literal["json", "txt", "vtt", "srt"]
 
 
 class StoreReader(Protocol):
@@ -47,7 +49,7 @@ class _TooLarge(Exception):
 async def _read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing (without reading on) anything past `limit` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise _TooLarge
     chunks = bytearray()
     async for chunk in request.stream():
@@ -57,71 +59,108 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
+_NOT_FOUND = {404: {"description": "No meeting with that UUID"}}
+_UUID_DOC = "The meeting UUID; percent-encode `/`, `+` and `=` (`%2F`, `%2B`, `%3D`)."
+
+
 def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                clock: Callable[[], float] = time.time) -> FastAPI:
+    """The app for `settings`; reads no environment. `clock` gives Unix seconds."""
     app = FastAPI(title="rtms-gateway", version="0.1.0",
                   description="Zoom Realtime Media Streams in; durable, queryable, live data out.")
     deliveries = RecentDeliveries()
     secret_token = settings.zoom_secret_token.get_secret_value()
 
-    def refuse(status: int, reason: str, request: Request, event: str = "-") -> JSONResponse:
-        log.warning("webhook refused: %d %s (event %s, tracking id %s)", status, reason, event,
-                    request.headers.get(HEADER_TRACKING_ID, "-"))
+    def refuse(status: int, reason: str, request: Request, event: str | None = None) -> JSONResponse:
+        # One line per refusal; never the token, the signature header or the body.
+        log.warning("webhook refused: %d %s (event %s, tracking id %s)", status, reason,
+                    event or "-", request.headers.get(HEADER_TRACKING_ID, "-"))
         return JSONResponse({"detail": reason}, status_code=status)
 
-    @app.post(settings.webhook_path, summary="Zoom webhook",
-              responses={401: {"description": "unverified"}, 413: {"description": "body over 1 MiB"},
-                         400: {"description": "malformed"}, 422: {"description": "missing field"}})
+    @app.post(
+        settings.webhook_path,
+        summary="Zoom webhook receiver",
+        response_description="`{\"status\": \"ok\"}`, `\"duplicate\"` for a retry, or the "
+                             "URL-validation answer",
+        responses={
+            400: {"description": "Body is not a JSON object with an `event`"},
+            401: {"description": "Missing, stale or wrong timestamp/signature"},
+            413: {"description": "Body over 1 MiB"},
+            422: {"description": "An RTMS event lacks a field or has the wrong type"},
+        },
+    )
     async def webhook(request: Request) -> Response:
-        """Verify, parse and act on one webhook delivery; answers within Zoom's limit."""
+        """Verify, parse and act on one delivery; answers well within Zoom's 3 s limit."""
         try:
             body = await _read_body(request, MAX_WEBHOOK_BYTES)
         except _TooLarge:
             return refuse(413, "body over 1 MiB", request)
         try:
             verify_request(request.headers, body, secret_token, clock())
-            event = parse_webhook(body)
-        except (WebhookRejected, WebhookPayloadError) as exc:
+        except WebhookRejected as exc:
             return refuse(exc.status, str(exc), request)
+        try:
+            event = parse_webhook(body)
+        except WebhookPayloadError as exc:
+            return refuse(exc.status, str(exc), request, exc.event)
         if isinstance(event, UrlValidation):
             return JSONResponse(url_validation_response(secret_token, event.plain_token))
         if isinstance(event, UnhandledEvent):
             log.debug("webhook %s not handled", event.event)
             return JSONResponse({"status": "ignored"})
-        if deliveries.seen(delivery_key(event), clock()):
-            log.info("webhook %s for stream %s is a repeat; ignored", type(event).__name__, event.rtms_stream_id)
+        key = delivery_key(event)
+        if deliveries.seen(key, clock()):
+            log.info("webhook %s for stream %s is a repeat; ignored",
+                     type(event).__name__, event.rtms_stream_id)
             return JSONResponse({"status": "duplicate"})
-        await manager.handle(event)
+        try:
+            await manager.handle(event)
+        except BaseException:
+            deliveries.forget(key)  # Zoom's retry should be acted on, not dropped
+            raise
         return JSONResponse({"status": "ok"})
 
-    @app.get("/healthz", summary="Liveness, store reachability and stream counts")
+    @app.get("/healthz", summary="Liveness, store reachability and stream counts",
+             response_description="`status` ok and the manager's counters",
+             responses={503: {"description": "The store did not answer (`status`: degraded)"}})
     async def healthz() -> JSONResponse:
         try:
             store_ok = bool(await store.ping())
         except Exception:
+            log.warning("health check: store ping failed", exc_info=True)
             store_ok = False
-        body = {"status": "ok" if store_ok else "degraded", "store": store_ok, **manager.health()}
+        body: dict[str, Any] = {"status": "ok" if store_ok else "degraded", "store": store_ok}
+        body.update({k: v for k, v in manager.health().items() if k not in body})
         return JSONResponse(body, status_code=200 if store_ok else 503)
 
-    @app.get("/api/meetings", summary="Meetings, newest first")
-    async def list_meetings(limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
-        return {"meetings": [m.to_dict() for m in await store.list_meetings(limit=limit, offset=offset)]}
+    @app.get("/api/meetings", summary="List meetings",
+             response_description="`{\"meetings\": [...]}`, newest first")
+    async def list_meetings(limit: int = Query(100, ge=1, le=1000),
+                            offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        return {"meetings": [m.to_dict() for m in await store.list_meetings(limit, offset)]}
 
-    @app.get("/api/meetings/{meeting_uuid:path}/transcript", summary="A meeting's transcript",
-             responses={200: {"content": {t: {} for t in TRANSCRIPT_FORMATS.values()}},
-                        404: {"description": "unknown meeting"}})
-    async def transcript(meeting_uuid: str,
-                         format: Literal["json", "txt", "vtt", "srt"] = Query("json")) -> Response:
+    # Declared before the detail route: `{meeting_uuid:path}` there would swallow "/transcript".
+    @app.get(
+        "/api/meetings/{meeting_uuid:path}/transcript",
+        summary="A meeting's transcript as JSON, plain text, WebVTT or SRT",
+        response_description="The transcript in the requested format",
+        responses={200: {"content": {"text/plain": {}, "text/vtt": {}, "application/x-subrip": {}}},
+                   **_NOT_FOUND},
+    )
+    async def transcript(meeting_uuid: str = Path(description=_UUID_DOC),
+                         format: TranscriptFormat = Query("json")) -> Response:
         if await store.get_meeting(meeting_uuid) is None:
             raise HTTPException(404, f"no meeting {meeting_uuid!r}")
         segments = await store.transcript(meeting_uuid)
         if format == "json":
-            return JSONResponse({"meeting_uuid": meeting_uuid, "segments": [segment_json(s) for s in segments]})
-        return PlainTextResponse(render_transcript(segments, format), media_type=TRANSCRIPT_FORMATS[format])
+            return JSONResponse({"meeting_uuid": meeting_uuid,
+                                 "segments": [segment_json(s) for s in segments]})
+        return PlainTextResponse(render_transcript(segments, format),
+                                 media_type=TRANSCRIPT_FORMATS[format])
 
     @app.get("/api/meetings/{meeting_uuid:path}", summary="One meeting and its streams",
-             responses={404: {"description": "unknown meeting"}})
-    async def meeting(meeting_uuid: str) -> dict[str, Any]:
+             response_description="The meeting", responses=_NOT_FOUND)
+    async def meeting(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
         found = await store.get_meeting(meeting_uuid)
         if found is None:
             raise HTTPException(404, f"no meeting {meeting_uuid!r}")
