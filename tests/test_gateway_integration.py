@@ -218,11 +218,17 @@ async def test_mixed_audio_lands_in_a_wav_equal_to_what_was_sent(tmp_path):
         handle = run.simulator.start_meeting(duration=3.0, media=MediaType.AUDIO | MediaType.TRANSCRIPT)
         record = await handle.wait(30)
         await run.settle()
+        (indexed,) = await run.gateway.store.media_files(handle.script.owner_id)
     assert record.outcome == "completed"
     (wav,) = (tmp_path / quote(handle.script.owner_id, safe="")).glob("*-audio-mixed.wav")
+    assert indexed.path == str(wav.relative_to(tmp_path)) and indexed.complete
     with wave.open(str(wav)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
         pcm = w.readframes(w.getnframes())
+    # The file starts at the stream's time zero (Zoom's first-packet timestamp).
+    lead = (record.t0_ms - indexed.origin_ms) * 32
+    assert lead >= 0 and pcm[:lead] == bytes(lead)
+    pcm = pcm[lead:]
     assert len(pcm) == record.sent.audio_frames * 640
     expected = b"".join(
         tone_chunk(s.tone_hz, 16000, 1) if (s := handle.script.speaker_at(20 * i)) else silence_chunk(16000, 1)

@@ -28,8 +28,9 @@ async def test_migrations_build_the_schema_and_reopen_keeps_data(tmp_path):
     await store.close()
     db = sqlite3.connect(tmp_path / "db" / "rtms.sqlite3")
     tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
-    assert tables >= {"meetings", "streams", "transcript_segments", "chat_messages", "timeline_events", "alembic_version"}
-    assert db.execute("select version_num from alembic_version").fetchall() == [("0001",)]
+    assert tables >= {"meetings", "streams", "transcript_segments", "chat_messages", "timeline_events",
+                      "media_files", "alembic_version"}
+    assert db.execute("select version_num from alembic_version").fetchall() == [("0002",)]
     assert db.execute("pragma journal_mode").fetchone() == ("wal",)
     db.close()
     store = await _open(tmp_path)  # upgrade on an up-to-date database is a no-op

@@ -99,35 +99,68 @@ def meetings(limit: int = typer.Option(50, help="How many, newest first.")) -> N
 @app.command()
 def export(
     meeting_uuid: str = typer.Argument(..., help="The meeting's UUID, as Zoom gives it."),
-    format: str = typer.Option("txt", "--format", "-f", help="txt | vtt | srt | json"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="File to write (stdout if absent)."),
+    format: str = typer.Option("txt", "--format", "-f", help="txt | vtt | srt | json | wav | mp4"),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output",
+        help="File to write (stdout if absent; required for wav/mp4, a folder when several files match)."),
+    participant: Optional[str] = typer.Option(
+        None, "--participant", "-p", help="wav/mp4: this participant's file (user id or name)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="mp4: video (default) or share."),
 ) -> None:
-    """Export a stored meeting's transcript."""
+    """Export a stored meeting's transcript, audio (wav) or video (mp4)."""
     from .sinks.exports import TRANSCRIPT_FORMATS, render_transcript
+    from .sinks.media_export import EXPORT_FORMATS, pick_files
     from .sinks.store import Store
 
-    if format not in TRANSCRIPT_FORMATS:
-        console.print(f"[red]unknown format {format!r}[/red]; use one of {', '.join(TRANSCRIPT_FORMATS)}")
+    if format not in TRANSCRIPT_FORMATS and format not in EXPORT_FORMATS:
+        known = ", ".join([*TRANSCRIPT_FORMATS, *EXPORT_FORMATS])
+        console.print(f"[red]unknown format {format!r}[/red]; use one of {known}")
+        raise typer.Exit(2)
+    if format in EXPORT_FORMATS and output is None:
+        console.print(f"[red]--output is required for {format}[/red]")
         raise typer.Exit(2)
     settings = _settings()
 
     async def fetch():  # type: ignore[no-untyped-def]
         store = await Store.open(settings.resolved_database_url)
         try:
-            return await store.get_meeting(meeting_uuid), await store.transcript(meeting_uuid)
+            meeting = await store.get_meeting(meeting_uuid)
+            if format in EXPORT_FORMATS:
+                return meeting, await store.media_files(meeting_uuid)
+            return meeting, await store.transcript(meeting_uuid)
         finally:
             await store.close()
 
-    meeting, segments = asyncio.run(fetch())
+    meeting, rows = asyncio.run(fetch())
     if meeting is None:
         console.print(f"[red]no meeting {meeting_uuid!r} in the store[/red]")
         raise typer.Exit(1)
-    text = render_transcript(segments, format)
+    if format in EXPORT_FORMATS:
+        _export_media(pick_files(rows, format, kind=kind, participant=participant), settings.data_dir,
+                      output, format)  # type: ignore[arg-type]
+        return
+    text = render_transcript(rows, format)
     if output:
         output.write_text(text, encoding="utf-8")
-        console.print(f"wrote {len(segments)} segments to {output}", highlight=False)
+        console.print(f"wrote {len(rows)} segments to {output}", highlight=False)
     else:
         sys.stdout.write(text)
+
+
+def _export_media(files: list, data_dir: Path, output: Path, fmt: str) -> None:  # type: ignore[type-arg]
+    import shutil
+
+    if not files:
+        console.print(f"[red]no {fmt} file for that meeting[/red] (still being written, or not taken in)")
+        raise typer.Exit(1)
+    if len(files) == 1 and not output.is_dir():
+        targets = [output]
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        targets = [output / Path(f.path).name for f in files]
+    for f, target in zip(files, targets):
+        shutil.copyfile(data_dir / f.path, target)
+        console.print(f"wrote {f.kind} of {f.user_name or f.user_id} to {target}", highlight=False)
 
 
 def _when(ms: object) -> str:

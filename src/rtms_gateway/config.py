@@ -7,9 +7,34 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .protocol.constants import MEDIA_TYPE_BY_KEY, MediaType
+from .protocol.constants import (
+    MEDIA_TYPE_BY_KEY,
+    Codec,
+    ContentType,
+    DataOption,
+    MediaType,
+    Resolution,
+    SampleRate,
+)
+from .protocol.messages import AudioParams, MediaParams, VideoParams
 
 DEFAULT_MEDIA = "transcript,chat"
+
+
+AUDIO_CODECS = {"l16": Codec.L16, "g711": Codec.G711, "g722": Codec.G722, "opus": Codec.OPUS}
+VIDEO_CODECS = {"h264": Codec.H264, "jpg": Codec.JPG, "png": Codec.PNG}
+SAMPLE_RATES = {rate.hz: rate for rate in SampleRate}
+RESOLUTIONS = {res.name.lower(): res for res in Resolution}
+AUDIO_STREAMS = {"mixed": DataOption.AUDIO_MIXED_STREAM, "multi": DataOption.AUDIO_MULTI_STREAMS}
+VIDEO_STREAMS = {"active": DataOption.VIDEO_SINGLE_ACTIVE_STREAM,
+                 "individual": DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM}
+
+
+def _choice(value: str, choices: dict[str, object], what: str) -> str:
+    value = value.strip().lower()
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r} (known: {', '.join(choices)})")
+    return value
 
 
 def parse_media(value: str) -> MediaType:
@@ -42,11 +67,63 @@ class Settings(BaseSettings):
     media: str = Field(default=DEFAULT_MEDIA, validation_alias="RTMS_MEDIA")
     buffer_data: bool = Field(default=True, validation_alias="RTMS_BUFFER_DATA")
     log_level: str = Field(default="INFO", validation_alias="RTMS_LOG_LEVEL")
+    # Media parameters asked of Zoom; the defaults are the protocol's own.
+    audio_codec: str = Field(default="l16", validation_alias="RTMS_AUDIO_CODEC")
+    audio_sample_rate: int = Field(default=16000, validation_alias="RTMS_AUDIO_SAMPLE_RATE")
+    audio_channels: int = Field(default=1, ge=1, le=2, validation_alias="RTMS_AUDIO_CHANNELS")
+    audio_streams: str = Field(default="mixed", validation_alias="RTMS_AUDIO_STREAMS")
+    audio_send_rate_ms: int = Field(default=20, ge=20, le=1000, validation_alias="RTMS_AUDIO_SEND_RATE")
+    video_codec: str = Field(default="h264", validation_alias="RTMS_VIDEO_CODEC")
+    video_resolution: str = Field(default="hd", validation_alias="RTMS_VIDEO_RESOLUTION")
+    video_fps: int = Field(default=25, ge=1, le=30, validation_alias="RTMS_VIDEO_FPS")
+    video_stream: str = Field(default="active", validation_alias="RTMS_VIDEO_STREAM")
+    share_codec: str = Field(default="jpg", validation_alias="RTMS_SHARE_CODEC")
+    share_resolution: str = Field(default="fhd", validation_alias="RTMS_SHARE_RESOLUTION")
+    share_fps: int = Field(default=1, ge=1, le=30, validation_alias="RTMS_SHARE_FPS")
 
     @field_validator("media")
     @classmethod
     def _valid_media(cls, value: str) -> str:
         parse_media(value)
+        return value
+
+    @field_validator("audio_codec")
+    @classmethod
+    def _audio_codec(cls, value: str) -> str:
+        return _choice(value, AUDIO_CODECS, "audio codec")
+
+    @field_validator("video_codec", "share_codec")
+    @classmethod
+    def _video_codec(cls, value: str) -> str:
+        return _choice(value, VIDEO_CODECS, "video codec")
+
+    @field_validator("video_resolution", "share_resolution")
+    @classmethod
+    def _resolution(cls, value: str) -> str:
+        return _choice(value, RESOLUTIONS, "resolution")
+
+    @field_validator("audio_streams")
+    @classmethod
+    def _audio_streams(cls, value: str) -> str:
+        return _choice(value, AUDIO_STREAMS, "audio stream mode")
+
+    @field_validator("video_stream")
+    @classmethod
+    def _video_stream(cls, value: str) -> str:
+        return _choice(value, VIDEO_STREAMS, "video stream mode")
+
+    @field_validator("audio_sample_rate")
+    @classmethod
+    def _sample_rate(cls, value: int) -> int:
+        if value not in SAMPLE_RATES:
+            raise ValueError(f"unsupported sample rate {value} (known: {', '.join(map(str, SAMPLE_RATES))})")
+        return value
+
+    @field_validator("audio_send_rate_ms")
+    @classmethod
+    def _send_rate(cls, value: int) -> int:
+        if value % 20:
+            raise ValueError("the audio send rate is a multiple of 20 ms")
         return value
 
     @field_validator("webhook_path")
@@ -64,3 +141,30 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'rtms.sqlite3').resolve()}"
+
+    @property
+    def media_params(self) -> MediaParams:
+        """What the media handshakes ask for; Zoom answers with what it accepted."""
+        return MediaParams(
+            audio=AudioParams(
+                content_type=int(ContentType.RAW_AUDIO),
+                sample_rate=int(SAMPLE_RATES[self.audio_sample_rate]),
+                channel=self.audio_channels,
+                codec=int(AUDIO_CODECS[self.audio_codec]),
+                data_opt=int(AUDIO_STREAMS[self.audio_streams]),
+                send_rate=self.audio_send_rate_ms,
+            ),
+            video=VideoParams(
+                content_type=int(ContentType.RAW_VIDEO),
+                codec=int(VIDEO_CODECS[self.video_codec]),
+                resolution=int(RESOLUTIONS[self.video_resolution]),
+                fps=self.video_fps,
+                data_opt=int(VIDEO_STREAMS[self.video_stream]),
+            ),
+            deskshare=VideoParams(
+                content_type=int(ContentType.RAW_VIDEO),
+                codec=int(VIDEO_CODECS[self.share_codec]),
+                resolution=int(RESOLUTIONS[self.share_resolution]),
+                fps=self.share_fps,
+            ),
+        )

@@ -6,13 +6,17 @@ import logging
 import time
 from typing import Any, Callable, Literal, Protocol
 
+import msgspec
 from fastapi import FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from ..config import Settings
-from ..protocol.constants import HEADER_TRACKING_ID
+from ..protocol.constants import HEADER_TRACKING_ID, EventType
 from ..protocol.signature import url_validation_response
 from ..sinks.exports import TRANSCRIPT_FORMATS, render_transcript, segment_json
+from ..sinks.media_export import MEDIA_TYPES, frames_zip, media_json
+from ..sinks.participants import participants
+from ..sinks.records import MediaFile
 from ..webhooks.dedup import RecentDeliveries
 from ..webhooks.events import (
     UnhandledEvent,
@@ -34,6 +38,10 @@ class StoreReader(Protocol):
     async def list_meetings(self, limit: int, offset: int) -> list[Any]: ...
     async def get_meeting(self, meeting_uuid: str) -> Any: ...
     async def transcript(self, meeting_uuid: str) -> list[Any]: ...
+    async def chat(self, meeting_uuid: str) -> list[Any]: ...
+    async def timeline(self, meeting_uuid: str) -> list[Any]: ...
+    async def media_files(self, meeting_uuid: str) -> list[Any]: ...
+    async def media_file(self, file_id: int) -> Any: ...
     async def ping(self) -> bool: ...
 
 
@@ -64,8 +72,10 @@ _UUID_DOC = "The meeting UUID; percent-encode `/`, `+` and `=` (`%2F`, `%2B`, `%
 
 
 def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
-               clock: Callable[[], float] = time.time) -> FastAPI:
-    """The app for `settings`; reads no environment. `clock` gives Unix seconds."""
+               clock: Callable[[], float] = time.time,
+               live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: []) -> FastAPI:
+    """The app for `settings`; reads no environment. `clock` gives Unix seconds;
+    `live_media` tells how the files still being written stand right now."""
     app = FastAPI(title="rtms-gateway", version="0.1.0",
                   description="Zoom Realtime Media Streams in; durable, queryable, live data out.")
     deliveries = RecentDeliveries()
@@ -139,6 +149,23 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                             offset: int = Query(0, ge=0)) -> dict[str, Any]:
         return {"meetings": [m.to_dict() for m in await store.list_meetings(limit, offset)]}
 
+    async def meeting_or_404(meeting_uuid: str) -> Any:
+        found = await store.get_meeting(meeting_uuid)
+        if found is None:
+            raise HTTPException(404, f"no meeting {meeting_uuid!r}")
+        return found
+
+    async def files_of(meeting_uuid: str) -> list[MediaFile]:
+        """Stored index entries, brought up to date by the writers of files still growing."""
+        live = {(f.rtms_stream_id, f.kind, str(f.user_id)): f for f in live_media(meeting_uuid)}
+        files = []
+        for f in await store.media_files(meeting_uuid):
+            now = live.get((f.rtms_stream_id, f.kind, str(f.user_id)))
+            if now is not None and not f.complete:
+                f = MediaFile(**{**msgspec.structs.asdict(now), "id": f.id})
+            files.append(f)
+        return files
+
     # Declared before the detail route: `{meeting_uuid:path}` there would swallow "/transcript".
     @app.get(
         "/api/meetings/{meeting_uuid:path}/transcript",
@@ -149,8 +176,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     )
     async def transcript(meeting_uuid: str = Path(description=_UUID_DOC),
                          format: TranscriptFormat = Query("json")) -> Response:
-        if await store.get_meeting(meeting_uuid) is None:
-            raise HTTPException(404, f"no meeting {meeting_uuid!r}")
+        await meeting_or_404(meeting_uuid)
         segments = await store.transcript(meeting_uuid)
         if format == "json":
             return JSONResponse({"meeting_uuid": meeting_uuid,
@@ -158,12 +184,79 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return PlainTextResponse(render_transcript(segments, format),
                                  media_type=TRANSCRIPT_FORMATS[format])
 
+    @app.get("/api/meetings/{meeting_uuid:path}/chat", summary="A meeting's chat messages, oldest first",
+             response_description="`{\"messages\": [...]}` with sender, recipient and time",
+             responses=_NOT_FOUND)
+    async def chat(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
+        await meeting_or_404(meeting_uuid)
+        return {"meeting_uuid": meeting_uuid,
+                "messages": [_without_meeting(m) for m in await store.chat(meeting_uuid)]}
+
+    @app.get("/api/meetings/{meeting_uuid:path}/events",
+             summary="A meeting's timeline: joins, leaves, active speakers, sharing, interruptions",
+             response_description="`{\"events\": [...]}`, oldest first", responses=_NOT_FOUND)
+    async def events(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
+        await meeting_or_404(meeting_uuid)
+        rows = []
+        for ev in await store.timeline(meeting_uuid):
+            row = _without_meeting(ev)
+            row["event"] = _event_name(ev.event_type)
+            rows.append(row)
+        return {"meeting_uuid": meeting_uuid, "events": rows}
+
+    @app.get("/api/meetings/{meeting_uuid:path}/participants",
+             summary="Who took part: when they joined and left, talk time, segments, chat",
+             response_description="`{\"participants\": [...]}`; talk time comes from the "
+                                  "active-speaker timeline", responses=_NOT_FOUND)
+    async def people(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
+        found = await meeting_or_404(meeting_uuid)
+        end_ms = found.stopped_at_ms or int(clock() * 1000)
+        found_people = participants(await store.timeline(meeting_uuid), await store.transcript(meeting_uuid),
+                                    await store.chat(meeting_uuid), end_ms=end_ms)
+        return {"meeting_uuid": meeting_uuid, "participants": [p.to_dict() for p in found_people]}
+
+    @app.get("/api/meetings/{meeting_uuid:path}/media",
+             summary="A meeting's media files: kind, participant, codec, duration, bytes, download URL",
+             response_description="`{\"files\": [...]}`", responses=_NOT_FOUND)
+    async def media(request: Request, meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
+        await meeting_or_404(meeting_uuid)
+        return {"meeting_uuid": meeting_uuid,
+                "files": [media_json(f, str(request.url_for("download_media", file_id=f.id)))
+                          for f in await files_of(meeting_uuid)]}
+
+    @app.get("/api/media/{file_id}", name="download_media",
+             summary="Download one media file (numbered frames come as one ZIP)",
+             responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}},
+                        404: {"description": "No such file"}})
+    async def download_media(file_id: int) -> Response:
+        f = await store.media_file(file_id)
+        if f is None:
+            raise HTTPException(404, f"no media file {file_id}")
+        path = (settings.data_dir / f.path).resolve()
+        if not path.is_relative_to(settings.data_dir.resolve()) or not path.exists():
+            raise HTTPException(404, f"media file {file_id} is not on this gateway's disk")
+        if path.is_dir():
+            return StreamingResponse(frames_zip(path), media_type="application/zip", headers={
+                "content-disposition": f'attachment; filename="{path.name}.zip"'})
+        return FileResponse(path, media_type=MEDIA_TYPES.get(f.format, "application/octet-stream"),
+                            filename=path.name)
+
     @app.get("/api/meetings/{meeting_uuid:path}", summary="One meeting and its streams",
              response_description="The meeting", responses=_NOT_FOUND)
     async def meeting(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
-        found = await store.get_meeting(meeting_uuid)
-        if found is None:
-            raise HTTPException(404, f"no meeting {meeting_uuid!r}")
-        return found.to_dict()
+        return (await meeting_or_404(meeting_uuid)).to_dict()
 
     return app
+
+
+def _without_meeting(record: Any) -> dict[str, Any]:
+    body: dict[str, Any] = msgspec.to_builtins(record)
+    body.pop("meeting_uuid", None)
+    return body
+
+
+def _event_name(event_type: int) -> str:
+    try:
+        return EventType(event_type).name.lower()
+    except ValueError:
+        return f"event_{event_type}"

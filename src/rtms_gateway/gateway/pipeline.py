@@ -16,10 +16,11 @@ import logging
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
-from urllib.parse import quote
 
 import msgspec
 
+from ..protocol.constants import EventType, MediaType
+from ..protocol.errors import ProtocolError
 from ..protocol.messages import (
     AudioData,
     AudioParams,
@@ -30,12 +31,12 @@ from ..protocol.messages import (
     StreamStateUpdate,
     TranscriptData,
     VideoData,
+    VideoParams,
 )
-from ..protocol.constants import Codec, MediaType, SampleRate
-from ..protocol.errors import ProtocolError
-from ..sinks.audio import WavTrack
 from ..sinks.live import LiveHub
-from ..sinks.records import ChatMessage, TimelineEvent, TranscriptSegment
+from ..sinks.media_files import MediaFiles, Track
+from ..sinks.records import ChatMessage, MediaFile, TimelineEvent, TranscriptSegment
+from .speakers import SpeakerTimeline, is_anonymous
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +47,25 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def transcript_record(meeting_uuid: str, stream_id: str, msg: TranscriptData) -> TranscriptSegment:
+def transcript_record(meeting_uuid: str, stream_id: str, msg: TranscriptData,
+                      speakers: SpeakerTimeline | None = None) -> TranscriptSegment:
+    """A segment; where Zoom named no speaker, the one holding the floor when the
+    utterance began (from the events timeline), marked as inferred."""
     c = msg.content
+    user_id, user_name, inferred = c.user_id if c.user_id is not None else c.channel_id, c.user_name, False
+    if speakers is not None:
+        if is_anonymous(user_id, user_name):
+            found = speakers.speaker_at(c.start_time or c.timestamp)
+            if found is not None:
+                (user_id, user_name), inferred = found, True
+        elif not user_name:
+            user_name = speakers.name_of(user_id)
     return TranscriptSegment(
         meeting_uuid=meeting_uuid,
         rtms_stream_id=stream_id,
-        user_id=c.user_id,
-        user_name=c.user_name,
+        user_id=user_id,
+        user_name=user_name,
+        speaker_inferred=inferred,
         text=c.data,
         timestamp=c.timestamp,
         start_time=c.start_time,
@@ -98,19 +111,25 @@ def chat_record(meeting_uuid: str, stream_id: str, msg: ChatData) -> ChatMessage
     )
 
 
-def timeline_records(meeting_uuid: str, stream_id: str, msg: EventUpdate) -> list[TimelineEvent]:
-    """One row per participant for join/leave/video events, one row otherwise."""
+def timeline_records(meeting_uuid: str, stream_id: str, msg: EventUpdate,
+                     speakers: SpeakerTimeline | None = None) -> list[TimelineEvent]:
+    """One row per participant for join/leave/video events, one row otherwise. Names Zoom
+    leaves out (leave events carry none) come from earlier events."""
     ev = msg.event
     ts = ev.timestamp or ev.event_ts or _now_ms()
     payload = msgspec.to_builtins(ev)
+    name_of = speakers.name_of if speakers is not None else (lambda user_id: None)
     if ev.participants:
         return [
             TimelineEvent(meeting_uuid=meeting_uuid, rtms_stream_id=stream_id, event_type=ev.event_type,
-                          timestamp=ts, user_id=p.user_id, user_name=p.user_name, payload=payload)
+                          timestamp=ts, user_id=p.user_id, user_name=p.user_name or name_of(p.user_id),
+                          payload=payload)
             for p in ev.participants
         ]
     return [TimelineEvent(meeting_uuid=meeting_uuid, rtms_stream_id=stream_id, event_type=ev.event_type,
-                          timestamp=ts, user_id=ev.user_id, user_name=ev.user_name, payload=payload)]
+                          timestamp=ts, user_id=ev.user_id,
+                          user_name=ev.user_name or (name_of(ev.user_id) if ev.user_id is not None else None),
+                          payload=payload)]
 
 
 class Pipeline:
@@ -128,8 +147,9 @@ class Pipeline:
     ) -> None:
         self.store = store
         self.data_dir = data_dir
-        self._tracks: dict[tuple[str, object], WavTrack] = {}
-        self._origins: dict[str, int] = {}  # per stream: the first audio timestamp
+        self.media = MediaFiles(data_dir, on_file=self._index_file) if data_dir is not None else None
+        self._speakers: dict[str, SpeakerTimeline] = {}
+        self._finishing: set[asyncio.Task[None]] = set()
         self.live = live or LiveHub()
         self.batch_interval = batch_interval
         self.high_watermark = high_watermark
@@ -147,7 +167,7 @@ class Pipeline:
         self.counters: dict[str, int] = {
             "segments": 0, "chats": 0, "events": 0, "audio_frames": 0, "video_frames": 0,
             "share_frames": 0, "state_updates": 0, "committed": 0, "commit_errors": 0,
-            "audio_unwritten": 0, "audio_duplicates": 0,
+            "media_unwritten": 0, "media_duplicates": 0, "media_files": 0,
         }
 
     # ---- intake (synchronous, per frame) ------------------------------------------------
@@ -160,11 +180,12 @@ class Pipeline:
         kind = type(msg)
         if kind is AudioData:
             self.counters["audio_frames"] += 1
-            if self.data_dir is not None:
-                self._place_audio(stream, msg)  # type: ignore[arg-type]
+            if self.media is not None:
+                self._place(stream, MediaType.AUDIO, msg)
             return
         if kind is TranscriptData:
-            rec = transcript_record(stream.meeting_uuid, stream.stream_id, msg)  # type: ignore[arg-type]
+            rec = transcript_record(stream.meeting_uuid, stream.stream_id, msg,  # type: ignore[arg-type]
+                                    self._speakers.get(stream.stream_id))
             self._segments.append(rec)
             self.counters["segments"] += 1
             self.live.publish(rec.meeting_uuid, rec)
@@ -174,16 +195,27 @@ class Pipeline:
             self.counters["chats"] += 1
             self.live.publish(rec.meeting_uuid, rec)
         elif kind is EventUpdate:
-            recs = timeline_records(stream.meeting_uuid, stream.stream_id, msg)  # type: ignore[arg-type]
+            speakers = self._speakers.get(stream.stream_id)
+            if speakers is None:
+                speakers = self._speakers[stream.stream_id] = SpeakerTimeline()
+            speakers.on_event(msg.event)  # type: ignore[attr-defined]
+            if msg.event.event_type == EventType.FIRST_PACKET_TIMESTAMP and self.media is not None \
+                    and msg.event.timestamp:  # type: ignore[attr-defined]
+                self.media.set_origin(stream.stream_id, msg.event.timestamp)  # type: ignore[attr-defined]
+            recs = timeline_records(stream.meeting_uuid, stream.stream_id, msg, speakers)  # type: ignore[arg-type]
             self._events.extend(recs)
             self.counters["events"] += len(recs)
             for rec in recs:
                 self.live.publish(rec.meeting_uuid, rec)
         elif kind is VideoData:
             self.counters["video_frames"] += 1
+            if self.media is not None:
+                self._place(stream, MediaType.VIDEO, msg)
             return
         elif kind is ShareData:
             self.counters["share_frames"] += 1
+            if self.media is not None:
+                self._place(stream, MediaType.DESKSHARE, msg)
             return
         elif kind is StreamStateUpdate or kind is SessionStateUpdate:
             self.counters["state_updates"] += 1
@@ -196,45 +228,42 @@ class Pipeline:
             self.pause()
         self._wakeup.set()
 
-    def _place_audio(self, stream: Any, msg: AudioData) -> None:
+    def _place(self, stream: Any, kind: MediaType, msg: Any) -> None:
         c = msg.content
-        user = c.user_id or c.channel_id or 0
-        track = self._tracks.get((stream.stream_id, user))
-        if track is None:
-            track = self._open_track(stream, user, c.timestamp)
-            if track is None:
-                self.counters["audio_unwritten"] += 1
-                return
         try:
-            pcm = c.payload_bytes()
+            payload = c.payload_bytes()
         except ProtocolError:
-            self.counters["audio_unwritten"] += 1
+            self.counters["media_unwritten"] += 1
             return
-        before = track.duplicates
-        track.place(c.timestamp, pcm)
-        self.counters["audio_duplicates"] += track.duplicates - before
+        media = self.media
+        assert media is not None
+        before = media.counters["unwritten"], media.counters["duplicates"]
+        media.place(stream, kind, c.user_id if c.user_id is not None else c.channel_id, c.user_name,
+                    c.timestamp, payload, lambda: _params(stream, kind))
+        self.counters["media_unwritten"] += media.counters["unwritten"] - before[0]
+        self.counters["media_duplicates"] += media.counters["duplicates"] - before[1]
 
-    def _open_track(self, stream: Any, user: object, timestamp: int) -> WavTrack | None:
-        """A WAV track for L16 audio; other codecs are left to a later stage."""
-        params = stream.accepted_params(MediaType.AUDIO)
-        # Fields Zoom leaves out take the protocol defaults: L16, 16 kHz, mono.
-        audio = (params.audio if params is not None else None) or AudioParams()
-        if (audio.codec or Codec.L16) != Codec.L16:
-            return None
-        origin = self._origins.setdefault(stream.stream_id, timestamp)
-        name = "mixed" if user in (0, None) else str(user)
-        path = self.data_dir / quote(stream.meeting_uuid, safe="") / f"{stream.stream_id}-audio-{name}.wav"  # type: ignore[operator]
-        track = WavTrack(path, sample_rate=SampleRate(audio.sample_rate if audio.sample_rate is not None
-                                                      else SampleRate.SR_16K).hz,
-                         channels=audio.channel or 1, origin_ms=origin)
-        self._tracks[(stream.stream_id, user)] = track
-        return track
+    def _index_file(self, info: MediaFile) -> None:
+        self.counters["media_files"] += 1
+        snapshot = msgspec.structs.replace(info)
+        self.run_in_order(lambda: self.store.upsert_media_file(snapshot))
 
     def end_stream(self, stream_id: str) -> None:
-        """Close the stream's files (headers final)."""
-        for key in [k for k in self._tracks if k[0] == stream_id]:
-            self._tracks.pop(key).close()
-        self._origins.pop(stream_id, None)
+        """Close the stream's files (headers final); H.264 is muxed to MP4 off the loop."""
+        self._speakers.pop(stream_id, None)
+        if self.media is None:
+            return
+        closed = self.media.end_stream(stream_id)
+        if closed:
+            task = asyncio.get_running_loop().create_task(self._finish_files([t for t, _ in closed]))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+
+    async def _finish_files(self, tracks: list[Track]) -> None:
+        assert self.media is not None
+        for track in tracks:
+            info = await asyncio.to_thread(self.media.finish, track)
+            self._index_file(info)
 
     def run_in_order(self, op: Callable[[], Awaitable[Any]]) -> None:
         """Schedule a store operation to run in the writer task, after what is pending."""
@@ -256,8 +285,8 @@ class Pipeline:
 
     async def flush(self) -> None:
         """Commit everything pending; on a store error keep it and retry later."""
-        for track in self._tracks.values():
-            track.flush()
+        if self.media is not None:
+            self.media.flush()
         while self._ops or self.pending:
             segments, chats, events = self._segments, self._chats, self._events
             self._segments, self._chats, self._events = [], [], []
@@ -294,6 +323,20 @@ class Pipeline:
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        if self.media is not None:
+            for stream_id in self.media.stream_ids():
+                self.end_stream(stream_id)
+        while self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
         await self.flush()
-        for stream_id in {k[0] for k in self._tracks}:
-            self.end_stream(stream_id)
+
+
+def _params(stream: Any, kind: MediaType) -> AudioParams | VideoParams:
+    """What Zoom accepted for `kind` on this stream; fields it left out take the protocol's
+    defaults (audio L16 16 kHz mono, video and share JPG)."""
+    accepted = stream.accepted_params(kind)
+    if kind == MediaType.AUDIO:
+        return (accepted.audio if accepted is not None else None) or AudioParams()
+    if kind == MediaType.VIDEO:
+        return (accepted.video if accepted is not None else None) or VideoParams()
+    return (accepted.deskshare if accepted is not None else None) or VideoParams()

@@ -46,11 +46,13 @@ class Gateway:
             media=settings.media_types,
             pipeline=pipeline,
             tls=TlsTrust(settings.ca_file),
+            media_params=settings.media_params,
             buffer_data=None if settings.buffer_data else False,
         )
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()
-        app = create_app(settings, store=store, manager=manager)
+        live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
+        app = create_app(settings, store=store, manager=manager, live_media=live_media)
         return cls(settings, store, pipeline, manager, app)
 
     async def close(self, timeout: float = 10.0) -> None:

@@ -23,6 +23,7 @@ from typing import Iterable
 from .constants import (
     AUTOMATIC_EVENTS,
     MEDIA_KEY,
+    MEDIA_TYPE_BY_KEY,
     PROTOCOL_VERSION,
     EventType,
     MediaType,
@@ -356,10 +357,22 @@ class MediaSession(_Socket):
             DataHandshakeReq(
                 media_type=int(self.media_type),
                 payload_encryption=False,
-                media_params=self.media_params,
+                media_params=self._own_params(),
                 **self._handshake_fields(),  # type: ignore[arg-type]
             )
         )
+
+    def _own_params(self) -> MediaParams | None:
+        """Only the parameters of the types this socket carries: Zoom validates each one."""
+        if self.media_params is None:
+            return None
+        own = {
+            name: value
+            for name in MediaParams.__struct_fields__
+            if (value := getattr(self.media_params, name)) is not None
+            and (self.media_type & MediaType.ALL or MEDIA_TYPE_BY_KEY[name] & self.media_type)
+        }
+        return MediaParams(**own) if own else None
 
     def closed(self) -> None:
         if self.state is not MediaState.CLOSED:

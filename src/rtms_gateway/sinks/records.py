@@ -69,3 +69,32 @@ class TimelineEvent(msgspec.Struct, kw_only=True):
     user_id: UserId = None
     user_name: str | None = None
     payload: dict[str, Any] | None = None
+
+
+class MediaFile(msgspec.Struct, kw_only=True):
+    """One media file: audio WAV (or raw packets), H.264/MP4 video, or numbered frames."""
+
+    meeting_uuid: str
+    rtms_stream_id: str
+    kind: str  # audio | video | share
+    user_id: UserId
+    user_name: str | None
+    codec: str  # l16 | g711 | g722 | opus | h264 | jpg | png
+    format: str  # wav | raw | h264 | mp4 | frames
+    path: str  # relative to the data directory
+    sample_rate: int | None = None
+    channels: int | None = None
+    origin_ms: int  # the stream's time zero: offset 0 in the file
+    first_ms: int | None = None
+    last_ms: int | None = None
+    frames: int = 0
+    bytes: int = 0
+    complete: bool = False
+    id: int | None = None
+
+    @property
+    def duration_s(self) -> float:
+        """From the stream's time zero to the end of the last frame's start."""
+        if self.last_ms is None:
+            return 0.0
+        return (self.last_ms - self.origin_ms) / 1000

@@ -91,3 +91,26 @@ timeline_events = Table(
     Column("payload", JSON),
     Index("ix_timeline_meeting_time", "meeting_uuid", "timestamp"),
 )
+
+media_files = Table(
+    "media_files", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("track_key", String(64), nullable=False, unique=True),  # stream, kind, participant
+    Column("meeting_uuid", String(255), nullable=False, index=True),
+    Column("path", String(1024), nullable=False),
+    Column("rtms_stream_id", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("user_id", String(64)),
+    Column("user_name", Text),
+    Column("codec", String(16), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("sample_rate", Integer),
+    Column("channels", Integer),
+    Column("origin_ms", BigInteger, nullable=False),
+    Column("first_ms", BigInteger),
+    Column("last_ms", BigInteger),
+    Column("frames", Integer, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("complete", Boolean, nullable=False, default=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)

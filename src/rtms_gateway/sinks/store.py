@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..protocol.constants import EventType
 from . import schema as s
-from .records import ChatMessage, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
+from .records import ChatMessage, MediaFile, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 LIVE_STATES = frozenset({"connecting", "ready", "running", "detached"})
@@ -175,7 +175,32 @@ class Store:
                     inserted += len((await conn.execute(stmt, values)).all())
         return inserted
 
+    async def upsert_media_file(self, f: MediaFile) -> None:
+        """One row per track (stream, kind, participant); later calls bring it up to date."""
+        values = {name: getattr(f, name) for name in _MEDIA_FILE_FIELDS}
+        values["user_id"] = _uid(f.user_id)
+        values["track_key"] = _key(f.rtms_stream_id, f.kind, f.user_id)
+        values["updated_at_ms"] = _now_ms()
+        stmt = self._insert(s.media_files).values(values)
+        stmt = stmt.on_conflict_do_update(index_elements=["track_key"], set_={
+            k: stmt.excluded[k] for k in ("path", "format", "user_name", "first_ms", "last_ms", "frames",
+                                           "bytes", "complete", "updated_at_ms")})
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
     # ---- reads --------------------------------------------------------------------------
+
+    async def media_files(self, meeting_uuid: str) -> list[MediaFile]:
+        m = s.media_files
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(m).where(m.c.meeting_uuid == meeting_uuid)
+                                       .order_by(m.c.id))).mappings().all()
+        return [_media_file(r) for r in rows]
+
+    async def media_file(self, file_id: int) -> MediaFile | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(s.media_files).where(s.media_files.c.id == file_id))).mappings().first()
+        return _media_file(row) if row else None
 
     async def list_meetings(self, limit: int = 100, offset: int = 0) -> list[MeetingSummary]:
         m = s.meetings
@@ -325,6 +350,18 @@ def _summary(cls: type, row: Any, states: list[str]) -> Any:
                stop_reason=row["stop_reason"], meeting_id=row["meeting_id"],
                segment_count=row["segment_count"], chat_count=row["chat_count"],
                event_count=row["event_count"], participant_count=row["participant_count"])
+
+
+_MEDIA_FILE_FIELDS = ("meeting_uuid", "rtms_stream_id", "kind", "user_id", "user_name", "codec", "format",
+                      "path", "sample_rate", "channels", "origin_ms", "first_ms", "last_ms", "frames",
+                      "bytes", "complete")
+
+
+def _media_file(r: Any) -> MediaFile:
+    f = MediaFile(**{name: r[name] for name in _MEDIA_FILE_FIELDS if name != "user_id"},
+                  user_id=_from_uid(r["user_id"]), id=r["id"])
+    f.complete = bool(f.complete)
+    return f
 
 
 def _stream(r: Any) -> StreamRecord:

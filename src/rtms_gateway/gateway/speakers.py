@@ -1,0 +1,60 @@
+"""Who is who, and who was speaking when, in one stream.
+
+Zoom's mixed audio carries user 0 and no name, and transcripts at times arrive with no
+speaker either. The events timeline knows better: join events name the participants and
+active-speaker changes say who holds the floor. `SpeakerTimeline` keeps both so the
+pipeline can fill in what a frame left out (and mark it as inferred).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from ..protocol.constants import EventType
+from ..protocol.messages import Event
+from ..sinks.records import UserId
+
+_NO_USER = (None, 0, -1, "", "0", "-1")
+
+
+def is_anonymous(user_id: UserId, user_name: str | None) -> bool:
+    """True when a frame names nobody: user 0 / -1 / absent and no name."""
+    return user_id in _NO_USER and not user_name
+
+
+class SpeakerTimeline:
+    __slots__ = ("names", "_times", "_speakers")
+
+    def __init__(self) -> None:
+        self.names: dict[UserId, str] = {}
+        self._times: list[int] = []
+        self._speakers: list[tuple[int, UserId, str | None]] = []
+
+    def on_event(self, ev: Event) -> None:
+        kind = ev.event_type
+        if kind == EventType.PARTICIPANT_JOIN and ev.participants:
+            for p in ev.participants:
+                if p.user_name:
+                    self.names[p.user_id] = p.user_name
+        elif kind == EventType.ACTIVE_SPEAKER_CHANGE and ev.user_id not in _NO_USER:
+            if ev.user_name:
+                self.names[ev.user_id] = ev.user_name
+            at = ev.timestamp or 0
+            # Events may arrive out of order across reconnects: keep the list sorted.
+            index = bisect_right(self._times, at)
+            self._times.insert(index, at)
+            self._speakers.insert(index, (at, ev.user_id, ev.user_name or self.names.get(ev.user_id)))
+        elif kind == EventType.SHARING_START and ev.user_name and ev.user_id not in _NO_USER:
+            self.names[ev.user_id] = ev.user_name
+
+    def name_of(self, user_id: UserId) -> str | None:
+        return self.names.get(user_id)
+
+    def speaker_at(self, timestamp_ms: int) -> tuple[UserId, str | None] | None:
+        """The participant who held the floor at `timestamp_ms`, if the timeline knows."""
+        index = bisect_right(self._times, timestamp_ms) - 1
+        if index < 0:
+            return None
+        _, user_id, name = self._speakers[index]
+        return user_id, name or self.names.get(user_id)
+

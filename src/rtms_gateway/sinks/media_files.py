@@ -1,0 +1,330 @@
+"""Media to files: one track per (stream, kind, participant), time-aligned to the stream.
+
+Every track of a stream shares one time zero (`origin_ms`: Zoom's first-packet timestamp,
+or the first media timestamp seen), so offset N in any file is the same moment:
+
+- audio: a WAV that is valid while it grows (see `audio.WavTrack`); codecs with no decoder
+  here are kept as received (`RawTrack`, with their parameters in the file index);
+- H.264: the Annex-B elementary stream as it arrives plus a timestamp index, muxed to MP4
+  when the stream ends (`H264Track`), each frame at its own time;
+- JPG/PNG: numbered frames whose names carry their offset (`FramesTrack`).
+
+`MediaFiles` owns the tracks; a track's `info` (a `MediaFile` record) is what the store
+indexes and the API lists.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from pathlib import Path
+from typing import Any, Callable, Protocol
+from urllib.parse import quote
+
+from ..protocol.constants import Codec, MediaType, SampleRate
+from .audio import WavTrack
+from .audio_codecs import CODEC_NAMES, PcmDecoder, pcm_decoder
+from .records import MediaFile, UserId
+
+log = logging.getLogger(__name__)
+
+KIND_NAMES = {MediaType.AUDIO: "audio", MediaType.VIDEO: "video", MediaType.DESKSHARE: "share"}
+_FRAME_SUFFIX = {Codec.JPG: "jpg", Codec.PNG: "png"}
+
+
+class Track(Protocol):
+    info: MediaFile
+    duplicates: int
+
+    def place(self, timestamp_ms: int, payload: bytes) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _note_frame(info: MediaFile, timestamp_ms: int, size: int) -> None:
+    if info.first_ms is None:
+        info.first_ms = timestamp_ms
+    info.last_ms = max(info.last_ms or timestamp_ms, timestamp_ms)
+    info.frames += 1
+    info.bytes += size
+
+
+class AudioTrack:
+    """Decoded audio in a time-aligned WAV."""
+
+    def __init__(self, path: Path, info: MediaFile, decode: PcmDecoder) -> None:
+        self.info = info
+        self.decode = decode
+        self.wav = WavTrack(path, sample_rate=info.sample_rate or 16000, channels=info.channels or 1,
+                            origin_ms=info.origin_ms)
+        self.undecodable = 0
+
+    @property
+    def duplicates(self) -> int:
+        return self.wav.duplicates
+
+    def place(self, timestamp_ms: int, payload: bytes) -> None:
+        try:
+            pcm = self.decode(payload)
+        except Exception:
+            self.undecodable += 1
+            return
+        before = self.wav.end
+        self.wav.place(timestamp_ms, pcm)
+        if self.wav.end != before:
+            _note_frame(self.info, timestamp_ms, len(pcm))
+            self.info.bytes = 44 + self.wav.end
+
+    def flush(self) -> None:
+        self.wav.flush()
+
+    def close(self) -> None:
+        self.wav.close()
+
+
+class RawTrack:
+    """Packets kept as received: per packet, `<timestamp ms: u64><length: u32>` then the
+    bytes, little-endian. The codec and its parameters are in the file's index entry."""
+
+    _HEAD = struct.Struct("<QI")
+
+    def __init__(self, path: Path, info: MediaFile) -> None:
+        self.info = info
+        self.duplicates = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "ab")  # noqa: SIM115 - kept open while the track grows
+        self._pending: list[bytes] = []
+
+    def place(self, timestamp_ms: int, payload: bytes) -> None:
+        if self.info.last_ms is not None and timestamp_ms <= self.info.last_ms:
+            self.duplicates += 1
+            return
+        self._pending.append(self._HEAD.pack(timestamp_ms, len(payload)) + payload)
+        _note_frame(self.info, timestamp_ms, self._HEAD.size + len(payload))
+
+    def flush(self) -> None:
+        if self._pending:
+            self._file.write(b"".join(self._pending))
+            self._pending.clear()
+            self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.flush()
+            self._file.close()
+
+
+class H264Track:
+    """Annex-B access units appended as they arrive, and `<timestamp ms> <bytes>` per unit
+    in a side index; `close()` muxes both into an MP4 next to them."""
+
+    def __init__(self, path: Path, info: MediaFile) -> None:
+        self.info = info
+        self.path = path
+        self.duplicates = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "ab")  # noqa: SIM115 - kept open while the track grows
+        self._index = open(index_path(path), "a", encoding="ascii")  # noqa: SIM115
+        self._pending: list[bytes] = []
+        self._pending_index: list[str] = []
+
+    def place(self, timestamp_ms: int, payload: bytes) -> None:
+        if self.info.last_ms is not None and timestamp_ms <= self.info.last_ms:
+            self.duplicates += 1
+            return
+        self._pending.append(payload)
+        self._pending_index.append(f"{timestamp_ms} {len(payload)}\n")
+        _note_frame(self.info, timestamp_ms, len(payload))
+
+    def flush(self) -> None:
+        if self._pending:
+            self._file.write(b"".join(self._pending))
+            self._index.write("".join(self._pending_index))
+            self._pending.clear()
+            self._pending_index.clear()
+            self._file.flush()
+            self._index.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.flush()
+            self._file.close()
+            self._index.close()
+
+
+class FramesTrack:
+    """One image file per frame: `<number>_<offset ms>.<jpg|png>` in the track's folder."""
+
+    def __init__(self, folder: Path, info: MediaFile, suffix: str) -> None:
+        self.info = info
+        self.folder = folder
+        self.suffix = suffix
+        self.duplicates = 0
+        folder.mkdir(parents=True, exist_ok=True)
+        self._pending: list[tuple[str, bytes]] = []
+
+    def place(self, timestamp_ms: int, payload: bytes) -> None:
+        if self.info.last_ms is not None and timestamp_ms <= self.info.last_ms:
+            self.duplicates += 1
+            return
+        offset = timestamp_ms - self.info.origin_ms
+        self._pending.append((f"{self.info.frames + 1:06d}_{offset:09d}.{self.suffix}", payload))
+        _note_frame(self.info, timestamp_ms, len(payload))
+
+    def flush(self) -> None:
+        for name, payload in self._pending:
+            (self.folder / name).write_bytes(payload)
+        self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+
+
+def index_path(h264: Path) -> Path:
+    return h264.with_name(h264.name + ".idx")
+
+
+def mux_h264_to_mp4(h264: Path, mp4: Path, origin_ms: int) -> int:
+    """Copy the access units of `h264` into `mp4`, each at its own timestamp (relative to
+    `origin_ms`, in ms). Returns the number of frames written. Nothing is re-encoded."""
+    import av
+
+    stamps = [int(line.split()[0]) for line in index_path(h264).read_text("ascii").splitlines() if line]
+    tmp = mp4.with_name(mp4.name + ".part")
+    written = 0
+    with av.open(str(h264), format="h264") as source, av.open(str(tmp), "w", format="mp4") as target:
+        src = source.streams.video[0]
+        out = target.add_stream_from_template(src)
+        out.time_base = "1/1000"
+        last = -1
+        for packet in source.demux(src):
+            if packet.size == 0:
+                continue
+            # The parser yields one packet per access unit, in arrival order.
+            at = stamps[written] - origin_ms if written < len(stamps) else last + 1
+            at = max(at, last + 1)
+            packet.pts = packet.dts = at
+            packet.time_base = out.time_base
+            packet.stream = out
+            target.mux(packet)
+            last = at
+            written += 1
+    tmp.replace(mp4)
+    return written
+
+
+class MediaFiles:
+    """Every media track of the running streams, under `data_dir/<meeting>/`."""
+
+    def __init__(self, data_dir: Path, *, on_file: Callable[[MediaFile], None] = lambda f: None) -> None:
+        self.data_dir = data_dir
+        self.on_file = on_file  # told of each new, and each finished, file
+        self._tracks: dict[tuple[str, MediaType, UserId], Track | None] = {}
+        self._origins: dict[str, int] = {}
+        self.counters = {"unwritten": 0, "duplicates": 0}
+
+    def place(self, stream: object, kind: MediaType, user_id: UserId, user_name: str | None,
+              timestamp_ms: int, payload: bytes, params: Callable[[], object]) -> None:
+        """Write one frame. `params` gives the socket's accepted media parameters; it is
+        only asked when the frame opens a new track."""
+        key = (stream.stream_id, kind, user_id)  # type: ignore[attr-defined]
+        track = self._tracks.get(key, False)
+        if track is False:
+            track = self._tracks[key] = self._open(stream, kind, params(), user_id, user_name, timestamp_ms)
+        if track is None:
+            self.counters["unwritten"] += 1
+            return
+        before = track.duplicates
+        track.place(timestamp_ms, payload)
+        self.counters["duplicates"] += track.duplicates - before
+
+    def _open(self, stream: object, kind: MediaType, params: Any, user_id: UserId,
+              user_name: str | None, timestamp_ms: int) -> Track | None:
+        meeting_uuid: str = stream.meeting_uuid  # type: ignore[attr-defined]
+        stream_id: str = stream.stream_id  # type: ignore[attr-defined]
+        origin = self._origins.setdefault(stream_id, timestamp_ms)
+        default = Codec.L16 if kind == MediaType.AUDIO else Codec.JPG
+        try:
+            codec = Codec(params.codec or default)
+        except ValueError:
+            log.warning("stream %s: %s in unknown codec %r; not written", stream_id, KIND_NAMES[kind],
+                        params.codec)
+            return None
+        sample_rate = channels = None
+        if kind == MediaType.AUDIO:
+            sample_rate = SampleRate(SampleRate.SR_16K if params.sample_rate is None else params.sample_rate).hz
+            channels = params.channel or 1
+        who = "mixed" if kind == MediaType.AUDIO and user_id in (0, None) else str(user_id)
+        stem = f"{stream_id}-{KIND_NAMES[kind]}-{who}"
+        folder = self.data_dir / quote(meeting_uuid, safe="")
+        info = MediaFile(
+            meeting_uuid=meeting_uuid, rtms_stream_id=stream_id, kind=KIND_NAMES[kind],
+            user_id=user_id, user_name=user_name, codec=CODEC_NAMES[codec], format="",
+            path="", sample_rate=sample_rate, channels=channels, origin_ms=origin,
+        )
+        track: Track
+        if kind == MediaType.AUDIO:
+            decode = pcm_decoder(codec, sample_rate or 16000, channels or 1)
+            if decode is not None:
+                info.format, path = "wav", folder / f"{stem}.wav"
+                track = AudioTrack(path, info, decode)
+            else:
+                info.format, path = "raw", folder / f"{stem}.{info.codec}.raw"
+                track = RawTrack(path, info)
+        elif codec == Codec.H264:
+            info.format, path = "h264", folder / f"{stem}.h264"
+            track = H264Track(path, info)
+        elif codec in _FRAME_SUFFIX:
+            info.format, path = "frames", folder / f"{stem}-{info.codec}"
+            track = FramesTrack(path, info, _FRAME_SUFFIX[codec])
+        else:
+            log.warning("stream %s: %s in codec %s is not a video codec; not written",
+                        stream_id, info.kind, info.codec)
+            return None
+        info.path = str(path.relative_to(self.data_dir))
+        self.on_file(info)
+        return track
+
+    def set_origin(self, stream_id: str, timestamp_ms: int) -> None:
+        """The stream's time zero, when Zoom says it (the first-packet timestamp event,
+        sent on signaling before any media); otherwise the first frame sets it."""
+        self._origins.setdefault(stream_id, timestamp_ms)
+
+    def live(self, meeting_uuid: str) -> list[MediaFile]:
+        return [t.info for t in self._tracks.values() if t is not None and t.info.meeting_uuid == meeting_uuid]
+
+    def flush(self) -> None:
+        for track in self._tracks.values():
+            if track is not None:
+                track.flush()
+
+    def end_stream(self, stream_id: str) -> list[tuple[Track, MediaFile]]:
+        """Close the stream's tracks; returns them so the caller can finish them (mux)
+        away from the event loop."""
+        closed = []
+        for key in [k for k in self._tracks if k[0] == stream_id]:
+            track = self._tracks.pop(key)
+            if track is not None:
+                track.close()
+                closed.append((track, track.info))
+        self._origins.pop(stream_id, None)
+        return closed
+
+    def stream_ids(self) -> set[str]:
+        return {k[0] for k in self._tracks}
+
+    def finish(self, track: Track) -> MediaFile:
+        """Blocking: mux H.264 to MP4. Returns the file's final record."""
+        info = track.info
+        if isinstance(track, H264Track):
+            mp4 = track.path.with_suffix(".mp4")
+            try:
+                info.frames = mux_h264_to_mp4(track.path, mp4, info.origin_ms)
+                info.format, info.path = "mp4", str(mp4.relative_to(self.data_dir))
+                info.bytes = mp4.stat().st_size
+                track.path.unlink()
+                index_path(track.path).unlink()
+            except Exception:
+                log.exception("could not mux %s to MP4; the Annex-B stream is kept", track.path)
+        info.complete = True
+        return info
