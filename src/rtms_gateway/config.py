@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .protocol.constants import (
+    CLIENT_SILENCE_LIMIT_S,
     MEDIA_TYPE_BY_KEY,
     Codec,
     ContentType,
@@ -16,6 +17,7 @@ from .protocol.constants import (
     Resolution,
     SampleRate,
 )
+from .client.backoff import Backoff
 from .protocol.messages import AudioParams, MediaParams, VideoParams
 
 DEFAULT_MEDIA = "transcript,chat"
@@ -67,6 +69,13 @@ class Settings(BaseSettings):
     media: str = Field(default=DEFAULT_MEDIA, validation_alias="RTMS_MEDIA")
     buffer_data: bool = Field(default=True, validation_alias="RTMS_BUFFER_DATA")
     log_level: str = Field(default="INFO", validation_alias="RTMS_LOG_LEVEL")
+    # Reconnecting (Zoom's failover guide): first wait, doubling up to the cap, jittered;
+    # media alone within its window, signaling and media within theirs.
+    reconnect_initial_s: float = Field(default=3.0, gt=0, validation_alias="RTMS_RECONNECT_INITIAL_S")
+    reconnect_max_s: float = Field(default=30.0, gt=0, validation_alias="RTMS_RECONNECT_MAX_S")
+    media_window_s: float = Field(default=30.0, gt=0, validation_alias="RTMS_MEDIA_WINDOW_S")
+    signaling_window_s: float = Field(default=60.0, gt=0, validation_alias="RTMS_SIGNALING_WINDOW_S")
+    silence_limit_s: float = Field(default=CLIENT_SILENCE_LIMIT_S, gt=0, validation_alias="RTMS_SILENCE_S")
     # Media parameters asked of Zoom; the defaults are the protocol's own.
     audio_codec: str = Field(default="l16", validation_alias="RTMS_AUDIO_CODEC")
     audio_sample_rate: int = Field(default=16000, validation_alias="RTMS_AUDIO_SAMPLE_RATE")
@@ -141,6 +150,9 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'rtms.sqlite3').resolve()}"
+
+    def backoff(self, window: float) -> Backoff:
+        return Backoff(initial=self.reconnect_initial_s, cap=self.reconnect_max_s, window=window)
 
     @property
     def media_params(self) -> MediaParams:

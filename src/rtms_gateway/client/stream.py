@@ -1,8 +1,10 @@
 """One RTMS stream: its signaling socket, its media sockets, and their lifetimes.
 
 `RtmsStream.run()` connects, completes every handshake, hands each received message to
-the observer, and returns when Zoom terminates the stream, a socket is lost, or `stop()`
-is called. Decisions about retrying belong to the caller (the gateway's manager).
+the observer, and returns when Zoom terminates the stream, signaling is lost, or `stop()`
+is called. A media socket that drops (or that Zoom reports interrupted) is reconnected
+here, alone, with backoff inside Zoom's media window; redoing the whole connection
+(signaling lost, failover to new URLs) belongs to the caller, the gateway's manager.
 """
 
 from __future__ import annotations
@@ -10,31 +12,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from ..protocol.constants import (
     CLIENT_SILENCE_LIMIT_S,
     MEDIA_KEY,
     SINGLE_MEDIA_TYPES,
+    EventType,
     MediaType,
     Product,
+    StopReason,
+    StreamState,
     status_name,
 )
 from ..protocol.errors import ConnectionLost
-from ..protocol.messages import MediaParams
+from ..protocol.messages import EventUpdate, MediaParams, StreamStateUpdate
 from ..protocol.session import (
     DEFAULT_EVENTS,
     FrameRejected,
     HandshakeCompleted,
     HandshakeFailed,
     MediaSession,
-    MediaState,
     SignalingSession,
     SignalingState,
     StreamIdentity,
 )
 from ..protocol.signature import signature
+from .backoff import Backoff
 from .connection import Connection
 
 log = logging.getLogger(__name__)
@@ -52,7 +58,8 @@ class StreamSpec:
 
 @dataclass(slots=True)
 class StreamOutcome:
-    """How a run ended: `state` is stopped | detached | rejected | lost | cancelled."""
+    """How a run ended: `state` is stopped | detached | rejected | lost | cancelled, or
+    interrupted | moved when the manager ended it to connect again."""
 
     state: str
     stop_reason: int | None = None
@@ -108,6 +115,7 @@ class RtmsStream:
         buffer_data: bool | None = None,
         connect_timeout: float = 10.0,
         silence_limit: float = CLIENT_SILENCE_LIMIT_S,
+        media_backoff: Callable[[], Backoff] = lambda: Backoff(window=30.0),
     ) -> None:
         self.spec = spec
         self.media = media
@@ -116,6 +124,13 @@ class RtmsStream:
         self.media_params = media_params
         self.connect_timeout = connect_timeout
         self.silence_limit = silence_limit
+        self.media_backoff = media_backoff
+        self._media_urls: dict[MediaType, str] = {}
+        self._media_conns: dict[MediaType, Connection] = {}
+        self._media_retries: dict[MediaType, Backoff] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.media_reconnects = 0
+        self.started_at_ms = int(time.time() * 1000)
         self.identity = StreamIdentity(
             rtms_stream_id=spec.rtms_stream_id,
             owner_id=spec.owner_id,
@@ -199,18 +214,31 @@ class RtmsStream:
         if not plan:
             raise ConnectionLost(f"Zoom offered no media URL for {self.media!r}")
         self.signaling.expect_media(kind for kind, _ in plan)
+        self._media_urls = dict(plan)
         self.observer.on_lifecycle(self, "connected", {"media": [MEDIA_KEY.get(k, str(int(k))) for k, _ in plan]})
         await asyncio.gather(*(self._open_media(kind, url) for kind, url in plan))
 
     async def _open_media(self, kind: MediaType, url: str) -> None:
         session = MediaSession(self.identity, kind, self.media_params)
-        self.media_sessions[kind] = session
         conn = Connection(session, self._on_media_event, name=f"media:{session.key}")
         await conn.connect(url, self.ssl_context, self.connect_timeout)
+        if self._ended():  # stopped while connecting
+            await conn.close()
+            return
+        self.media_sessions[kind] = session
+        self._media_conns[kind] = conn
         self._connections.append(conn)
-        asyncio.get_running_loop().create_task(self._watch_media(conn, kind))
+        self._spawn(self._watch_media(conn, kind))
         session.start()
         conn.flush()
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _ended(self) -> bool:
+        return self._done is None or self._done.done()
 
     # ---- events from the sockets (synchronous, called per frame) ------------------------
 
@@ -225,11 +253,17 @@ class RtmsStream:
         self.observer.on_message(self, event)
         if self.signaling.state is SignalingState.CLOSED:
             self._finish(StreamOutcome("stopped", stop_reason=self.signaling.stop_reason))
+        elif _media_interrupted(event):
+            # Zoom lost our media connection on its side: drop ours and connect again.
+            log.info("stream %s: Zoom reports the media connection interrupted", self.stream_id)
+            for conn in list(self._media_conns.values()):
+                self._spawn(conn.close())
 
     def _on_media_event(self, conn: Connection, event: object) -> None:
         kind = type(event)
         if kind is HandshakeCompleted:
             session: MediaSession = conn.session  # type: ignore[assignment]
+            self._media_retries.pop(session.media_type, None)  # back: the next drop starts over
             if self.signaling.media_ready(session.media_type):
                 self.observer.on_lifecycle(self, "ready", {})
             self._signaling_flush()
@@ -273,13 +307,37 @@ class RtmsStream:
     async def _watch_media(self, conn: Connection, kind: MediaType) -> None:
         await conn.wait_closed()
         self.signaling.media_lost(kind)
-        live = [s for s in self.media_sessions.values() if s.state is MediaState.STREAMING]
-        if not live and self.signaling.state is not SignalingState.CLOSED:
-            # Zoom closes media before the terminate update reaches us at times; give
-            # signaling a moment to report why before calling the stream lost.
-            await asyncio.sleep(1.0)
-            if self.signaling.state is not SignalingState.CLOSED:
-                self._finish(StreamOutcome("lost", status_reason="every media socket closed"))
+        if self._media_conns.get(kind) is conn:
+            del self._media_conns[kind]
+        if conn.session.key in self.outcome.media_rejected:  # type: ignore[attr-defined]
+            return  # refused, recorded: the other sockets go on
+        if not self._ended() and self.signaling.state is not SignalingState.CLOSED:
+            await self._reconnect_media(kind)
+
+    async def _reconnect_media(self, kind: MediaType) -> None:
+        """Connect `kind` again with backoff; the stream is lost if the window runs out.
+        Zoom at times closes media just before signaling says the stream ended: each wait
+        ends early, without reconnecting, if it does."""
+        loop = asyncio.get_running_loop()
+        backoff = self._media_retries.setdefault(kind, self.media_backoff())
+        while not self._ended() and self.signaling.state is not SignalingState.CLOSED:
+            delay = backoff.next_delay(loop.time())
+            if delay is None:
+                self._finish(StreamOutcome("lost", status_reason=f"{MEDIA_KEY.get(kind, kind)} media did not "
+                                                                 f"come back within {backoff.window:.0f} s"))
+                return
+            log.info("stream %s: %s media socket closed; reconnecting in %.1f s",
+                     self.stream_id, MEDIA_KEY.get(kind, str(int(kind))), delay)
+            await asyncio.sleep(delay)
+            if self._ended() or self.signaling.state is SignalingState.CLOSED:
+                return
+            try:
+                await self._open_media(kind, self._media_urls[kind])
+            except ConnectionLost as exc:
+                log.info("stream %s: media reconnect failed: %s", self.stream_id, exc)
+                continue
+            self.media_reconnects += 1
+            return
 
     async def _watch_silence(self) -> None:
         loop = asyncio.get_running_loop()
@@ -308,8 +366,13 @@ class RtmsStream:
 
     def stop(self, reason: int | None = None, *, state: str = "stopped") -> None:
         """End the run; sockets close with 1000. `state` is "stopped" when Zoom ended the
-        stream, "detached" when we let go of a stream Zoom still runs (shutdown)."""
+        stream, "detached" when we let go of a stream Zoom still runs (shutdown),
+        "interrupted" or "moved" when the manager connects again."""
         self._finish(StreamOutcome(state, stop_reason=reason))
+
+    def newer_than(self, wall_ms: int) -> bool:
+        """Whether this connection began after `wall_ms` (ms since the epoch)."""
+        return self.started_at_ms >= wall_ms
 
     def pause_reading(self) -> None:
         for conn in self._connections:
@@ -320,4 +383,16 @@ class RtmsStream:
             conn.resume_reading()
 
     async def _close_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         await asyncio.gather(*(c.close() for c in self._connections), return_exceptions=True)
+
+
+def _media_interrupted(event: object) -> bool:
+    """Zoom's two ways of saying a media connection broke on its side."""
+    if type(event) is EventUpdate:
+        return event.event.event_type == EventType.MEDIA_CONNECTION_INTERRUPTED  # type: ignore[attr-defined]
+    if type(event) is StreamStateUpdate:
+        return (event.state == StreamState.INTERRUPTED  # type: ignore[attr-defined]
+                and event.reason == StopReason.DATA_CONNECTION_INTERRUPTED)  # type: ignore[attr-defined]
+    return False

@@ -3,6 +3,12 @@
 Starting is idempotent: Zoom allows one connection per stream, so a webhook delivered
 twice must not open a second connection that would evict the first. Streams that ended
 are remembered (bounded) so a late retry of their start webhook does not reopen them.
+
+The supervisor connects again, as Zoom's failover guide asks, when signaling is lost,
+when Zoom reports the stream interrupted (`rtms_interrupted`), when it stops the stream
+for a failure reason, and at once when a new `rtms_started` moves the stream to new
+servers; with backoff, inside Zoom's window. The stream's files and records carry on
+across reconnects (replayed frames are dropped there).
 """
 
 from __future__ import annotations
@@ -11,12 +17,13 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
+from ..client.backoff import Backoff
 from ..client.connection import TlsTrust
 from ..client.stream import RtmsStream, StreamOutcome, StreamSpec
-from ..protocol.constants import MediaType, status_name
+from ..protocol.constants import CLIENT_SILENCE_LIMIT_S, FAILURE_STOP_REASONS, MediaType, status_name
 from ..protocol.messages import MediaParams
 from ..sinks.records import MeetingRecord, StreamRecord
 from ..webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
@@ -34,6 +41,29 @@ class Credentials:
         return f"Credentials(client_id={self.client_id!r}, client_secret=***)"
 
 
+# How long Zoom may take between losing a connection and stamping the webhook about it.
+INTERRUPTION_NOTICE_DELAY_MS = 2_000
+
+
+@dataclass
+class _Held:
+    """One stream we hold, across the connections made for it."""
+
+    spec: StreamSpec
+    backoff: Backoff
+    stream: RtmsStream | None = None
+    ending: bool = False  # Zoom stopped it, or we shut down: connect no more
+    next_spec: StreamSpec | None = None  # a new rtms_started moved it here
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    connections: int = 0
+
+
+def worth_reconnecting(outcome: StreamOutcome) -> bool:
+    if outcome.state in ("lost", "interrupted"):
+        return True
+    return outcome.state == "stopped" and outcome.stop_reason in FAILURE_STOP_REASONS
+
+
 class StreamManager:
     def __init__(
         self,
@@ -46,6 +76,9 @@ class StreamManager:
         buffer_data: bool | None = None,
         connect_timeout: float = 10.0,
         ended_memory: int = 10_000,
+        reconnect_backoff: Callable[[], Backoff] = lambda: Backoff(window=60.0),
+        media_backoff: Callable[[], Backoff] = lambda: Backoff(window=30.0),
+        silence_limit: float = CLIENT_SILENCE_LIMIT_S,
     ) -> None:
         self.credentials = credentials
         self.media = media
@@ -54,11 +87,16 @@ class StreamManager:
         self.media_params = media_params
         self.buffer_data = buffer_data
         self.connect_timeout = connect_timeout
+        self.reconnect_backoff = reconnect_backoff
+        self.media_backoff = media_backoff
+        self.silence_limit = silence_limit
+        self._held: dict[str, _Held] = {}
         self.streams: dict[str, RtmsStream] = {}
         self._tasks: dict[str, asyncio.Task[StreamOutcome]] = {}
         self._ended: OrderedDict[str, str] = OrderedDict()
         self._ended_memory = ended_memory
         self.outcomes: dict[str, int] = {}
+        self.reconnects: dict[str, int] = {}
         self._closing = False
 
     # ---- webhook events -----------------------------------------------------------------
@@ -71,31 +109,40 @@ class StreamManager:
             self.stop(event.rtms_stream_id, event.stop_reason, stopped_by_zoom=True,
                       meeting_uuid=event.owner_id)
         elif isinstance(event, StreamInterrupted):
-            log.info("stream %s interrupted by Zoom", event.rtms_stream_id)
+            held = self._held.get(event.rtms_stream_id)
+            if held is None or held.stream is None:
+                return
+            # A notice about a connection before this one is old news: we came back from
+            # that drop already. Zoom stamps the notice when it sends it, a while after
+            # the drop: allow for that.
+            if held.stream.newer_than(event.event_ts - INTERRUPTION_NOTICE_DELAY_MS):
+                log.info("stream %s: interruption at %d is older than our connection; ignored",
+                         event.rtms_stream_id, event.event_ts)
+                return
+            log.info("stream %s interrupted by Zoom; connecting again", event.rtms_stream_id)
+            held.stream.stop(None, state="interrupted")
 
     def start(self, event: StreamStarted) -> bool:
         stream_id = event.rtms_stream_id
         if self._closing:
             return False
-        if stream_id in self._tasks:
-            log.info("stream %s already running; start ignored", stream_id)
-            return False
+        spec = StreamSpec(event.product, event.owner_id, stream_id, event.server_urls)
+        held = self._held.get(stream_id)
+        if held is not None:
+            if event.server_urls == held.spec.server_urls or held.ending:
+                log.info("stream %s already running; start ignored", stream_id)
+                return False
+            # Zoom moved the stream (its server failed): leave the old sockets, go to the new.
+            log.info("stream %s moved to new servers; reconnecting", stream_id)
+            held.next_spec = spec
+            if held.stream is not None:
+                held.stream.stop(None, state="moved")
+            held.changed.set()
+            return True
         if stream_id in self._ended:
             log.info("stream %s already ended (%s); late start ignored", stream_id, self._ended[stream_id])
             return False
-        spec = StreamSpec(event.product, event.owner_id, stream_id, event.server_urls)
-        stream = RtmsStream(
-            spec,
-            client_id=self.credentials.client_id,
-            client_secret=self.credentials.client_secret,
-            media=self.media,
-            observer=self,
-            ssl_context=self.tls.context(),
-            media_params=self.media_params,
-            buffer_data=self.buffer_data,
-            connect_timeout=self.connect_timeout,
-        )
-        self.streams[stream_id] = stream
+        held = self._held[stream_id] = _Held(spec, self.reconnect_backoff())
         now = int(time.time() * 1000)
         meeting = MeetingRecord(
             meeting_uuid=event.owner_id, product=event.product.value, meeting_id=event.meeting_id,
@@ -113,16 +160,25 @@ class StreamManager:
 
         self.pipeline.run_in_order(record_start)
         self._tasks[stream_id] = asyncio.get_running_loop().create_task(
-            self._supervise(stream), name=f"stream-{stream_id}"
+            self._supervise(held), name=f"stream-{stream_id}"
         )
         log.info("stream %s (%s %s) starting", stream_id, event.product.value, _short(event.owner_id))
         return True
 
     def stop(self, stream_id: str, reason: int | None, *, stopped_by_zoom: bool = False,
              meeting_uuid: str | None = None) -> None:
-        stream = self.streams.get(stream_id)
-        if stream is not None:
-            stream.stop(reason)
+        held = self._held.get(stream_id)
+        if held is not None:
+            if stopped_by_zoom and reason in FAILURE_STOP_REASONS and held.stream is not None:
+                # Zoom's failover guide: a failure stop is worth a new connection while Zoom
+                # still offers the stream (if it no longer does, the handshake says so).
+                log.info("stream %s stopped by Zoom for failure reason %s; connecting again", stream_id, reason)
+                held.stream.stop(reason, state="interrupted")
+                return
+            held.ending = True
+            if held.stream is not None:
+                held.stream.stop(reason)
+            held.changed.set()
         elif stopped_by_zoom and meeting_uuid:
             # Zoom's word on a stream we do not hold: keep how it ended for us (rejected,
             # lost...) and add Zoom's stop reason; a stream never seen is simply stopped.
@@ -137,21 +193,72 @@ class StreamManager:
 
             self.pipeline.run_in_order(record)
 
-    async def _supervise(self, stream: RtmsStream) -> StreamOutcome:
-        stream_id = stream.stream_id
+    def _connect(self, spec: StreamSpec) -> RtmsStream:
+        return RtmsStream(
+            spec,
+            client_id=self.credentials.client_id,
+            client_secret=self.credentials.client_secret,
+            media=self.media,
+            observer=self,
+            ssl_context=self.tls.context(),
+            media_params=self.media_params,
+            buffer_data=self.buffer_data,
+            connect_timeout=self.connect_timeout,
+            media_backoff=self.media_backoff,
+            silence_limit=self.silence_limit,
+        )
+
+    async def _supervise(self, held: _Held) -> StreamOutcome:
+        stream_id = held.spec.rtms_stream_id
+        loop = asyncio.get_running_loop()
         try:
-            outcome = await stream.run()
-        except Exception as exc:  # a bug in one stream must not touch the others
-            log.exception("stream %s failed", stream_id)
-            outcome = StreamOutcome("failed", status_reason=f"{type(exc).__name__}: {exc}")
+            while True:
+                stream = held.stream = self._connect(held.spec)
+                self.streams[stream_id] = stream
+                held.connections += 1
+                try:
+                    outcome = await stream.run()
+                except Exception as exc:  # a bug in one stream must not touch the others
+                    log.exception("stream %s failed", stream_id)
+                    outcome = StreamOutcome("failed", status_reason=f"{type(exc).__name__}: {exc}")
+                if self._closing or held.ending:
+                    break
+                if held.next_spec is not None:
+                    held.spec, held.next_spec = held.next_spec, None
+                    held.backoff.reset()
+                    self._count_reconnect("moved")
+                    continue
+                if not worth_reconnecting(outcome):
+                    break
+                delay = 0.0 if outcome.state == "interrupted" else held.backoff.next_delay(loop.time())
+                if delay is None:
+                    outcome.status_reason = (f"{outcome.status_reason or outcome.state}; no connection "
+                                             f"within {held.backoff.window:.0f} s")
+                    break
+                self._count_reconnect(outcome.state)
+                log.info("stream %s %s (%s); connecting again in %.1f s", stream_id, outcome.state,
+                         outcome.status_reason or f"stop reason {outcome.stop_reason}", delay)
+                self._record_state(stream, "reconnecting", outcome)
+                held.changed.clear()
+                try:
+                    await asyncio.wait_for(held.changed.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+                if self._closing or held.ending:
+                    break
         finally:
             self._tasks.pop(stream_id, None)
+            self._held.pop(stream_id, None)
             self.streams.pop(stream_id, None)
             self.pipeline.end_stream(stream_id)
         if outcome.state != "detached":
             self._remember_ended(stream_id, outcome.state)
         self.outcomes[outcome.state] = self.outcomes.get(outcome.state, 0) + 1
+        self._record_state(stream, outcome.state, outcome)
         return outcome
+
+    def _count_reconnect(self, why: str) -> None:
+        self.reconnects[why] = self.reconnects.get(why, 0) + 1
 
     def _remember_ended(self, stream_id: str, state: str) -> None:
         self._ended[stream_id] = state
@@ -164,17 +271,29 @@ class StreamManager:
         self.pipeline.on_message(stream, msg)
 
     def on_lifecycle(self, stream: RtmsStream, state: str, detail: dict[str, Any]) -> None:
-        store = self.pipeline.store
-        stream_id, meeting_uuid = stream.stream_id, stream.meeting_uuid
+        stream_id = stream.stream_id
         if state == "rejected":
             code = detail.get("status_code")
             log.warning("stream %s: signaling handshake rejected: %s %s: %s", stream_id, code,
                         status_name(code) if isinstance(code, int) else "?", detail.get("status_reason"))
-        elif state in ("stopped", "lost", "failed", "cancelled", "detached"):
+        elif state in ("stopped", "lost", "failed", "cancelled", "detached", "interrupted", "moved"):
             log.info("stream %s %s (stop reason %s%s)", stream_id, state, detail.get("stop_reason"),
                      f", {detail['status_reason']}" if detail.get("status_reason") else "")
-        if state in ("connecting", "connected"):
-            return  # recorded at start; the interesting transitions follow
+        if state == "ready":
+            held = self._held.get(stream_id)
+            if held is not None:
+                held.backoff.reset()  # connected: a later drop starts the backoff over
+            self._record_state(stream, "ready", StreamOutcome("ready"))
+        elif state == "media_rejected":
+            self._record_state(stream, None, StreamOutcome(
+                "running", status_code=detail.get("status_code"),  # type: ignore[arg-type]
+                status_reason=f"{detail.get('media')} media rejected: {detail.get('reason')}"))
+
+    def _record_state(self, stream: RtmsStream, state: str | None, outcome: StreamOutcome) -> None:
+        """Put the stream's state in the store, in order with its records; a final state
+        also ends the meeting."""
+        store = self.pipeline.store
+        stream_id, meeting_uuid = stream.stream_id, stream.meeting_uuid
         now = int(time.time() * 1000)
         ended = state in ("stopped", "lost", "failed", "cancelled", "rejected")
 
@@ -182,12 +301,12 @@ class StreamManager:
             await store.mark_stream(
                 stream_id, state=state,
                 stopped_at_ms=now if ended else None,
-                stop_reason=detail.get("stop_reason"),
-                status_code=detail.get("status_code"),
-                status_reason=detail.get("status_reason") or detail.get("reason"),
+                stop_reason=outcome.stop_reason,
+                status_code=outcome.status_code,
+                status_reason=outcome.status_reason,
             )
             if ended and state != "cancelled":
-                await store.mark_meeting_stopped(meeting_uuid, now, detail.get("stop_reason"))
+                await store.mark_meeting_stopped(meeting_uuid, now, outcome.stop_reason)
 
         self.pipeline.run_in_order(record)
 
@@ -205,6 +324,7 @@ class StreamManager:
         return {
             "streams_live": len(self._tasks),
             "streams_ended": dict(self.outcomes),
+            "reconnects": dict(self.reconnects),
             "pending_records": self.pipeline.pending,
         }
 
@@ -215,8 +335,10 @@ class StreamManager:
     async def shutdown(self, timeout: float = 10.0) -> None:
         """Close every socket (without ending the Zoom streams) and wait for the tasks."""
         self._closing = True
-        for stream in list(self.streams.values()):
-            stream.stop(None, state="detached")
+        for held in list(self._held.values()):
+            if held.stream is not None:
+                held.stream.stop(None, state="detached")
+            held.changed.set()
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=timeout)
 

@@ -48,6 +48,9 @@ class Gateway:
             tls=TlsTrust(settings.ca_file),
             media_params=settings.media_params,
             buffer_data=None if settings.buffer_data else False,
+            reconnect_backoff=lambda: settings.backoff(settings.signaling_window_s),
+            media_backoff=lambda: settings.backoff(settings.media_window_s),
+            silence_limit=settings.silence_limit_s,
         )
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()
