@@ -41,6 +41,8 @@ class Credentials:
         return f"Credentials(client_id={self.client_id!r}, client_secret=***)"
 
 
+HEARTBEAT_S = 5.0
+
 # How long Zoom may take between losing a connection and stamping the webhook about it.
 INTERRUPTION_NOTICE_DELAY_MS = 2_000
 
@@ -97,6 +99,7 @@ class StreamManager:
         self._ended_memory = ended_memory
         self.outcomes: dict[str, int] = {}
         self.reconnects: dict[str, int] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
 
     # ---- webhook events -----------------------------------------------------------------
@@ -142,7 +145,6 @@ class StreamManager:
         if stream_id in self._ended:
             log.info("stream %s already ended (%s); late start ignored", stream_id, self._ended[stream_id])
             return False
-        held = self._held[stream_id] = _Held(spec, self.reconnect_backoff())
         now = int(time.time() * 1000)
         meeting = MeetingRecord(
             meeting_uuid=event.owner_id, product=event.product.value, meeting_id=event.meeting_id,
@@ -159,11 +161,32 @@ class StreamManager:
             await self.pipeline.store.upsert_stream(record)
 
         self.pipeline.run_in_order(record_start)
-        self._tasks[stream_id] = asyncio.get_running_loop().create_task(
-            self._supervise(held), name=f"stream-{stream_id}"
-        )
+        self._hold(spec)
         log.info("stream %s (%s %s) starting", stream_id, event.product.value, _short(event.owner_id))
         return True
+
+    def rejoin(self, spec: StreamSpec) -> bool:
+        """Connect again to a stream held before a restart (its records are stored)."""
+        if self._closing or spec.rtms_stream_id in self._held:
+            return False
+        self._hold(spec)
+        log.info("stream %s (%s %s) rejoining", spec.rtms_stream_id, spec.product.value, _short(spec.owner_id))
+        return True
+
+    def _hold(self, spec: StreamSpec) -> None:
+        held = self._held[spec.rtms_stream_id] = _Held(spec, self.reconnect_backoff())
+        loop = asyncio.get_running_loop()
+        self._tasks[spec.rtms_stream_id] = loop.create_task(self._supervise(held), name=f"stream-{spec.rtms_stream_id}")
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = loop.create_task(self._beat(), name="streams-heartbeat")
+
+    async def _beat(self) -> None:
+        """Keep the held streams' `updated_at_ms` fresh: after a crash, a restart rejoins
+        the streams held within Zoom's reconnection window."""
+        while self._held and not self._closing:
+            await asyncio.sleep(HEARTBEAT_S)
+            held = list(self._held)
+            self.pipeline.run_in_order(lambda: self.pipeline.store.touch_streams(held))
 
     def stop(self, stream_id: str, reason: int | None, *, stopped_by_zoom: bool = False,
              meeting_uuid: str | None = None) -> None:
@@ -227,6 +250,9 @@ class StreamManager:
                     held.spec, held.next_spec = held.next_spec, None
                     held.backoff.reset()
                     self._count_reconnect("moved")
+                    urls = held.spec.server_urls
+                    self.pipeline.run_in_order(
+                        lambda: self.pipeline.store.mark_stream(stream_id, server_urls=urls))
                     continue
                 if not worth_reconnecting(outcome):
                     break
@@ -335,6 +361,8 @@ class StreamManager:
     async def shutdown(self, timeout: float = 10.0) -> None:
         """Close every socket (without ending the Zoom streams) and wait for the tasks."""
         self._closing = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         for held in list(self._held.values()):
             if held.stream is not None:
                 held.stream.stop(None, state="detached")

@@ -33,6 +33,7 @@ class Gateway:
     @classmethod
     async def open(cls, settings: Settings) -> Gateway:
         from ..api.app import create_app
+        from .recovery import recover
 
         if not settings.zoom_client_id or not settings.zoom_client_secret.get_secret_value():
             raise SystemExit("ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET must be set (env or .env)")
@@ -54,6 +55,7 @@ class Gateway:
         )
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()
+        await recover(settings.data_dir, pipeline, manager, window_s=settings.signaling_window_s)
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, live_media=live_media)
         return cls(settings, store, pipeline, manager, app)

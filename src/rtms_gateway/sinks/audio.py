@@ -23,6 +23,25 @@ def wav_header(sample_rate: int, channels: int, data_bytes: int, sample_width: i
             + b"data" + struct.pack("<I", data_bytes))
 
 
+def repair_wav(path: Path) -> int:
+    """Make a WAV's two size fields match what is on disk (after a crash they lag behind);
+    a trailing partial sample frame is cut. Returns the audio bytes kept."""
+    with open(path, "r+b") as f:
+        header = f.read(_HEADER_BYTES)
+        if len(header) < _HEADER_BYTES or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            raise ValueError(f"{path} is not a WAV this gateway wrote")
+        channels, = struct.unpack_from("<H", header, 22)
+        block, = struct.unpack_from("<H", header, 32)
+        size = f.seek(0, 2) - _HEADER_BYTES
+        size -= size % max(block, 2 * channels, 1)
+        f.truncate(_HEADER_BYTES + size)
+        f.seek(4)
+        f.write(struct.pack("<I", 36 + size))
+        f.seek(40)
+        f.write(struct.pack("<I", size))
+    return size
+
+
 class WavTrack:
     def __init__(self, path: Path, *, sample_rate: int, channels: int, origin_ms: int | None = None) -> None:
         self.path = path
@@ -36,9 +55,14 @@ class WavTrack:
         self.gaps_filled_bytes = 0
         self._pending: list[bytes] = []
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "wb")  # noqa: SIM115 - kept open while the track grows
-        self._file.write(wav_header(sample_rate, channels, 0))
-        self._file.flush()
+        if path.exists() and path.stat().st_size >= _HEADER_BYTES:
+            # The same stream after a restart: carry on where the file ends.
+            self.end = self.written = repair_wav(path)
+            self._file = open(path, "r+b")  # noqa: SIM115 - kept open while the track grows
+        else:
+            self._file = open(path, "wb")  # noqa: SIM115
+            self._file.write(wav_header(sample_rate, channels, 0))
+            self._file.flush()
 
     def place(self, timestamp_ms: int, pcm: bytes) -> None:
         if self.origin_ms is None:

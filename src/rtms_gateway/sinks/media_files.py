@@ -221,6 +221,7 @@ class MediaFiles:
         self.on_file = on_file  # told of each new, and each finished, file
         self._tracks: dict[tuple[str, MediaType, UserId], Track | None] = {}
         self._origins: dict[str, int] = {}
+        self._resumed: dict[tuple[str, str, str], MediaFile] = {}
         self.counters = {"unwritten": 0, "duplicates": 0}
 
     def place(self, stream: object, kind: MediaType, user_id: UserId, user_name: str | None,
@@ -257,6 +258,9 @@ class MediaFiles:
         who = "mixed" if kind == MediaType.AUDIO and user_id in (0, None) else str(user_id)
         stem = f"{stream_id}-{KIND_NAMES[kind]}-{who}"
         folder = self.data_dir / quote(meeting_uuid, safe="")
+        before = self._resumed.pop((stream_id, KIND_NAMES[kind], str(user_id)), None)
+        if before is not None and before.format in ("wav", "raw", "h264", "frames"):
+            return self._reopen(before)
         info = MediaFile(
             meeting_uuid=meeting_uuid, rtms_stream_id=stream_id, kind=KIND_NAMES[kind],
             user_id=user_id, user_name=user_name, codec=CODEC_NAMES[codec], format="",
@@ -284,6 +288,19 @@ class MediaFiles:
         info.path = str(path.relative_to(self.data_dir))
         self.on_file(info)
         return track
+
+    def _reopen(self, info: MediaFile) -> Track:
+        path = self.data_dir / info.path
+        info.complete = False
+        if info.format == "wav":
+            decode = pcm_decoder(Codec[info.codec.upper()], info.sample_rate or 16000, info.channels or 1)
+            if decode is not None:
+                return AudioTrack(path, info, decode)
+        if info.format == "h264":
+            return H264Track(path, info)
+        if info.format == "frames":
+            return FramesTrack(path, info, info.codec)
+        return RawTrack(path, info)
 
     def set_origin(self, stream_id: str, timestamp_ms: int) -> None:
         """The stream's time zero, when Zoom says it (the first-packet timestamp event,
@@ -315,16 +332,28 @@ class MediaFiles:
 
     def finish(self, track: Track) -> MediaFile:
         """Blocking: mux H.264 to MP4. Returns the file's final record."""
-        info = track.info
-        if isinstance(track, H264Track):
-            mp4 = track.path.with_suffix(".mp4")
-            try:
-                info.frames = mux_h264_to_mp4(track.path, mp4, info.origin_ms)
-                info.format, info.path = "mp4", str(mp4.relative_to(self.data_dir))
-                info.bytes = mp4.stat().st_size
-                track.path.unlink()
-                index_path(track.path).unlink()
-            except Exception:
-                log.exception("could not mux %s to MP4; the Annex-B stream is kept", track.path)
-        info.complete = True
-        return info
+        return finish_file(self.data_dir, track.info)
+
+    def resume(self, stream_id: str, origin_ms: int, files: list[MediaFile]) -> None:
+        """Carry on a stream's files after a restart: same time zero, same files (new
+        frames are appended; those already there are recognised as duplicates)."""
+        self._origins[stream_id] = origin_ms
+        for f in files:
+            self._resumed[(f.rtms_stream_id, f.kind, str(f.user_id))] = f
+
+
+def finish_file(data_dir: Path, info: MediaFile) -> MediaFile:
+    """Blocking: whatever a file needs once its stream has ended (H.264 to MP4)."""
+    if info.format == "h264":
+        h264 = data_dir / info.path
+        mp4 = h264.with_suffix(".mp4")
+        try:
+            info.frames = mux_h264_to_mp4(h264, mp4, info.origin_ms)
+            info.format, info.path = "mp4", str(mp4.relative_to(data_dir))
+            info.bytes = mp4.stat().st_size
+            h264.unlink()
+            index_path(h264).unlink()
+        except Exception:
+            log.exception("could not mux %s to MP4; the Annex-B stream is kept", h264)
+    info.complete = True
+    return info

@@ -144,10 +144,11 @@ class Store:
 
     async def mark_stream(self, rtms_stream_id: str, *, state: str | None = None, stopped_at_ms: int | None = None,
                           stop_reason: int | None = None, status_code: int | None = None,
-                          status_reason: str | None = None) -> None:
+                          status_reason: str | None = None, server_urls: str | None = None) -> None:
         values: dict[str, Any] = {"updated_at_ms": _now_ms()}
         for name, value in (("state", state), ("stopped_at_ms", stopped_at_ms), ("stop_reason", stop_reason),
-                            ("status_code", status_code), ("status_reason", status_reason)):
+                            ("status_code", status_code), ("status_reason", status_reason),
+                            ("server_urls", server_urls)):
             if value is not None:
                 values[name] = value
         async with self.engine.begin() as conn:
@@ -197,6 +198,13 @@ class Store:
                                        .order_by(m.c.id))).mappings().all()
         return [_media_file(r) for r in rows]
 
+    async def incomplete_media_files(self) -> list[MediaFile]:
+        """Files whose stream had not ended when the gateway last stopped."""
+        m = s.media_files
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(m).where(m.c.complete.is_(False)).order_by(m.c.id))).mappings().all()
+        return [_media_file(r) for r in rows]
+
     async def media_file(self, file_id: int) -> MediaFile | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(s.media_files).where(s.media_files.c.id == file_id))).mappings().first()
@@ -235,6 +243,23 @@ class Store:
             rows = (await conn.execute(select(s.streams).where(s.streams.c.stopped_at_ms.is_(None))
                                        .order_by(s.streams.c.id))).mappings().all()
         return [_stream(r) for r in rows]
+
+    async def streams_to_rejoin(self) -> list[tuple[StreamRecord, str, int]]:
+        """Open streams with their meeting's product and when the gateway last held them
+        (`updated_at_ms`, kept fresh by `touch_streams` while they run)."""
+        st, m = s.streams, s.meetings
+        query = (select(st, m.c.product).join(m, m.c.meeting_uuid == st.c.meeting_uuid)
+                 .where(st.c.stopped_at_ms.is_(None)).order_by(st.c.id))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [(_stream(r), r["product"], r["updated_at_ms"]) for r in rows]
+
+    async def touch_streams(self, rtms_stream_ids: list[str]) -> None:
+        """Note that these streams are still held (a restart rejoins only recent ones)."""
+        if rtms_stream_ids:
+            async with self.engine.begin() as conn:
+                await conn.execute(update(s.streams).where(s.streams.c.rtms_stream_id.in_(rtms_stream_ids))
+                                   .values(updated_at_ms=_now_ms()))
 
     async def transcript(self, meeting_uuid: str) -> list[TranscriptSegment]:
         t = s.transcript_segments

@@ -1,0 +1,155 @@
+"""SIGKILL in the middle of a meeting, then start again: what was committed before the
+kill is stored, files are valid, and the stream is rejoined from the stored state."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+import wave
+
+import httpx
+
+from rtms_gateway.protocol.constants import MediaType
+from rtms_gateway.simulator import Simulator, SimulatorConfig
+from rtms_gateway.simulator.media import silence_chunk, tone_chunk
+from rtms_gateway.simulator.stream import Phase
+from rtms_gateway.sinks.store import Store
+
+from .gateway_harness import CLIENT_ID, CLIENT_SECRET, SECRET_TOKEN
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _serve(tmp_path, port, env):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtms_gateway", "serve", "--port", str(port), cwd=tmp_path, env=env,
+        stderr=open(tmp_path / f"gateway-{time.monotonic_ns()}.log", "wb"))
+    async with httpx.AsyncClient() as http:
+        for _ in range(400):
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the gateway did not come up")
+
+
+async def _health(port):
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
+
+
+async def test_sigkill_then_restart_keeps_what_was_committed_and_rejoins_the_stream(tmp_path):
+    port = _free_port()
+    sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=SECRET_TOKEN,
+                                    webhook_url=f"http://127.0.0.1:{port}/webhook"))
+    await sim.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "RTMS_"))}
+    env.update(ZOOM_CLIENT_ID=CLIENT_ID, ZOOM_CLIENT_SECRET=CLIENT_SECRET, ZOOM_SECRET_TOKEN=SECRET_TOKEN,
+               RTMS_CA_FILE=str(sim.write_ca(tmp_path / "ca.pem")), RTMS_MEDIA="audio,transcript",
+               RTMS_DATA_DIR=str(tmp_path / "data"), RTMS_RECONNECT_INITIAL_S="0.2")
+    gateway = await _serve(tmp_path, port, env)
+    try:
+        handle = sim.start_meeting(duration=14.0, media=MediaType.AUDIO | MediaType.TRANSCRIPT)
+        assert await handle.wait_streaming(15)
+        await asyncio.sleep(4.0)
+        killed_ms = int(time.time() * 1000)
+        gateway.send_signal(signal.SIGKILL)
+        await gateway.wait()
+        await asyncio.sleep(1.0)
+        gateway = await _serve(tmp_path, port, env)
+        for _ in range(200):  # the restarted gateway rejoins on its own: no webhook comes
+            if handle.stream.phase is Phase.STREAMING:
+                break
+            await asyncio.sleep(0.05)
+        assert handle.stream.phase is Phase.STREAMING, "the stream was not rejoined"
+        back_ms = int(time.time() * 1000)
+        record = await handle.wait(40)
+        for _ in range(100):
+            if (await _health(port))["streams_live"] == 0:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(gateway.wait(), 30)
+        await sim.stop()
+    assert record.outcome == "completed" and record.interruptions == 1
+
+    store = await Store.open(f"sqlite:///{tmp_path / 'data' / 'rtms.sqlite3'}")
+    try:
+        uuid = handle.script.owner_id
+        stored = await store.transcript(uuid)
+        files = await store.media_files(uuid)
+        stream = await store.stream(handle.script.rtms_stream_id)
+    finally:
+        await store.close()
+    keys = [(s.timestamp, s.text) for s in stored]
+    assert len(keys) == len(set(keys)), "nothing stored twice"
+    sent = {(t.timestamp, t.data): t for t in record.transcripts}
+    assert set(keys) <= set(sent)
+    # Everything Zoom sent well before the kill or after the rejoin is there.
+    must = [k for k, t in sent.items() if (t.end_time or k[0]) < killed_ms - 1000 or k[0] > back_ms + 500]
+    assert must and set(must) <= set(keys)
+    assert stream.state == "stopped"
+
+    (f,) = [f for f in files if f.kind == "audio"]
+    assert f.complete and f.format == "wav"
+    with wave.open(str(tmp_path / "data" / f.path)) as w:
+        pcm = w.readframes(w.getnframes())
+    lead = (record.t0_ms - f.origin_ms) * 32
+    body = pcm[lead:]
+    quiet = silence_chunk(16000, 1)
+    delivered = 0
+    for i in range(len(body) // 640):
+        s = handle.script.speaker_at(20 * i)
+        expected = tone_chunk(s.tone_hz, 16000, 1) if s else quiet
+        got = body[640 * i: 640 * (i + 1)]
+        assert got in (expected, quiet), f"chunk {i} is neither what was sent nor silence: files stay aligned"
+        delivered += got == expected
+    assert len(body) // 640 >= record.sent.audio_frames
+    assert delivered >= record.sent.audio_frames - 5 * 50, "at most the seconds around the kill are missing"
+
+
+async def test_streams_past_their_window_are_closed_and_their_files_finished(tmp_path):
+    from rtms_gateway.gateway.service import Gateway
+    from rtms_gateway.sinks.audio import wav_header
+    from rtms_gateway.sinks.records import MediaFile, MeetingRecord, StreamRecord
+
+    from .gateway_harness import make_settings
+
+    settings = make_settings(tmp_path)
+    store = await Store.open(settings.resolved_database_url)
+    await store.upsert_meeting(MeetingRecord(meeting_uuid="m==", product="meeting"))
+    await store.upsert_stream(StreamRecord(rtms_stream_id="s1", meeting_uuid="m==", server_urls="wss://x/y",
+                                           state="ready"))
+    # A WAV as a crash leaves it: 1 s of audio behind a header that says 0 bytes.
+    wav = tmp_path / "m%3D%3D" / "s1-audio-mixed.wav"
+    wav.parent.mkdir()
+    wav.write_bytes(wav_header(16000, 1, 0) + b"\x01\x00" * 16000 + b"\x01")
+    await store.upsert_media_file(MediaFile(meeting_uuid="m==", rtms_stream_id="s1", kind="audio", user_id=0,
+                                            user_name=None, codec="l16", format="wav", path=str(wav.relative_to(tmp_path)),
+                                            sample_rate=16000, channels=1, origin_ms=0))
+    await store.close()
+    await asyncio.sleep(0.01)
+
+    gateway = await Gateway.open(make_settings(tmp_path, RTMS_SIGNALING_WINDOW_S="0.005"))
+    try:
+        assert gateway.manager.health()["streams_live"] == 0
+        stream = await gateway.store.stream("s1")
+        (f,) = await gateway.store.media_files("m==")
+    finally:
+        await gateway.close()
+    assert stream.state == "lost" and stream.stopped_at_ms is not None
+    assert f.complete and f.bytes == 44 + 32000
+    with wave.open(str(wav)) as w:
+        assert w.getnframes() == 16000 and w.readframes(1) == b"\x01\x00"
