@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from ..config import Settings
 from ..protocol.constants import HEADER_TRACKING_ID, EventType
 from ..protocol.signature import url_validation_response
+from ..metrics import METRICS_CONTENT_TYPE, render_metrics
 from ..sinks.exports import TRANSCRIPT_FORMATS, render_transcript, segment_json
 from ..sinks.media_export import MEDIA_TYPES, frames_zip, media_json
 from ..sinks.participants import participants
@@ -48,6 +49,7 @@ class StoreReader(Protocol):
 class Manager(Protocol):
     async def handle(self, event: object) -> None: ...
     def health(self) -> dict[str, Any]: ...
+    def metrics(self) -> dict[str, Any]: ...
 
 
 class _TooLarge(Exception):
@@ -131,7 +133,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return JSONResponse({"status": "ok"})
 
     @app.get("/healthz", summary="Liveness, store reachability and stream counts",
-             response_description="`status` ok and the manager's counters",
+             response_description="`status` ok, or degraded while records wait in the journal "
+                                  "for the store; and the manager's counters",
              responses={503: {"description": "The store did not answer (`status`: degraded)"}})
     async def healthz() -> JSONResponse:
         try:
@@ -139,9 +142,16 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         except Exception:
             log.warning("health check: store ping failed", exc_info=True)
             store_ok = False
-        body: dict[str, Any] = {"status": "ok" if store_ok else "degraded", "store": store_ok}
-        body.update({k: v for k, v in manager.health().items() if k not in body})
+        health = manager.health()
+        waiting = health.get("journal_records", 0) or not health.get("store_ok", True)
+        body: dict[str, Any] = {"status": "ok" if store_ok and not waiting else "degraded", "store": store_ok}
+        body.update({k: v for k, v in health.items() if k not in body})
         return JSONResponse(body, status_code=200 if store_ok else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
+             response_description="Counters and gauges in the Prometheus text format")
+    async def metrics() -> Response:
+        return Response(render_metrics(manager.metrics()), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/api/meetings", summary="List meetings",
              response_description="`{\"meetings\": [...]}`, newest first")

@@ -100,6 +100,7 @@ class StreamManager:
         self.outcomes: dict[str, int] = {}
         self.reconnects: dict[str, int] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        self.frames_rejected_ended = 0
         self._closing = False
 
     # ---- webhook events -----------------------------------------------------------------
@@ -244,6 +245,8 @@ class StreamManager:
                 except Exception as exc:  # a bug in one stream must not touch the others
                     log.exception("stream %s failed", stream_id)
                     outcome = StreamOutcome("failed", status_reason=f"{type(exc).__name__}: {exc}")
+                finally:
+                    self.frames_rejected_ended += stream.frames_rejected
                 if self._closing or held.ending:
                     break
                 if held.next_spec is not None:
@@ -351,8 +354,13 @@ class StreamManager:
             "streams_live": len(self._tasks),
             "streams_ended": dict(self.outcomes),
             "reconnects": dict(self.reconnects),
-            "pending_records": self.pipeline.pending,
+            **self.pipeline.health(),
         }
+
+    def metrics(self) -> dict[str, Any]:
+        values: dict[str, Any] = {**self.pipeline.counters, **self.health()}
+        values["frames_rejected"] = sum(s.frames_rejected for s in self.streams.values()) + self.frames_rejected_ended
+        return values
 
     async def wait_idle(self) -> None:
         while self._tasks:

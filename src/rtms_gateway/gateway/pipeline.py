@@ -5,6 +5,9 @@ awaiting. A single writer task commits whatever accumulated every `batch_interva
 seconds in one transaction, so a segment is durable within milliseconds of arriving, and
 ordered store operations (meeting/stream updates) run in the same task, in order.
 
+When the store fails, records wait in a journal on disk (see `sinks.journal`) and are
+written, oldest first, once it is back; `health()` says so.
+
 Backpressure: pending records are bounded. Past `high_watermark` the pipeline asks its
 `pause` hook to stop reading sockets; below `low_watermark` it asks `resume`.
 """
@@ -33,6 +36,7 @@ from ..protocol.messages import (
     VideoData,
     VideoParams,
 )
+from ..sinks.journal import Journal, JournalBatch, JournalFull
 from ..sinks.live import LiveHub
 from ..sinks.media_files import MediaFiles, Track
 from ..sinks.records import ChatMessage, MediaFile, TimelineEvent, TranscriptSegment
@@ -144,10 +148,16 @@ class Pipeline:
         pause: Callable[[], None] = lambda: None,
         resume: Callable[[], None] = lambda: None,
         data_dir: Path | None = None,
+        journal_max_bytes: int = 1 << 30,
+        retry_interval: float = 0.5,
     ) -> None:
         self.store = store
         self.data_dir = data_dir
         self.media = MediaFiles(data_dir, on_file=self._index_file) if data_dir is not None else None
+        self.journal = Journal(data_dir / "journal" / "records.bin", max_bytes=journal_max_bytes) \
+            if data_dir is not None else None
+        self.store_ok = True
+        self.retry_interval = retry_interval
         self._speakers: dict[str, SpeakerTimeline] = {}
         self._finishing: set[asyncio.Task[None]] = set()
         self.live = live or LiveHub()
@@ -168,6 +178,7 @@ class Pipeline:
             "segments": 0, "chats": 0, "events": 0, "audio_frames": 0, "video_frames": 0,
             "share_frames": 0, "state_updates": 0, "committed": 0, "commit_errors": 0,
             "media_unwritten": 0, "media_duplicates": 0, "media_files": 0,
+            "journaled": 0, "replayed": 0, "journal_full": 0,
         }
 
     # ---- intake (synchronous, per frame) ------------------------------------------------
@@ -284,37 +295,100 @@ class Pipeline:
                 await asyncio.sleep(self.batch_interval)
 
     async def flush(self) -> None:
-        """Commit everything pending; on a store error keep it and retry later."""
+        """Commit everything pending. While the store fails, records go to the journal on
+        disk (or stay in memory if there is none, or it is full) and updates wait; both
+        are written, in order, once the store is back."""
         if self.media is not None:
             self.media.flush()
+        if self.journal and not await self._replay_journal():
+            self._park(self._take_records())
+            await self._retry_later()
+            return
         while self._ops or self.pending:
-            segments, chats, events = self._segments, self._chats, self._events
-            self._segments, self._chats, self._events = [], [], []
+            batch = self._take_records()
             ops, self._ops = self._ops, []
             written = False
             done = 0
             try:
-                if segments or chats or events:
-                    await self.store.write_batch(segments=segments, chats=chats, events=events)
-                    self.counters["committed"] += len(segments) + len(chats) + len(events)
+                if len(batch):
+                    await self.store.write_batch(segments=batch.segments, chats=batch.chats, events=batch.events)
+                    self.counters["committed"] += len(batch)
                 written = True
                 for op in ops:
                     await op()
                     done += 1
-            except Exception:
-                self.counters["commit_errors"] += 1
+            except Exception as exc:
                 self._ops[:0] = ops[done:]
                 if not written:
-                    self._segments[:0], self._chats[:0], self._events[:0] = segments, chats, events
-                log.exception("store write failed; %d records and %d updates kept for retry",
-                              self.pending, len(self._ops))
-                await asyncio.sleep(0.5)
-                self._wakeup.set()
+                    self._park(batch)
+                self._store_failed(exc)
+                await self._retry_later()
                 return
             finally:
                 if self._paused and self.pending <= self.low_watermark:
                     self._paused = False
                     self.resume()
+        self._store_back()
+
+    def _take_records(self) -> JournalBatch:
+        batch = JournalBatch(self._segments, self._chats, self._events)
+        self._segments, self._chats, self._events = [], [], []
+        return batch
+
+    def _park(self, batch: JournalBatch) -> None:
+        """Records the store cannot take now: to the journal, else back in memory."""
+        if not len(batch):
+            return
+        if self.journal is not None:
+            try:
+                self.journal.append(batch)
+                self.counters["journaled"] += len(batch)
+                return
+            except (JournalFull, OSError) as exc:
+                self.counters["journal_full"] += 1
+                log.error("cannot journal %d records (%s); holding them in memory", len(batch), exc)
+        self._segments[:0], self._chats[:0], self._events[:0] = batch.segments, batch.chats, batch.events
+
+    async def _replay_journal(self) -> bool:
+        assert self.journal is not None
+        replayed = 0
+        try:
+            for batch in self.journal.batches():
+                await self.store.write_batch(segments=batch.segments, chats=batch.chats, events=batch.events)
+                replayed += len(batch)
+        except Exception as exc:
+            self._store_failed(exc)
+            return False
+        self.journal.clear()
+        self.counters["replayed"] += replayed
+        self.counters["committed"] += replayed
+        log.info("store is back: %d journaled records written", replayed)
+        return True
+
+    def _store_failed(self, exc: Exception) -> None:
+        self.counters["commit_errors"] += 1
+        if self.store_ok:
+            self.store_ok = False
+            log.error("store write failed (%s: %s); records wait in the %s until it is back",
+                      type(exc).__name__, str(exc).splitlines()[0][:200], "journal" if self.journal is not None else "memory")
+
+    def _store_back(self) -> None:
+        if not self.store_ok:
+            self.store_ok = True
+            log.info("store writes succeed again")
+
+    async def _retry_later(self) -> None:
+        await asyncio.sleep(self.retry_interval)
+        self._wakeup.set()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "store_ok": self.store_ok,
+            "pending_records": self.pending,
+            "pending_updates": len(self._ops),
+            "journal_records": self.journal.records if self.journal is not None else 0,
+            "journal_bytes": self.journal.bytes if self.journal is not None else 0,
+        }
 
     async def close(self) -> None:
         """Stop the writer after its current batch (a cancelled batch would be lost), then

@@ -25,6 +25,9 @@ from . import schema as s
 from .records import ChatMessage, MediaFile, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# How long a write waits on a lock before failing: the pipeline then journals the batch
+# instead of holding every stream's records behind one stuck transaction.
+LOCK_WAIT_S = 2.0
 LIVE_STATES = frozenset({"connecting", "ready", "running", "detached"})
 
 
@@ -92,11 +95,14 @@ class Store:
         target = async_url(url)
         parsed = make_url(target)
         options: dict[str, Any] = {}
-        if pg_schema and parsed.get_backend_name() == "postgresql":
-            options["connect_args"] = {"server_settings": {"search_path": pg_schema}}
+        if parsed.get_backend_name() == "postgresql":
+            settings = {"lock_timeout": str(int(LOCK_WAIT_S * 1000))}
+            if pg_schema:
+                settings["search_path"] = pg_schema
+            options["connect_args"] = {"server_settings": settings}
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            options["connect_args"] = {"timeout": 30}
+            options["connect_args"] = {"timeout": LOCK_WAIT_S}
         engine = create_async_engine(target, **options)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -308,7 +314,7 @@ def _upgrade(conn: Connection) -> None:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={int(LOCK_WAIT_S * 1000)}"):
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
 

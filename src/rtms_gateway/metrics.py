@@ -1,0 +1,62 @@
+"""Prometheus exposition of the gateway's counters, read when scraped (nothing is done
+per frame: the pipeline's plain integer counters are the source)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# pipeline counter -> (metric name, help)
+COUNTERS = {
+    "segments": ("rtms_transcript_segments", "Transcript segments received"),
+    "chats": ("rtms_chat_messages", "Chat messages received"),
+    "events": ("rtms_timeline_events", "Timeline events received"),
+    "audio_frames": ("rtms_audio_frames", "Audio frames received"),
+    "video_frames": ("rtms_video_frames", "Video frames received"),
+    "share_frames": ("rtms_share_frames", "Screen-share frames received"),
+    "committed": ("rtms_records_committed", "Records committed to the store"),
+    "commit_errors": ("rtms_store_errors", "Failed store writes (retried)"),
+    "journaled": ("rtms_journaled_records", "Records that waited in the disk journal for the store"),
+    "replayed": ("rtms_journal_replayed_records", "Journaled records written once the store was back"),
+    "journal_full": ("rtms_journal_full", "Times the journal was full and records waited in memory"),
+    "media_duplicates": ("rtms_media_duplicate_frames", "Media frames received twice (replays), dropped"),
+    "media_unwritten": ("rtms_media_unwritten_frames", "Media frames that could not be written"),
+    "frames_rejected": ("rtms_frames_rejected", "Malformed frames counted and skipped"),
+    "paused": ("rtms_backpressure_pauses", "Times a stream's reading was paused by backpressure"),
+}
+GAUGES = {
+    "streams_live": ("rtms_streams_live", "Streams held now"),
+    "pending_records": ("rtms_pending_records", "Records waiting for the next commit"),
+    "journal_records": ("rtms_journal_records", "Records in the disk journal now"),
+}
+
+
+class _Snapshot(Collector):
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def collect(self) -> Iterator[Metric]:
+        for key, (name, doc) in COUNTERS.items():
+            if key in self.values:
+                yield CounterMetricFamily(name, doc, value=self.values[key])
+        for key, (name, doc) in GAUGES.items():
+            if key in self.values:
+                yield GaugeMetricFamily(name, doc, value=self.values[key])
+        for key, name, doc, label in (("reconnects", "rtms_reconnects", "Whole-stream reconnects, by cause", "cause"),
+                                      ("streams_ended", "rtms_streams_ended", "Streams ended, by how", "state")):
+            family = CounterMetricFamily(name, doc, labels=[label])
+            for value, count in self.values.get(key, {}).items():
+                family.add_metric([value], count)
+            yield family
+
+
+def render_metrics(values: dict[str, Any]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(values))
+    return generate_latest(registry)

@@ -1,0 +1,80 @@
+"""The store locked for seconds in the middle of a meeting: records wait in the disk
+journal, /healthz says degraded, a metric counts them, and all are written afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+from rtms_gateway.protocol.constants import MediaType
+from rtms_gateway.sinks.journal import Journal, JournalBatch
+from rtms_gateway.sinks.records import TranscriptSegment
+
+from .gateway_harness import GatewayWithSimulator
+
+
+async def test_a_locked_store_sends_records_to_the_journal_and_loses_none(tmp_path):
+    media = MediaType.TRANSCRIPT | MediaType.CHAT
+    async with GatewayWithSimulator(tmp_path, RTMS_MEDIA="transcript,chat") as run:
+        handle = run.simulator.start_meeting(duration=14.0, media=media)
+        assert await handle.wait_streaming(15)
+        await asyncio.sleep(1.0)
+        lock = sqlite3.connect(tmp_path / "rtms.sqlite3", isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+        degraded = None
+        try:
+            async with run.http() as http:
+                for _ in range(200):
+                    body = (await http.get("/healthz")).json()
+                    if body["journal_records"] > 0:
+                        degraded = body
+                        break
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(3.0)  # more records arrive while the store stays locked
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        assert degraded is not None and degraded["status"] == "degraded" and not degraded["store_ok"]
+        record = await handle.wait(40)
+        await run.settle()
+        async with run.http() as http:
+            health = (await http.get("/healthz")).json()
+            metrics = (await http.get("/metrics")).text
+        stored = await run.gateway.store.transcript(handle.script.owner_id)
+        chats = await run.gateway.store.chat(handle.script.owner_id)
+    assert health["status"] == "ok" and health["journal_records"] == 0
+    counters = run.gateway.pipeline.counters
+    assert counters["journaled"] > 0 and counters["replayed"] == counters["journaled"]
+    assert f"rtms_journaled_records_total {float(counters['journaled'])}" in metrics
+    assert [s.text for s in stored] == [t.data for t in record.transcripts]
+    assert len(chats) == record.sent.chat and len(chats) > 0
+
+
+def test_the_journal_survives_a_torn_last_write(tmp_path):
+    journal = Journal(tmp_path / "j.bin")
+    seg = TranscriptSegment(meeting_uuid="m", rtms_stream_id="s", user_id=1, user_name="a", text="hi", timestamp=1)
+    journal.append(JournalBatch(segments=[seg]))
+    journal.append(JournalBatch(segments=[seg, seg]))
+    with open(tmp_path / "j.bin", "ab") as f:
+        f.write(b"\x40\x00\x00\x00partial")  # a crash in the middle of an append
+    again = Journal(tmp_path / "j.bin")
+    assert again.records == 3 and [len(b) for b in again.batches()] == [1, 2]
+    again.clear()
+    assert not again and list(again.batches()) == []
+
+
+def test_a_full_journal_refuses_instead_of_growing(tmp_path):
+    import pytest
+
+    from rtms_gateway.sinks.journal import JournalFull
+
+    seg = TranscriptSegment(meeting_uuid="m", rtms_stream_id="s", user_id=1, user_name="a", text="x" * 80,
+                            timestamp=1)
+    probe = Journal(tmp_path / "probe.bin")
+    probe.append(JournalBatch(segments=[seg]))
+    limit = probe.bytes * 3 // 2
+    journal = Journal(tmp_path / "j.bin", max_bytes=limit)
+    journal.append(JournalBatch(segments=[seg]))
+    with pytest.raises(JournalFull):
+        journal.append(JournalBatch(segments=[seg]))
+    assert journal.records == 1 and journal.bytes <= limit
