@@ -8,8 +8,11 @@ ordered store operations (meeting/stream updates) run in the same task, in order
 When the store fails, records wait in a journal on disk (see `sinks.journal`) and are
 written, oldest first, once it is back; `health()` says so.
 
-Backpressure: pending records are bounded. Past `high_watermark` the pipeline asks its
-`pause` hook to stop reading sockets; below `low_watermark` it asks `resume`.
+Backpressure: pending records are bounded, per stream and in all. A stream holding
+`stream_high_watermark` records has its own sockets paused until they are committed or
+journaled, so one flooding stream slows only itself; past `high_watermark` in all, the
+`pause` hook stops every socket, and below `low_watermark` `resume` starts them again.
+Nothing is dropped: TCP carries the pressure back to Zoom.
 """
 
 from __future__ import annotations
@@ -149,6 +152,7 @@ class Pipeline:
         resume: Callable[[], None] = lambda: None,
         data_dir: Path | None = None,
         journal_max_bytes: int = 1 << 30,
+        stream_high_watermark: int = 2_000,
         retry_interval: float = 0.5,
     ) -> None:
         self.store = store
@@ -158,6 +162,9 @@ class Pipeline:
             if data_dir is not None else None
         self.store_ok = True
         self.retry_interval = retry_interval
+        self.stream_high_watermark = stream_high_watermark
+        self._held_by: dict[str, int] = {}  # records pending, per stream
+        self._paused_streams: dict[str, Any] = {}
         self._speakers: dict[str, SpeakerTimeline] = {}
         self._finishing: set[asyncio.Task[None]] = set()
         self.live = live or LiveHub()
@@ -178,7 +185,7 @@ class Pipeline:
             "segments": 0, "chats": 0, "events": 0, "audio_frames": 0, "video_frames": 0,
             "share_frames": 0, "state_updates": 0, "committed": 0, "commit_errors": 0,
             "media_unwritten": 0, "media_duplicates": 0, "media_files": 0,
-            "journaled": 0, "replayed": 0, "journal_full": 0,
+            "journaled": 0, "replayed": 0, "journal_full": 0, "paused": 0,
         }
 
     # ---- intake (synchronous, per frame) ------------------------------------------------
@@ -233,8 +240,17 @@ class Pipeline:
             return
         else:
             return
+        held = self._held_by.get(stream.stream_id, 0) + 1
+        self._held_by[stream.stream_id] = held
+        if held == self.stream_high_watermark:
+            # This stream alone outruns the store: stop reading its sockets (TCP pushes
+            # back to Zoom) until its records are committed or journaled.
+            stream.pause_reading()
+            self._paused_streams[stream.stream_id] = stream
+            self.counters["paused"] += 1
         if not self._paused and self.pending >= self.high_watermark:
             self._paused = True
+            self.counters["paused"] += 1
             log.warning("pipeline holds %d records; pausing intake", self.pending)
             self.pause()
         self._wakeup.set()
@@ -333,6 +349,11 @@ class Pipeline:
     def _take_records(self) -> JournalBatch:
         batch = JournalBatch(self._segments, self._chats, self._events)
         self._segments, self._chats, self._events = [], [], []
+        self._held_by.clear()
+        if self._paused_streams:
+            for stream in self._paused_streams.values():
+                stream.resume_reading()
+            self._paused_streams.clear()
         return batch
 
     def _park(self, batch: JournalBatch) -> None:
