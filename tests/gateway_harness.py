@@ -47,7 +47,7 @@ class Running:
     async def settle(self, timeout: float = 20.0) -> None:
         """Until no stream runs and everything pending is committed."""
         await asyncio.wait_for(self.gateway.manager.wait_idle(), timeout)
-        await self.gateway.pipeline.flush()
+        await asyncio.wait_for(self.gateway.pipeline.files_finished(), timeout)
 
 
 class GatewayWithSimulator:

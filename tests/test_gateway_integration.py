@@ -29,7 +29,10 @@ async def test_one_meeting_end_to_end(tmp_path):
         uuid = handle.script.owner_id
         segments = await run.gateway.store.transcript(uuid)
         assert [s.text for s in segments] == [t.data for t in record.transcripts]
-        assert [s.user_name for s in segments] == [t.user_name for t in record.transcripts]
+        # Speakerless transcripts (user 0, no name) get the speaker who held the floor.
+        speakers = {u.text: u for u in handle.script.utterances}
+        assert [(s.user_name, s.speaker_inferred) for s in segments] == [
+            (speakers[t.data].speaker.user_name, speakers[t.data].anonymous) for t in record.transcripts]
         assert all(s.start_time and s.end_time and s.timestamp for s in segments)
         chats = await run.gateway.store.chat(uuid)
         assert sorted(c.text for c in chats) == sorted(str(c.data) for c in record.chat)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .protocol.constants import (
@@ -134,6 +134,28 @@ class Settings(BaseSettings):
         if value % 20:
             raise ValueError("the audio send rate is a multiple of 20 ms")
         return value
+
+    @model_validator(mode="after")
+    def _zoom_accepts_the_combination(self) -> "Settings":
+        """What Zoom refuses at the handshake, refused here at start with its name."""
+        rules = (
+            (self.audio_codec == "opus" and self.audio_sample_rate != 48000,
+             "RTMS_AUDIO_CODEC=opus needs RTMS_AUDIO_SAMPLE_RATE=48000"),
+            (self.audio_codec == "g711" and (self.audio_sample_rate, self.audio_channels) != (8000, 1),
+             "RTMS_AUDIO_CODEC=g711 needs RTMS_AUDIO_SAMPLE_RATE=8000 and mono"),
+            (self.audio_codec == "g722" and (self.audio_sample_rate, self.audio_channels) != (16000, 1),
+             "RTMS_AUDIO_CODEC=g722 needs RTMS_AUDIO_SAMPLE_RATE=16000 and mono"),
+            (self.audio_codec in ("opus", "g711", "g722") and self.audio_send_rate_ms != 20,
+             "RTMS_AUDIO_SEND_RATE must be 20 for opus, g711 and g722"),
+            (self.video_codec != "h264" and self.video_fps > 5,
+             "RTMS_VIDEO_CODEC jpg/png allows at most RTMS_VIDEO_FPS=5 (h264 for more)"),
+            (self.share_codec != "h264" and self.share_fps > 1,
+             "RTMS_SHARE_CODEC jpg/png allows at most RTMS_SHARE_FPS=1 (h264 for more)"),
+        )
+        for broken, message in rules:
+            if broken:
+                raise ValueError(message)
+        return self
 
     @field_validator("webhook_path")
     @classmethod

@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable
 
 import msgspec
 
-from ..protocol.constants import EventType, MediaType
+from ..protocol.constants import DataOption, EventType, MediaType
 from ..protocol.errors import ProtocolError
 from ..protocol.messages import (
     AudioData,
@@ -62,7 +62,7 @@ def transcript_record(meeting_uuid: str, stream_id: str, msg: TranscriptData,
     user_id, user_name, inferred = c.user_id if c.user_id is not None else c.channel_id, c.user_name, False
     if speakers is not None:
         if is_anonymous(user_id, user_name):
-            found = speakers.speaker_at(c.start_time or c.timestamp)
+            found = speakers.speaker_during(c.start_time or c.timestamp, c.end_time)
             if found is not None:
                 (user_id, user_name), inferred = found, True
         elif not user_name:
@@ -264,9 +264,13 @@ class Pipeline:
             return
         media = self.media
         assert media is not None
+        user = c.user_id if c.user_id is not None else c.channel_id
+        if kind is not MediaType.AUDIO and not _per_participant(stream, kind):
+            # One encoded stream whatever its subject (active speaker, whoever shares):
+            # one file, since its frames depend on each other.
+            user = None
         before = media.counters["unwritten"], media.counters["duplicates"]
-        media.place(stream, kind, c.user_id if c.user_id is not None else c.channel_id, c.user_name,
-                    c.timestamp, payload, lambda: _params(stream, kind))
+        media.place(stream, kind, user, c.user_name, c.timestamp, payload, lambda: _params(stream, kind))
         self.counters["media_unwritten"] += media.counters["unwritten"] - before[0]
         self.counters["media_duplicates"] += media.counters["duplicates"] - before[1]
 
@@ -281,10 +285,18 @@ class Pipeline:
         if self.media is None:
             return
         closed = self.media.end_stream(stream_id)
+        for _, info in closed:  # final counts now; `complete` once finished
+            self._index_file(info)
         if closed:
             task = asyncio.get_running_loop().create_task(self._finish_files([t for t, _ in closed]))
             self._finishing.add(task)
             task.add_done_callback(self._finishing.discard)
+
+    async def files_finished(self) -> None:
+        """Until every ended stream's files are finished (muxed) and indexed."""
+        while self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
+        await self.flush()
 
     async def _finish_files(self, tracks: list[Track]) -> None:
         assert self.media is not None
@@ -421,9 +433,14 @@ class Pipeline:
         if self.media is not None:
             for stream_id in self.media.stream_ids():
                 self.end_stream(stream_id)
-        while self._finishing:
-            await asyncio.gather(*self._finishing, return_exceptions=True)
-        await self.flush()
+        await self.files_finished()
+
+
+def _per_participant(stream: Any, kind: MediaType) -> bool:
+    """Video in individual-stream mode comes one participant per stream."""
+    if kind is not MediaType.VIDEO:
+        return False
+    return _params(stream, kind).data_opt == DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM
 
 
 def _params(stream: Any, kind: MediaType) -> AudioParams | VideoParams:

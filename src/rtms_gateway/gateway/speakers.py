@@ -50,11 +50,20 @@ class SpeakerTimeline:
     def name_of(self, user_id: UserId) -> str | None:
         return self.names.get(user_id)
 
-    def speaker_at(self, timestamp_ms: int) -> tuple[UserId, str | None] | None:
-        """The participant who held the floor at `timestamp_ms`, if the timeline knows."""
-        index = bisect_right(self._times, timestamp_ms) - 1
-        if index < 0:
+    def speaker_during(self, start_ms: int, end_ms: int | None = None) -> tuple[UserId, str | None] | None:
+        """Who held the floor longest between `start_ms` and `end_ms` (an utterance), or
+        at `start_ms`. Active-speaker changes trail the start of speech a little, so the
+        whole span decides, not its first instant."""
+        end_ms = max(end_ms or start_ms, start_ms)
+        first = bisect_right(self._times, start_ms) - 1
+        last = bisect_right(self._times, end_ms) - 1
+        held: dict[UserId, int] = {}
+        for i in range(max(first, 0), last + 1):
+            begin = max(self._times[i], start_ms)
+            until = min(self._times[i + 1] if i + 1 < len(self._times) else end_ms, end_ms)
+            user_id = self._speakers[i][1]
+            held[user_id] = held.get(user_id, 0) + max(until - begin, 0) + (until == begin == start_ms)
+        if not held:
             return None
-        _, user_id, name = self._speakers[index]
-        return user_id, name or self.names.get(user_id)
-
+        user_id = max(held, key=held.__getitem__)
+        return user_id, self.names.get(user_id)

@@ -12,16 +12,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-import struct
 import sys
-import zlib
 from array import array
 from functools import lru_cache
 from typing import Callable, Protocol
 
 import msgspec
 
-from ..protocol.constants import ChatOperation, ChatSessionType, Codec, DataOption, MediaType, SampleRate
+from ..protocol.constants import (
+    ChatOperation,
+    ChatSessionType,
+    Codec,
+    DataOption,
+    MediaType,
+    SampleRate,
+)
 from ..protocol.messages import (
     AudioData,
     AudioParams,
@@ -113,6 +118,10 @@ def transcript_message(u: Utterance, t0_ms: int, params: TranscriptParams | None
         return TranscriptData(content=TranscriptContent(
             data=u.text, timestamp=start, start_time=start, end_time=t0_ms + u.end_ms, language=language,
             channel_id=u.speaker.channel_id, user_name=u.speaker.user_name))
+    if u.anonymous:  # user 0 and no name, as the mixed audio carries them
+        return TranscriptData(content=TranscriptContent(
+            data=u.text, timestamp=start, start_time=start, end_time=t0_ms + u.end_ms, language=language,
+            user_id=0))
     return TranscriptData(content=TranscriptContent(
         data=u.text, timestamp=start, start_time=start, end_time=t0_ms + u.end_ms, language=language,
         user_id=u.speaker.user_id, user_name=u.speaker.user_name))
@@ -239,46 +248,22 @@ class AudioFeed:
 
 # ---- video and screen share -------------------------------------------------------------
 
-# A valid 16x16 grey baseline JPEG.
-TINY_JPEG = base64.b64decode(
-    "/9j/2wBDAAgEBAQEBAUFBQUFBQYGBgYGBgYGBgYGBgYHBwcICAgHBwcGBgcHCAgICAkJCQgICAgJCQoKCgwMCwsODg4R"
-    "ERT/xABLAAEBAAAAAAAAAAAAAAAAAAAABgEBAAAAAAAAAAAAAAAAAAAAABABAAAAAAAAAAAAAAAAAAAAABEBAAAAAAAA"
-    "AAAAAAAAAAAAAP/AABEIABAAEAMBIgACEQADEQD/2gAMAwEAAhEDEQA/AJkAH//Z"
-)
+class FrameEncoder(Protocol):
+    """Produces one feed's frames, in order (H.264 frames depend on the ones before)."""
 
-
-@lru_cache(maxsize=64)
-def solid_png(rgb: tuple[int, int, int], width: int = 16, height: int = 16) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    def frame_bytes(self, speaker: Speaker, index: int) -> bytes: ...
 
 
 class VideoSource(Protocol):
-    """Produces the bytes of one video or share frame."""
+    """Makes the encoder of each video or share feed (see `video.TestPatternVideo`)."""
 
-    def frame(self, speaker: Speaker, params: VideoParams, index: int) -> bytes: ...
-
-
-class PlaceholderVideo:
-    """Deterministic stand-in frames: a tiny JPEG, a per-participant PNG colour, or an
-    H.264-looking Annex-B blob (not decodable; real H.264 plugs in here)."""
-
-    def frame(self, speaker: Speaker, params: VideoParams, index: int) -> bytes:
-        if params.codec == Codec.PNG:
-            return solid_png(((speaker.tone_hz * 7) % 256, (speaker.user_id >> 3) % 256, 160))
-        if params.codec == Codec.H264:
-            return b"\x00\x00\x00\x01\x09\xf0" + speaker.user_id.to_bytes(4, "big") + index.to_bytes(4, "big")
-        return TINY_JPEG
+    def encoder(self, params: VideoParams) -> FrameEncoder: ...
 
 
 class VideoFeed:
     """Paces one socket's video (active speaker or the subscribed participant) or share."""
 
-    __slots__ = ("sink", "kind", "who", "params", "source", "t0", "t0_ms", "index", "period_ms",
+    __slots__ = ("sink", "kind", "who", "params", "encoder", "t0", "t0_ms", "index", "period_ms",
                  "next_due", "counts")
 
     def __init__(self, sink: Sink, kind: MediaType, params: VideoParams,
@@ -288,7 +273,7 @@ class VideoFeed:
         self.kind = kind
         self.who = who
         self.params = params
-        self.source = source
+        self.encoder = source.encoder(params)
         self.t0 = t0
         self.t0_ms = t0_ms
         self.period_ms = 1000 / (params.fps or 1)
@@ -309,7 +294,7 @@ class VideoFeed:
         return sent
 
     def _emit(self, speaker: Speaker, ts: int) -> None:
-        payload = self.source.frame(speaker, self.params, self.index)
+        payload = self.encoder.frame_bytes(speaker, self.index)
         content = MediaContent(data=base64.b64encode(payload).decode("ascii"), timestamp=ts,
                                length=len(payload), user_id=speaker.user_id,
                                user_name=speaker.user_name)

@@ -49,6 +49,7 @@ class SentCounts:
     events: int = 0
     keepalives: int = 0
     dropped: int = 0  # scripted items no socket was there to carry
+    buffered: int = 0  # audio packets held from the start webhook to the connection (sent in a burst)
 
 
 @dataclass
@@ -72,7 +73,7 @@ class MeetingRecord:
     close_requested: bool = False
     interruptions: int = 0  # signaling lost (webhook *.rtms_interrupted sent)
     media_interruptions: int = 0  # a media socket lost (EVENT_UPDATE 7 sent)
-    t0_ms: int | None = None  # wall-clock ms when streaming started: media timestamps count from it
+    t0_ms: int | None = None  # wall-clock ms of the meeting's start: media timestamps count from it
     stop_reason: int | None = None
     outcome: str = "pending"
     webhooks: list[DeliveryRecord] = field(default_factory=list)

@@ -30,7 +30,7 @@ from .pacer import Pacer, PacerStats
 from .records import HandshakeRecord, MeetingRecord
 from .scenario import ALL_SINGLE_MEDIA, MeetingScript, build_meeting, build_meetings
 from .servers import DuplicatePolicy, RTMSServer
-from .stream import SimStream, StreamSettings
+from .stream import SimStream, StreamSettings, now_ms
 from .webhook_sender import ValidationResult, WebhookSender
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class MeetingHandle:
         self.server_urls = server_urls
         self.started_payload = script.started_payload(server_urls)
         self.task: asyncio.Task[MeetingRecord] | None = None
+        self.webhook_delay = 0.0
 
     @property
     def record(self) -> MeetingRecord:
@@ -248,8 +249,11 @@ class Simulator:
         duration: float = 20.0,
         media: MediaType = ALL_SINGLE_MEDIA,
         seed: int = 0,
+        webhook_delay: float = 0.0,
     ) -> MeetingHandle:
-        """Register a meeting and start its life (webhook first, if a URL is configured)."""
+        """Register a meeting and start its life (webhook first, if a URL is configured).
+        `webhook_delay`: seconds between the stream's start and the webhook's delivery;
+        Zoom buffers the audio of that time and sends it in a burst once the app connects."""
         assert self.server is not None, "start() first"
         if script is not None and script.rtms_stream_id in self.server.streams:
             raise ValueError(f"stream {script.rtms_stream_id} is already running")
@@ -257,6 +261,7 @@ class Simulator:
             script = build_meeting(seed, len(self.meetings), product=product, duration_s=duration, offered=media)
         stream = SimStream(script, self.server, self.pacer, self._settings, self.config.video_source)
         handle = MeetingHandle(script, stream, self.server.signaling_url(script.rtms_stream_id))
+        handle.webhook_delay = webhook_delay
         self.server.register(stream)
         handle.task = asyncio.get_running_loop().create_task(self._run_meeting(handle),
                                                              name=f"rtms-sim-{script.rtms_stream_id}")
@@ -277,7 +282,9 @@ class Simulator:
         pending: list[asyncio.Task[None]] = []
         try:
             record.outcome = "waiting for the client"
-            stream.announced_at = loop.time()
+            stream.announced_at, stream.announced_ms = loop.time(), now_ms()
+            if handle.webhook_delay:
+                await asyncio.sleep(handle.webhook_delay)
             await self._post(record, product.started_event, handle.started_payload)
             connect_deadline = loop.time() + self.config.connect_timeout
             reason: StopReason | None = None

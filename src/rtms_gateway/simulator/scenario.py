@@ -90,6 +90,7 @@ class Utterance:
     start_ms: int
     end_ms: int  # the transcript is sent when the utterance ends
     language: int
+    anonymous: bool = False  # sent with no speaker (user 0, no name), as Zoom at times does
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ class ChatLine:
 @dataclass(frozen=True, slots=True)
 class ScriptEvent:
     at_ms: int
-    event: Event  # timestamps are filled in when sent
+    event: Event  # stamped with its scripted moment when sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +291,10 @@ def _product_ids(product: Product, rng: random.Random, index: int) -> dict[str, 
     return {}
 
 
+# Every this many utterances, one comes without speaker metadata (zoom/rtms issues 80, 88).
+ANONYMOUS_EVERY = 4
+
+
 def _utterances(rng: random.Random, duration_ms: int, present: Any) -> list[Utterance]:
     edge = min(300, duration_ms // 10)
     count = max(4, round(duration_ms / 1000))
@@ -304,7 +309,7 @@ def _utterances(rng: random.Random, duration_ms: int, present: Any) -> list[Utte
         speaker = rng.choice([p for p in here if p != previous] or here)
         previous = speaker
         text, language = TRANSCRIPT_LINES[(base + i) % len(TRANSCRIPT_LINES)]
-        out.append(Utterance(speaker, text, start, end, int(language)))
+        out.append(Utterance(speaker, text, start, end, int(language), anonymous=i % ANONYMOUS_EVERY == 2))
     return out
 
 

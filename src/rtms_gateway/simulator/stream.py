@@ -29,8 +29,8 @@ from ..protocol.constants import (
     KEEP_ALIVE_INTERVAL_S,
     KEEP_ALIVE_MAX_MISSED,
     MEDIA_RECONNECT_WINDOW_S,
-    SINGLE_MEDIA_TYPES,
     SIGNALING_RECONNECT_WINDOW_S,
+    SINGLE_MEDIA_TYPES,
     DataOption,
     EventType,
     MediaType,
@@ -64,7 +64,6 @@ from ..protocol.messages import (
 )
 from .media import (
     AudioFeed,
-    PlaceholderVideo,
     VideoFeed,
     VideoSource,
     chat_message,
@@ -72,7 +71,8 @@ from .media import (
     transcript_message,
 )
 from .records import HandshakeRecord, MeetingRecord
-from .scenario import ChatLine, MeetingScript, ScriptEvent, Speaker, Utterance, present_at
+from .scenario import CHUNK_MS, ChatLine, MeetingScript, ScriptEvent, Speaker, Utterance, present_at
+from .video import TestPatternVideo
 
 if TYPE_CHECKING:
     from .pacer import Pacer
@@ -96,6 +96,9 @@ class StreamSettings:
     media_reconnect_window: float = MEDIA_RECONNECT_WINDOW_S
 
 
+STARTUP_BUFFER_S = 60.0  # Zoom holds at most this much audio from the start webhook
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -108,7 +111,7 @@ class SimStream:
         self.server = server
         self.pacer = pacer
         self.settings = settings
-        self.video_source = video_source or PlaceholderVideo()
+        self.video_source = video_source or TestPatternVideo()
         self.record = MeetingRecord(product=str(script.product), owner_id=script.owner_id,
                                     rtms_stream_id=script.rtms_stream_id,
                                     rtms_session_id=script.rtms_session_id)
@@ -125,7 +128,9 @@ class SimStream:
         # For startup buffering: when rtms_started went out, and whether the client
         # declined the buffer (`buffer_data: false` in its signaling handshake).
         self.announced_at: float | None = None
+        self.announced_ms: int | None = None
         self.buffer_data = True
+        self._buffering = False  # true while the first feeds start: audio from t0, in a burst
         self._feeds: dict[Connection, list[AudioFeed | VideoFeed]] = {}
         self._timeline = script.timeline()
         self._cursor = 0
@@ -186,7 +191,10 @@ class SimStream:
         self.signaling = conn
         self.buffer_data = req.buffer_data is not False
         self.record.handshakes.append(HandshakeRecord(conn.label, int(StatusCode.OK), ""))
-        first = self.record.t0_ms if self.record.t0_ms is not None else now_ms()
+        # The session's first packet: the first buffered one if Zoom buffers, else now.
+        first = self.record.t0_ms
+        if first is None:
+            first = self.announced_ms if self.buffer_data and self.announced_ms is not None else now_ms()
         self._send_event(Event(event_type=int(EventType.FIRST_PACKET_TIMESTAMP), timestamp=first))
         if self.phase in (Phase.WAITING, Phase.INTERRUPTED):
             self.phase = Phase.CONNECTED
@@ -289,9 +297,17 @@ class SimStream:
         now = self._clock()
         resumed = self.t0 is not None
         if self.t0 is None:
-            self.t0 = now
-            self.record.t0_ms = now_ms()
-            self.end_at = now + self.script.duration_s
+            # The meeting (and Zoom's audio buffer) began with the start webhook; the
+            # buffer holds at most its last 60 s.
+            if self.announced_at is not None and self.announced_ms is not None:
+                lead = min(now - self.announced_at, STARTUP_BUFFER_S)
+                self.t0 = now - lead
+                self.record.t0_ms = self.announced_ms + int((now - self.announced_at - lead) * 1000)
+            else:
+                self.t0 = now
+                self.record.t0_ms = now_ms()
+            self.end_at = self.t0 + self.script.duration_s
+            self._buffering = self.buffer_data
         else:  # back from an interruption: what was due meanwhile is lost
             elapsed = (now - self.t0) * 1000
             while self._cursor < len(self._timeline) and self._timeline[self._cursor][0] <= elapsed:
@@ -305,11 +321,12 @@ class SimStream:
             self.signaling.send_message(SessionStateUpdate(
                 state=int(SessionState.RESUMED if resumed else SessionState.STARTED), timestamp=stamp,
                 reason=int(StopReason.UNDEFINED), rtms_session_id=self.script.rtms_session_id))
-        # Zoom's startup buffer (audio since `announced_at`, unless the client declined it)
-        # would be flushed here, ahead of the live feeds.
+        # Zoom's startup buffer: audio since the start webhook, sent ahead of the live
+        # feeds as fast as the pacer's catch-up allows (unless the client declined it).
         for conn in self.media:
             if conn.live:
                 self._start_feeds(conn)
+        self._buffering = False
         self.pacer.add(self)
         self.wake()
 
@@ -321,7 +338,11 @@ class SimStream:
         assert p is not None
         feeds: list[AudioFeed | VideoFeed] = []
         if p.audio is not None:
-            feeds.append(AudioFeed(conn, self.script, p.audio, *args, zcc=self.zcc))
+            audio_args = args
+            if self._buffering:
+                audio_args = (self.t0, self.t0_ms, 0, self.record.sent)
+                self.record.sent.buffered += start_ms // CHUNK_MS
+            feeds.append(AudioFeed(conn, self.script, p.audio, *audio_args, zcc=self.zcc))
         if p.video is not None:
             who = self._video_subject if p.video.data_opt == DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM \
                 else self.script.active_speaker_at
@@ -353,7 +374,7 @@ class SimStream:
         if isinstance(item, ScriptEvent):
             if item.event.event_type == EventType.PARTICIPANT_JOIN and item.event.event_type not in self.subscribed:
                 self._join_missed = True
-            self._send_event(item.event)
+            self._send_event(item.event, self.t0_ms + item.at_ms)
             return
         kind = MediaType.TRANSCRIPT if isinstance(item, Utterance) else MediaType.CHAT
         conn = self.served.get(kind)
@@ -371,11 +392,11 @@ class SimStream:
             self.record.chat.append(chat.content)
             self.record.sent.chat += 1
 
-    def _send_event(self, event: Event) -> None:
+    def _send_event(self, event: Event, at_ms: int | None = None) -> None:
         kind = event.event_type
         if not self.signaling_live or (kind not in self.subscribed and kind not in AUTOMATIC_EVENTS):
             return
-        self.signaling.send_message(event_message(event, now_ms()))  # type: ignore[union-attr]
+        self.signaling.send_message(event_message(event, at_ms or now_ms()))  # type: ignore[union-attr]
         self.record.events[kind] += 1
         self.record.sent.events += 1
 

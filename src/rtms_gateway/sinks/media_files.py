@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Protocol
 from urllib.parse import quote
@@ -29,7 +30,10 @@ from .records import MediaFile, UserId
 log = logging.getLogger(__name__)
 
 KIND_NAMES = {MediaType.AUDIO: "audio", MediaType.VIDEO: "video", MediaType.DESKSHARE: "share"}
+MS = Fraction(1, 1000)  # timestamps are ms; the muxer picks its own stream time base
 _FRAME_SUFFIX = {Codec.JPG: "jpg", Codec.PNG: "png"}
+# File names of tracks that follow no one participant.
+_UNNAMED = {MediaType.AUDIO: "mixed", MediaType.VIDEO: "active", MediaType.DESKSHARE: "screen"}
 
 
 class Track(Protocol):
@@ -195,7 +199,7 @@ def mux_h264_to_mp4(h264: Path, mp4: Path, origin_ms: int) -> int:
     with av.open(str(h264), format="h264") as source, av.open(str(tmp), "w", format="mp4") as target:
         src = source.streams.video[0]
         out = target.add_stream_from_template(src)
-        out.time_base = "1/1000"
+        out.time_base = MS
         last = -1
         for packet in source.demux(src):
             if packet.size == 0:
@@ -204,7 +208,7 @@ def mux_h264_to_mp4(h264: Path, mp4: Path, origin_ms: int) -> int:
             at = stamps[written] - origin_ms if written < len(stamps) else last + 1
             at = max(at, last + 1)
             packet.pts = packet.dts = at
-            packet.time_base = out.time_base
+            packet.time_base = MS
             packet.stream = out
             target.mux(packet)
             last = at
@@ -255,7 +259,7 @@ class MediaFiles:
         if kind == MediaType.AUDIO:
             sample_rate = SampleRate(SampleRate.SR_16K if params.sample_rate is None else params.sample_rate).hz
             channels = params.channel or 1
-        who = "mixed" if kind == MediaType.AUDIO and user_id in (0, None) else str(user_id)
+        who = _UNNAMED[kind] if user_id in (0, None) else str(user_id)
         stem = f"{stream_id}-{KIND_NAMES[kind]}-{who}"
         folder = self.data_dir / quote(meeting_uuid, safe="")
         before = self._resumed.pop((stream_id, KIND_NAMES[kind], str(user_id)), None)
