@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -22,33 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 
+from _common import CLIENT_ID, CLIENT_SECRET, TOKEN, free_port, wait_http
 from rtms_gateway.protocol.constants import MediaType, Product
 from rtms_gateway.simulator import Simulator, SimulatorConfig, build_meeting
-
-CLIENT_ID, CLIENT_SECRET, TOKEN = "bench-client", "bench-secret", "bench-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def wait_http(url: str, timeout: float = 30) -> None:
-    end = time.monotonic() + timeout
-    async with httpx.AsyncClient() as http:
-        while time.monotonic() < end:
-            try:
-                if (await http.get(url)).status_code < 500:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"gateway did not come up at {url}")
-
 
 class RowWatcher:
     """Notes when each committed segment first becomes visible to another process."""

@@ -254,10 +254,15 @@ class RtmsStream:
         if self.signaling.state is SignalingState.CLOSED:
             self._finish(StreamOutcome("stopped", stop_reason=self.signaling.stop_reason))
         elif _media_interrupted(event):
-            # Zoom lost our media connection on its side: drop ours and connect again.
-            log.info("stream %s: Zoom reports the media connection interrupted", self.stream_id)
-            for conn in list(self._media_conns.values()):
-                self._spawn(conn.close())
+            # Zoom lost a media connection. If we saw one drop, that is the one (already
+            # reconnecting); if every socket still looks up to us, one is half-open and the
+            # notice does not say which: connect them all again.
+            up = [c for c in self._media_conns.values() if c.is_open]
+            if len(up) == len(self._media_urls) - len(self.outcome.media_rejected):
+                log.info("stream %s: Zoom reports a media connection interrupted; reconnecting media",
+                         self.stream_id)
+                for conn in up:
+                    self._spawn(conn.close())
 
     def _on_media_event(self, conn: Connection, event: object) -> None:
         kind = type(event)

@@ -200,6 +200,7 @@ class Pipeline:
             self.counters["audio_frames"] += 1
             if self.media is not None:
                 self._place(stream, MediaType.AUDIO, msg)
+                self._wakeup.set()  # the writer flushes files too
             return
         if kind is TranscriptData:
             rec = transcript_record(stream.meeting_uuid, stream.stream_id, msg,  # type: ignore[arg-type]
@@ -229,11 +230,13 @@ class Pipeline:
             self.counters["video_frames"] += 1
             if self.media is not None:
                 self._place(stream, MediaType.VIDEO, msg)
+                self._wakeup.set()
             return
         elif kind is ShareData:
             self.counters["share_frames"] += 1
             if self.media is not None:
                 self._place(stream, MediaType.DESKSHARE, msg)
+                self._wakeup.set()
             return
         elif kind is StreamStateUpdate or kind is SessionStateUpdate:
             self.counters["state_updates"] += 1

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from ..protocol.constants import Product
+from .faults import FaultKind, parse_fault
 from .records import MeetingRecord
 from .runner import SimulationConfig, Simulator, run_simulation
 
@@ -47,7 +48,12 @@ def simulate(
     connect_timeout: float = typer.Option(30.0, min=0.1, help="Seconds a client has to connect and get ready."),
     stagger: float = typer.Option(0.0, min=0.0, help="Seconds between meeting starts."),
     validate_endpoint: bool = typer.Option(False, "--validate-endpoint", help="Send endpoint.url_validation first."),
-    seed: int = typer.Option(0, help="Seed of the scripted meetings."),
+    seed: int = typer.Option(0, help="Seed of the scripted meetings (and of --random-faults)."),
+    fault: list[str] = typer.Option(
+        [], "--fault", help="Zoom failure to play in every meeting: KIND, KIND@SECONDS or KIND@SECONDS=ARGUMENT; "
+                            f"repeatable. Kinds: {', '.join(k.value for k in FaultKind)}."),
+    random_faults: int = typer.Option(0, "--random-faults", min=0,
+                                      help="This many faults per meeting, drawn from --seed."),
 ) -> None:
     """Zoom's side of RTMS alone: signed webhooks, signaling and media servers, scripted meetings."""
     from ..config import Settings, parse_media
@@ -78,13 +84,18 @@ def simulate(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--media") from None
 
+    try:
+        faults = [parse_fault(text) for text in fault]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fault") from None
+
     config = SimulationConfig(
         client_id=creds["ZOOM_CLIENT_ID"], client_secret=creds["ZOOM_CLIENT_SECRET"],
         secret_token=creds["ZOOM_SECRET_TOKEN"], webhook_url=webhook_url, host=host, port=port,
         public_host=public_host, tls=not no_tls, tls_cert=tls_cert, tls_key=tls_key, ca_out=ca_out,
         keepalive_interval=keepalive_interval, connect_timeout=connect_timeout, meetings=meetings,
         duration=duration, media=offered, products=_parse_products(products), stagger=stagger,
-        validate_endpoint=validate_endpoint, seed=seed,
+        validate_endpoint=validate_endpoint, seed=seed, faults=faults, random_faults=random_faults,
     )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -92,7 +103,7 @@ def simulate(
         typer.echo(f"RTMS servers at {sim.base_url}" + (f" (CA written to {ca_out})" if ca_out else ""))
 
     def done(record: MeetingRecord) -> None:
-        typer.echo(record.summary_line())
+        typer.echo(record.summary_line() + (f" faults: {' '.join(record.faults)}" if record.faults else ""))
 
     summary = asyncio.run(run_simulation(config, on_record=done, on_ready=ready))
     if summary.validation is not None:

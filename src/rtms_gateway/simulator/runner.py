@@ -13,7 +13,7 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..protocol.constants import (
     KEEP_ALIVE_INTERVAL_S,
@@ -30,6 +30,7 @@ from .pacer import Pacer, PacerStats
 from .records import HandshakeRecord, MeetingRecord
 from .scenario import ALL_SINGLE_MEDIA, MeetingScript, build_meeting, build_meetings
 from .servers import DuplicatePolicy, RTMSServer
+from .faults import Fault, FaultKind, random_faults
 from .stream import SimStream, StreamSettings, now_ms
 from .webhook_sender import ValidationResult, WebhookSender
 
@@ -73,6 +74,8 @@ class SimulationConfig(SimulatorConfig):
     meetings: int = 1
     duration: float = 20.0
     media: MediaType = ALL_SINGLE_MEDIA
+    faults: Sequence[Fault] = ()  # played in every meeting
+    random_faults: int = 0  # this many more per meeting, drawn from the seed
     products: tuple[Product, ...] = (Product.MEETING,)
     stagger: float = 0.0
     validate_endpoint: bool = False
@@ -104,6 +107,7 @@ class MeetingHandle:
         self.started_payload = script.started_payload(server_urls)
         self.task: asyncio.Task[MeetingRecord] | None = None
         self.webhook_delay = 0.0
+        self.faults: list[Fault] = []
 
     @property
     def record(self) -> MeetingRecord:
@@ -250,10 +254,12 @@ class Simulator:
         media: MediaType = ALL_SINGLE_MEDIA,
         seed: int = 0,
         webhook_delay: float = 0.0,
+        faults: Sequence[Fault] = (),
     ) -> MeetingHandle:
         """Register a meeting and start its life (webhook first, if a URL is configured).
         `webhook_delay`: seconds between the stream's start and the webhook's delivery;
-        Zoom buffers the audio of that time and sends it in a burst once the app connects."""
+        Zoom buffers the audio of that time and sends it in a burst once the app connects.
+        `faults`: Zoom's failure cases to play, each at its time after streaming starts."""
         assert self.server is not None, "start() first"
         if script is not None and script.rtms_stream_id in self.server.streams:
             raise ValueError(f"stream {script.rtms_stream_id} is already running")
@@ -262,6 +268,7 @@ class Simulator:
         stream = SimStream(script, self.server, self.pacer, self._settings, self.config.video_source)
         handle = MeetingHandle(script, stream, self.server.signaling_url(script.rtms_stream_id))
         handle.webhook_delay = webhook_delay
+        handle.faults = list(faults)
         self.server.register(stream)
         handle.task = asyncio.get_running_loop().create_task(self._run_meeting(handle),
                                                              name=f"rtms-sim-{script.rtms_stream_id}")
@@ -280,12 +287,14 @@ class Simulator:
         loop = asyncio.get_running_loop()
         period = min(self.config.keepalive_interval / 4, 0.5)
         pending: list[asyncio.Task[None]] = []
+        faults: asyncio.Task[None] | None = None
         try:
             record.outcome = "waiting for the client"
             stream.announced_at, stream.announced_ms = loop.time(), now_ms()
             if handle.webhook_delay:
                 await asyncio.sleep(handle.webhook_delay)
             await self._post(record, product.started_event, handle.started_payload)
+            faults = loop.create_task(self._play_faults(handle)) if handle.faults else None
             connect_deadline = loop.time() + self.config.connect_timeout
             reason: StopReason | None = None
             while reason is None:
@@ -301,10 +310,14 @@ class Simulator:
                     await stream.wait_change(period)
             await stream.stop(reason)
             record.outcome = self._outcome(record, reason)
+            if faults is not None:
+                faults.cancel()
             if pending:
                 await asyncio.gather(*pending)
             await self._post(record, product.stopped_event, script.stopped_payload(int(reason)))
         except asyncio.CancelledError:
+            if faults is not None:
+                faults.cancel()
             record.outcome = "cancelled"
             await stream.stop(StopReason.INTERNAL_EXCEPTION)
             raise
@@ -316,6 +329,33 @@ class Simulator:
             assert self.server is not None
             self.server.unregister(stream)
         return record
+
+    async def _play_faults(self, handle: MeetingHandle) -> None:
+        """Each fault at its time after streaming started (the first time)."""
+        stream, loop = handle.stream, asyncio.get_running_loop()
+        if not await handle.wait_streaming(self.config.connect_timeout):
+            return
+        for fault in sorted(handle.faults, key=lambda f: f.at_s):
+            assert stream.t0 is not None
+            await asyncio.sleep(max(0.0, stream.t0 + fault.at_s - loop.time()))
+            if stream.ended:
+                return
+            if fault.kind is FaultKind.INTERRUPTED_WEBHOOK:
+                handle.record.faults.append(str(fault))
+                await self._post(handle.record, handle.script.product.interrupted_event,
+                                 handle.script.interrupted_payload())
+            elif fault.kind is FaultKind.MOVE:
+                handle.record.faults.append(str(fault))
+                moved = dict(handle.started_payload, server_urls=self._other_host(handle.server_urls))
+                await self._post(handle.record, handle.script.product.started_event, moved)
+            else:
+                stream.inject(fault)
+
+    def _other_host(self, url: str) -> str:
+        """The same server under its other name: what a failover to a new server looks like."""
+        host = self.config.public_host
+        other = "127.0.0.1" if host != "127.0.0.1" else "localhost"
+        return url.replace(f"//{host}:", f"//{other}:", 1)
 
     @staticmethod
     def _outcome(record: MeetingRecord, reason: StopReason) -> str:
@@ -345,7 +385,10 @@ async def run_simulation(
         for i, script in enumerate(scripts):
             if i and config.stagger > 0:
                 await asyncio.sleep(config.stagger)
-            handles.append(sim.start_meeting(script))
+            faults = list(config.faults)
+            if config.random_faults:
+                faults += random_faults(config.seed, i, config.random_faults, config.duration)
+            handles.append(sim.start_meeting(script, faults=faults))
 
         async def finish(handle: MeetingHandle) -> MeetingRecord:
             record = await handle.wait()

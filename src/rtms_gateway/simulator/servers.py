@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import deque
 from typing import TYPE_CHECKING, Any, Literal
 
 from picows import (
@@ -28,7 +29,7 @@ from picows import (
     ws_create_server,
 )
 
-from ..protocol.constants import ID_KEYS, MEDIA_KEY, PROTOCOL_VERSION, MediaType, StatusCode
+from ..protocol.constants import ID_KEYS, MEDIA_KEY, PROTOCOL_VERSION, MediaType, StatusCode, status_name
 from ..protocol.errors import ProtocolError
 from ..protocol.messages import (
     DataHandshakeReq,
@@ -52,6 +53,7 @@ DuplicatePolicy = Literal["reject", "evict"]  # a second signaling socket for a 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 1 << 20  # client messages are small JSON; refuse runaway fragments
+RECENT_FRAMES = 8  # kept per socket, sent again by the `duplicate` fault
 WRITE_BUFFER_LIMIT = 8 << 20  # a client that stops reading loses frames past this, never memory
 CLOSE_GRACE_S = 1.0
 SIGNALING_PATH = "signaling"
@@ -77,6 +79,8 @@ class Connection(WSListener):
         self.ka_sequence = 0
         self.ka_pending: list[int] = []  # timestamps of unanswered KEEP_ALIVE_REQ
         self.dropped = 0
+        self.last_payload: bytes | None = None
+        self.recent: deque[bytes] = deque(maxlen=RECENT_FRAMES)  # for the `duplicate` fault
         self._paused = False
         self._fragments: bytearray | None = None
         self._clock = asyncio.get_running_loop().time
@@ -145,6 +149,8 @@ class Connection(WSListener):
         if self.transport is not None:
             self.transport.send(WSMsgType.TEXT, data)
             self.last_sent = self._clock()
+            self.last_payload = data
+            self.recent.append(data)
 
     def send_message(self, msg: Message) -> None:
         self.send(encode(msg))
@@ -159,6 +165,19 @@ class Connection(WSListener):
             return
         self.transport.send_close(code, reason.encode() if reason else None)
         asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self.transport.disconnect)
+
+    def drop(self) -> None:
+        """The connection dies: no close frame, as when a server or a network fails."""
+        if self.transport is not None and not self.closed:
+            self.transport.disconnect()
+
+    def pause_reading_for(self, seconds: float) -> None:
+        if self.transport is None or self.closed:
+            return
+        underlying = self.transport.underlying_transport
+        underlying.pause_reading()
+        asyncio.get_running_loop().call_later(
+            seconds, lambda: None if self.closed else underlying.resume_reading())
 
     async def wait_closed(self) -> None:
         if self.transport is not None and not self.closed:
@@ -310,6 +329,11 @@ class RTMSServer:
             self._accept_media(conn, req, stream)  # type: ignore[arg-type]
 
     def _accept_signaling(self, conn: Connection, req: SignalingHandshakeReq, stream: SimStream) -> None:
+        if stream.reject_next is not None:  # a `reject` fault
+            status, stream.reject_next = stream.reject_next, None
+            self.refuse(conn, StatusCode(status), f"refused by fault injection ({status_name(status)})",
+                        req.sequence, stream)
+            return
         if stream.signaling_live:
             if self.duplicate_signaling == "reject":
                 self.refuse(conn, StatusCode.DUPLICATE_SIGNAL_REQUEST,

@@ -71,6 +71,7 @@ from .media import (
     transcript_message,
 )
 from .records import HandshakeRecord, MeetingRecord
+from .faults import Fault, FaultKind
 from .scenario import CHUNK_MS, ChatLine, MeetingScript, ScriptEvent, Speaker, Utterance, present_at
 from .video import TestPatternVideo
 
@@ -95,6 +96,16 @@ class StreamSettings:
     signaling_reconnect_window: float = SIGNALING_RECONNECT_WINDOW_S
     media_reconnect_window: float = MEDIA_RECONNECT_WINDOW_S
 
+
+# What a `malformed` fault sends: not JSON, JSON that is not an object, and messages of
+# known types with fields of the wrong shape.
+MALFORMED_FRAMES = (
+    b"\x00\xffnot json at all",
+    b"[1, 2, 3]",
+    b'{"msg_type": "fourteen"}',
+    b'{"msg_type": 17, "content": "not an object"}',
+    b'{"msg_type": 14, "content": {"data": "%%%not base64%%%", "timestamp": 1}}',
+)
 
 STARTUP_BUFFER_S = 60.0  # Zoom holds at most this much audio from the start webhook
 
@@ -131,6 +142,8 @@ class SimStream:
         self.announced_ms: int | None = None
         self.buffer_data = True
         self._buffering = False  # true while the first feeds start: audio from t0, in a burst
+        self.silent_until = 0.0  # faults (see `inject`)
+        self.reject_next: int | None = None
         self._feeds: dict[Connection, list[AudioFeed | VideoFeed]] = {}
         self._timeline = script.timeline()
         self._cursor = 0
@@ -358,6 +371,8 @@ class SimStream:
 
     def tick(self, now: float) -> None:
         """Send everything due by `now` (called by the pacer every 20 ms)."""
+        if now < self.silent_until:  # a `silent` fault: what falls due waits
+            return
         if now >= self.end_at:  # nothing past the meeting's end; the supervisor stops it
             now = self.end_at
             self.wake()
@@ -413,6 +428,8 @@ class SimStream:
         if self._media_deadline is not None and now >= self._media_deadline:
             return self._media_reason
         interval = self.settings.keepalive_interval
+        if now < self.silent_until:
+            return None
         for conn in [self.signaling, *self.media]:
             if conn is None or not conn.live or now - conn.last_sent < interval:
                 continue
@@ -484,6 +501,44 @@ class SimStream:
             self._media_deadline = self._clock() + self.settings.media_reconnect_window
             self._media_reason = reason
         self.wake()
+
+    # ---- faults -------------------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> None:
+        """Do one socket-level fault now (the runner does the webhook ones)."""
+        kind = fault.kind
+        self.record.faults.append(str(fault))
+        media = [c for c in self.media if c.live]
+        live = [c for c in (self.signaling, *self.media) if c is not None and c.live]
+        if kind is FaultKind.DROP_SIGNALING and self.signaling is not None:
+            self.signaling.drop()
+        elif kind is FaultKind.DROP_MEDIA and media:
+            media[0].drop()
+        elif kind is FaultKind.SILENT:
+            self.silent_until = self._clock() + (fault.value or 0)
+        elif kind is FaultKind.REJECT:
+            self.reject_next = int(fault.value or StatusCode.INVALID_SIGNATURE)
+            if self.signaling is not None:
+                self.signaling.drop()  # so that the client has to handshake again
+        elif kind is FaultKind.MALFORMED:
+            for conn in live:
+                for junk in MALFORMED_FRAMES:
+                    conn.send(junk)
+        elif kind is FaultKind.TRUNCATED:
+            for conn in live:
+                whole = conn.last_payload or b'{"msg_type":12,"timestamp":1}'
+                conn.send(whole[: max(1, len(whole) // 2)])
+        elif kind is FaultKind.UNKNOWN_TYPE:
+            for conn in live:
+                conn.send(b'{"msg_type":99,"content":{"data":"from the future"}}')
+                conn.send(b'{"msg_type":0}')
+        elif kind is FaultKind.DUPLICATE:
+            for conn in media:
+                for data in list(conn.recent):
+                    conn.send(data)
+        elif kind is FaultKind.SLOW_READER:
+            for conn in live:
+                conn.pause_reading_for(fault.value or 0)
 
     # ---- stop ---------------------------------------------------------------------------
 

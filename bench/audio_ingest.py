@@ -1,0 +1,319 @@
+"""Audio ingest: N meetings x L16 audio at 50 frames/s (+ transcripts) into the gateway.
+
+The simulator runs in this process; the gateway runs in its own (`rtms-gateway serve`,
+SQLite, WAV files). Printed per N, over the window where every stream is live:
+
+- gateway CPU per audio frame (user+sys µs / frames received),
+- frames sent by the simulator, received by the gateway, written to WAV, and lost,
+- latency from Zoom-send to written: the byte range of frame k becoming visible in its
+  WAV (a sample of up to 20 files polled every 10 ms) minus the frame's send time,
+- gateway RSS per stream ((RSS live - RSS idle) / N),
+- the simulator's own pacing lateness (if it is late, the figures say little).
+
+`--floor` also runs, over the same load, a bare `websockets` client that does the
+handshakes, answers keep-alives and only decodes and counts the frames: the floor any
+Python receiver pays. `--profile` runs the gateway under pyinstrument and prints the top.
+
+    .venv/bin/python bench/audio_ingest.py [--meetings 10,100,500] [--duration 30] [--floor] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from _common import CLIENT_ID, CLIENT_SECRET, TOKEN, free_port, percentile, wait_http
+from rtms_gateway.protocol.constants import MediaType
+from rtms_gateway.simulator import Simulator, SimulatorConfig
+
+MEDIA = MediaType.AUDIO | MediaType.TRANSCRIPT
+FRAME_BYTES = 640  # 20 ms of 16 kHz mono L16
+
+
+class WavWatcher:
+    """Sees when each frame's bytes become visible in a sample of the WAV files."""
+
+    def __init__(self, db: Path, data: Path, sample: int = 20) -> None:
+        self.db, self.data, self.sample = db, data, sample
+        self.files: dict[Path, tuple[int, int]] = {}  # path -> (origin ms, frames seen)
+        self.latencies_ms: list[float] = []
+
+    def discover(self) -> None:
+        if len(self.files) >= self.sample or not self.db.exists():
+            return
+        try:
+            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=1)
+            rows = conn.execute("select path, origin_ms from media_files where kind='audio' limit ?",
+                                (self.sample,)).fetchall()
+            conn.close()
+        except sqlite3.OperationalError:
+            return
+        for path, origin in rows:
+            full = self.data / path
+            if full not in self.files and full.exists():
+                self.files[full] = (origin, (full.stat().st_size - 44) // FRAME_BYTES)
+
+    def poll(self) -> None:
+        now = time.time() * 1000
+        for path, (origin, seen) in self.files.items():
+            frames = (path.stat().st_size - 44) // FRAME_BYTES
+            for k in range(seen, frames):
+                # frame k starts at origin + 20k; Zoom sends it when its 20 ms are over
+                self.latencies_ms.append(now - (origin + 20 * k + 20))
+            self.files[path] = (origin, frames)
+
+
+def gateway_env(data: Path, ca: Path, port: int) -> dict[str, str]:
+    return {**os.environ, "ZOOM_CLIENT_ID": CLIENT_ID, "ZOOM_CLIENT_SECRET": CLIENT_SECRET,
+            "ZOOM_SECRET_TOKEN": TOKEN, "RTMS_DATA_DIR": str(data), "RTMS_CA_FILE": str(ca),
+            "RTMS_LOG_LEVEL": "WARNING", "RTMS_DATABASE_URL": "", "RTMS_MEDIA": "audio,transcript",
+            "PORT": str(port)}
+
+
+async def metrics(port: int) -> dict[str, float]:
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def top_leaves(collapsed: Path, count: int = 15) -> list[tuple[float, str]]:
+    """Self time per function from py-spy's collapsed stacks (share of samples)."""
+    leaves: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        leaf = re.sub(r":\d+\)$", ")", stack.rsplit(";", 1)[-1])  # per function, not per line
+        leaves[leaf] = leaves.get(leaf, 0) + int(samples)
+        total += int(samples)
+    return sorted(((100 * v / max(total, 1), k) for k, v in leaves.items()), reverse=True)[:count]
+
+
+async def run_gateway(n: int, duration: float, workdir: Path, profile: Path | None,
+                      spy: Path | None = None) -> dict[str, Any]:
+    port = free_port()
+    data = workdir / f"gw{n}"
+    data.mkdir()
+    sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=TOKEN,
+                                    webhook_url=f"http://127.0.0.1:{port}/webhook", connect_timeout=120))
+    await sim.start()
+    ca = sim.write_ca(data / "ca.pem")
+    cmd = [sys.executable, "-m", "rtms_gateway", "serve", "--port", str(port)]
+    if profile is not None:
+        cmd = [sys.executable, "-m", "pyinstrument", "-r", "text", "-p", "flat=true", "-p", "show_all=true", "-o", str(profile),
+               "-m", "rtms_gateway", "serve", "--port", str(port)]
+    gateway = subprocess.Popen(cmd, env=gateway_env(data, ca, port), cwd=data)
+    watcher = WavWatcher(data / "rtms.sqlite3", data)
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz")
+        proc = psutil.Process(gateway.pid)
+        rss_idle = proc.memory_info().rss
+        handles = [sim.start_meeting(duration=duration, media=MEDIA, seed=n) for _ in range(n)]
+        started = await asyncio.gather(*(h.wait_streaming(120) for h in handles))
+        loop = asyncio.get_running_loop()
+        first_end = min(h.stream.end_at for h in handles if h.stream.t0 is not None)
+        await asyncio.sleep(1.0)  # let the last connections settle
+        sim.pacer.reset_stats()
+        before = await metrics(port)
+        cpu0, wall0 = sum(proc.cpu_times()[:2]), time.perf_counter()
+        spying = None
+        if spy is not None:  # sample the gateway over the measured window (idle time excluded)
+            spying = subprocess.Popen(["py-spy", "record", "-p", str(gateway.pid), "-d",
+                                       str(max(int(first_end - loop.time() - 1), 1)), "-f", "raw",
+                                       "-o", str(spy), "-r", "200", "--gil"], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+        watcher.discover()
+        watcher.poll()
+        watcher.latencies_ms.clear()
+        while loop.time() < first_end - 0.5:
+            watcher.discover()
+            watcher.poll()
+            await asyncio.sleep(0.01)
+        cpu1, wall1 = sum(proc.cpu_times()[:2]), time.perf_counter()
+        if spying is not None:
+            spying.wait(30)
+        after = await metrics(port)
+        rss_live = proc.memory_info().rss
+        stats = sim.pacer_stats()
+        records = [await h.wait(120) for h in handles]
+        for _ in range(100):
+            if (await metrics(port)).get("rtms_streams_live", 1) == 0:
+                break
+            await asyncio.sleep(0.1)
+        final = await metrics(port)
+    finally:
+        gateway.send_signal(signal.SIGINT)
+        gateway.wait(60)
+        await sim.stop()
+    sent = sum(r.sent.audio_frames for r in records)
+    received = final.get("rtms_audio_frames_total", 0)
+    written = 0
+    conn = sqlite3.connect(data / "rtms.sqlite3")
+    for path, origin, stream_id in conn.execute("select path, origin_ms, rtms_stream_id from media_files"):
+        frames = ((data / path).stat().st_size - 44) // FRAME_BYTES
+        t0 = next(r.t0_ms for r in records if r.rtms_stream_id == stream_id)
+        written += frames - (t0 - origin) // 20  # frames before the meeting's t0 are lead silence
+    conn.close()
+    window_frames = after.get("rtms_audio_frames_total", 0) - before.get("rtms_audio_frames_total", 0)
+    lat = sorted(watcher.latencies_ms)
+    return {
+        "n": n, "live": sum(started), "sent": sent, "received": int(received), "written": written,
+        "lost": sent - min(int(received), written),
+        "us_per_frame": 1e6 * (cpu1 - cpu0) / max(window_frames, 1),
+        "cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0),
+        "p50_ms": percentile(lat, 0.5), "p99_ms": percentile(lat, 0.99),
+        "rss_kib_per_stream": (rss_live - rss_idle) / 1024 / n,
+        "sim_late_p99_ms": stats.lateness_p99_ms,
+    }
+
+
+# ---- the floor: a bare websockets receiver (child process) ----------------------------------
+
+
+def floor_client(payload_file: str, ca_file: str) -> None:
+    import ssl
+
+    import msgspec
+    from websockets.asyncio.client import connect
+
+    from rtms_gateway.protocol.signature import signature
+
+    decode = msgspec.json.decode
+    context = ssl.create_default_context(cafile=ca_file)
+    frames = {"audio": 0, "transcript": 0}
+
+    async def socket(url: str, hello: dict[str, Any], on_ok: Any = None) -> None:
+        async with connect(url, ssl=context, max_size=None, compression=None) as ws:
+            await ws.send(json.dumps(hello))
+            async for raw in ws:
+                msg = decode(raw)
+                kind = msg["msg_type"]
+                if kind == 14:
+                    frames["audio"] += 1
+                elif kind == 17:
+                    frames["transcript"] += 1
+                elif kind == 12:
+                    await ws.send(json.dumps({"msg_type": 13, "timestamp": msg["timestamp"],
+                                              "sequence": msg.get("sequence")}))
+                elif kind in (2, 4) and on_ok is not None:
+                    await on_ok(ws, msg)
+                elif kind == 8 and msg.get("state") == 4:
+                    return
+
+    async def stream(p: dict[str, Any]) -> None:
+        ids = {"meeting_uuid": p["meeting_uuid"], "rtms_stream_id": p["rtms_stream_id"],
+               "signature": signature(CLIENT_ID, CLIENT_SECRET, p["meeting_uuid"], p["rtms_stream_id"])}
+        ready: list[int] = []
+
+        async def signaling_ok(ws: Any, msg: dict[str, Any]) -> None:
+            urls = msg["media_server"]["server_urls"]
+
+            async def media_ok(_: Any, answer: dict[str, Any]) -> None:
+                ready.append(answer["status_code"])
+                if len(ready) == 2:
+                    await ws.send(json.dumps({"msg_type": 7, "rtms_stream_id": p["rtms_stream_id"]}))
+
+            for key, bits in (("audio", 1), ("transcript", 8)):
+                asyncio.get_running_loop().create_task(
+                    socket(urls[key], {"msg_type": 3, "media_type": bits, "protocol_version": 1, **ids}, media_ok))
+
+        await socket(p["server_urls"], {"msg_type": 1, "protocol_version": 1, **ids}, signaling_ok)
+
+    async def main() -> None:
+        payloads = json.loads(Path(payload_file).read_text())
+        tasks = [asyncio.create_task(stream(p)) for p in payloads]
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        print(json.dumps(frames), flush=True)
+        for t in tasks:
+            t.cancel()
+
+    asyncio.run(main())
+
+
+async def run_floor(n: int, duration: float, workdir: Path) -> dict[str, Any]:
+    data = workdir / f"floor{n}"
+    data.mkdir()
+    sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=TOKEN,
+                                    webhook_url=None, connect_timeout=120))
+    await sim.start()
+    ca = sim.write_ca(data / "ca.pem")
+    handles = [sim.start_meeting(duration=duration, media=MEDIA, seed=n) for _ in range(n)]
+    (data / "payloads.json").write_text(json.dumps([h.started_payload for h in handles]))
+    child = subprocess.Popen([sys.executable, __file__, "--floor-client", str(data / "payloads.json"), str(ca)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        await asyncio.gather(*(h.wait_streaming(120) for h in handles))
+        proc = psutil.Process(child.pid)
+        loop = asyncio.get_running_loop()
+        first_end = min(h.stream.end_at for h in handles if h.stream.t0 is not None)
+        await asyncio.sleep(1.0)
+        f0 = sum(h.record.sent.audio_frames for h in handles)
+        cpu0, wall0 = sum(proc.cpu_times()[:2]), time.perf_counter()
+        await asyncio.sleep(max(first_end - loop.time() - 0.5, 1.0))
+        cpu1, wall1 = sum(proc.cpu_times()[:2]), time.perf_counter()
+        f1 = sum(h.record.sent.audio_frames for h in handles)
+        records = [await h.wait(120) for h in handles]
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write("report\n")
+        child.stdin.flush()
+        counts = json.loads(child.stdout.readline())
+    finally:
+        child.kill()
+        await sim.stop()
+    return {"n": n, "sent": sum(r.sent.audio_frames for r in records), "received": counts["audio"],
+            "us_per_frame": 1e6 * (cpu1 - cpu0) / max(f1 - f0, 1), "cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--meetings", default="10,100,500")
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--floor", action="store_true", help="also measure a bare websockets receiver")
+    parser.add_argument("--profile", type=Path, help="profile the gateway (pyinstrument) into this file")
+    parser.add_argument("--py-spy", type=Path, dest="spy",
+                        help="sample the gateway with py-spy over the window; print the top functions")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"{'N':>5} {'live':>5} {'sent':>8} {'recv':>8} {'written':>8} {'lost':>5} {'µs/frame':>9} "
+              f"{'gw CPU%':>8} {'p50 ms':>7} {'p99 ms':>7} {'KiB/strm':>9} {'sim late p99':>12}")
+        for n in (int(x) for x in args.meetings.split(",")):
+            r = await run_gateway(n, args.duration, Path(tmp), args.profile, args.spy)
+            print(f"{r['n']:>5} {r['live']:>5} {r['sent']:>8} {r['received']:>8} {r['written']:>8} {r['lost']:>5} "
+                  f"{r['us_per_frame']:>9.1f} {r['cpu_pct']:>8.1f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} "
+                  f"{r['rss_kib_per_stream']:>9.1f} {r['sim_late_p99_ms']:>12.1f}", flush=True)
+            if args.floor:
+                f = await run_floor(n, args.duration, Path(tmp))
+                print(f"{'':>5} floor (bare websockets): sent {f['sent']}, received {f['received']}, "
+                      f"{f['us_per_frame']:.1f} µs/frame, CPU {f['cpu_pct']:.1f}%", flush=True)
+        if args.profile is not None:
+            print(f"\nprofile of the last run: {args.profile}")
+        if args.spy is not None and args.spy.exists():
+            print("\ngateway self time, last run (py-spy --gil: samples holding the GIL):")
+            for share, name in top_leaves(args.spy):
+                print(f"  {share:5.1f}%  {name}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--floor-client":
+        floor_client(sys.argv[2], sys.argv[3])
+    else:
+        asyncio.run(main())
