@@ -126,3 +126,13 @@ def test_media_payload_decodes_lazily():
 def test_encode_leaves_out_unset_optionals():
     assert m.encode(m.KeepAliveResp(timestamp=7)) == b'{"msg_type":13,"timestamp":7}'
     assert m.encode(m.KeepAliveResp(timestamp=7, sequence=2)) == b'{"msg_type":13,"timestamp":7,"sequence":2}'
+
+
+def test_invalid_utf8_inside_a_string_is_a_protocol_error():
+    # found by the frame fuzzer: msgspec raises UnicodeDecodeError here, not a MsgspecError
+    from rtms_gateway.protocol.errors import ProtocolError
+    from rtms_gateway.protocol.messages import decode_client_message, decode_server_message
+
+    for decode in (decode_server_message, decode_client_message):
+        with pytest.raises(ProtocolError, match="UTF-8"):
+            decode(b'{"msg_type":17,"content":{"data":"\xc4\x28","timestamp":1}}')

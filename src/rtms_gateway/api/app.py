@@ -156,7 +156,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     @app.get("/api/meetings", summary="List meetings",
              response_description="`{\"meetings\": [...]}`, newest first")
     async def list_meetings(limit: int = Query(100, ge=1, le=1000),
-                            offset: int = Query(0, ge=0)) -> dict[str, Any]:
+                            offset: int = Query(0, ge=0, le=2**31)) -> dict[str, Any]:
         return {"meetings": [m.to_dict() for m in await store.list_meetings(limit, offset)]}
 
     async def meeting_or_404(meeting_uuid: str) -> Any:
@@ -238,7 +238,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
              summary="Download one media file (numbered frames come as one ZIP)",
              responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}},
                         404: {"description": "No such file"}})
-    async def download_media(file_id: int) -> Response:
+    async def download_media(file_id: int = Path(ge=1, le=2**62)) -> Response:
         f = await store.media_file(file_id)
         if f is None:
             raise HTTPException(404, f"no media file {file_id}")

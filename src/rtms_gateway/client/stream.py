@@ -295,8 +295,10 @@ class RtmsStream:
 
     def _rejected(self, conn: Connection, event: FrameRejected) -> None:
         self.frames_rejected += 1
-        log.warning("stream %s: %s: skipped a malformed frame (%d bytes): %s",
-                    self.stream_id, conn.name, event.size, event.error)
+        # A broken peer can send thousands: the first few, then one line per thousand.
+        if self.frames_rejected <= 10 or self.frames_rejected % 1000 == 0:
+            log.warning("stream %s: %s: skipped a malformed frame (%d bytes, %d so far): %s",
+                        self.stream_id, conn.name, event.size, self.frames_rejected, event.error)
 
     # ---- watching the sockets -----------------------------------------------------------
 

@@ -392,10 +392,18 @@ def _decode(decoder: msgspec.json.Decoder, data: bytes | str) -> Any:
                 body = _dict_decoder.decode(data)
             except msgspec.MsgspecError as inner:
                 raise _translate(inner) from None
+            except UnicodeDecodeError as inner:
+                raise _invalid_utf8(inner) from None
             return UnknownMessage(msg_type=body["msg_type"], body=body)
         raise _translate(exc) from None
     except msgspec.MsgspecError as exc:
         raise _translate(exc) from None
+    except UnicodeDecodeError as exc:  # msgspec lets invalid UTF-8 inside strings through
+        raise _invalid_utf8(exc) from None
+
+
+def _invalid_utf8(exc: UnicodeDecodeError) -> ProtocolError:
+    return ProtocolError(f"invalid UTF-8 in a string: {exc.reason}")
 
 
 def decode_server_message(data: bytes | str) -> ServerMessage | UnknownMessage:

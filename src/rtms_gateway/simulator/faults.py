@@ -7,6 +7,7 @@ meeting from a seed, so a failing run can be replayed.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,10 +25,12 @@ class FaultKind(StrEnum):
     INTERRUPTED_WEBHOOK = "interrupted-webhook"  # `*.rtms_interrupted` posted, sockets untouched
     MOVE = "move"  # a new `*.rtms_started` for the live stream, with new server URLs
     SLOW_READER = "slow-reader"  # the server stops reading the client for `argument` seconds
+    FUZZ = "fuzz"  # `argument` generated garbage frames (mutated real ones, random JSON, bytes)
 
 
 DEFAULT_AT_S = 2.0
-DEFAULT_ARGUMENT = {FaultKind.SILENT: 70.0, FaultKind.REJECT: 3.0, FaultKind.SLOW_READER: 5.0}
+DEFAULT_ARGUMENT = {FaultKind.SILENT: 70.0, FaultKind.REJECT: 3.0, FaultKind.SLOW_READER: 5.0,
+                    FaultKind.FUZZ: 1000.0}
 # Faults that a random draw may pick: every one a client should ride out.
 RANDOM_KINDS = tuple(k for k in FaultKind if k is not FaultKind.REJECT)
 
@@ -73,5 +76,53 @@ def random_faults(seed: int, index: int, count: int, duration_s: float) -> list[
             argument = round(rng.uniform(1.0, 4.0), 1)
         elif kind is FaultKind.SLOW_READER:
             argument = round(rng.uniform(0.5, 3.0), 1)
+        elif kind is FaultKind.FUZZ:
+            argument = float(rng.randint(50, 500))
         faults.append(Fault(kind, round(rng.uniform(0.5, latest), 2), argument))
     return sorted(faults, key=lambda f: f.at_s)
+
+
+# ---- garbage, for the `fuzz` fault ------------------------------------------------------
+
+_FIELDS = ("msg_type", "content", "event", "user_id", "user_name", "data", "timestamp", "state", "reason",
+           "status_code", "media_type", "rtms_stream_id", "sequence", "participants", "length", "start_time")
+
+
+def _value(rng: random.Random, depth: int = 0) -> object:
+    pick = rng.randrange(9 if depth < 3 else 6)
+    if pick == 0:
+        return rng.choice([0, -1, 1, 2**31, -(2**63), 2**64, rng.randint(-1000, 1000)])
+    if pick == 1:
+        return rng.choice(["", "x" * rng.randint(1, 300), "\u0000", "\ud83d\ude00 ünïcödé", "%%%", "null"])
+    if pick == 2:
+        return rng.choice([None, True, False])
+    if pick == 3:
+        return rng.uniform(-1e18, 1e18)
+    if pick == 4:
+        return rng.randint(0, 40)  # message types, enums
+    if pick == 5:
+        return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") for _ in range(rng.randint(0, 64)))
+    if pick == 6:
+        return [_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {rng.choice(_FIELDS): _value(rng, depth + 1) for _ in range(rng.randint(0, 5))}
+
+
+def garbage_frame(rng: random.Random, real: bytes | None) -> bytes:
+    """One frame a broken or hostile server might send: random bytes, a real frame cut or
+    with bytes flipped, or JSON of a real message type with fields of any shape."""
+    pick = rng.randrange(6)
+    if pick == 0 or real is None and pick < 3:
+        return rng.randbytes(rng.randint(0, 200))
+    if pick == 1 and real is not None:
+        return real[: rng.randrange(len(real) or 1)]
+    if pick == 2 and real:
+        data = bytearray(real)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        return bytes(data)
+    body = {rng.choice(_FIELDS): _value(rng) for _ in range(rng.randint(0, 6))}
+    body["msg_type"] = rng.choice([rng.randint(-5, 40), 14, 15, 16, 17, 18, 6, 8, 9, 12, "14", None])
+    try:
+        return json.dumps(body, allow_nan=rng.random() < 0.1).encode()
+    except ValueError:
+        return b"{}"

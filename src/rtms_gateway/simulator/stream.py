@@ -17,6 +17,7 @@ tick; the meeting's supervisor (runner) calls `poll()` for timers and `stop()` t
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -71,7 +72,7 @@ from .media import (
     transcript_message,
 )
 from .records import HandshakeRecord, MeetingRecord
-from .faults import Fault, FaultKind
+from .faults import Fault, FaultKind, garbage_frame
 from .scenario import CHUNK_MS, ChatLine, MeetingScript, ScriptEvent, Speaker, Utterance, present_at
 from .video import TestPatternVideo
 
@@ -107,6 +108,7 @@ MALFORMED_FRAMES = (
     b'{"msg_type": 14, "content": {"data": "%%%not base64%%%", "timestamp": 1}}',
 )
 
+FUZZ_PER_TICK = 200  # garbage frames per 20 ms tick: 10,000/s
 STARTUP_BUFFER_S = 60.0  # Zoom holds at most this much audio from the start webhook
 
 
@@ -143,6 +145,8 @@ class SimStream:
         self.buffer_data = True
         self._buffering = False  # true while the first feeds start: audio from t0, in a burst
         self.silent_until = 0.0  # faults (see `inject`)
+        self._fuzz_left = 0
+        self._fuzz_rng = random.Random(0)
         self.reject_next: int | None = None
         self._feeds: dict[Connection, list[AudioFeed | VideoFeed]] = {}
         self._timeline = script.timeline()
@@ -384,6 +388,20 @@ class SimStream:
         for feeds in self._feeds.values():
             for feed in feeds:
                 feed.pump(now)
+        if self._fuzz_left:
+            self._send_garbage()
+
+    def _send_garbage(self) -> None:
+        """A share of the `fuzz` fault's frames per tick, over every live socket."""
+        live = [c for c in (self.signaling, *self.media) if c is not None and c.live]
+        if not live:
+            return
+        rng = self._fuzz_rng
+        for _ in range(min(FUZZ_PER_TICK, self._fuzz_left)):
+            conn = rng.choice(live)
+            conn.send(garbage_frame(rng, conn.last_payload))
+            self._fuzz_left -= 1
+            self.record.garbage_sent += 1
 
     def _dispatch(self, item: Utterance | ChatLine | ScriptEvent) -> None:
         if isinstance(item, ScriptEvent):
@@ -539,6 +557,9 @@ class SimStream:
         elif kind is FaultKind.SLOW_READER:
             for conn in live:
                 conn.pause_reading_for(fault.value or 0)
+        elif kind is FaultKind.FUZZ:
+            self._fuzz_left += int(fault.value or 0)
+            self._fuzz_rng = random.Random(f"rtms-fuzz:{self.script.rtms_stream_id}:{fault}")
 
     # ---- stop ---------------------------------------------------------------------------
 

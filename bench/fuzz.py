@@ -1,0 +1,79 @@
+"""The long fuzz run: generated webhook deliveries and OpenAPI cases against a gateway
+process over HTTP, then generated garbage frames on one stream's sockets next to a
+healthy one. Prints counts; any 5xx, crash or loss on the healthy stream fails the run.
+
+    .venv/bin/python bench/fuzz.py [--webhooks 100000] [--openapi 2000] [--frames 100000] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rtms_gateway.protocol.constants import MediaType  # noqa: E402
+from rtms_gateway.simulator.faults import Fault, FaultKind  # noqa: E402
+from tests.fuzz.drivers import GatewayProcess, fuzz_openapi, fuzz_webhooks  # noqa: E402
+from tests.gateway_harness import GatewayWithSimulator  # noqa: E402
+
+
+def http_part(webhooks: int, openapi: int, run_seed: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        gateway = GatewayProcess(Path(tmp))
+        try:
+            t0 = time.perf_counter()
+            hooks = fuzz_webhooks(gateway.base_url, webhooks, run_seed)
+            t1 = time.perf_counter()
+            cases = fuzz_openapi(gateway.base_url, openapi, run_seed)
+            t2 = time.perf_counter()
+            alive = gateway.alive()
+        finally:
+            code = gateway.stop()
+    print(f"webhooks: {sum(hooks.values())} requests in {t1 - t0:.0f} s, statuses {dict(sorted(hooks.items()))}")
+    print(f"openapi:  {sum(cases.values())} cases in {t2 - t1:.0f} s, statuses {dict(sorted(cases.items()))}")
+    print(f"gateway alive after: {alive}; exit code on SIGTERM: {code}")
+    if not alive or code != 0 or any(s >= 500 for s in (*hooks, *cases)):
+        raise SystemExit("FAILED")
+
+
+async def frames_part(frames: int) -> None:
+    media = MediaType.AUDIO | MediaType.TRANSCRIPT | MediaType.CHAT
+    duration = max(10.0, frames / 10_000 + 6)  # the fault sends 10,000 frames/s
+    with tempfile.TemporaryDirectory() as tmp:
+        async with GatewayWithSimulator(Path(tmp), RTMS_MEDIA="audio,transcript,chat",
+                                        RTMS_RECONNECT_INITIAL_S="0.2", RTMS_LOG_LEVEL="ERROR") as run:
+            fuzzed = run.simulator.start_meeting(duration=duration, media=media,
+                                                 faults=[Fault(FaultKind.FUZZ, 1.0, float(frames))])
+            calm = run.simulator.start_meeting(duration=duration, media=media, seed=1)
+            fuzzed_record, calm_record = await fuzzed.wait(duration + 120), await calm.wait(duration + 120)
+            await run.settle(60)
+            stored = await run.gateway.store.transcript(calm.script.owner_id)
+            metrics = run.gateway.manager.metrics()
+    calm_ok = (calm_record.outcome == "completed"
+               and [s.text for s in stored] == [t.data for t in calm_record.transcripts])
+    print(f"frames:   {fuzzed_record.garbage_sent} garbage frames sent; gateway skipped {metrics['frames_rejected']} "
+          f"as malformed (the rest decoded as well-formed messages of some type); fuzzed stream ended "
+          f"'{fuzzed_record.outcome}'; healthy stream: {len(stored)}/{len(calm_record.transcripts)} "
+          f"segments stored, outcome '{calm_record.outcome}'")
+    if not calm_ok or fuzzed_record.garbage_sent < frames:
+        raise SystemExit("FAILED")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--webhooks", type=int, default=100_000)
+    parser.add_argument("--openapi", type=int, default=2_000, help="cases per API operation")
+    parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    http_part(args.webhooks, args.openapi, args.seed)
+    asyncio.run(frames_part(args.frames))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Fuzz drivers shared by the short CI runs (tests/fuzz) and the long run (bench/fuzz.py):
+generated webhook requests and OpenAPI cases against a real gateway over HTTP, and a
+gateway process to aim them at."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+
+EVENTS = ("meeting.rtms_started", "meeting.rtms_stopped", "meeting.rtms_interrupted", "webinar.rtms_started",
+          "session.rtms_started", "contact_center.voice_rtms_started", "endpoint.url_validation",
+          "meeting.started", "")
+KEYS = ("meeting_uuid", "rtms_stream_id", "server_urls", "stop_reason", "operator_id", "webinar_uuid",
+        "session_id", "engagement_id", "plainToken", "account_id", "object")
+FUZZ_TOKEN = "fuzz-secret-token"
+FUZZ_CLIENT = ("fuzz-client-id", "fuzz-client-secret")
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=40) | st.sampled_from(["wss://127.0.0.1:1/signaling", "ws://localhost:1", "", "wss://"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5),
+    max_leaves=12,
+)
+payloads = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=8)
+webhook_json = st.fixed_dictionaries(
+    {}, optional={"event": st.sampled_from(EVENTS) | st.text(max_size=30),
+                  "event_ts": st.integers(min_value=-1, max_value=2**64) | st.text(max_size=5) | st.none(),
+                  "payload": payloads | json_values},
+)
+bodies = (webhook_json.map(lambda d: json.dumps(d).encode())
+          | json_values.map(lambda v: json.dumps(v).encode())
+          | st.binary(max_size=300))
+signing = st.sampled_from(["valid", "valid", "valid", "wrong", "missing", "stale", "garbage-ts"])
+
+
+def signed_headers(body: bytes, how: str, now: float) -> dict[str, str]:
+    ts = str(int(now))
+    if how == "stale":
+        ts = str(int(now) - 3600)
+    elif how == "garbage-ts":
+        ts = "soon"
+    if how == "missing":
+        return {"content-type": "application/json"}
+    mac = hmac.new(FUZZ_TOKEN.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    if how == "wrong":
+        mac = mac[::-1]
+    return {"content-type": "application/json", "x-zm-request-timestamp": ts, "x-zm-signature": f"v0={mac}"}
+
+
+def fuzz_webhooks(base_url: str, examples: int, run_seed: int = 0) -> Counter[int]:
+    """`examples` generated deliveries; fails (after shrinking) on any 5xx."""
+    statuses: Counter[int] = Counter()
+    client = httpx.Client(base_url=base_url, timeout=30)
+
+    @seed(run_seed)
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
+              suppress_health_check=list(HealthCheck))
+    @given(body=bodies, how=signing)
+    def deliver(body: bytes, how: str) -> None:
+        response = client.post("/webhook", content=body, headers=signed_headers(body, how, time.time()))
+        statuses[response.status_code] += 1
+        assert response.status_code < 500, (response.status_code, body[:200], how, response.text[:200])
+
+    try:
+        deliver()
+    finally:
+        client.close()
+    return statuses
+
+
+def fuzz_openapi(base_url: str, examples_per_operation: int, run_seed: int = 0) -> Counter[int]:
+    """schemathesis: cases generated from the gateway's own OpenAPI document."""
+    import schemathesis
+
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    statuses: Counter[int] = Counter()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @seed(run_seed)
+        @settings(max_examples=examples_per_operation, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy())
+        def call(case: object) -> None:
+            response = case.call(base_url=base_url)  # type: ignore[attr-defined]
+            statuses[response.status_code] += 1
+            assert response.status_code < 500, (case, response.status_code, response.text[:200])  # type: ignore[attr-defined]
+
+        call()
+    return statuses
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GatewayProcess:
+    """`rtms-gateway serve` in its own process, for fuzzing over real HTTP."""
+
+    def __init__(self, data_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "RTMS_"))}
+        base.update(ZOOM_CLIENT_ID=FUZZ_CLIENT[0], ZOOM_CLIENT_SECRET=FUZZ_CLIENT[1], ZOOM_SECRET_TOKEN=FUZZ_TOKEN,
+                    RTMS_DATA_DIR=str(data_dir), RTMS_LOG_LEVEL="ERROR", RTMS_SIGNALING_WINDOW_S="1",
+                    RTMS_RECONNECT_INITIAL_S="0.2", **env)
+        self.log = open(data_dir / "gateway.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "rtms_gateway", "serve", "--port", str(self.port)],
+                                     env=base, cwd=data_dir, stderr=self.log)
+        for _ in range(300):
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the gateway did not come up")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and httpx.get(f"{self.base_url}/healthz", timeout=5).status_code == 200
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        code = self.proc.wait(30)
+        self.log.close()
+        return code
