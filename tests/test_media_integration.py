@@ -235,3 +235,31 @@ async def test_the_startup_buffer_burst_lands_where_it_belongs(tmp_path, buffer_
     assert buffer_data or skipped >= 70
     expected = bytes(640 * skipped) + b"".join(chunk(i) for i in range(skipped, chunks))
     assert body == expected[:len(body)] and chunks - skipped >= record.sent.audio_frames
+
+
+@pytest.mark.parametrize("codec,rate", [("opus", 48000), ("g722", 16000)])
+async def test_opus_and_g722_are_decoded_into_the_time_aligned_wav(tmp_path, codec, rate):
+    import array
+    import math
+
+    env = dict(RTMS_MEDIA="audio", RTMS_AUDIO_CODEC=codec, RTMS_AUDIO_SAMPLE_RATE=str(rate))
+    async with GatewayWithSimulator(tmp_path, **env) as run:
+        handle = run.simulator.start_meeting(duration=3.0, media=MediaType.AUDIO)
+        record = await handle.wait(30)
+        await run.settle()
+        (f,) = await _media_index(run, handle.script.owner_id)
+    assert (f["codec"], f["format"], f["sample_rate"]) == (codec, "wav", rate)
+    assert run.gateway.pipeline.counters["media_unwritten"] == 0
+    _, pcm = _read_wav(tmp_path / f["path"])
+    per_chunk = rate // 50 * 2
+    body = pcm[(record.t0_ms - f["origin_ms"]) * per_chunk // 20:]
+    # Lossy codecs: each 20 ms carries the tone where someone spoke, near-silence elsewhere
+    # (a chunk either side of a change may blur).
+    agree = total = 0
+    for i in range(len(body) // per_chunk):
+        samples = array.array("h", body[i * per_chunk:(i + 1) * per_chunk])
+        rms = math.sqrt(sum(x * x for x in samples) / len(samples))
+        speaking = handle.script.speaker_at(20 * i) is not None
+        agree += (rms > 2000) if speaking else (rms < 500)
+        total += 1
+    assert total >= record.sent.audio_frames - 5 and agree >= 0.9 * total

@@ -10,7 +10,6 @@ PNG per participant, and H.264 sources plug in behind the same interface.
 from __future__ import annotations
 
 import base64
-import hashlib
 import math
 import sys
 from array import array
@@ -92,8 +91,7 @@ def _alaw(sample: int) -> int:
 
 
 def encode_audio(pcm: bytes, codec: int) -> bytes:
-    """Wire payload for `pcm` in `codec`: L16 as is, G.711 A-law encoded. OPUS and G.722
-    get deterministic placeholder bytes of a plausible size (no encoder is bundled)."""
+    """Wire payload for `pcm` in a stateless codec: L16 as is, G.711 A-law encoded."""
     if codec == Codec.L16:
         return pcm
     if codec == Codec.G711:
@@ -101,8 +99,33 @@ def encode_audio(pcm: bytes, codec: int) -> bytes:
         if sys.byteorder == "big":
             samples.byteswap()
         return bytes(_alaw(s) for s in samples)
-    size = 80 if codec == Codec.OPUS else len(pcm) // 4
-    return hashlib.shake_128(pcm).digest(max(size, 1))
+    raise ValueError(f"codec {codec} is encoded by a StreamingEncoder")
+
+
+STREAMED_CODECS = (Codec.OPUS, Codec.G722)
+
+
+class StreamingEncoder:
+    """Real OPUS or G.722 packets (PyAV's libopus and g722 encoders), one per 20 ms."""
+
+    def __init__(self, codec: int, rate: int, channels: int) -> None:
+        import av
+
+        self._av = av
+        self.layout = "stereo" if channels == 2 else "mono"
+        self.ctx = av.CodecContext.create("libopus" if codec == Codec.OPUS else "g722", "w")
+        self.ctx.sample_rate, self.ctx.layout, self.ctx.format = rate, self.layout, "s16"
+        self.ctx.open()
+        self.bytes_per_sample = 2 * channels
+        self.pts = 0
+
+    def encode(self, pcm: bytes) -> bytes:
+        samples = len(pcm) // self.bytes_per_sample
+        frame = self._av.AudioFrame(format="s16", layout=self.layout, samples=samples)
+        frame.planes[0].update(pcm)
+        frame.sample_rate, frame.pts = self.ctx.sample_rate, self.pts
+        self.pts += samples
+        return b"".join(bytes(p) for p in self.ctx.encode(frame))
 
 
 # ---- text and events ----------------------------------------------------------------
@@ -174,7 +197,7 @@ class AudioFeed:
     one packet per speaking participant (AUDIO_MULTI_STREAMS)."""
 
     __slots__ = ("sink", "script", "t0", "t0_ms", "chunk", "per", "next_due", "rate", "channels",
-                 "codec", "multi", "zcc", "counts", "_cache")
+                 "codec", "multi", "zcc", "counts", "_cache", "_encoders")
 
     def __init__(self, sink: Sink, script: MeetingScript, params: AudioParams, t0: float,
                  t0_ms: int, start_ms: int, counts: SentCounts, *, zcc: bool = False) -> None:
@@ -192,6 +215,9 @@ class AudioFeed:
         self.zcc = zcc
         self.counts = counts
         self._cache: dict[tuple[object, ...], FrameTemplate] = {}
+        # OPUS and G.722 frames depend on the ones before: one encoder per speaker (or the
+        # mix), each packet encoded as it is sent, not taken from the template cache.
+        self._encoders: dict[int, StreamingEncoder] | None = {} if self.codec in STREAMED_CODECS else None
 
     def pump(self, now: float) -> int:
         sent = 0
@@ -210,6 +236,9 @@ class AudioFeed:
             who: tuple[Speaker | None, ...] = (speaker_at(at),)
         else:
             who = tuple(speaker_at(at + j * CHUNK_MS) for j in range(self.per))
+        if self._encoders is not None:
+            self._emit_encoded(ts, who)
+            return
         if not self.multi:
             self.sink.send(self._template(None, who).render(ts))
             self.counts.audio_frames += 1
@@ -217,6 +246,34 @@ class AudioFeed:
         for speaker in dict.fromkeys(s for s in who if s is not None):
             self.sink.send(self._template(speaker, who).render(ts))
             self.counts.audio_frames += 1
+
+    def _emit_encoded(self, ts: int, who: tuple[Speaker | None, ...]) -> None:
+        assert self._encoders is not None
+        for speaker in (dict.fromkeys(s for s in who if s is not None) if self.multi else (None,)):
+            key = speaker.user_id if speaker is not None else 0
+            encoder = self._encoders.get(key)
+            if encoder is None:
+                encoder = self._encoders[key] = StreamingEncoder(self.codec, self.rate, self.channels)
+            payload = encoder.encode(self._pcm(speaker, who))
+            if not payload:  # the encoder is still filling its look-ahead
+                continue
+            self.sink.send(encode(AudioData(content=MediaContent(
+                data=base64.b64encode(payload).decode("ascii"), timestamp=ts, length=len(payload),
+                **self._identity(speaker)))))  # type: ignore[arg-type]
+            self.counts.audio_frames += 1
+
+    def _pcm(self, speaker: Speaker | None, who: tuple[Speaker | None, ...]) -> bytes:
+        quiet = silence_chunk(self.rate, self.channels)
+        return b"".join(
+            tone_chunk(s.tone_hz, self.rate, self.channels) if s is not None and (speaker is None or s == speaker)
+            else quiet for s in who)
+
+    def _identity(self, speaker: Speaker | None) -> dict[str, object]:
+        if speaker is None:  # mixed stream: user 0 and no name, as Zoom sends it
+            return {"user_id": 0}
+        if self.zcc:
+            return {"channel_id": speaker.channel_id}
+        return {"user_id": speaker.user_id, "user_name": speaker.user_name}
 
     def _template(self, speaker: Speaker | None, who: tuple[Speaker | None, ...]) -> FrameTemplate:
         # keyed by user ids: cheaper to hash than the Speaker records
@@ -229,19 +286,9 @@ class AudioFeed:
         return template
 
     def _build(self, speaker: Speaker | None, who: tuple[Speaker | None, ...]) -> FrameTemplate:
-        quiet = silence_chunk(self.rate, self.channels)
-        chunks = []
-        for s in who:
-            audible = s is not None and (speaker is None or s == speaker)
-            chunks.append(tone_chunk(s.tone_hz, self.rate, self.channels) if audible else quiet)  # type: ignore[union-attr]
-        payload = encode_audio(b"".join(chunks), self.codec)
+        payload = encode_audio(self._pcm(speaker, who), self.codec)
         data = base64.b64encode(payload).decode("ascii")
-        if speaker is None:  # mixed stream: user 0 and no name, as Zoom sends it
-            ident: dict[str, object] = {"user_id": 0}
-        elif self.zcc:
-            ident = {"channel_id": speaker.channel_id}
-        else:
-            ident = {"user_id": speaker.user_id, "user_name": speaker.user_name}
+        ident = self._identity(speaker)
         return FrameTemplate(lambda ts: AudioData(content=MediaContent(
             data=data, timestamp=ts, length=len(payload), **ident)))  # type: ignore[arg-type]
 
