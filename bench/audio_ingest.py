@@ -35,9 +35,8 @@ from typing import Any
 
 import psutil
 
-from _common import CLIENT_ID, CLIENT_SECRET, TOKEN, free_port, percentile, wait_http
+from _common import CLIENT_ID, CLIENT_SECRET, TOKEN, free_port, percentile, simulator_for, wait_http
 from rtms_gateway.protocol.constants import MediaType
-from rtms_gateway.simulator import Simulator, SimulatorConfig
 
 MEDIA = MediaType.AUDIO | MediaType.TRANSCRIPT
 FRAME_BYTES = 640  # 20 ms of 16 kHz mono L16
@@ -111,12 +110,7 @@ def top_leaves(collapsed: Path, count: int = 15) -> list[tuple[float, str]]:
 async def run_gateway(n: int, duration: float, workdir: Path, profile: Path | None,
                       spy: Path | None = None) -> dict[str, Any]:
     port = free_port()
-    data = workdir / f"gw{n}"
-    data.mkdir()
-    sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=TOKEN,
-                                    webhook_url=f"http://127.0.0.1:{port}/webhook", connect_timeout=120))
-    await sim.start()
-    ca = sim.write_ca(data / "ca.pem")
+    sim, data, ca = await simulator_for(workdir, f"gw{n}", port)
     cmd = [sys.executable, "-m", "rtms_gateway", "serve", "--port", str(port)]
     if profile is not None:
         cmd = [sys.executable, "-m", "pyinstrument", "-r", "text", "-p", "flat=true", "-p", "show_all=true", "-o", str(profile),
@@ -250,12 +244,7 @@ def floor_client(payload_file: str, ca_file: str) -> None:
 
 
 async def run_floor(n: int, duration: float, workdir: Path) -> dict[str, Any]:
-    data = workdir / f"floor{n}"
-    data.mkdir()
-    sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=TOKEN,
-                                    webhook_url=None, connect_timeout=120))
-    await sim.start()
-    ca = sim.write_ca(data / "ca.pem")
+    sim, data, ca = await simulator_for(workdir, f"floor{n}", None)
     handles = [sim.start_meeting(duration=duration, media=MEDIA, seed=n) for _ in range(n)]
     (data / "payloads.json").write_text(json.dumps([h.started_payload for h in handles]))
     child = subprocess.Popen([sys.executable, __file__, "--floor-client", str(data / "payloads.json"), str(ca)],

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import psutil
 
-from _common import CLIENT_ID, CLIENT_SECRET, TOKEN, free_port, wait_http
+from _common import CLIENT_ID, CLIENT_SECRET, TOKEN, free_port, simulator_for, wait_http
 from rtms_gateway.protocol.constants import MediaType, Product
-from rtms_gateway.simulator import Simulator, SimulatorConfig, build_meeting
+from rtms_gateway.simulator import build_meeting
 
 class RowWatcher:
     """Notes when each committed segment first becomes visible to another process."""
@@ -55,12 +55,7 @@ class RowWatcher:
 
 async def run_once(n: int, duration: float, workdir: Path) -> dict[str, float]:
     port = free_port()
-    data = workdir / f"n{n}"
-    data.mkdir()
-    sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=TOKEN,
-                                    webhook_url=f"http://127.0.0.1:{port}/webhook", connect_timeout=60))
-    await sim.start()
-    ca = sim.write_ca(data / "ca.pem")
+    sim, data, ca = await simulator_for(workdir, f"n{n}", port)
     env = {**os.environ, "ZOOM_CLIENT_ID": CLIENT_ID, "ZOOM_CLIENT_SECRET": CLIENT_SECRET,
            "ZOOM_SECRET_TOKEN": TOKEN, "RTMS_DATA_DIR": str(data), "RTMS_CA_FILE": str(ca),
            "RTMS_LOG_LEVEL": "WARNING", "RTMS_DATABASE_URL": ""}

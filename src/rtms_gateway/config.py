@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .protocol.constants import (
@@ -30,6 +30,17 @@ RESOLUTIONS = {res.name.lower(): res for res in Resolution}
 AUDIO_STREAMS = {"mixed": DataOption.AUDIO_MIXED_STREAM, "multi": DataOption.AUDIO_MULTI_STREAMS}
 VIDEO_STREAMS = {"active": DataOption.VIDEO_SINGLE_ACTIVE_STREAM,
                  "individual": DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM}
+
+
+_CHOICES: dict[str, tuple[dict[str, object], str]] = {
+    "audio_codec": (AUDIO_CODECS, "audio codec"),  # type: ignore[dict-item]
+    "video_codec": (VIDEO_CODECS, "video codec"),  # type: ignore[dict-item]
+    "share_codec": (VIDEO_CODECS, "video codec"),  # type: ignore[dict-item]
+    "video_resolution": (RESOLUTIONS, "resolution"),  # type: ignore[dict-item]
+    "share_resolution": (RESOLUTIONS, "resolution"),  # type: ignore[dict-item]
+    "audio_streams": (AUDIO_STREAMS, "audio stream mode"),  # type: ignore[dict-item]
+    "video_stream": (VIDEO_STREAMS, "video stream mode"),  # type: ignore[dict-item]
+}
 
 
 def _choice(value: str, choices: dict[str, object], what: str) -> str:
@@ -96,30 +107,12 @@ class Settings(BaseSettings):
         parse_media(value)
         return value
 
-    @field_validator("audio_codec")
+    @field_validator("audio_codec", "video_codec", "share_codec", "video_resolution", "share_resolution",
+                     "audio_streams", "video_stream")
     @classmethod
-    def _audio_codec(cls, value: str) -> str:
-        return _choice(value, AUDIO_CODECS, "audio codec")
-
-    @field_validator("video_codec", "share_codec")
-    @classmethod
-    def _video_codec(cls, value: str) -> str:
-        return _choice(value, VIDEO_CODECS, "video codec")
-
-    @field_validator("video_resolution", "share_resolution")
-    @classmethod
-    def _resolution(cls, value: str) -> str:
-        return _choice(value, RESOLUTIONS, "resolution")
-
-    @field_validator("audio_streams")
-    @classmethod
-    def _audio_streams(cls, value: str) -> str:
-        return _choice(value, AUDIO_STREAMS, "audio stream mode")
-
-    @field_validator("video_stream")
-    @classmethod
-    def _video_stream(cls, value: str) -> str:
-        return _choice(value, VIDEO_STREAMS, "video stream mode")
+    def _one_of_the_choices(cls, value: str, info: ValidationInfo) -> str:
+        choices, what = _CHOICES[info.field_name]  # type: ignore[index]
+        return _choice(value, choices, what)
 
     @field_validator("audio_sample_rate")
     @classmethod
