@@ -153,7 +153,8 @@ def test_wrong_types_are_422_naming_the_field(raw, field):
     assert err.value.status == 422 and field in str(err.value)
 
 
-@pytest.mark.parametrize("raw", [b"", b"\xff\xfe", b'"event"', b'{"event": 5}', b'{"event": ""}'])
+@pytest.mark.parametrize("raw", [b"", b"\xff\xfe", b'"event"', b'{"event": 5}', b'{"event": ""}',
+                                 b'"\x80"', b'{"event": "meeting.rtms_started", "payload": {"x": "\xc4("}}'])
 def test_not_an_event_is_400(raw):
     with pytest.raises(WebhookPayloadError) as err:
         parse_webhook(raw)

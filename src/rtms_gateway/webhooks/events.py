@@ -117,6 +117,8 @@ def parse_webhook(body: bytes) -> WebhookEvent:
         data = _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise WebhookPayloadError(400, f"body is not JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec lets invalid UTF-8 inside a string through
+        raise WebhookPayloadError(400, "body is not JSON: invalid UTF-8 in a string") from None
     if not isinstance(data, dict):
         raise WebhookPayloadError(400, "body must be a JSON object")
     name = data.get("event")
