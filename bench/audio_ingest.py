@@ -126,6 +126,8 @@ async def run_gateway(n: int, duration: float, workdir: Path, profile: Path | No
         loop = asyncio.get_running_loop()
         first_end = min(h.stream.end_at for h in handles if h.stream.t0 is not None)
         await asyncio.sleep(1.0)  # let the last connections settle
+        if first_end - loop.time() < 5:
+            print(f"warning: N={n}: every stream is live for under 5 s; use a longer --duration", flush=True)
         sim.pacer.reset_stats()
         before = await metrics(port)
         cpu0, wall0 = sum(proc.cpu_times()[:2]), time.perf_counter()

@@ -45,7 +45,7 @@ async def test_per_participant_audio_lands_in_one_wav_each_equal_to_what_was_sen
     # chunk, then the participant's tone where they spoke and silence elsewhere.
     total = 0
     for user_id, f in wavs.items():
-        assert f["complete"] and f["format"] == "wav" and f["user_name"] == speakers[user_id].user_name
+        assert (f["complete"], f["format"], f["user_name"]) == (True, "wav", speakers[user_id].user_name)
         params, pcm = _read_wav(tmp_path / f["path"])
         assert params == (16000, 1, 2)
         lead = (record.t0_ms - f["origin_ms"]) * 32

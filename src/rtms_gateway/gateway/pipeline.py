@@ -157,7 +157,14 @@ class Pipeline:
     ) -> None:
         self.store = store
         self.data_dir = data_dir
-        self.media = MediaFiles(data_dir, on_file=self._index_file) if data_dir is not None else None
+        self.counters: dict[str, int] = {
+            "segments": 0, "chats": 0, "events": 0, "audio_frames": 0, "video_frames": 0,
+            "share_frames": 0, "state_updates": 0, "committed": 0, "commit_errors": 0,
+            "media_unwritten": 0, "media_duplicates": 0, "media_files": 0,
+            "journaled": 0, "replayed": 0, "journal_full": 0, "paused": 0,
+        }
+        self.media = MediaFiles(data_dir, params_of=_params, on_file=self._index_file,
+                                counters=self.counters) if data_dir is not None else None
         self.journal = Journal(data_dir / "journal" / "records.bin", max_bytes=journal_max_bytes) \
             if data_dir is not None else None
         self.store_ok = True
@@ -181,12 +188,7 @@ class Pipeline:
         self._paused = False
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.counters: dict[str, int] = {
-            "segments": 0, "chats": 0, "events": 0, "audio_frames": 0, "video_frames": 0,
-            "share_frames": 0, "state_updates": 0, "committed": 0, "commit_errors": 0,
-            "media_unwritten": 0, "media_duplicates": 0, "media_files": 0,
-            "journaled": 0, "replayed": 0, "journal_full": 0, "paused": 0,
-        }
+        self._flush_lock = asyncio.Lock()
 
     # ---- intake (synchronous, per frame) ------------------------------------------------
 
@@ -265,17 +267,12 @@ class Pipeline:
         except ProtocolError:
             self.counters["media_unwritten"] += 1
             return
-        media = self.media
-        assert media is not None
         user = c.user_id if c.user_id is not None else c.channel_id
         if kind is not MediaType.AUDIO and not _per_participant(stream, kind):
             # One encoded stream whatever its subject (active speaker, whoever shares):
             # one file, since its frames depend on each other.
             user = None
-        before = media.counters["unwritten"], media.counters["duplicates"]
-        media.place(stream, kind, user, c.user_name, c.timestamp, payload, lambda: _params(stream, kind))
-        self.counters["media_unwritten"] += media.counters["unwritten"] - before[0]
-        self.counters["media_duplicates"] += media.counters["duplicates"] - before[1]
+        self.media.place(stream, kind, user, c.user_name, c.timestamp, payload)  # type: ignore[union-attr]
 
     def _index_file(self, info: MediaFile) -> None:
         self.counters["media_files"] += 1
@@ -329,6 +326,10 @@ class Pipeline:
         """Commit everything pending. While the store fails, records go to the journal on
         disk (or stay in memory if there is none, or it is full) and updates wait; both
         are written, in order, once the store is back."""
+        async with self._flush_lock:  # the writer's and a caller's flush: one at a time
+            await self._flush()
+
+    async def _flush(self) -> None:
         if self.media is not None:
             self.media.flush()
         if self.journal and not await self._replay_journal():

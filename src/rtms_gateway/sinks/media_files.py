@@ -220,28 +220,34 @@ def mux_h264_to_mp4(h264: Path, mp4: Path, origin_ms: int) -> int:
 class MediaFiles:
     """Every media track of the running streams, under `data_dir/<meeting>/`."""
 
-    def __init__(self, data_dir: Path, *, on_file: Callable[[MediaFile], None] = lambda f: None) -> None:
+    def __init__(self, data_dir: Path, *, params_of: Callable[[Any, MediaType], Any],
+                 on_file: Callable[[MediaFile], None] = lambda f: None,
+                 counters: dict[str, int] | None = None) -> None:
         self.data_dir = data_dir
+        self.params_of = params_of  # (stream, kind) -> the media parameters Zoom accepted
         self.on_file = on_file  # told of each new, and each finished, file
         self._tracks: dict[tuple[str, MediaType, UserId], Track | None] = {}
         self._origins: dict[str, int] = {}
         self._resumed: dict[tuple[str, str, str], MediaFile] = {}
-        self.counters = {"unwritten": 0, "duplicates": 0}
+        self.counters = counters if counters is not None else {}
+        self.counters.setdefault("media_unwritten", 0)
+        self.counters.setdefault("media_duplicates", 0)
 
     def place(self, stream: object, kind: MediaType, user_id: UserId, user_name: str | None,
-              timestamp_ms: int, payload: bytes, params: Callable[[], object]) -> None:
-        """Write one frame. `params` gives the socket's accepted media parameters; it is
-        only asked when the frame opens a new track."""
+              timestamp_ms: int, payload: bytes) -> None:
+        """Write one frame (per frame: keep it lean)."""
         key = (stream.stream_id, kind, user_id)  # type: ignore[attr-defined]
         track = self._tracks.get(key, False)
         if track is False:
-            track = self._tracks[key] = self._open(stream, kind, params(), user_id, user_name, timestamp_ms)
+            track = self._tracks[key] = self._open(stream, kind, self.params_of(stream, kind), user_id,
+                                                   user_name, timestamp_ms)
         if track is None:
-            self.counters["unwritten"] += 1
+            self.counters["media_unwritten"] += 1
             return
         before = track.duplicates
         track.place(timestamp_ms, payload)
-        self.counters["duplicates"] += track.duplicates - before
+        if track.duplicates != before:
+            self.counters["media_duplicates"] += 1
 
     def _open(self, stream: object, kind: MediaType, params: Any, user_id: UserId,
               user_name: str | None, timestamp_ms: int) -> Track | None:
