@@ -355,7 +355,8 @@ class SimStream:
         assert p is not None
         feeds: list[AudioFeed | VideoFeed] = []
         if p.audio is not None:
-            audio_args = args
+            # Live audio starts with the next packet boundary: none is stamped before now.
+            audio_args = (self.t0, self.t0_ms, -(-start_ms // CHUNK_MS) * CHUNK_MS, self.record.sent)
             if self._buffering:
                 audio_args = (self.t0, self.t0_ms, 0, self.record.sent)
                 self.record.sent.buffered += start_ms // CHUNK_MS

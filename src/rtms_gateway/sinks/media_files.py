@@ -227,7 +227,8 @@ class MediaFiles:
         self.params_of = params_of  # (stream, kind) -> the media parameters Zoom accepted
         self.on_file = on_file  # told of each new, and each finished, file
         self._tracks: dict[tuple[str, MediaType, UserId], Track | None] = {}
-        self._origins: dict[str, int] = {}
+        self._origins: dict[str, int] = {}  # fixed once a stream's first track opens
+        self._first_packet: dict[str, int] = {}  # what Zoom said, until then
         self._resumed: dict[tuple[str, str, str], MediaFile] = {}
         self.counters = counters if counters is not None else {}
         self.counters.setdefault("media_unwritten", 0)
@@ -253,7 +254,11 @@ class MediaFiles:
               user_name: str | None, timestamp_ms: int) -> Track | None:
         meeting_uuid: str = stream.meeting_uuid  # type: ignore[attr-defined]
         stream_id: str = stream.stream_id  # type: ignore[attr-defined]
-        origin = self._origins.setdefault(stream_id, timestamp_ms)
+        origin = self._origins.get(stream_id)
+        if origin is None:
+            # Zoom's first-packet time, unless a frame is stamped earlier still (the first
+            # audio packet can predate the notice by a few ms): nothing may fall before 0.
+            origin = self._origins[stream_id] = min(self._first_packet.pop(stream_id, timestamp_ms), timestamp_ms)
         default = Codec.L16 if kind == MediaType.AUDIO else Codec.JPG
         try:
             codec = Codec(params.codec or default)
@@ -315,7 +320,8 @@ class MediaFiles:
     def set_origin(self, stream_id: str, timestamp_ms: int) -> None:
         """The stream's time zero, when Zoom says it (the first-packet timestamp event,
         sent on signaling before any media); otherwise the first frame sets it."""
-        self._origins.setdefault(stream_id, timestamp_ms)
+        if stream_id not in self._origins:
+            self._first_packet.setdefault(stream_id, timestamp_ms)
 
     def live(self, meeting_uuid: str) -> list[MediaFile]:
         return [t.info for t in self._tracks.values() if t is not None and t.info.meeting_uuid == meeting_uuid]
@@ -335,6 +341,7 @@ class MediaFiles:
                 track.close()
                 closed.append((track, track.info))
         self._origins.pop(stream_id, None)
+        self._first_packet.pop(stream_id, None)
         return closed
 
     def stream_ids(self) -> set[str]:
