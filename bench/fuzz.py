@@ -71,8 +71,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    http_part(args.webhooks, args.openapi, args.seed)
-    asyncio.run(frames_part(args.frames))
+    if args.webhooks or args.openapi:
+        http_part(max(args.webhooks, 1), max(args.openapi, 1), args.seed)
+    if args.frames:
+        asyncio.run(frames_part(args.frames))
 
 
 if __name__ == "__main__":

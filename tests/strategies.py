@@ -24,6 +24,8 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
         return st.builds(tp, **{f.name: strategy_for(f.type) for f in msgspec.structs.fields(tp)})
     if origin in (typing.Union, types.UnionType):
         return st.one_of(*(strategy_for(a) for a in typing.get_args(tp)))
+    if origin is typing.Annotated:  # Int: an int with 64-bit bounds (the bounds _ints keeps)
+        return strategy_for(typing.get_args(tp)[0])
     if tp is type(None):
         return st.none()
     if tp is bool:

@@ -78,3 +78,33 @@ def test_a_full_journal_refuses_instead_of_growing(tmp_path):
     with pytest.raises(JournalFull):
         journal.append(JournalBatch(segments=[seg]))
     assert journal.records == 1 and journal.bytes <= limit
+
+
+async def test_a_record_the_store_refuses_is_set_aside_and_holds_back_nothing(tmp_path):
+    import msgspec
+
+    from rtms_gateway.gateway.pipeline import Pipeline
+    from rtms_gateway.sinks.store import Store
+
+    store = await Store.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    pipeline = Pipeline(store, data_dir=tmp_path)
+
+    def seg(i, ts):
+        return TranscriptSegment(meeting_uuid="m", rtms_stream_id="s", user_id=1, user_name="a",
+                                 text=f"t{i}", timestamp=ts)
+
+    try:
+        # SQLite cannot hold an integer past 2**63: one such record in a batch of good ones
+        pipeline._segments.extend([seg(0, 1), seg(1, 2**70), seg(2, 3)])
+        await pipeline.flush()
+        assert [s.text for s in await store.transcript("m")] == ["t0", "t2"]
+        assert pipeline.counters["records_rejected"] == 1 and pipeline.counters["journaled"] == 0
+        (line,) = (tmp_path / "rejected" / "records.jsonl").read_bytes().splitlines()
+        kept = msgspec.json.decode(line)
+        assert kept["kind"] == "segments" and kept["record"]["text"] == "t1" and "Overflow" in kept["error"]
+        pipeline._segments.append(seg(3, 4))  # and the pipeline goes on
+        await pipeline.flush()
+        assert len(await store.transcript("m")) == 3
+    finally:
+        await pipeline.close()
+        await store.close()

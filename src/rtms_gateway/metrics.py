@@ -29,6 +29,8 @@ COUNTERS = {
     "media_unwritten": ("rtms_media_unwritten_frames", "Media frames that could not be written"),
     "frames_rejected": ("rtms_frames_rejected", "Malformed frames counted and skipped"),
     "paused": ("rtms_backpressure_pauses", "Times a stream's reading was paused by backpressure"),
+    "records_rejected": ("rtms_records_rejected", "Records the store refused (kept in rejected/records.jsonl)"),
+    "updates_failed": ("rtms_updates_failed", "Meeting/stream updates the store refused, skipped"),
 }
 GAUGES = {
     "streams_live": ("rtms_streams_live", "Streams held now"),

@@ -43,6 +43,7 @@ from ..sinks.journal import Journal, JournalBatch, JournalFull
 from ..sinks.live import LiveHub
 from ..sinks.media_files import MediaFiles, Track
 from ..sinks.records import ChatMessage, MediaFile, TimelineEvent, TranscriptSegment
+from ..sinks.store import refuses_the_data
 from .speakers import SpeakerTimeline, is_anonymous
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class Pipeline:
             "share_frames": 0, "state_updates": 0, "committed": 0, "commit_errors": 0,
             "media_unwritten": 0, "media_duplicates": 0, "media_files": 0,
             "journaled": 0, "replayed": 0, "journal_full": 0, "paused": 0,
+            "records_rejected": 0, "updates_failed": 0,
         }
         self.media = MediaFiles(data_dir, params_of=_params, on_file=self._index_file,
                                 counters=self.counters) if data_dir is not None else None
@@ -338,29 +340,73 @@ class Pipeline:
             return
         while self._ops or self.pending:
             batch = self._take_records()
-            ops, self._ops = self._ops, []
-            written = False
-            done = 0
             try:
                 if len(batch):
                     await self.store.write_batch(segments=batch.segments, chats=batch.chats, events=batch.events)
                     self.counters["committed"] += len(batch)
-                written = True
-                for op in ops:
-                    await op()
-                    done += 1
             except Exception as exc:
-                self._ops[:0] = ops[done:]
-                if not written:
+                if not (refuses_the_data(exc) and await self._salvaged(batch)):
                     self._park(batch)
-                self._store_failed(exc)
-                await self._retry_later()
-                return
+                    self._store_failed(exc)
+                    await self._retry_later()
+                    return
             finally:
                 if self._paused and self.pending <= self.low_watermark:
                     self._paused = False
                     self.resume()
+            if not await self._run_ops():
+                await self._retry_later()
+                return
         self._store_back()
+
+    async def _run_ops(self) -> bool:
+        """The ordered updates; False (the rest kept) if the store is away."""
+        while self._ops:
+            op = self._ops[0]
+            try:
+                await op()
+            except Exception as exc:
+                if not refuses_the_data(exc):
+                    self._store_failed(exc)
+                    return False
+                # The store is there and refuses this update: retrying cannot help.
+                self.counters["updates_failed"] += 1
+                log.error("store refused an update (%s: %s); skipped", type(exc).__name__,
+                          str(exc).splitlines()[0][:200])
+            del self._ops[0]
+        return True
+
+    async def _salvaged(self, batch: JournalBatch) -> bool:
+        """A batch the store refused for its data holds a record it cannot take (a poison
+        record): write the records one by one and set aside those refused, so one bad
+        record never holds back the rest."""
+        log.warning("store refused a batch of %d records for its data; writing them one by one", len(batch))
+        records = [(kind, r) for kind in ("segments", "chats", "events") for r in getattr(batch, kind)]
+        for n, (kind, record) in enumerate(records):
+            try:
+                await self.store.write_batch(**{kind: [record]})
+                self.counters["committed"] += 1
+            except Exception as exc:
+                if not refuses_the_data(exc):  # the store went away meanwhile: keep the rest
+                    rest = JournalBatch()
+                    for later_kind, later in records[n:]:
+                        getattr(rest, later_kind).append(later)
+                    self._park(rest)
+                    return True
+                self._set_aside(kind, record, exc)
+        return True
+
+    def _set_aside(self, kind: str, record: object, exc: Exception) -> None:
+        """A record the store refuses: counted, logged, and kept in a file for a person."""
+        self.counters["records_rejected"] += 1
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        log.error("store refused a %s record (%s); kept in rejected/records.jsonl", kind, reason)
+        if self.data_dir is None:
+            return
+        path = self.data_dir / "rejected" / "records.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab") as f:
+            f.write(msgspec.json.encode({"kind": kind, "error": reason, "record": record}) + b"\n")
 
     def _take_records(self) -> JournalBatch:
         batch = JournalBatch(self._segments, self._chats, self._events)
@@ -389,13 +435,14 @@ class Pipeline:
     async def _replay_journal(self) -> bool:
         assert self.journal is not None
         replayed = 0
-        try:
-            for batch in self.journal.batches():
+        for batch in self.journal.batches():
+            try:
                 await self.store.write_batch(segments=batch.segments, chats=batch.chats, events=batch.events)
-                replayed += len(batch)
-        except Exception as exc:
-            self._store_failed(exc)
-            return False
+            except Exception as exc:
+                if not (refuses_the_data(exc) and await self._salvaged(batch)):
+                    self._store_failed(exc)
+                    return False
+            replayed += len(batch)
         self.journal.clear()
         self.counters["replayed"] += replayed
         self.counters["committed"] += replayed

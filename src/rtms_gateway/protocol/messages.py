@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 import msgspec
 
 from .constants import MsgType
 from .errors import ProtocolError
 
-UserId = int | str  # Zoom documents uint32; one doc example shows a string
+# Every integer on the wire fits in 64 bits (timestamps in ms, ids, enums): a larger one
+# is a malformed frame, not a value to carry into the store.
+Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+UserId = Int | str  # Zoom documents uint32; one doc example shows a string
 
 
 class Message(msgspec.Struct, tag_field="msg_type", omit_defaults=True, gc=False):
@@ -32,32 +35,32 @@ class Message(msgspec.Struct, tag_field="msg_type", omit_defaults=True, gc=False
 
 
 class AudioParams(msgspec.Struct, omit_defaults=True, gc=False):
-    content_type: int | None = None
-    sample_rate: int | None = None
-    channel: int | None = None
-    codec: int | None = None
-    data_opt: int | None = None
-    send_rate: int | None = None
+    content_type: Int | None = None
+    sample_rate: Int | None = None
+    channel: Int | None = None
+    codec: Int | None = None
+    data_opt: Int | None = None
+    send_rate: Int | None = None
 
 
 class VideoParams(msgspec.Struct, omit_defaults=True, gc=False):
     """Parameters of a video or deskshare socket."""
 
-    content_type: int | None = None
-    codec: int | None = None
-    resolution: int | None = None
-    fps: int | None = None
-    data_opt: int | None = None
+    content_type: Int | None = None
+    codec: Int | None = None
+    resolution: Int | None = None
+    fps: Int | None = None
+    data_opt: Int | None = None
 
 
 class TranscriptParams(msgspec.Struct, omit_defaults=True, gc=False):
-    content_type: int | None = None
-    src_language: int | None = None
+    content_type: Int | None = None
+    src_language: Int | None = None
     enable_lid: bool | None = None
 
 
 class ChatParams(msgspec.Struct, omit_defaults=True, gc=False):
-    content_type: int | None = None
+    content_type: Int | None = None
 
 
 class MediaParams(msgspec.Struct, omit_defaults=True, gc=False):
@@ -79,20 +82,20 @@ class Participant(msgspec.Struct, omit_defaults=True, gc=False):
 
 
 class EventSubscriptionItem(msgspec.Struct, gc=False):
-    event_type: int
+    event_type: Int
     subscribe: bool
 
 
 class Event(msgspec.Struct, omit_defaults=True):
     """The `event` object of EVENT_UPDATE; which fields are set depends on `event_type`."""
 
-    event_type: int
-    timestamp: int | None = None
+    event_type: Int
+    timestamp: Int | None = None
     user_id: UserId | None = None
     user_name: str | None = None
     participants: list[Participant] | None = None
     # Contact Center events carry `event_ts` and `participant_info` instead.
-    event_ts: int | None = None
+    event_ts: Int | None = None
     participant_info: dict[str, Any] | None = None
     # Chat-group events (10-14); their fields are not documented.
     chat_group: dict[str, Any] | None = None
@@ -106,8 +109,8 @@ class _IdentifiedRequest(Message):
 
     rtms_stream_id: str
     signature: str
-    protocol_version: int | None = None
-    sequence: int | None = None
+    protocol_version: Int | None = None
+    sequence: Int | None = None
     meeting_uuid: str | None = None
     webinar_uuid: str | None = None
     session_id: str | None = None
@@ -132,14 +135,14 @@ class SignalingHandshakeReq(_IdentifiedRequest, tag=int(MsgType.SIGNALING_HAND_S
 
 
 class DataHandshakeReq(_IdentifiedRequest, tag=int(MsgType.DATA_HAND_SHAKE_REQ)):
-    media_type: int = 0
+    media_type: Int = 0
     payload_encryption: bool | None = None
     media_params: MediaParams | None = None
 
 
 class EventSubscription(Message, tag=int(MsgType.EVENT_SUBSCRIPTION)):
     # Some clients send bare integers here; they are kept so the server can judge them.
-    events: list[EventSubscriptionItem | int]
+    events: list[EventSubscriptionItem | Int]
 
 
 class ClientReadyAck(Message, tag=int(MsgType.CLIENT_READY_ACK)):
@@ -151,8 +154,8 @@ class SessionStateReq(Message, tag=int(MsgType.SESSION_STATE_REQ)):
 
 
 class KeepAliveResp(Message, tag=int(MsgType.KEEP_ALIVE_RESP)):
-    timestamp: int | None = None
-    sequence: int | None = None
+    timestamp: Int | None = None
+    sequence: Int | None = None
 
 
 class StreamStateReq(Message, tag=int(MsgType.STREAM_STATE_REQ)):
@@ -166,25 +169,25 @@ class StreamCloseReq(Message, tag=int(MsgType.STREAM_CLOSE_REQ)):
 class VideoSubscriptionReq(Message, tag=int(MsgType.VIDEO_SUBSCRIPTION_REQ)):
     user_id: UserId
     subscribe: bool
-    timestamp: int | None = None
+    timestamp: Int | None = None
 
 
 # ---- server -> client --------------------------------------------------------------------
 
 
 class SignalingHandshakeResp(Message, tag=int(MsgType.SIGNALING_HAND_SHAKE_RESP)):
-    status_code: int
+    status_code: Int
     reason: str = ""
-    protocol_version: int | None = None
-    sequence: int | None = None
+    protocol_version: Int | None = None
+    sequence: Int | None = None
     media_server: MediaServer | None = None
 
 
 class DataHandshakeResp(Message, tag=int(MsgType.DATA_HAND_SHAKE_RESP)):
-    status_code: int
+    status_code: Int
     reason: str = ""
-    protocol_version: int | None = None
-    sequence: int | None = None
+    protocol_version: Int | None = None
+    sequence: Int | None = None
     payload_encrypted: bool | None = None
     media_params: MediaParams | None = None
 
@@ -194,11 +197,11 @@ class EventUpdate(Message, tag=int(MsgType.EVENT_UPDATE)):
 
 
 class StreamStateUpdate(Message, tag=int(MsgType.STREAM_STATE_UPDATE)):
-    state: int
-    reason: int | None = None
-    timestamp: int | None = None
+    state: Int
+    reason: Int | None = None
+    timestamp: Int | None = None
     rtms_stream_id: str | None = None
-    stop_reason: int | None = None  # older servers
+    stop_reason: Int | None = None  # older servers
 
     @property
     def any_reason(self) -> int | None:
@@ -206,12 +209,12 @@ class StreamStateUpdate(Message, tag=int(MsgType.STREAM_STATE_UPDATE)):
 
 
 class SessionStateUpdate(Message, tag=int(MsgType.SESSION_STATE_UPDATE)):
-    state: int
-    timestamp: int | None = None
+    state: Int
+    timestamp: Int | None = None
     rtms_session_id: str | None = None
     # Zoom's docs disagree on the key; servers may send either or both.
-    reason: int | None = None
-    stop_reason: int | None = None
+    reason: Int | None = None
+    stop_reason: Int | None = None
 
     @property
     def any_reason(self) -> int | None:
@@ -219,24 +222,24 @@ class SessionStateUpdate(Message, tag=int(MsgType.SESSION_STATE_UPDATE)):
 
 
 class SessionStateResp(Message, tag=int(MsgType.SESSION_STATE_RESP)):
-    state: int
+    state: Int
     rtms_session_id: str | None = None
-    timestamp: int | None = None
+    timestamp: Int | None = None
 
 
 class KeepAliveReq(Message, tag=int(MsgType.KEEP_ALIVE_REQ)):
-    timestamp: int
-    sequence: int | None = None
+    timestamp: Int
+    sequence: Int | None = None
 
 
 class MediaContent(msgspec.Struct, omit_defaults=True, gc=False):
     """Audio, video and share payloads: `data` is base64 text."""
 
     data: str
-    timestamp: int
+    timestamp: Int
     user_id: UserId | None = None
     user_name: str | None = None
-    length: int | None = None
+    length: Int | None = None
     channel_id: str | None = None  # Contact Center streams name a channel, not a user
 
     def payload_bytes(self) -> bytes:
@@ -248,13 +251,13 @@ class MediaContent(msgspec.Struct, omit_defaults=True, gc=False):
 
 class TranscriptContent(msgspec.Struct, omit_defaults=True, gc=False):
     data: str
-    timestamp: int
+    timestamp: Int
     user_id: UserId | None = None
     user_name: str | None = None
-    start_time: int | None = None
-    end_time: int | None = None
-    language: int | None = None
-    attribute: int | None = None
+    start_time: Int | None = None
+    end_time: Int | None = None
+    language: Int | None = None
+    attribute: Int | None = None
     channel_id: str | None = None
 
 
@@ -263,12 +266,12 @@ class ChatContent(msgspec.Struct, omit_defaults=True):
     object (or its encoding) there, or the same fields directly in `content`."""
 
     data: str | dict[str, Any] = ""
-    timestamp: int | None = None
+    timestamp: Int | None = None
     user_id: UserId | None = None
     user_name: str | None = None
     message_id: str | None = None
     parent_message_id: str | None = None
-    operation_type: int | None = None
+    operation_type: Int | None = None
     chat_session: dict[str, Any] | None = None
     sender: dict[str, Any] | None = None
     receiver: dict[str, Any] | None = None
@@ -297,16 +300,16 @@ class ChatData(Message, tag=int(MsgType.MEDIA_DATA_CHAT)):
 
 
 class StreamStateResp(Message, tag=int(MsgType.STREAM_STATE_RESP)):
-    state: int
+    state: Int
     rtms_stream_id: str | None = None
-    timestamp: int | None = None
+    timestamp: Int | None = None
 
 
 class StreamCloseResp(Message, tag=int(MsgType.STREAM_CLOSE_RESP)):
-    status_code: int
+    status_code: Int
     rtms_stream_id: str | None = None
     reason: str = ""
-    timestamp: int | None = None
+    timestamp: Int | None = None
 
 
 class AudioMetadata(Message, tag=int(MsgType.META_DATA_AUDIO)):
@@ -315,17 +318,17 @@ class AudioMetadata(Message, tag=int(MsgType.META_DATA_AUDIO)):
 
 class VideoSubscriptionResp(Message, tag=int(MsgType.VIDEO_SUBSCRIPTION_RESP)):
     user_id: UserId
-    status_code: int
+    status_code: Int
     reason: str = ""
-    timestamp: int | None = None
+    timestamp: Int | None = None
     subscribe: bool | None = None
-    sequence: int | None = None
+    sequence: Int | None = None
 
 
 class UnknownMessage(msgspec.Struct):
     """A well-formed JSON object whose `msg_type` this side does not expect."""
 
-    msg_type: int
+    msg_type: Int
     body: dict[str, Any]
 
 

@@ -6,7 +6,8 @@ first. Store writes are idempotent (a row's dedup key), so replaying a batch twi
 a crash in the middle of a replay, stores it once. The file is bounded: when it is full
 the records stay in memory, where the pipeline's watermark stops reading sockets.
 
-Format: per batch, a 4-byte little-endian length, then the batch as msgpack.
+Format: per batch, a 4-byte little-endian length, then the batch as JSON (which, unlike
+msgpack, takes any integer a record may carry).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class Journal:
     def __init__(self, path: Path, *, max_bytes: int = 1 << 30) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        self._encode = msgspec.msgpack.Encoder().encode
-        self._decode = msgspec.msgpack.Decoder(JournalBatch).decode
+        self._encode = msgspec.json.Encoder().encode
+        self._decode = msgspec.json.Decoder(JournalBatch).decode
         path.parent.mkdir(parents=True, exist_ok=True)
         self.records = sum(len(b) for b in self.batches())  # left by an earlier run
         self.appended_total = 0

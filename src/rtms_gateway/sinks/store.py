@@ -16,6 +16,7 @@ from typing import Any, Iterable
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, func, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -29,6 +30,20 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # instead of holding every stream's records behind one stuck transaction.
 LOCK_WAIT_S = 2.0
 LIVE_STATES = frozenset({"connecting", "ready", "running", "detached"})
+
+
+def refuses_the_data(exc: BaseException) -> bool:
+    """Whether a failed write failed for what it wrote (a value out of range, a constraint,
+    an encoding) rather than for the database being away or locked: retrying the same
+    rows cannot help, other rows can still go in."""
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+                        sa_exc.DisconnectionError, OSError, TimeoutError)):
+        return False
+    if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
+        return True
+    if isinstance(exc, sa_exc.StatementError):
+        return isinstance(exc.orig, (OverflowError, ValueError, TypeError, UnicodeError))
+    return isinstance(exc, (OverflowError, ValueError, TypeError, UnicodeError))
 
 
 def async_url(url: str) -> str:
