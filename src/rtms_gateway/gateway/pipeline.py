@@ -191,6 +191,7 @@ class Pipeline:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._flush_lock = asyncio.Lock()
+        self._media_task: asyncio.Task[None] | None = None
 
     # ---- intake (synchronous, per frame) ------------------------------------------------
 
@@ -204,7 +205,6 @@ class Pipeline:
             self.counters["audio_frames"] += 1
             if self.media is not None:
                 self._place(stream, MediaType.AUDIO, msg)
-                self._wakeup.set()  # the writer flushes files too
             return
         if kind is TranscriptData:
             rec = transcript_record(stream.meeting_uuid, stream.stream_id, msg,  # type: ignore[arg-type]
@@ -234,13 +234,11 @@ class Pipeline:
             self.counters["video_frames"] += 1
             if self.media is not None:
                 self._place(stream, MediaType.VIDEO, msg)
-                self._wakeup.set()
             return
         elif kind is ShareData:
             self.counters["share_frames"] += 1
             if self.media is not None:
                 self._place(stream, MediaType.DESKSHARE, msg)
-                self._wakeup.set()
             return
         elif kind is StreamStateUpdate or kind is SessionStateUpdate:
             self.counters["state_updates"] += 1
@@ -314,7 +312,18 @@ class Pipeline:
     # ---- writer ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._writer(), name="pipeline-writer")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._writer(), name="pipeline-writer")
+        if self.media is not None:
+            self._media_task = loop.create_task(self._media_writer(), name="media-writer")
+
+    async def _media_writer(self) -> None:
+        """Files are written on their own beat: a slow database commit must not hold
+        audio back (the store writer awaits the database; this never does)."""
+        assert self.media is not None
+        while not self._stopping:
+            await asyncio.sleep(self.batch_interval)
+            self.media.flush()
 
     async def _writer(self) -> None:
         while not self._stopping:
@@ -481,6 +490,8 @@ class Pipeline:
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        if self._media_task is not None:
+            self._media_task.cancel()
         if self.media is not None:
             for stream_id in self.media.stream_ids():
                 self.end_stream(stream_id)
