@@ -1,5 +1,5 @@
-"""The store locked for seconds in the middle of a meeting: records wait in the disk
-journal, /healthz says degraded, a metric counts them, and all are written afterwards."""
+"""The store locked for 30 s in the middle of a meeting: records wait in the disk journal,
+/healthz says degraded, a metric counts them, and all are written afterwards."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .gateway_harness import GatewayWithSimulator
 async def test_a_locked_store_sends_records_to_the_journal_and_loses_none(tmp_path):
     media = MediaType.TRANSCRIPT | MediaType.CHAT
     async with GatewayWithSimulator(tmp_path, RTMS_MEDIA="transcript,chat") as run:
-        handle = run.simulator.start_meeting(duration=14.0, media=media)
+        handle = run.simulator.start_meeting(duration=40.0, media=media)
         assert await handle.wait_streaming(15)
         await asyncio.sleep(1.0)
         lock = sqlite3.connect(tmp_path / "rtms.sqlite3", isolation_level=None)
@@ -30,12 +30,12 @@ async def test_a_locked_store_sends_records_to_the_journal_and_loses_none(tmp_pa
                         degraded = body
                         break
                     await asyncio.sleep(0.1)
-                await asyncio.sleep(3.0)  # more records arrive while the store stays locked
+                await asyncio.sleep(28.0)  # 30 s in all: more records arrive while the store stays locked
         finally:
             lock.execute("ROLLBACK")
             lock.close()
         assert degraded is not None and degraded["status"] == "degraded" and not degraded["store_ok"]
-        record = await handle.wait(40)
+        record = await handle.wait(60)
         await run.settle()
         async with run.http() as http:
             health = (await http.get("/healthz")).json()
