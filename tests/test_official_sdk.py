@@ -32,7 +32,10 @@ def test_official_sdk_receives_every_transcript_and_audio_frame(tmp_path):
     assert result["ready_acks"] == 1  # the SDK acknowledges once, after every media handshake
     assert result["keepalives_answered"] == result["keepalives_sent"]
 
-    assert result["sent_transcripts"] and result["got_transcripts"] == result["sent_transcripts"]
+    # The SDK does not pass on a transcript that names no speaker; every other one arrives.
+    named = [t for t in result["sent_transcripts"] if t not in result["sent_anonymous"]]
+    assert result["sent_anonymous"] and named
+    assert result["got_transcripts"] == named
     assert all(result["got_transcript_users"])
     assert result["sent_audio_frames"] >= 200
     assert result["got_audio_frames"] == result["sent_audio_frames"]

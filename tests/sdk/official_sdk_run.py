@@ -79,6 +79,8 @@ async def main(duration: float, out_dir: Path) -> dict:
             "keepalives_sent": sum(record.keepalives_sent.values()),
             "keepalives_answered": sum(record.keepalives_answered.values()),
             "sent_transcripts": [t.data for t in record.transcripts],
+            # sent with no speaker (user 0, no name), as Zoom at times does
+            "sent_anonymous": [t.data for t in record.transcripts if not t.user_id and not t.user_name],
             "sent_audio_frames": record.sent.audio_frames,
 
             "got_transcripts": [t["text"] for t in got["transcripts"]],
