@@ -323,7 +323,8 @@ class SimStream:
             else:
                 self.t0 = now
                 self.record.t0_ms = now_ms()
-            self.end_at = self.t0 + self.script.duration_s
+            # It streams `duration_s` from now, however long the client took to connect.
+            self.end_at = now + self.script.duration_s
             self._buffering = self.buffer_data
         else:  # back from an interruption: what was due meanwhile is lost
             elapsed = (now - self.t0) * 1000
