@@ -72,8 +72,9 @@ class GatewayWithSimulator:
         options.update(self.sim_options)
         simulator = Simulator(SimulatorConfig(**options))
         await simulator.start()
-        ca_file = simulator.write_ca(self.data_dir / "sim-ca.pem")
-        settings = make_settings(self.data_dir, RTMS_CA_FILE=str(ca_file), **self.env)
+        if simulator.ca_pem is not None:  # plain ws:// (tls=False) has no CA
+            self.env.setdefault("RTMS_CA_FILE", str(simulator.write_ca(self.data_dir / "sim-ca.pem")))
+        settings = make_settings(self.data_dir, **self.env)
         gateway = await Gateway.open(settings)
         server = await serve_http(gateway, sock)
         self.running = Running(gateway, simulator, base, server)

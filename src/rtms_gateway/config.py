@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./rtms-data"), validation_alias="RTMS_DATA_DIR")
     database_url: str = Field(default="", validation_alias="RTMS_DATABASE_URL")
     ca_file: Path | None = Field(default=None, validation_alias="RTMS_CA_FILE")
+    # TLS only, unless asked: plain ws:// server URLs are refused (a forged or misrouted
+    # rtms_started must not make us stream a meeting in clear text).
+    allow_insecure_ws: bool = Field(default=False, validation_alias="RTMS_ALLOW_INSECURE_WS")
     media: str = Field(default=DEFAULT_MEDIA, validation_alias="RTMS_MEDIA")
     buffer_data: bool = Field(default=True, validation_alias="RTMS_BUFFER_DATA")
     log_level: str = Field(default="INFO", validation_alias="RTMS_LOG_LEVEL")

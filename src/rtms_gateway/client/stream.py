@@ -5,6 +5,9 @@ the observer, and returns when Zoom terminates the stream, signaling is lost, or
 is called. A media socket that drops (or that Zoom reports interrupted) is reconnected
 here, alone, with backoff inside Zoom's media window; redoing the whole connection
 (signaling lost, failover to new URLs) belongs to the caller, the gateway's manager.
+
+TLS only: a signaling or media URL that is not `wss://` is refused (the stream ends
+`refused`, with the reason) unless plain WebSockets are explicitly allowed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ..protocol.constants import (
     StreamState,
     status_name,
 )
-from ..protocol.errors import ConnectionLost
+from ..protocol.errors import ConnectionLost, InsecureUrl
 from ..protocol.messages import EventUpdate, MediaParams, StreamStateUpdate
 from ..protocol.session import (
     DEFAULT_EVENTS,
@@ -58,7 +61,7 @@ class StreamSpec:
 
 @dataclass(slots=True)
 class StreamOutcome:
-    """How a run ended: `state` is stopped | detached | rejected | lost | cancelled, or
+    """How a run ended: `state` is stopped | detached | rejected | refused | lost | cancelled, or
     interrupted | moved when the manager ended it to connect again."""
 
     state: str
@@ -73,13 +76,23 @@ class StreamObserver(Protocol):
         """A typed protocol message: media data, event update, state update."""
 
     def on_lifecycle(self, stream: RtmsStream, state: str, detail: dict[str, object]) -> None:
-        """connecting | connected | ready | rejected | media_rejected | stopped | lost."""
+        """connecting | connected | ready | rejected | refused | media_rejected | stopped | lost."""
 
 
 def signaling_urls(server_urls: str) -> list[str]:
     """Zoom's `server_urls` is one string, comma-separated when there are several."""
     urls = [u.strip() for u in server_urls.split(",")]
-    return [u for u in urls if u.startswith(("wss://", "ws://"))]
+    return [u for u in urls if u[:6].lower() == "wss://" or u[:5].lower() == "ws://"]
+
+
+def is_tls(url: str) -> bool:
+    return url[:6].lower() == "wss://"
+
+
+def insecure_refusal(what: str, url: str) -> InsecureUrl:
+    shown = url if len(url) <= 120 else url[:120] + "…"
+    return InsecureUrl(f"{what} URL {shown} is not wss:// (TLS); refused "
+                       "(RTMS_ALLOW_INSECURE_WS=true allows plain WebSockets)")
 
 
 def plan_media_sockets(media: MediaType, urls: dict[str, str]) -> list[tuple[MediaType, str]]:
@@ -116,8 +129,10 @@ class RtmsStream:
         connect_timeout: float = 10.0,
         silence_limit: float = CLIENT_SILENCE_LIMIT_S,
         media_backoff: Callable[[], Backoff] = lambda: Backoff(window=30.0),
+        allow_insecure_ws: bool = False,
     ) -> None:
         self.spec = spec
+        self.allow_insecure_ws = allow_insecure_ws
         self.media = media
         self.observer = observer
         self.ssl_context = ssl_context
@@ -180,6 +195,8 @@ class RtmsStream:
                 return await asyncio.shield(self._done)
             finally:
                 watchdog.cancel()
+        except InsecureUrl as exc:
+            return self._finish(StreamOutcome("refused", status_reason=str(exc)))
         except (ConnectionLost, asyncio.TimeoutError) as exc:
             return self._finish(StreamOutcome("lost", status_reason=str(exc) or "handshake timed out"))
         except asyncio.CancelledError:
@@ -192,6 +209,11 @@ class RtmsStream:
         urls = signaling_urls(self.spec.server_urls)
         if not urls:
             raise ConnectionLost(f"no ws:// or wss:// URL in server_urls {self.spec.server_urls!r}")
+        if not self.allow_insecure_ws:
+            secure = [u for u in urls if is_tls(u)]
+            if not secure:
+                raise insecure_refusal("signaling", urls[0])
+            urls = secure
         self.observer.on_lifecycle(self, "connecting", {"url": urls[0]})
         last: Exception | None = None
         for url in urls:
@@ -213,6 +235,10 @@ class RtmsStream:
         plan = plan_media_sockets(self.media, self.signaling.media_urls)
         if not plan:
             raise ConnectionLost(f"Zoom offered no media URL for {self.media!r}")
+        if not self.allow_insecure_ws:
+            for kind, url in plan:
+                if not is_tls(url):
+                    raise insecure_refusal(f"{MEDIA_KEY.get(kind, str(int(kind)))} media", url)
         self.signaling.expect_media(kind for kind, _ in plan)
         self._media_urls = dict(plan)
         self.observer.on_lifecycle(self, "connected", {"media": [MEDIA_KEY.get(k, str(int(k))) for k, _ in plan]})

@@ -81,8 +81,10 @@ class StreamManager:
         reconnect_backoff: Callable[[], Backoff] = lambda: Backoff(window=60.0),
         media_backoff: Callable[[], Backoff] = lambda: Backoff(window=30.0),
         silence_limit: float = CLIENT_SILENCE_LIMIT_S,
+        allow_insecure_ws: bool = False,
     ) -> None:
         self.credentials = credentials
+        self.allow_insecure_ws = allow_insecure_ws
         self.media = media
         self.pipeline = pipeline
         self.tls = tls
@@ -230,6 +232,7 @@ class StreamManager:
             connect_timeout=self.connect_timeout,
             media_backoff=self.media_backoff,
             silence_limit=self.silence_limit,
+            allow_insecure_ws=self.allow_insecure_ws,
         )
 
     async def _supervise(self, held: _Held) -> StreamOutcome:
@@ -305,6 +308,8 @@ class StreamManager:
             code = detail.get("status_code")
             log.warning("stream %s: signaling handshake rejected: %s %s: %s", stream_id, code,
                         status_name(code) if isinstance(code, int) else "?", detail.get("status_reason"))
+        elif state == "refused":
+            log.warning("stream %s refused: %s", stream_id, detail.get("status_reason"))
         elif state in ("stopped", "lost", "failed", "cancelled", "detached", "interrupted", "moved"):
             log.info("stream %s %s (stop reason %s%s)", stream_id, state, detail.get("stop_reason"),
                      f", {detail['status_reason']}" if detail.get("status_reason") else "")
@@ -324,7 +329,7 @@ class StreamManager:
         store = self.pipeline.store
         stream_id, meeting_uuid = stream.stream_id, stream.meeting_uuid
         now = int(time.time() * 1000)
-        ended = state in ("stopped", "lost", "failed", "cancelled", "rejected")
+        ended = state in ("stopped", "lost", "failed", "cancelled", "rejected", "refused")
 
         async def record() -> None:
             await store.mark_stream(

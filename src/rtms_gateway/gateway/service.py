@@ -52,6 +52,7 @@ class Gateway:
             reconnect_backoff=lambda: settings.backoff(settings.signaling_window_s),
             media_backoff=lambda: settings.backoff(settings.media_window_s),
             silence_limit=settings.silence_limit_s,
+            allow_insecure_ws=settings.allow_insecure_ws,
         )
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()

@@ -48,3 +48,7 @@ class SignatureInvalid(RTMSError):
 
 class ConnectionLost(RTMSError):
     """A socket closed or went silent while the stream was live."""
+
+
+class InsecureUrl(RTMSError):
+    """A server URL that is not `wss://`: refused unless plain WebSockets are allowed."""

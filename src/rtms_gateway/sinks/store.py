@@ -387,7 +387,7 @@ async def _stream_states(conn: Any, uuids: list[str]) -> dict[str, list[str]]:
 def _summary(cls: type, row: Any, states: list[str]) -> Any:
     if any(st in LIVE_STATES for st in states) and row["stopped_at_ms"] is None:
         state = "live"
-    elif states and all(st in ("rejected", "lost", "failed") for st in states):
+    elif states and all(st in ("rejected", "refused", "lost", "failed") for st in states):
         state = "failed"
     else:
         state = "stopped" if row["stopped_at_ms"] is not None or states else "pending"
