@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
+import traceback
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -21,12 +23,24 @@ console = Console()
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from .config import Settings
+    from .config import load_settings
+
+    with startup_errors():
+        return load_settings()
+
+
+@contextlib.contextmanager
+def startup_errors(settings: object = None) -> Iterator[None]:
+    """A gateway that cannot start as configured says why in one line on stderr and exits
+    2; the traceback too at RTMS_LOG_LEVEL=DEBUG."""
+    from .protocol.errors import StartupError
 
     try:
-        return Settings()
-    except Exception as exc:  # pydantic's message names the bad variable
-        console.print(f"[red]invalid settings:[/red] {exc}")
+        yield
+    except StartupError as exc:
+        if getattr(settings, "log_level", None) == "DEBUG":
+            traceback.print_exc()
+        print(str(exc), file=sys.stderr, flush=True)
         raise typer.Exit(2) from None
 
 
@@ -50,7 +64,8 @@ def serve(
 
     settings = _settings()
     _logging(settings.log_level)
-    asyncio.run(run_server(settings, host or settings.host, port if port is not None else settings.port))
+    with startup_errors(settings):
+        asyncio.run(run_server(settings, host or settings.host, port if port is not None else settings.port))
 
 
 @app.command()
@@ -64,25 +79,27 @@ def demo(
 
     settings = _settings()
     _logging("WARNING")
-    code = asyncio.run(run_demo(settings, console, duration=duration, port=port, keep_serving=keep_serving))
+    with startup_errors(settings):
+        code = asyncio.run(run_demo(settings, console, duration=duration, port=port, keep_serving=keep_serving))
     raise typer.Exit(code)
 
 
 @app.command()
 def meetings(limit: int = typer.Option(50, help="How many, newest first.")) -> None:
     """List stored meetings, newest first."""
-    from .sinks.store import Store
+    from .gateway.service import open_store
 
     settings = _settings()
 
     async def fetch():  # type: ignore[no-untyped-def]
-        store = await Store.open(settings.resolved_database_url)
+        store = await open_store(settings)
         try:
             return await store.list_meetings(limit=limit, offset=0)
         finally:
             await store.close()
 
-    rows = asyncio.run(fetch())
+    with startup_errors(settings):
+        rows = asyncio.run(fetch())
     table = Table()
     table.add_column("meeting_uuid", no_wrap=True, overflow="fold")
     for name in ("product", "state", "started", "stopped", "segments", "chat", "events"):
@@ -109,8 +126,8 @@ def export(
 ) -> None:
     """Export a stored meeting's transcript, audio (wav) or video (mp4)."""
     from .sinks.exports import TRANSCRIPT_FORMATS, render_transcript
+    from .gateway.service import open_store
     from .sinks.media_export import EXPORT_FORMATS, pick_files
-    from .sinks.store import Store
 
     if format not in TRANSCRIPT_FORMATS and format not in EXPORT_FORMATS:
         known = ", ".join([*TRANSCRIPT_FORMATS, *EXPORT_FORMATS])
@@ -122,7 +139,7 @@ def export(
     settings = _settings()
 
     async def fetch():  # type: ignore[no-untyped-def]
-        store = await Store.open(settings.resolved_database_url)
+        store = await open_store(settings)
         try:
             meeting = await store.get_meeting(meeting_uuid)
             if format in EXPORT_FORMATS:
@@ -131,7 +148,8 @@ def export(
         finally:
             await store.close()
 
-    meeting, rows = asyncio.run(fetch())
+    with startup_errors(settings):
+        meeting, rows = asyncio.run(fetch())
     if meeting is None:
         console.print(f"[red]no meeting {meeting_uuid!r} in the store[/red]")
         raise typer.Exit(1)

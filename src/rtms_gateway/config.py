@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .protocol.constants import (
@@ -18,9 +18,13 @@ from .protocol.constants import (
     SampleRate,
 )
 from .client.backoff import Backoff
+from .protocol.errors import StartupError
 from .protocol.messages import AudioParams, MediaParams, VideoParams
 
 DEFAULT_MEDIA = "transcript,chat"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The database URLs the store can open (it picks the async driver itself).
+DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg")
 
 
 AUDIO_CODECS = {"l16": Codec.L16, "g711": Codec.G711, "g722": Codec.G722, "opus": Codec.OPUS}
@@ -72,7 +76,7 @@ class Settings(BaseSettings):
     zoom_client_secret: SecretStr = Field(default=SecretStr(""), validation_alias="ZOOM_CLIENT_SECRET")
     zoom_secret_token: SecretStr = Field(default=SecretStr(""), validation_alias="ZOOM_SECRET_TOKEN")
     host: str = Field(default="127.0.0.1", validation_alias="HOST")
-    port: int = Field(default=3000, validation_alias="PORT")
+    port: int = Field(default=3000, ge=0, le=65535, validation_alias="PORT")
     webhook_path: str = Field(default="/webhook", validation_alias="WEBHOOK_PATH")
     data_dir: Path = Field(default=Path("./rtms-data"), validation_alias="RTMS_DATA_DIR")
     database_url: str = Field(default="", validation_alias="RTMS_DATABASE_URL")
@@ -153,6 +157,34 @@ class Settings(BaseSettings):
                 raise ValueError(message)
         return self
 
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r} (known: {', '.join(LOG_LEVELS)})")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        # The messages never repeat the URL: it may hold a password.
+        if not value:
+            return value
+        scheme = value.split("://", 1)[0].strip().lower() if "://" in value else ""
+        if scheme not in DATABASE_SCHEMES:
+            what = f"unknown database scheme {scheme!r}" if scheme else "not a database URL"
+            raise ValueError(f"{what} (use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB)")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError("not a valid database URL (sqlite:///PATH or "
+                             "postgresql://USER:PASSWORD@HOST:PORT/DB)") from None
+        return value
+
     @field_validator("webhook_path")
     @classmethod
     def _path_starts_with_slash(cls, value: str) -> str:
@@ -198,3 +230,18 @@ class Settings(BaseSettings):
                 fps=self.share_fps,
             ),
         )
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and `.env`; an invalid one is a StartupError that
+    names each setting at fault (never its value: it may be a secret)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            where = ".".join(str(part) for part in error["loc"])
+            problems.append(f"{where}: {message}" if where else message)
+        raise StartupError(f"invalid setting: {'; '.join(problems)} "
+                           "(fix it in the environment or .env)") from exc

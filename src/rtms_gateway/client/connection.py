@@ -49,7 +49,9 @@ class TlsTrust:
         self._stamp: int | None = None
         self._context: ssl.SSLContext | None = None
 
-    def context(self) -> ssl.SSLContext:
+    def context(self, *, strict: bool = False) -> ssl.SSLContext:
+        """The current context; a file that does not load is logged and left out (the
+        system store still applies), or raised when `strict` (checked at start)."""
         stamp = None
         if self.ca_file is not None:
             try:
@@ -60,7 +62,14 @@ class TlsTrust:
             present = self.ca_file if stamp is not None else None
             if self.ca_file is not None and present is None:
                 log.warning("RTMS_CA_FILE %s is missing; trusting the system store only", self.ca_file)
-            self._context, self._stamp = client_ssl_context(present), stamp
+            try:
+                context = client_ssl_context(present)
+            except (ssl.SSLError, OSError) as exc:
+                if strict:
+                    raise
+                log.error("RTMS_CA_FILE %s does not load (%s); trusting the system store only", present, exc)
+                context = client_ssl_context(None)
+            self._context, self._stamp = context, stamp
         return self._context
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import socket
+import ssl
 from typing import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,7 @@ import uvicorn
 
 from ..client.connection import TlsTrust
 from ..config import Settings
+from ..protocol.errors import StartupError, StoreUnavailable
 from ..sinks.store import Store
 from .manager import Credentials, StreamManager
 from .pipeline import Pipeline
@@ -36,17 +39,29 @@ class Gateway:
         from .recovery import recover
 
         if not settings.zoom_client_id or not settings.zoom_client_secret.get_secret_value():
-            raise SystemExit("ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET must be set (env or .env)")
+            raise StartupError("ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET must be set (environment or .env): "
+                               "the app's credentials sign every handshake")
         if not settings.zoom_secret_token.get_secret_value():
-            raise SystemExit("ZOOM_SECRET_TOKEN must be set: every webhook is verified with it")
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await Store.open(settings.resolved_database_url)
+            raise StartupError("ZOOM_SECRET_TOKEN must be set (environment or .env): every webhook is "
+                               "verified with it")
+        tls = TlsTrust(settings.ca_file)
+        try:
+            tls.context(strict=True)
+        except (ssl.SSLError, OSError) as exc:
+            raise StartupError(f"RTMS_CA_FILE: {settings.ca_file} holds no usable CA certificate "
+                               f"({exc}); give a PEM file, or unset it") from exc
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"RTMS_DATA_DIR: cannot create {settings.data_dir} ({exc.strerror}); "
+                               "choose a writable directory") from exc
+        store = await open_store(settings)
         pipeline = Pipeline(store, data_dir=settings.data_dir)
         manager = StreamManager(
             credentials=Credentials(settings.zoom_client_id, settings.zoom_client_secret.get_secret_value()),
             media=settings.media_types,
             pipeline=pipeline,
-            tls=TlsTrust(settings.ca_file),
+            tls=tls,
             media_params=settings.media_params,
             buffer_data=None if settings.buffer_data else False,
             reconnect_backoff=lambda: settings.backoff(settings.signaling_window_s),
@@ -69,6 +84,13 @@ class Gateway:
         await self.store.close()
 
 
+async def open_store(settings: Settings) -> Store:
+    try:
+        return await Store.open(settings.resolved_database_url)
+    except StoreUnavailable as exc:
+        raise StartupError(f"RTMS_DATABASE_URL: {exc}; start the database or correct the setting") from exc
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind before serving, so callers know the port (port 0 picks a free one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -76,8 +98,18 @@ def bind_socket(host: str, port: int) -> socket.socket:
     # the listening socket names it, and without it every keep-alive response waits 40 ms
     # (Nagle against delayed ACKs).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        why = exc.strerror or str(exc)
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise StartupError(f"PORT: cannot listen on {where} ({why}); stop what holds it or choose "
+                               "another port (--port or PORT)") from exc
+        raise StartupError(f"HOST: cannot listen on {where} ({why}); give an address of this machine "
+                           "(--host or HOST)") from exc
     sock.set_inheritable(True)
     return sock
 
@@ -112,8 +144,8 @@ class _Server(uvicorn.Server):
 
 async def run_server(settings: Settings, host: str, port: int) -> None:
     """`rtms-gateway serve`: until SIGINT/SIGTERM, then a graceful close."""
+    sock = bind_socket(host, port)  # a port in use stops us before the store is touched
     gateway = await Gateway.open(settings)
-    sock = bind_socket(host, port)
     config = uvicorn.Config(gateway.app, log_level=settings.log_level.lower(), lifespan="off",
                             timeout_graceful_shutdown=5)
     server = _Server(config)

@@ -52,3 +52,13 @@ class ConnectionLost(RTMSError):
 
 class InsecureUrl(RTMSError):
     """A server URL that is not `wss://`: refused unless plain WebSockets are allowed."""
+
+
+class StartupError(RTMSError):
+    """What keeps the gateway from starting as configured, in one line for whoever runs
+    it: the setting at fault and what to do about it."""
+
+
+class StoreUnavailable(RTMSError):
+    """The database cannot be opened (unreachable, refused, unknown); the message shows
+    its URL without the password."""

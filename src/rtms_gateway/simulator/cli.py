@@ -56,12 +56,13 @@ def simulate(
                                       help="This many faults per meeting, drawn from --seed."),
 ) -> None:
     """Zoom's side of RTMS alone: signed webhooks, signaling and media servers, scripted meetings."""
-    from ..config import Settings, parse_media
+    from ..config import load_settings, parse_media
+    from ..protocol.errors import StartupError
 
     try:
-        settings = Settings()
-    except Exception as exc:  # pydantic names the bad variable, never a secret's value
-        typer.echo(f"invalid settings: {exc}", err=True)
+        settings = load_settings()
+    except StartupError as exc:  # names the bad variable, never a secret's value
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     creds = {
         "ZOOM_CLIENT_ID": settings.zoom_client_id,

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..protocol.constants import EventType
+from ..protocol.errors import StoreUnavailable
 from . import schema as s
 from .records import ChatMessage, MediaFile, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
 
@@ -29,6 +30,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # How long a write waits on a lock before failing: the pipeline then journals the batch
 # instead of holding every stream's records behind one stuck transaction.
 LOCK_WAIT_S = 2.0
+CONNECT_TIMEOUT_S = 10.0
 LIVE_STATES = frozenset({"connecting", "ready", "running", "detached"})
 
 
@@ -52,6 +54,21 @@ def async_url(url: str) -> str:
     driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
               "postgres": "postgresql+asyncpg"}.get(parsed.drivername, parsed.drivername)
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def _open_failure(url: str, exc: Exception) -> str:
+    """"cannot open the database URL (why)", the URL and the reason without the password."""
+    try:
+        parsed = make_url(url)
+        shown, password = parsed.render_as_string(hide_password=True), parsed.password
+    except Exception:
+        shown, password = "(an unreadable URL)", None
+    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if why.startswith("(") and ") " in why:  # SQLAlchemy's "(driver.Error) message"
+        why = why.split(") ", 1)[1]
+    if password:
+        why = why.replace(str(password), "***")
+    return f"cannot open the database {shown} ({why[:200]})"
 
 
 def _key(*parts: object) -> str:
@@ -106,7 +123,15 @@ class Store:
 
     @classmethod
     async def open(cls, url: str, *, pg_schema: str | None = None) -> Store:
-        """Connect and migrate. `pg_schema` puts a PostgreSQL store in its own schema."""
+        """Connect and migrate. `pg_schema` puts a PostgreSQL store in its own schema.
+        Whatever keeps the store from opening is a StoreUnavailable (its password hidden)."""
+        try:
+            return await cls._open(url, pg_schema)
+        except Exception as exc:
+            raise StoreUnavailable(_open_failure(url, exc)) from exc
+
+    @classmethod
+    async def _open(cls, url: str, pg_schema: str | None) -> Store:
         target = async_url(url)
         parsed = make_url(target)
         options: dict[str, Any] = {}
@@ -114,7 +139,7 @@ class Store:
             settings = {"lock_timeout": str(int(LOCK_WAIT_S * 1000))}
             if pg_schema:
                 settings["search_path"] = pg_schema
-            options["connect_args"] = {"server_settings": settings}
+            options["connect_args"] = {"server_settings": settings, "timeout": CONNECT_TIMEOUT_S}
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             options["connect_args"] = {"timeout": LOCK_WAIT_S}
