@@ -64,3 +64,16 @@ def test_at_debug_the_traceback_comes_too(tmp_path):
     assert "Traceback" in result.stderr and "ConnectionRefusedError" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("RTMS_DATABASE_URL: ")
     assert PASSWORD not in result.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_before_touching_the_store(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**CREDENTIALS, "RTMS_DATA_DIR": str(tmp_path / "data")}
+        line = one_line(run_cli("serve", "--port", str(port), cwd=tmp_path, env=env))
+    assert line.startswith("PORT: ") and str(port) in line
+    assert not (tmp_path / "data" / "rtms.sqlite3").exists()

@@ -18,6 +18,7 @@ from ..config import Settings
 from ..protocol.constants import EventType
 from ..simulator import Simulator, SimulatorConfig
 from ..sinks.records import ChatMessage, TimelineEvent, TranscriptSegment
+from .lock import DataDirLock
 from .service import Gateway, bind_socket, serve_http, stop_http
 
 _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
@@ -61,14 +62,18 @@ class TranscriptPrinter:
 async def run_demo(settings: Settings, console: Console, *, duration: float, port: int,
                    keep_serving: bool) -> int:
     client_id, client_secret, secret_token = (secrets.token_urlsafe(16) for _ in range(3))
-    sock = bind_socket(settings.host, port)
+    lock = DataDirLock.acquire(settings.data_dir)  # before any file in it is touched
+    try:
+        sock = bind_socket(settings.host, port)
+    except BaseException:
+        lock.release()
+        raise
     base = f"http://{settings.host}:{sock.getsockname()[1]}"
     sim = Simulator(SimulatorConfig(
         client_id=client_id, client_secret=client_secret, secret_token=secret_token,
         webhook_url=base + settings.webhook_path,
     ))
     await sim.start()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     ca_file = sim.write_ca(settings.data_dir / "simulator-ca.pem")
     settings = settings.model_copy(update={
         "zoom_client_id": client_id,
@@ -76,7 +81,12 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
         "zoom_secret_token": SecretStr(secret_token),
         "ca_file": ca_file,
     })
-    gateway = await Gateway.open(settings)
+    try:
+        gateway = await Gateway.open(settings, lock)
+    except BaseException:
+        sock.close()
+        await sim.stop()
+        raise
     server = await serve_http(gateway, sock)
     printer = TranscriptPrinter(console)
     feed = gateway.pipeline.live.subscribe()

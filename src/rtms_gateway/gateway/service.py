@@ -19,6 +19,7 @@ from ..client.connection import TlsTrust
 from ..config import Settings
 from ..protocol.errors import StartupError, StoreUnavailable
 from ..sinks.store import Store
+from .lock import DataDirLock
 from .manager import Credentials, StreamManager
 from .pipeline import Pipeline
 
@@ -32,9 +33,21 @@ class Gateway:
     pipeline: Pipeline
     manager: StreamManager
     app: Any
+    lock: DataDirLock
 
     @classmethod
-    async def open(cls, settings: Settings) -> Gateway:
+    async def open(cls, settings: Settings, lock: DataDirLock | None = None) -> Gateway:
+        """The gateway holds its data directory's lock from here to `close()`: the one
+        handed over, or one taken now (before any file or the store is touched)."""
+        lock = lock or DataDirLock.acquire(settings.data_dir)
+        try:
+            return await cls._open(settings, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    async def _open(cls, settings: Settings, lock: DataDirLock) -> Gateway:
         from ..api.app import create_app
         from .recovery import recover
 
@@ -50,11 +63,6 @@ class Gateway:
         except (ssl.SSLError, OSError) as exc:
             raise StartupError(f"RTMS_CA_FILE: {settings.ca_file} holds no usable CA certificate "
                                f"({exc}); give a PEM file, or unset it") from exc
-        try:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StartupError(f"RTMS_DATA_DIR: cannot create {settings.data_dir} ({exc.strerror}); "
-                               "choose a writable directory") from exc
         store = await open_store(settings)
         pipeline = Pipeline(store, data_dir=settings.data_dir)
         manager = StreamManager(
@@ -74,14 +82,17 @@ class Gateway:
         await recover(settings.data_dir, pipeline, manager, window_s=settings.signaling_window_s)
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, live_media=live_media)
-        return cls(settings, store, pipeline, manager, app)
+        return cls(settings, store, pipeline, manager, app, lock)
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Let go of live streams, commit what is pending, close the store."""
-        await self.manager.shutdown(timeout)
-        await self.pipeline.close()
-        self.pipeline.live.close()
-        await self.store.close()
+        """Let go of live streams, commit what is pending, close the store, then the lock."""
+        try:
+            await self.manager.shutdown(timeout)
+            await self.pipeline.close()
+            self.pipeline.live.close()
+            await self.store.close()
+        finally:
+            self.lock.release()
 
 
 async def open_store(settings: Settings) -> Store:
@@ -143,9 +154,19 @@ class _Server(uvicorn.Server):
 
 
 async def run_server(settings: Settings, host: str, port: int) -> None:
-    """`rtms-gateway serve`: until SIGINT/SIGTERM, then a graceful close."""
-    sock = bind_socket(host, port)  # a port in use stops us before the store is touched
-    gateway = await Gateway.open(settings)
+    """`rtms-gateway serve`: until SIGINT/SIGTERM, then a graceful close. The data
+    directory is locked and the port bound before the store or any file is touched."""
+    lock = DataDirLock.acquire(settings.data_dir)
+    try:
+        sock = bind_socket(host, port)
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        gateway = await Gateway.open(settings, lock)
+    except BaseException:
+        sock.close()
+        raise
     config = uvicorn.Config(gateway.app, log_level=settings.log_level.lower(), lifespan="off",
                             timeout_graceful_shutdown=5)
     server = _Server(config)
