@@ -59,7 +59,8 @@ async def test_cli_against_the_quickstart(tmp_path):
         await asyncio.sleep(0.1)
     assert code == 0, (out, err)
     assert "1/1 clients completed their handshakes" in out
-    script = build_meeting(0, 0, duration_s=3)  # the run's seed 0, meeting 0
+    seed = int(re.search(r", seed (\d+)", out).group(1))  # printed, so the run can be replayed
+    script = build_meeting(seed, 0, duration_s=3)  # the run's seed, meeting 0
     received = qs.transcripts[script.owner_id]
     assert [t["data"] for t in received] == [u.text for u in script.utterances]
     line = next(x for x in out.splitlines() if x.startswith(script.rtms_stream_id))
@@ -96,6 +97,26 @@ async def test_cli_exit_1_when_no_client_connects(tmp_path):
     finally:
         await client.close()
     assert code == 1 and "client never connected" in out and "0/1 clients" in out
+
+
+async def test_each_run_has_its_own_meeting_ids_unless_a_seed_is_given(tmp_path):
+    """A second run must not merge into the first run's meetings; `--seed` replays one."""
+    client = MinimalClient(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=SECRET_TOKEN)
+    client.receiver.on_event = None  # receives webhooks, never connects
+    url = await client.start()
+    args = ["--webhook-url", url, "--meetings", "2", "--duration", "1", "--connect-timeout", "0.3"]
+    try:
+        runs = [await _cli(args, tmp_path, _env(**CREDS)) for _ in range(2)]
+        first_seed = re.search(r", seed (\d+)", runs[0][1]).group(1)
+        replay = await _cli([*args, "--seed", first_seed], tmp_path, _env(**CREDS))
+    finally:
+        await client.close()
+    started = [d for d in client.receiver.received if d.event == "meeting.rtms_started"]
+    uuids = [d.payload["meeting_uuid"] for d in started]
+    assert len(uuids) == 6
+    assert len(set(uuids[:4])) == 4, "two runs without --seed share no meeting"
+    assert uuids[4:] == uuids[:2], "--seed N replays the run that printed seed N"
+    assert f", seed {first_seed}" in replay[1]
 
 
 async def test_cli_without_credentials_exits_2(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from pathlib import Path
 from typing import Optional
 
@@ -48,7 +49,9 @@ def simulate(
     connect_timeout: float = typer.Option(30.0, min=0.1, help="Seconds a client has to connect and get ready."),
     stagger: float = typer.Option(0.0, min=0.0, help="Seconds between meeting starts."),
     validate_endpoint: bool = typer.Option(False, "--validate-endpoint", help="Send endpoint.url_validation first."),
-    seed: int = typer.Option(0, help="Seed of the scripted meetings (and of --random-faults)."),
+    seed: Optional[int] = typer.Option(
+        None, help="Seed of the scripted meetings (and of --random-faults); default: a new one each run, "
+                   "printed, so every run has its own meeting ids and any run can be replayed."),
     fault: list[str] = typer.Option(
         [], "--fault", help="Zoom failure to play in every meeting: KIND, KIND@SECONDS or KIND@SECONDS=ARGUMENT; "
                             f"repeatable. Kinds: {', '.join(k.value for k in FaultKind)}."),
@@ -90,6 +93,8 @@ def simulate(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fault") from None
 
+    if seed is None:
+        seed = secrets.randbelow(2**31)
     config = SimulationConfig(
         client_id=creds["ZOOM_CLIENT_ID"], client_secret=creds["ZOOM_CLIENT_SECRET"],
         secret_token=creds["ZOOM_SECRET_TOKEN"], webhook_url=webhook_url, host=host, port=port,
@@ -101,7 +106,7 @@ def simulate(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     def ready(sim: Simulator) -> None:
-        typer.echo(f"RTMS servers at {sim.base_url}" + (f" (CA written to {ca_out})" if ca_out else ""))
+        typer.echo(f"RTMS servers at {sim.base_url}, seed {seed}" + (f", CA written to {ca_out}" if ca_out else ""))
 
     def done(record: MeetingRecord) -> None:
         typer.echo(record.summary_line() + (f" faults: {' '.join(record.faults)}" if record.faults else ""))
