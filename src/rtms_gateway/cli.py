@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sys
 import traceback
 from pathlib import Path
@@ -13,6 +12,8 @@ from typing import Iterator, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from .logs import configure_logging
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -44,16 +45,6 @@ def startup_errors(settings: object = None) -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if level.upper() != "DEBUG":  # picows logs every connection at INFO
-        logging.getLogger("picows").setLevel(logging.WARNING)
-
-
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Interface to listen on (default: HOST or 127.0.0.1)."),
@@ -63,7 +54,7 @@ def serve(
     from .gateway.service import run_server
 
     settings = _settings()
-    _logging(settings.log_level)
+    configure_logging(settings.log_level)
     with startup_errors(settings):
         asyncio.run(run_server(settings, host or settings.host, port if port is not None else settings.port))
 
@@ -78,7 +69,7 @@ def demo(
     from .gateway.demo import run_demo
 
     settings = _settings()
-    _logging("WARNING")
+    configure_logging("WARNING")  # the terminal shows the meeting; warnings only
     with startup_errors(settings):
         code = asyncio.run(run_demo(settings, console, duration=duration, port=port, keep_serving=keep_serving))
     raise typer.Exit(code)

@@ -125,6 +125,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             log.info("webhook %s for stream %s is a repeat; ignored",
                      type(event).__name__, event.rtms_stream_id)
             return JSONResponse({"status": "duplicate"})
+        log.debug("webhook %s for stream %s accepted", type(event).__name__, event.rtms_stream_id)
         try:
             await manager.handle(event)
         except BaseException:

@@ -380,8 +380,7 @@ class Pipeline:
                     return False
                 # The store is there and refuses this update: retrying cannot help.
                 self.counters["updates_failed"] += 1
-                log.error("store refused an update (%s: %s); skipped", type(exc).__name__,
-                          str(exc).splitlines()[0][:200])
+                log.error("store refused an update (%s); skipped", _error_kind(exc))
             del self._ops[0]
         return True
 
@@ -409,7 +408,7 @@ class Pipeline:
         """A record the store refuses: counted, logged, and kept in a file for a person."""
         self.counters["records_rejected"] += 1
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        log.error("store refused a %s record (%s); kept in rejected/records.jsonl", kind, reason)
+        log.error("store refused a %s record (%s); kept in rejected/records.jsonl", kind, _error_kind(exc))
         if self.data_dir is None:
             return
         path = self.data_dir / "rejected" / "records.jsonl"
@@ -514,3 +513,11 @@ def _params(stream: Any, kind: MediaType) -> AudioParams | VideoParams:
     if kind == MediaType.VIDEO:
         return (accepted.video if accepted is not None else None) or VideoParams()
     return (accepted.deskshare if accepted is not None else None) or VideoParams()
+
+
+def _error_kind(exc: BaseException) -> str:
+    """What kind of error the store raised, without its message: a driver's message about
+    refused data can quote the data (meeting content, account ids), which is never logged.
+    The message goes to rejected/records.jsonl with the record."""
+    orig = getattr(exc, "orig", None)
+    return f"{type(exc).__name__} ({type(orig).__name__})" if orig is not None else type(exc).__name__

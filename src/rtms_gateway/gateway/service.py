@@ -125,11 +125,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve_http(gateway: Gateway, sock: socket.socket, *, log_level: str = "warning") -> uvicorn.Server:
+def http_config(gateway: Gateway) -> uvicorn.Config:
+    """uvicorn as the gateway runs it. Its loggers are left to the gateway's logging setup
+    (no handlers of its own, no access log: request lines would carry meeting UUIDs)."""
+    return uvicorn.Config(gateway.app, lifespan="off", log_config=None, log_level=None, access_log=False,
+                          timeout_graceful_shutdown=5)
+
+
+async def serve_http(gateway: Gateway, sock: socket.socket) -> uvicorn.Server:
     """Start uvicorn on a bound socket; returns once it accepts connections."""
-    config = uvicorn.Config(gateway.app, log_level=log_level, lifespan="off", access_log=False,
-                            timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(http_config(gateway))
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
@@ -167,9 +172,7 @@ async def run_server(settings: Settings, host: str, port: int) -> None:
     except BaseException:
         sock.close()
         raise
-    config = uvicorn.Config(gateway.app, log_level=settings.log_level.lower(), lifespan="off",
-                            timeout_graceful_shutdown=5)
-    server = _Server(config)
+    server = _Server(http_config(gateway))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))

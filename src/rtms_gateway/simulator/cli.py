@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ..logs import configure_logging
 from ..protocol.constants import Product
 from .faults import FaultKind, parse_fault
 from .records import MeetingRecord
@@ -103,7 +103,7 @@ def simulate(
         duration=duration, media=offered, products=_parse_products(products), stagger=stagger,
         validate_endpoint=validate_endpoint, seed=seed, faults=faults, random_faults=random_faults,
     )
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging("WARNING")
 
     def ready(sim: Simulator) -> None:
         typer.echo(f"RTMS servers at {sim.base_url}, seed {seed}" + (f", CA written to {ca_out}" if ca_out else ""))
