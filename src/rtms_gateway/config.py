@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     media: str = Field(default=DEFAULT_MEDIA, validation_alias="RTMS_MEDIA")
     buffer_data: bool = Field(default=True, validation_alias="RTMS_BUFFER_DATA")
     log_level: str = Field(default="INFO", validation_alias="RTMS_LOG_LEVEL")
+    # HTTP: each request must arrive whole within the timeout (slow headers or bodies are
+    # cut); connections past the bound are answered 503.
+    http_request_timeout_s: float = Field(default=20.0, gt=0, validation_alias="RTMS_HTTP_REQUEST_TIMEOUT_S")
+    http_max_connections: int = Field(default=500, ge=1, validation_alias="RTMS_HTTP_MAX_CONNECTIONS")
     # Reconnecting (Zoom's failover guide): first wait, doubling up to the cap, jittered;
     # media alone within its window, signaling and media within theirs.
     reconnect_initial_s: float = Field(default=3.0, gt=0, validation_alias="RTMS_RECONNECT_INITIAL_S")

@@ -9,6 +9,7 @@ from typing import Any, Callable, Literal, Protocol
 import msgspec
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from ..config import Settings
 from ..protocol.constants import HEADER_TRACKING_ID, EventType
@@ -56,16 +57,23 @@ class _TooLarge(Exception):
     pass
 
 
+class _Gone(Exception):
+    """The client went away (or was cut for sending too slowly) before its body was in."""
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing (without reading on) anything past `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise _TooLarge
     chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise _TooLarge
+    try:
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > limit:
+                raise _TooLarge
+    except ClientDisconnect:
+        raise _Gone from None
     return bytes(chunks)
 
 
@@ -107,6 +115,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             body = await _read_body(request, MAX_WEBHOOK_BYTES)
         except _TooLarge:
             return refuse(413, "body over 1 MiB", request)
+        except _Gone:  # nobody to answer; nothing to log per connection (an attack makes thousands)
+            return Response(status_code=408)
         try:
             verify_request(request.headers, body, secret_token, clock())
         except WebhookRejected as exc:

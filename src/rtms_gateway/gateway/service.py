@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from ..api.http_limits import LimitedH11Protocol
 from ..client.connection import TlsTrust
 from ..config import Settings
 from ..protocol.errors import StartupError, StoreUnavailable
@@ -126,10 +127,14 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def http_config(gateway: Gateway) -> uvicorn.Config:
-    """uvicorn as the gateway runs it. Its loggers are left to the gateway's logging setup
-    (no handlers of its own, no access log: request lines would carry meeting UUIDs)."""
-    return uvicorn.Config(gateway.app, lifespan="off", log_config=None, log_level=None, access_log=False,
-                          timeout_graceful_shutdown=5)
+    """uvicorn as the gateway runs it: HTTP/1.1 with the request deadline and connection
+    bound of the settings; its loggers left to the gateway's logging setup (no handlers of
+    its own, no access log: request lines would carry meeting UUIDs)."""
+    settings = gateway.settings
+    protocol = LimitedH11Protocol.with_limits(request_timeout=settings.http_request_timeout_s,
+                                              max_connections=settings.http_max_connections)
+    return uvicorn.Config(gateway.app, http=protocol, lifespan="off", log_config=None, log_level=None,
+                          access_log=False, timeout_graceful_shutdown=5)
 
 
 async def serve_http(gateway: Gateway, sock: socket.socket) -> uvicorn.Server:
