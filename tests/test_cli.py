@@ -1,9 +1,12 @@
 """The README's run command and the CLI around the store, as a user runs them."""
 
 import os
+import re
+import shlex
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -101,42 +104,80 @@ async def test_serve_exits_cleanly_on_sigterm_mid_meeting(tmp_path):
     assert segments == handle.record.sent.transcripts > 0
 
 
+def readme_dev_flow() -> tuple[dict[str, str], list[tuple[dict[str, str], list[str]]]]:
+    """The README's two-terminal example as written: the exported settings, then each
+    command with the settings given on its own line."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```sh\n((?:(?!```).)*?# terminal 2.*?)```", readme, re.S).group(1)
+    shared: dict[str, str] = {}
+    commands = []
+    for line in block.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if words[0] == "export":
+            shared.update(w.split("=", 1) for w in words[1:])
+            continue
+        own = {}
+        while "=" in words[0]:
+            key, value = words.pop(0).split("=", 1)
+            own[key] = value
+        assert words[0] == ".venv/bin/rtms-gateway", words
+        commands.append((own, words[1:]))
+    return shared, commands
+
+
 async def test_simulate_against_serve_the_readme_way(tmp_path):
-    """Two terminals: `serve` trusting ca.pem, then `simulate --ca-out ca.pem`."""
+    """The README's two terminals, as written (shorter meetings, our port), twice: every
+    meeting stores what the simulator sent, media included, and no run merges into another."""
     import asyncio
     import signal
     import socket
 
+    shared, ((serve_env, serve_args), (_, simulate_args)) = readme_dev_flow()
+    assert serve_args == ["serve"] and simulate_args[0] == "simulate"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "RTMS_"))}
-    env.update(ZOOM_CLIENT_ID="readme-id", ZOOM_CLIENT_SECRET="readme-secret", ZOOM_SECRET_TOKEN="readme-token",
-               RTMS_CA_FILE=str(tmp_path / "ca.pem"))
-    gateway = await asyncio.create_subprocess_exec(sys.executable, "-m", "rtms_gateway", "serve", "--port",
-                                                   str(port), cwd=tmp_path, env=env,
+    env.update(shared)
+    simulate_args = [a.replace(":3000/", f":{port}/") for a in simulate_args]
+    simulate_args[simulate_args.index("--meetings") + 1] = "2"
+    simulate_args[simulate_args.index("--duration") + 1] = "3"
+    gateway = await asyncio.create_subprocess_exec(sys.executable, "-m", "rtms_gateway", *serve_args, "--port",
+                                                   str(port), cwd=tmp_path, env={**env, **serve_env},
                                                    stderr=asyncio.subprocess.DEVNULL)
+    lines = []
     try:
-        await asyncio.sleep(0.5)
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 await asyncio.sleep(0.1)
-        sim = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "rtms_gateway", "simulate", "--webhook-url",
-            f"http://127.0.0.1:{port}/webhook", "--meetings", "2", "--duration", "3", "--ca-out",
-            str(tmp_path / "ca.pem"), "--validate-endpoint", cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(sim.communicate(), 60)
-        assert sim.returncode == 0, (out + err).decode()[-3000:]
-        await asyncio.sleep(0.5)
+        for _ in range(2):
+            sim = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "rtms_gateway", *simulate_args, "--validate-endpoint", cwd=tmp_path,
+                env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(sim.communicate(), 90)
+            assert sim.returncode == 0, (out + err).decode()[-3000:]
+            lines += [line for line in out.decode().splitlines() if " completed: sent " in line]
     finally:
         gateway.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(gateway.wait(), 20)
+        await asyncio.wait_for(gateway.wait(), 30)
+    assert len(lines) == 4
     db = sqlite3.connect(tmp_path / "rtms-data" / "rtms.sqlite3")
-    meetings = db.execute("select count(*) from meetings where stop_reason = 6").fetchone()[0]
-    segments = db.execute("select count(*) from transcript_segments").fetchone()[0]
-    db.close()
-    assert meetings == 2 and segments > 0
+    try:
+        assert db.execute("select count(*) from meetings where stop_reason = 6").fetchone()[0] == 4
+        for line in lines:
+            stream_id = line.split()[0]
+            sent = dict(re.findall(r"(\w+)=(\d+)", line.split(" | ")[0]))
+            kinds = {k for (k,) in db.execute("select kind from media_files where rtms_stream_id = ? and complete",
+                                              (stream_id,))}
+            segments = db.execute("select count(*) from transcript_segments where rtms_stream_id = ?",
+                                  (stream_id,)).fetchone()[0]
+            assert segments == int(sent["transcripts"]) > 0
+            assert int(sent["audio"]) > 0 and int(sent["video"]) > 0
+            assert kinds == {kind for kind in ("audio", "video", "share") if int(sent[kind]) > 0}, (kinds, sent)
+    finally:
+        db.close()
