@@ -1,5 +1,6 @@
 """The README's run command and the CLI around the store, as a user runs them."""
 
+import json
 import os
 import re
 import shlex
@@ -11,15 +12,28 @@ from pathlib import Path
 import pytest
 
 
-def _cli(*args, cwd, timeout=90):
+PYTHON_M = [sys.executable, "-m", "rtms_gateway"]
+SCRIPT = Path(sys.executable).with_name("rtms-gateway")  # the console script pip installed
+
+
+def _env():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "RTMS_"))}
     env["COLUMNS"] = "200"
-    return subprocess.run([sys.executable, "-m", "rtms_gateway", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return env
 
 
-def test_demo_then_meetings_and_export(tmp_path):
-    demo = _cli("demo", "--duration", "4", cwd=tmp_path)
+def _cli(*args, cwd, timeout=90, program=PYTHON_M, columns=200):
+    return subprocess.run([*program, *args], cwd=cwd, env={**_env(), "COLUMNS": str(columns)}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+async def test_demo_then_meetings_and_export(tmp_path):
+    from urllib.parse import quote
+
+    from .gateway_harness import GatewayWithSimulator
+
+    assert SCRIPT.exists()
+    demo = _cli("demo", "--duration", "4", cwd=tmp_path, program=[str(SCRIPT)], columns=80)
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "transcript segments stored" in demo.stdout
     db = sqlite3.connect(tmp_path / "rtms-data" / "rtms.sqlite3")
@@ -28,15 +42,93 @@ def test_demo_then_meetings_and_export(tmp_path):
     db.close()
     assert texts and all(t.split(" ")[0][:20] in demo.stdout.replace("\n", " ") for t in texts)
 
-    listing = _cli("meetings", cwd=tmp_path)
-    assert listing.returncode == 0 and uuid in listing.stdout and "stopped" in listing.stdout
+    # Its closing lines point at things that exist: commands that run as printed (whole,
+    # however narrow the terminal), and no address of the server that has just stopped.
+    closing = demo.stdout[demo.stdout.index("meeting ended"):].splitlines()[1:]
+    assert closing and not any("http://" in line for line in closing)
+    commands = [line.strip() for line in closing if line.startswith("  ")]
+    assert [shlex.split(c)[0] for c in commands] == [str(SCRIPT)] * 2
+    ran = [subprocess.run(c, shell=True, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
+           for c in commands]
+    assert all(r.returncode == 0 for r in ran), [r.stderr[-2000:] for r in ran]
+    assert any(r.stdout.startswith("WEBVTT") for r in ran) and any(uuid in r.stdout for r in ran)
+
+    listing = _cli("meetings", cwd=tmp_path)  # piped: tab-separated, with a header
+    header, row = listing.stdout.splitlines()
+    assert header.split("\t")[:3] == ["meeting_uuid", "product", "state"]
+    assert row.split("\t")[:3] == [uuid, "meeting", "stopped"] and row.split("\t")[5] == str(len(texts))
 
     vtt = _cli("export", uuid, "--format", "vtt", cwd=tmp_path)
     assert vtt.returncode == 0 and vtt.stdout.startswith("WEBVTT")
     assert all(t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in vtt.stdout for t in texts)
     out = tmp_path / "t.json"
     assert _cli("export", uuid, "--format", "json", "-o", str(out), cwd=tmp_path).returncode == 0
-    assert out.read_text(encoding="utf-8").startswith("[")
+    exported = json.loads(out.read_text(encoding="utf-8"))
+    async with GatewayWithSimulator(tmp_path / "rtms-data") as run:  # the API over the same store
+        async with run.http() as http:
+            served = (await http.get(f"/api/meetings/{quote(uuid, safe='')}/transcript?format=json")).json()
+    assert exported == served and [s["text"] for s in exported["segments"]] == texts
+
+
+def test_demo_names_the_command_as_it_was_started(monkeypatch):
+    from rtms_gateway.gateway.demo import this_command
+
+    monkeypatch.setattr(sys, "argv", [".venv/bin/rtms-gateway", "demo"])
+    assert this_command() == ".venv/bin/rtms-gateway"
+    monkeypatch.setattr(sys, "argv", ["/x/site-packages/rtms_gateway/__main__.py", "demo"])
+    assert this_command() == f"{shlex.quote(sys.executable)} -m rtms_gateway"
+
+
+def test_meetings_fit_80_columns_in_a_terminal(tmp_path):
+    """Through a real pseudo-terminal 80 columns wide: every line fits, every UUID whole."""
+    import asyncio
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    from rich.cells import cell_len
+
+    from rtms_gateway.sinks.records import MeetingRecord, StreamRecord
+    from rtms_gateway.sinks.store import Store
+
+    uuids = ["Zk/9+abcDEF0123456789==", "aB3dE5gH7jK9mN1pQ3sT5v==", "[red]x\tnot\x1bmarkup=="]
+
+    async def seed():
+        store = await Store.open(f"sqlite:///{tmp_path / 'rtms-data' / 'rtms.sqlite3'}")
+        for i, uuid in enumerate(uuids):
+            await store.upsert_meeting(MeetingRecord(meeting_uuid=uuid, product="contact_center" if i else "meeting",
+                                                     started_at_ms=1_700_000_000_000 + i))
+            await store.upsert_stream(StreamRecord(rtms_stream_id=f"s{i}", meeting_uuid=uuid, server_urls="wss://x",
+                                                   state="stopped", started_at_ms=1_700_000_000_000 + i))
+            await store.mark_meeting_stopped(uuid, 1_700_000_000_000 + 754_000 * (i + 1), 6)
+        await store.close()
+
+    asyncio.run(seed())
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**_env(), "COLUMNS": "80", "TERM": "xterm-256color"}
+    proc = subprocess.Popen([*PYTHON_M, "meetings"], cwd=tmp_path, env=env, stdin=terminal, stdout=terminal,
+                            stderr=subprocess.PIPE)
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the command is done
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert proc.wait(60) == 0, proc.stderr.read()[-2000:]
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode()).replace("\r", "")
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) >= 1 + len(uuids) and all(cell_len(line) <= 80 for line in lines), lines
+    for uuid in uuids[:2]:
+        assert any(uuid in line for line in lines), uuid
+    assert any("[red]x\\tnot\\x1bmarkup==" in line for line in lines), "shown, escaped, not as markup"
+    assert any("12m34s" in line for line in lines)
 
 
 @pytest.mark.parametrize("args, code, text", [

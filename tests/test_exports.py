@@ -30,7 +30,7 @@ def _ms(h, m, s, ms):
 
 
 def test_vtt_structure_timing_and_escaping():
-    out = render_transcript(SEGMENTS, "vtt")
+    out = render_transcript(SEGMENTS, "vtt", meeting_uuid="m")
     assert out.startswith("WEBVTT\n\n")
     cues = [(_ms(*c[:4]), _ms(*c[4:])) for c in CUE.findall(out)]
     assert cues[:2] == [(0, 1500), (2000, 4250)]
@@ -42,7 +42,7 @@ def test_vtt_structure_timing_and_escaping():
 
 
 def test_srt_numbered_cues_with_commas():
-    out = render_transcript(SEGMENTS, "srt")
+    out = render_transcript(SEGMENTS, "srt", meeting_uuid="m")
     blocks = out.strip().split("\n\n")
     assert [b.split("\n")[0] for b in blocks] == ["1", "2", "3"]
     assert blocks[0].split("\n")[1] == "00:00:00,000 --> 00:00:01,500"
@@ -50,20 +50,22 @@ def test_srt_numbered_cues_with_commas():
 
 
 def test_txt_and_json():
-    txt = render_transcript(SEGMENTS, "txt").splitlines()
+    txt = render_transcript(SEGMENTS, "txt", meeting_uuid="m").splitlines()
     assert txt[0] == "[00:00:00] Ann: Hello <everyone> & welcome"
     assert txt[2].startswith("[01:01:01] ")
-    data = json.loads(render_transcript(SEGMENTS, "json"))
-    assert data[1] == {"user_id": 16778240, "user_name": "田中 花子", "text": "田中です。よろしく 👋",
+    data = json.loads(render_transcript(SEGMENTS, "json", meeting_uuid="m"))
+    assert data["meeting_uuid"] == "m" and len(data["segments"]) == len(SEGMENTS)
+    assert data["segments"][1] == {"user_id": 16778240, "user_name": "田中 花子", "text": "田中です。よろしく 👋",
                        "start_time": T0 + 2000, "end_time": T0 + 4250, "timestamp": T0 + 2000, "language": 9,
                        "rtms_stream_id": "s", "speaker_inferred": False}
 
 
 def test_empty_and_unknown_format():
-    assert render_transcript([], "vtt") == "WEBVTT\n"
-    assert render_transcript([], "txt") == "" and json.loads(render_transcript([], "json")) == []
+    assert render_transcript([], "vtt", meeting_uuid="m") == "WEBVTT\n"
+    assert render_transcript([], "txt", meeting_uuid="m") == ""
+    assert json.loads(render_transcript([], "json", meeting_uuid="m")) == {"meeting_uuid": "m", "segments": []}
     with pytest.raises(ValueError):
-        render_transcript(SEGMENTS, "docx")
+        render_transcript(SEGMENTS, "docx", meeting_uuid="m")
     assert set(TRANSCRIPT_FORMATS) == {"txt", "vtt", "srt", "json"}
 
 
@@ -76,4 +78,4 @@ def test_any_segments_render_with_monotonic_cues(items):
     assert all(0 <= a < b for a, b in times)
     assert all(times[i][0] <= times[i + 1][0] for i in range(len(times) - 1))
     for fmt in TRANSCRIPT_FORMATS:
-        render_transcript(segments, fmt)
+        render_transcript(segments, fmt, meeting_uuid="m")

@@ -7,13 +7,15 @@ import contextlib
 import sys
 import traceback
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from .logs import configure_logging
+from .logs import configure_logging, escape
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -90,18 +92,39 @@ def meetings(limit: int = typer.Option(50, help="How many, newest first.")) -> N
             await store.close()
 
     with startup_errors(settings):
-        rows = asyncio.run(fetch())
-    table = Table()
-    table.add_column("meeting_uuid", no_wrap=True, overflow="fold")
-    for name in ("product", "state", "started", "stopped", "segments", "chat", "events"):
-        table.add_column(name)
-    for m in rows:
-        d = m.to_dict()
-        table.add_row(str(d.get("meeting_uuid")), str(d.get("product")), str(d.get("state")),
-                      _when(d.get("started_at_ms")), _when(d.get("stopped_at_ms")),
-                      str(d.get("segment_count", "")), str(d.get("chat_count", "")),
-                      str(d.get("event_count", "")))
-    console.print(table if rows else "no meetings stored yet")
+        rows = [m.to_dict() for m in asyncio.run(fetch())]
+    if console.is_terminal:
+        console.print(_meetings_table(rows) if rows else "no meetings stored yet")
+    else:  # piped: one plain line per meeting, for cut, awk and friends
+        sys.stdout.write(_meetings_tsv(rows))
+
+
+_TSV_COLUMNS = ("meeting_uuid", "product", "state", "started", "stopped", "segments", "chat", "events")
+
+
+def _meetings_tsv(rows: list[dict[str, Any]]) -> str:
+    lines = ["\t".join(_TSV_COLUMNS)]
+    for d in rows:
+        values = (d["meeting_uuid"], d["product"], d["state"], _when(d["started_at_ms"]),
+                  _when(d["stopped_at_ms"]), d["segment_count"], d["chat_count"], d["event_count"])
+        lines.append("\t".join(escape(str(v)) for v in values))  # a tab or newline in an id stays in its field
+    return "\n".join(lines) + "\n"
+
+
+def _meetings_table(rows: list[dict[str, Any]]) -> Table:
+    """Fits 80 columns: the UUID whole (to copy), then state, start, length and counts."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("meeting_uuid", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("length", justify="right", no_wrap=True)
+    table.add_column("segments", justify="right")
+    table.add_column("chat", justify="right")
+    for d in rows:
+        started, stopped = d["started_at_ms"], d["stopped_at_ms"]
+        table.add_row(Text(escape(d["meeting_uuid"])), d["state"], _when(started, "%m-%d %H:%M"),
+                      _length(started, stopped), str(d["segment_count"]), str(d["chat_count"]))
+    return table
 
 
 @app.command()
@@ -148,7 +171,7 @@ def export(
         _export_media(pick_files(rows, format, kind=kind, participant=participant), settings.data_dir,
                       output, format)  # type: ignore[arg-type]
         return
-    text = render_transcript(rows, format)
+    text = render_transcript(rows, format, meeting_uuid=meeting_uuid)
     if output:
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {len(rows)} segments to {output}", highlight=False)
@@ -172,12 +195,21 @@ def _export_media(files: list, data_dir: Path, output: Path, fmt: str) -> None: 
         console.print(f"wrote {f.kind} of {f.user_name or f.user_id} to {target}", highlight=False)
 
 
-def _when(ms: object) -> str:
+def _when(ms: object, form: str = "%Y-%m-%d %H:%M:%S") -> str:
     if not isinstance(ms, int):
         return ""
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(ms / 1000).strftime(form)
+
+
+def _length(started: object, stopped: object) -> str:
+    if not isinstance(started, int) or not isinstance(stopped, int) or stopped < started:
+        return ""
+    s = (stopped - started) // 1000
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def _register() -> None:

@@ -15,7 +15,7 @@ from ..config import Settings
 from ..protocol.constants import HEADER_TRACKING_ID, EventType
 from ..protocol.signature import url_validation_response
 from ..metrics import METRICS_CONTENT_TYPE, render_metrics
-from ..sinks.exports import TRANSCRIPT_FORMATS, render_transcript, segment_json
+from ..sinks.exports import TRANSCRIPT_FORMATS, render_transcript, transcript_document
 from ..sinks.media_export import MEDIA_TYPES, frames_zip, media_json
 from ..sinks.participants import participants
 from ..sinks.records import MediaFile
@@ -200,9 +200,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         await meeting_or_404(meeting_uuid)
         segments = await store.transcript(meeting_uuid)
         if format == "json":
-            return JSONResponse({"meeting_uuid": meeting_uuid,
-                                 "segments": [segment_json(s) for s in segments]})
-        return PlainTextResponse(render_transcript(segments, format),
+            return JSONResponse(transcript_document(meeting_uuid, segments))
+        return PlainTextResponse(render_transcript(segments, format, meeting_uuid=meeting_uuid),
                                  media_type=TRANSCRIPT_FORMATS[format])
 
     @app.get("/api/meetings/{meeting_uuid:path}/chat", summary="A meeting's chat messages, oldest first",

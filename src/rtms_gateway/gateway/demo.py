@@ -8,11 +8,16 @@ for the run and shared by both sides, so no Zoom account or configuration is nee
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import shlex
+import sys
 from urllib.parse import quote
 
 from pydantic import SecretStr
 from rich.console import Console
+from rich.markup import escape
+from sqlalchemy.engine import make_url
 
 from ..config import Settings
 from ..protocol.constants import EventType
@@ -47,16 +52,16 @@ class TranscriptPrinter:
         if isinstance(item, TranscriptSegment):
             name = item.user_name or f"user {item.user_id}"
             out(f"[dim]{self._clock(item.start_time or item.timestamp)}[/dim] "
-                f"[bold {self._colour(item.user_id)}]{name}[/]: {item.text}", highlight=False)
+                f"[bold {self._colour(item.user_id)}]{escape(name)}[/]: {escape(item.text)}", highlight=False)
         elif isinstance(item, ChatMessage):
-            out(f"[dim]{self._clock(item.timestamp)} chat[/dim] [bold]{item.sender_name or '?'}[/bold]: "
-                f"{item.text}", highlight=False)
+            out(f"[dim]{self._clock(item.timestamp)} chat[/dim] [bold]{escape(item.sender_name or '?')}[/bold]: "
+                f"{escape(item.text)}", highlight=False)
         elif isinstance(item, TimelineEvent) and item.event_type in (EventType.PARTICIPANT_JOIN, EventType.PARTICIPANT_LEAVE):
             verb = "joined" if item.event_type == EventType.PARTICIPANT_JOIN else "left"
             if item.user_name:
                 self.names[item.user_id] = item.user_name
             name = self.names.get(item.user_id, f"user {item.user_id}")
-            out(f"[dim]{self._clock(item.timestamp)} {name} {verb}[/dim]", highlight=False)
+            out(f"[dim]{self._clock(item.timestamp)} {escape(name)} {verb}[/dim]", highlight=False)
 
 
 async def run_demo(settings: Settings, console: Console, *, duration: float, port: int,
@@ -102,14 +107,17 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
         await asyncio.sleep(0.1)
         meeting = await gateway.store.get_meeting(uuid)
         segments = await gateway.store.transcript(uuid)
+        shown = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
         console.print(f"\nmeeting ended ({record.outcome}); {len(segments)} transcript segments stored "
-                      f"in {settings.resolved_database_url}", highlight=False)
-        encoded = quote(uuid, safe="")
-        console.print(f"  rtms-gateway export '{uuid}' --format vtt", highlight=False)
-        console.print(f"  GET {base}/api/meetings/{encoded}/transcript?format=txt", highlight=False)
+                      f"in {escape(shown)}; to look at it:", highlight=False, soft_wrap=True)
+        command = this_command()
+        for line in (f"{command} meetings", f"{command} export {shlex.quote(uuid)} --format vtt"):
+            console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)  # whole, to copy
         ok = meeting is not None and len(segments) == len(handle.script.utterances)
-        if keep_serving:
-            console.print(f"serving on {base}; Ctrl-C to stop")
+        if keep_serving:  # an address only while something answers there
+            console.print(f"serving on {base}; Ctrl-C to stop", highlight=False)
+            console.print(f"  GET {base}/api/meetings/{quote(uuid, safe='')}/transcript?format=txt",
+                          highlight=False, soft_wrap=True)
             await server._task  # type: ignore[attr-defined]
         return 0 if ok else 1
     finally:
@@ -119,6 +127,16 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
             await stop_http(server)
         await gateway.close()
         await sim.stop()
+
+
+def this_command() -> str:
+    """How to run this program again from the same directory: the executable as it was
+    started (`.venv/bin/rtms-gateway`, or a bare name PATH found), or `python -m
+    rtms_gateway` when started that way."""
+    started_as = sys.argv[0]
+    if os.path.basename(started_as) == "__main__.py":
+        return f"{shlex.quote(sys.executable)} -m rtms_gateway"
+    return shlex.quote(started_as)
 
 
 async def _print_feed(feed, printer: TranscriptPrinter) -> None:  # type: ignore[no-untyped-def]

@@ -24,6 +24,11 @@ _MS_PER_CHAR = 60  # reading speed used when Zoom gave no end time
 _MIN_CUE_MS = 500
 
 
+def transcript_document(meeting_uuid: str, segments: Sequence[TranscriptSegment]) -> dict[str, Any]:
+    """The JSON transcript, as the API serves it and `export --format json` writes it."""
+    return {"meeting_uuid": meeting_uuid, "segments": [segment_json(seg) for seg in segments]}
+
+
 def segment_json(seg: TranscriptSegment) -> dict[str, Any]:
     return {"user_id": seg.user_id, "user_name": seg.user_name, "text": seg.text,
             "start_time": seg.start_time, "end_time": seg.end_time, "timestamp": seg.timestamp,
@@ -90,16 +95,18 @@ def render_srt(segments: Sequence[TranscriptSegment]) -> str:
     return "\n".join(parts)
 
 
-def render_json(segments: Sequence[TranscriptSegment]) -> str:
-    return msgspec.json.encode([segment_json(seg) for seg in segments]).decode()
+def render_json(meeting_uuid: str, segments: Sequence[TranscriptSegment]) -> str:
+    return msgspec.json.encode(transcript_document(meeting_uuid, segments)).decode()
 
 
-_RENDERERS = {"txt": render_txt, "vtt": render_vtt, "srt": render_srt, "json": render_json}
+_RENDERERS = {"txt": render_txt, "vtt": render_vtt, "srt": render_srt}
 
 
-def render_transcript(segments: Sequence[TranscriptSegment], fmt: str) -> str:
+def render_transcript(segments: Sequence[TranscriptSegment], fmt: str, *, meeting_uuid: str) -> str:
+    if fmt == "json":
+        return render_json(meeting_uuid, segments)
     try:
         renderer = _RENDERERS[fmt]
     except KeyError:
-        raise ValueError(f"unknown transcript format {fmt!r}; use one of {', '.join(_RENDERERS)}") from None
+        raise ValueError(f"unknown transcript format {fmt!r}; use one of {', '.join(TRANSCRIPT_FORMATS)}") from None
     return renderer(segments)
