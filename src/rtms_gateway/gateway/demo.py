@@ -54,8 +54,9 @@ class TranscriptPrinter:
             out(f"[dim]{self._clock(item.start_time or item.timestamp)}[/dim] "
                 f"[bold {self._colour(item.user_id)}]{escape(name)}[/]: {escape(item.text)}", highlight=False)
         elif isinstance(item, ChatMessage):
-            out(f"[dim]{self._clock(item.timestamp)} chat[/dim] [bold]{escape(item.sender_name or '?')}[/bold]: "
-                f"{escape(item.text)}", highlight=False)
+            sender = escape(item.sender_name or "?")
+            out(f"[dim]{self._clock(item.timestamp)} chat[/dim] [bold]{sender}[/bold]: {escape(item.text)}",
+                highlight=False)
         elif isinstance(item, TimelineEvent) and item.event_type in (EventType.PARTICIPANT_JOIN, EventType.PARTICIPANT_LEAVE):
             verb = "joined" if item.event_type == EventType.PARTICIPANT_JOIN else "left"
             if item.user_name:
