@@ -163,6 +163,78 @@ def _export_media(files: list, data_dir: Path, output: Path, fmt: str) -> None: 
         console.print(f"wrote {f.kind} of {f.user_name or f.user_id} to {target}", highlight=False)
 
 
+keys_app = typer.Typer(no_args_is_help=True, help="API keys: every route but the webhook and /healthz needs one.")
+app.add_typer(keys_app, name="keys")
+
+
+def _keys_do(action):  # type: ignore[no-untyped-def]
+    """Run `action(KeyStore)` against the configured store."""
+    from .sinks.store import Store
+
+    settings = _settings()
+
+    async def run():  # type: ignore[no-untyped-def]
+        store = await Store.open(settings.resolved_database_url)
+        try:
+            return await action(store.keys)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="A name to know the key by (who or what uses it)."),
+    read_only: bool = typer.Option(False, "--read-only", help="Reads only (default: admin)."),
+) -> None:
+    """Make a key. It is printed once, on stdout; only its hash is kept."""
+    import re
+
+    from .sinks.keys import KeyNameTaken, Scope
+
+    if not re.fullmatch(r"[A-Za-z0-9._@-]{1,64}", name):
+        console.print("[red]--name[/red]: 1 to 64 letters, digits or . _ @ -")
+        raise typer.Exit(2)
+    scope = Scope.READ if read_only else Scope.ADMIN
+    try:
+        key = _keys_do(lambda keys: keys.create(name, scope))
+    except KeyNameTaken as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    sys.stdout.write(key + "\n")
+    Console(stderr=True).print(f"key {name!r} ({scope.value}) made; it is not shown again", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The keys kept in the store (names, scopes, first characters; never the keys)."""
+    from .sinks.keys import SHOWN_CHARS, read_key_file
+
+    settings = _settings()
+    found = _keys_do(lambda keys: keys.list())
+    in_file = read_key_file(settings.data_dir)
+    file_shown = in_file[:SHOWN_CHARS] if in_file else None
+    table = Table()
+    for column in ("name", "scope", "key", "created", "last used"):
+        table.add_column(column)
+    for k in found:
+        mark = " (api-key file)" if file_shown == k.shown else ""
+        table.add_row(k.name, k.scope.value, k.shown + "…" + mark, _when(k.created_at_ms), _when(k.last_used_at_ms))
+    console.print(table if found else "no keys in the store", highlight=False)
+    if settings.configured_api_keys:
+        console.print(f"and {len(settings.configured_api_keys)} admin key(s) from RTMS_API_KEYS")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str = typer.Argument(..., help="The key's name.")) -> None:
+    """Revoke a key: refused from the next request on."""
+    if not _keys_do(lambda keys: keys.revoke(name)):
+        console.print(f"[red]no live key named {name!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked {name!r}", highlight=False)
+
+
 def _when(ms: object) -> str:
     if not isinstance(ms, int):
         return ""

@@ -15,6 +15,7 @@ import uvicorn
 
 from ..client.connection import TlsTrust
 from ..config import Settings
+from ..sinks.keys import ensure_first_key
 from ..sinks.store import Store
 from .manager import Credentials, StreamManager
 from .pipeline import Pipeline
@@ -41,6 +42,12 @@ class Gateway:
             raise SystemExit("ZOOM_SECRET_TOKEN must be set: every webhook is verified with it")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = await Store.open(settings.resolved_database_url)
+        if not settings.configured_api_keys:
+            made = await ensure_first_key(store.keys, settings.data_dir)
+            if made is not None:
+                log.info("no API key was configured: an admin key was made and written to %s "
+                            "(send it as `Authorization: Bearer <key>`; `rtms-gateway keys` manages keys)",
+                            made.resolve())
         pipeline = Pipeline(store, data_dir=settings.data_dir)
         manager = StreamManager(
             credentials=Credentials(settings.zoom_client_id, settings.zoom_client_secret.get_secret_value()),
@@ -57,7 +64,7 @@ class Gateway:
         pipeline.start()
         await recover(settings.data_dir, pipeline, manager, window_s=settings.signaling_window_s)
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
-        app = create_app(settings, store=store, manager=manager, live_media=live_media)
+        app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media)
         return cls(settings, store, pipeline, manager, app)
 
     async def close(self, timeout: float = 10.0) -> None:
