@@ -12,6 +12,8 @@ import httpx
 from rtms_gateway.simulator import Simulator, SimulatorConfig
 
 CLIENT_ID, CLIENT_SECRET, TOKEN = "bench-client", "bench-secret", "bench-token"
+API_KEY = "bench-admin-api-key-000001"  # given to the gateways as RTMS_API_KEYS
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 def free_port() -> int:

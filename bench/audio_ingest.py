@@ -35,7 +35,7 @@ from typing import Any
 
 import psutil
 
-from _common import CLIENT_ID, CLIENT_SECRET, TOKEN, free_port, percentile, simulator_for, wait_http
+from _common import API_KEY, AUTH, CLIENT_ID, CLIENT_SECRET, TOKEN, free_port, percentile, simulator_for, wait_http
 from rtms_gateway.protocol.constants import MediaType
 
 MEDIA = MediaType.AUDIO | MediaType.TRANSCRIPT
@@ -79,13 +79,13 @@ def gateway_env(data: Path, ca: Path, port: int) -> dict[str, str]:
     return {**os.environ, "ZOOM_CLIENT_ID": CLIENT_ID, "ZOOM_CLIENT_SECRET": CLIENT_SECRET,
             "ZOOM_SECRET_TOKEN": TOKEN, "RTMS_DATA_DIR": str(data), "RTMS_CA_FILE": str(ca),
             "RTMS_LOG_LEVEL": "WARNING", "RTMS_DATABASE_URL": "", "RTMS_MEDIA": "audio,transcript",
-            "PORT": str(port)}
+            "RTMS_API_KEYS": API_KEY, "PORT": str(port)}
 
 
 async def metrics(port: int) -> dict[str, float]:
     import httpx
 
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=AUTH) as http:
         text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
     values = {}
     for line in text.splitlines():

@@ -16,6 +16,8 @@ from rtms_gateway.simulator import Simulator, SimulatorConfig
 CLIENT_ID = "gw-test-client-id"
 CLIENT_SECRET = "gw-test-client-secret"
 SECRET_TOKEN = "gw-test-secret-token"
+API_KEY = "gw-test-admin-api-key-0001"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 def make_settings(data_dir: Path, **env: Any) -> Settings:
@@ -25,6 +27,7 @@ def make_settings(data_dir: Path, **env: Any) -> Settings:
         "ZOOM_SECRET_TOKEN": SECRET_TOKEN,
         "RTMS_DATA_DIR": str(data_dir),
         "RTMS_DATABASE_URL": f"sqlite:///{data_dir / 'rtms.sqlite3'}",
+        "RTMS_API_KEYS": API_KEY,
     }
     values.update(env)
     return Settings(_env_file=None, **values)
@@ -42,7 +45,8 @@ class Running:
         return self.base_url + self.gateway.settings.webhook_path
 
     def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, timeout=10)
+        """A client of the gateway's API, with an admin key."""
+        return httpx.AsyncClient(base_url=self.base_url, timeout=10, headers=AUTH)
 
     async def settle(self, timeout: float = 20.0) -> None:
         """Until no stream runs and everything pending is committed."""

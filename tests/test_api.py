@@ -15,7 +15,7 @@ from rtms_gateway.sinks.store import Store
 from rtms_gateway.webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
 
 from . import store_cases
-from .gateway_harness import SECRET_TOKEN, make_settings
+from .gateway_harness import AUTH, SECRET_TOKEN, make_settings
 
 
 class RecordingManager:
@@ -34,7 +34,7 @@ async def api(tmp_path):
     store = await Store.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     manager = RecordingManager()
     app = create_app(make_settings(tmp_path), store=store, manager=manager)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw", headers=AUTH) as http:
         yield http, store, manager
     await store.close()
 
@@ -221,7 +221,7 @@ async def fake(tmp_path):
         manager = manager or RecordingManager()
         app = create_app(make_settings(tmp_path, **env), store=store, manager=manager, clock=clock)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-                                 base_url="http://gw")
+                                 base_url="http://gw", headers=AUTH)
         clients.append(http)
         return http, store, manager
 

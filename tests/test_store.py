@@ -2,7 +2,14 @@ import sqlite3
 
 import pytest
 
-from rtms_gateway.sinks.store import Store, async_url
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+
+from rtms_gateway.sinks import schema
+from rtms_gateway.sinks.store import MIGRATIONS, Store, async_url
 
 from . import store_cases as cases
 
@@ -21,6 +28,21 @@ async def test_store_cases(tmp_path, case):
         await store.close()
 
 
+def _head() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+async def test_the_migrations_build_exactly_the_schema_the_code_declares(tmp_path):
+    await (await _open(tmp_path)).close()
+    engine = create_engine(f"sqlite:///{tmp_path / 'db' / 'rtms.sqlite3'}")
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+    engine.dispose()
+    assert differences == []
+
+
 async def test_migrations_build_the_schema_and_reopen_keeps_data(tmp_path):
     store = await _open(tmp_path)
     await cases.seed(store)
@@ -28,9 +50,8 @@ async def test_migrations_build_the_schema_and_reopen_keeps_data(tmp_path):
     await store.close()
     db = sqlite3.connect(tmp_path / "db" / "rtms.sqlite3")
     tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
-    assert tables >= {"meetings", "streams", "transcript_segments", "chat_messages", "timeline_events",
-                      "media_files", "alembic_version"}
-    assert db.execute("select version_num from alembic_version").fetchall() == [("0002",)]
+    assert tables == set(schema.metadata.tables) | {"alembic_version"}
+    assert db.execute("select version_num from alembic_version").fetchall() == [(_head(),)]
     assert db.execute("pragma journal_mode").fetchone() == ("wal",)
     db.close()
     store = await _open(tmp_path)  # upgrade on an up-to-date database is a no-op

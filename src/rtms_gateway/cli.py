@@ -1,4 +1,4 @@
-"""The `rtms-gateway` command: serve | demo | simulate | meetings | export."""
+"""The `rtms-gateway` command: serve | demo | simulate | meetings | export | keys."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Awaitable, Callable, Iterator, Optional, TypeVar
 
 import typer
 from rich import box
@@ -23,6 +23,7 @@ app = typer.Typer(
     help="Zoom Realtime Media Streams gateway, with a built-in Zoom RTMS simulator.",
 )
 console = Console()
+T = TypeVar("T")
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -45,6 +46,22 @@ def startup_errors(settings: object = None) -> Iterator[None]:
             traceback.print_exc()
         print(str(exc), file=sys.stderr, flush=True)
         raise typer.Exit(2) from None
+
+
+def _using_store(settings: Any, action: Callable[[Any], Awaitable[T]]) -> T:
+    """`action(store)` against the configured store, which is closed after; a store that
+    cannot be opened ends the command in one line."""
+    from .gateway.service import open_store
+
+    async def run() -> T:
+        store = await open_store(settings)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    with startup_errors(settings):
+        return asyncio.run(run())
 
 
 @app.command()
@@ -80,19 +97,8 @@ def demo(
 @app.command()
 def meetings(limit: int = typer.Option(50, help="How many, newest first.")) -> None:
     """List stored meetings, newest first."""
-    from .gateway.service import open_store
-
     settings = _settings()
-
-    async def fetch():  # type: ignore[no-untyped-def]
-        store = await open_store(settings)
-        try:
-            return await store.list_meetings(limit=limit, offset=0)
-        finally:
-            await store.close()
-
-    with startup_errors(settings):
-        rows = [m.to_dict() for m in asyncio.run(fetch())]
+    rows = [m.to_dict() for m in _using_store(settings, lambda store: store.list_meetings(limit=limit, offset=0))]
     if console.is_terminal:
         console.print(_meetings_table(rows) if rows else "no meetings stored yet")
     else:  # piped: one plain line per meeting, for cut, awk and friends
@@ -140,7 +146,6 @@ def export(
 ) -> None:
     """Export a stored meeting's transcript, audio (wav) or video (mp4)."""
     from .sinks.exports import TRANSCRIPT_FORMATS, render_transcript
-    from .gateway.service import open_store
     from .sinks.media_export import EXPORT_FORMATS, pick_files
 
     if format not in TRANSCRIPT_FORMATS and format not in EXPORT_FORMATS:
@@ -152,18 +157,13 @@ def export(
         raise typer.Exit(2)
     settings = _settings()
 
-    async def fetch():  # type: ignore[no-untyped-def]
-        store = await open_store(settings)
-        try:
-            meeting = await store.get_meeting(meeting_uuid)
-            if format in EXPORT_FORMATS:
-                return meeting, await store.media_files(meeting_uuid)
-            return meeting, await store.transcript(meeting_uuid)
-        finally:
-            await store.close()
+    async def fetch(store: Any) -> tuple[Any, list[Any]]:
+        meeting = await store.get_meeting(meeting_uuid)
+        if format in EXPORT_FORMATS:
+            return meeting, await store.media_files(meeting_uuid)
+        return meeting, await store.transcript(meeting_uuid)
 
-    with startup_errors(settings):
-        meeting, rows = asyncio.run(fetch())
+    meeting, rows = _using_store(settings, fetch)
     if meeting is None:
         console.print(f"[red]no meeting {meeting_uuid!r} in the store[/red]")
         raise typer.Exit(1)
@@ -193,6 +193,62 @@ def _export_media(files: list, data_dir: Path, output: Path, fmt: str) -> None: 
     for f, target in zip(files, targets):
         shutil.copyfile(data_dir / f.path, target)
         console.print(f"wrote {f.kind} of {f.user_name or f.user_id} to {target}", highlight=False)
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys: every route but the webhook and /healthz needs one.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="A name to know the key by (who or what uses it)."),
+    read_only: bool = typer.Option(False, "--read-only", help="Reads only (default: admin)."),
+) -> None:
+    """Make a key. It is printed once, on stdout; only its hash is kept."""
+    import re
+
+    from .sinks.keys import KeyNameTaken, Scope
+
+    if not re.fullmatch(r"[A-Za-z0-9._@-]{1,64}", name):
+        console.print("[red]--name[/red]: 1 to 64 letters, digits or . _ @ -")
+        raise typer.Exit(2)
+    scope = Scope.READ if read_only else Scope.ADMIN
+    try:
+        key = _using_store(_settings(), lambda store: store.keys.create(name, scope))
+    except KeyNameTaken as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    sys.stdout.write(key + "\n")
+    Console(stderr=True).print(f"key {name!r} ({scope.value}) made; it is not shown again", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The keys kept in the store (names, scopes, first characters; never the keys)."""
+    from .sinks.keys import SHOWN_CHARS, read_key_file
+
+    settings = _settings()
+    found = _using_store(settings, lambda store: store.keys.list())
+    in_file = read_key_file(settings.data_dir)
+    file_shown = in_file[:SHOWN_CHARS] if in_file else None
+    table = Table()
+    for column in ("name", "scope", "key", "created", "last used"):
+        table.add_column(column)
+    for k in found:
+        mark = " (api-key file)" if file_shown == k.shown else ""
+        table.add_row(k.name, k.scope.value, k.shown + "…" + mark, _when(k.created_at_ms), _when(k.last_used_at_ms))
+    console.print(table if found else "no keys in the store", highlight=False)
+    if settings.configured_api_keys:
+        console.print(f"and {len(settings.configured_api_keys)} admin key(s) from RTMS_API_KEYS")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str = typer.Argument(..., help="The key's name.")) -> None:
+    """Revoke a key: refused from the next request on."""
+    if not _using_store(_settings(), lambda store: store.keys.revoke(name)):
+        console.print(f"[red]no live key named {name!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked {name!r}", highlight=False)
 
 
 def _when(ms: object, form: str = "%Y-%m-%d %H:%M:%S") -> str:

@@ -25,6 +25,7 @@ DEFAULT_MEDIA = "transcript,chat"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The database URLs the store can open (it picks the async driver itself).
 DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg")
+MIN_API_KEY_CHARS = 16
 
 
 AUDIO_CODECS = {"l16": Codec.L16, "g711": Codec.G711, "g722": Codec.G722, "opus": Codec.OPUS}
@@ -69,6 +70,10 @@ def parse_media(value: str) -> MediaType:
     return bits
 
 
+def _split_keys(value: SecretStr) -> list[str]:
+    return [key.strip() for key in value.get_secret_value().split(",") if key.strip()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -91,6 +96,10 @@ class Settings(BaseSettings):
     # cut); connections past the bound are answered 503.
     http_request_timeout_s: float = Field(default=20.0, gt=0, validation_alias="RTMS_HTTP_REQUEST_TIMEOUT_S")
     http_max_connections: int = Field(default=500, ge=1, validation_alias="RTMS_HTTP_MAX_CONNECTIONS")
+    # Admin API keys from the deployment's secrets, comma-separated (beside the keys kept,
+    # hashed, in the store: `rtms-gateway keys create`).
+    api_keys: SecretStr = Field(default=SecretStr(""), validation_alias="RTMS_API_KEYS")
+    metrics_public: bool = Field(default=False, validation_alias="RTMS_METRICS_PUBLIC")
     # Reconnecting (Zoom's failover guide): first wait, doubling up to the cap, jittered;
     # media alone within its window, signaling and media within theirs.
     reconnect_initial_s: float = Field(default=3.0, gt=0, validation_alias="RTMS_RECONNECT_INITIAL_S")
@@ -188,6 +197,18 @@ class Settings(BaseSettings):
             raise ValueError("not a valid database URL (sqlite:///PATH or "
                              "postgresql://USER:PASSWORD@HOST:PORT/DB)") from None
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_long_enough(cls, value: SecretStr) -> SecretStr:
+        if any(len(key) < MIN_API_KEY_CHARS for key in _split_keys(value)):
+            raise ValueError(f"each key must be at least {MIN_API_KEY_CHARS} characters "
+                             "(`rtms-gateway keys create` makes good ones)")
+        return value
+
+    @property
+    def configured_api_keys(self) -> list[str]:
+        return _split_keys(self.api_keys)
 
     @field_validator("webhook_path")
     @classmethod

@@ -31,6 +31,7 @@ COUNTERS = {
     "paused": ("rtms_backpressure_pauses", "Times a stream's reading was paused by backpressure"),
     "records_rejected": ("rtms_records_rejected", "Records the store refused (kept in rejected/records.jsonl)"),
     "updates_failed": ("rtms_updates_failed", "Meeting/stream updates the store refused, skipped"),
+    "api_refused": ("rtms_api_requests_refused", "API requests refused for a missing, unknown or too weak key"),
 }
 GAUGES = {
     "streams_live": ("rtms_streams_live", "Streams held now"),

@@ -1,4 +1,9 @@
-"""The HTTP face of the gateway: Zoom's webhook, meetings, transcripts, health."""
+"""The HTTP face of the gateway: Zoom's webhook, meetings, transcripts, health.
+
+Zoom's webhook (verified by its signature), `/healthz` and the API's own documentation are
+open; every other route needs an API key (see `auth`), `/metrics` too unless
+`RTMS_METRICS_PUBLIC` says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ import time
 from typing import Any, Callable, Literal, Protocol
 
 import msgspec
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
@@ -15,6 +21,7 @@ from ..config import Settings
 from ..protocol.constants import HEADER_TRACKING_ID, EventType
 from ..protocol.signature import url_validation_response
 from ..metrics import METRICS_CONTENT_TYPE, render_metrics
+from ..sinks.keys import KeyNameTaken, KeyStore, Scope
 from ..sinks.exports import TRANSCRIPT_FORMATS, render_transcript, transcript_document
 from ..sinks.media_export import MEDIA_TYPES, frames_zip, media_json
 from ..sinks.participants import participants
@@ -28,6 +35,7 @@ from ..webhooks.events import (
     parse_webhook,
 )
 from ..webhooks.verify import WebhookRejected, verify_request
+from .auth import Authenticator
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +90,22 @@ _UUID_DOC = "The meeting UUID; percent-encode `/`, `+` and `=` (`%2F`, `%2B`, `%
 
 
 def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
+               keys: KeyStore | None = None,
                clock: Callable[[], float] = time.time,
                live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: []) -> FastAPI:
-    """The app for `settings`; reads no environment. `clock` gives Unix seconds;
-    `live_media` tells how the files still being written stand right now."""
-    app = FastAPI(title="rtms-gateway", version="0.1.0",
-                  description="Zoom Realtime Media Streams in; durable, queryable, live data out.")
+    """The app for `settings`; reads no environment. `keys` holds the API keys made with
+    `rtms-gateway keys` (without it, only `RTMS_API_KEYS` open the API and the key routes
+    are absent). `clock` gives Unix seconds; `live_media` tells how the files still being
+    written stand right now."""
+    # Swagger UI and ReDoc from files the gateway serves itself: /docs works offline.
+    app = FastAPIOffline(title="rtms-gateway", version="0.1.0",
+                         description="Zoom Realtime Media Streams in; durable, queryable, live data out. "
+                                     "Every route but the webhook and `/healthz` takes "
+                                     "`Authorization: Bearer <API key>`.")
+    auth = Authenticator(settings.configured_api_keys, keys)
+    app.state.auth = auth
+    reader = [Depends(auth.require(Scope.READ))]
+    api = APIRouter(dependencies=reader, responses=_AUTH_ERRORS)
     deliveries = RecentDeliveries()
     secret_token = settings.zoom_secret_token.get_secret_value()
 
@@ -160,11 +178,15 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return JSONResponse(body, status_code=200 if store_ok else 503)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
-             response_description="Counters and gauges in the Prometheus text format")
+             response_description="Counters and gauges in the Prometheus text format",
+             dependencies=[] if settings.metrics_public else reader,
+             responses={} if settings.metrics_public else _AUTH_ERRORS)
     async def metrics() -> Response:
-        return Response(render_metrics(manager.metrics()), media_type=METRICS_CONTENT_TYPE)
+        values = manager.metrics()
+        values["api_refused"] = auth.refused
+        return Response(render_metrics(values), media_type=METRICS_CONTENT_TYPE)
 
-    @app.get("/api/meetings", summary="List meetings",
+    @api.get("/api/meetings", summary="List meetings",
              response_description="`{\"meetings\": [...]}`, newest first")
     async def list_meetings(limit: int = Query(100, ge=1, le=1000),
                             offset: int = Query(0, ge=0, le=2**31)) -> dict[str, Any]:
@@ -188,8 +210,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return files
 
     # Declared before the detail route: `{meeting_uuid:path}` there would swallow "/transcript".
-    @app.get(
-        "/api/meetings/{meeting_uuid:path}/transcript",
+    @api.get("/api/meetings/{meeting_uuid:path}/transcript",
         summary="A meeting's transcript as JSON, plain text, WebVTT or SRT",
         response_description="The transcript in the requested format",
         responses={200: {"content": {"text/plain": {}, "text/vtt": {}, "application/x-subrip": {}}},
@@ -204,7 +225,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return PlainTextResponse(render_transcript(segments, format, meeting_uuid=meeting_uuid),
                                  media_type=TRANSCRIPT_FORMATS[format])
 
-    @app.get("/api/meetings/{meeting_uuid:path}/chat", summary="A meeting's chat messages, oldest first",
+    @api.get("/api/meetings/{meeting_uuid:path}/chat", summary="A meeting's chat messages, oldest first",
              response_description="`{\"messages\": [...]}` with sender, recipient and time",
              responses=_NOT_FOUND)
     async def chat(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
@@ -212,7 +233,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return {"meeting_uuid": meeting_uuid,
                 "messages": [_without_meeting(m) for m in await store.chat(meeting_uuid)]}
 
-    @app.get("/api/meetings/{meeting_uuid:path}/events",
+    @api.get("/api/meetings/{meeting_uuid:path}/events",
              summary="A meeting's timeline: joins, leaves, active speakers, sharing, interruptions",
              response_description="`{\"events\": [...]}`, oldest first", responses=_NOT_FOUND)
     async def events(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
@@ -224,7 +245,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             rows.append(row)
         return {"meeting_uuid": meeting_uuid, "events": rows}
 
-    @app.get("/api/meetings/{meeting_uuid:path}/participants",
+    @api.get("/api/meetings/{meeting_uuid:path}/participants",
              summary="Who took part: when they joined and left, talk time, segments, chat",
              response_description="`{\"participants\": [...]}`; talk time comes from the "
                                   "active-speaker timeline", responses=_NOT_FOUND)
@@ -235,7 +256,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                                     await store.chat(meeting_uuid), end_ms=end_ms)
         return {"meeting_uuid": meeting_uuid, "participants": [p.to_dict() for p in found_people]}
 
-    @app.get("/api/meetings/{meeting_uuid:path}/media",
+    @api.get("/api/meetings/{meeting_uuid:path}/media",
              summary="A meeting's media files: kind, participant, codec, duration, bytes, download URL",
              response_description="`{\"files\": [...]}`", responses=_NOT_FOUND)
     async def media(request: Request, meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
@@ -244,7 +265,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                 "files": [media_json(f, str(request.url_for("download_media", file_id=f.id)))
                           for f in await files_of(meeting_uuid)]}
 
-    @app.get("/api/media/{file_id}", name="download_media",
+    @api.get("/api/media/{file_id}", name="download_media",
              summary="Download one media file (numbered frames come as one ZIP)",
              responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}},
                         404: {"description": "No such file"}})
@@ -261,12 +282,54 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return FileResponse(path, media_type=MEDIA_TYPES.get(f.format, "application/octet-stream"),
                             filename=path.name)
 
-    @app.get("/api/meetings/{meeting_uuid:path}", summary="One meeting and its streams",
+    @api.get("/api/meetings/{meeting_uuid:path}", summary="One meeting and its streams",
              response_description="The meeting", responses=_NOT_FOUND)
     async def meeting(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
         return (await meeting_or_404(meeting_uuid)).to_dict()
 
+    app.include_router(api)
+    if keys is not None:
+        app.include_router(key_routes(keys, auth))
     return app
+
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No API key, or not a valid one (`WWW-Authenticate: Bearer`)"},
+    403: {"description": "The key lacks the scope this route needs"},
+}
+_KEY_NAME = Path(min_length=1, max_length=64, description="The key's name")
+
+
+def key_routes(keys: KeyStore, auth: Authenticator) -> APIRouter:
+    """Managing the stored keys: admin keys only."""
+    router = APIRouter(dependencies=[Depends(auth.require(Scope.ADMIN))], responses=_AUTH_ERRORS)
+
+    @router.get("/api/keys", summary="The API keys kept in the store (never the keys themselves)",
+                response_description="`{\"keys\": [{name, scope, shown, created_at_ms, last_used_at_ms}]}`; "
+                                     "keys from RTMS_API_KEYS are not listed")
+    async def list_keys() -> dict[str, Any]:
+        return {"keys": msgspec.to_builtins(await keys.list())}
+
+    @router.post("/api/keys", status_code=201, summary="Make a key; the answer is the only time it is shown",
+                 responses={409: {"description": "A live key has that name"}})
+    async def create_key(name: str = Body(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$"),
+                         scope: Scope = Body(Scope.READ)) -> dict[str, Any]:
+        try:
+            key = await keys.create(name, scope)
+        except KeyNameTaken as exc:
+            raise HTTPException(409, str(exc)) from None
+        log.info("API key %r (%s) created", name, scope.value)
+        return {"name": name, "scope": scope.value, "key": key}
+
+    @router.delete("/api/keys/{name}", status_code=204, summary="Revoke a key at once",
+                   responses={404: {"description": "No live key has that name"}})
+    async def revoke_key(name: str = _KEY_NAME) -> Response:
+        if not await keys.revoke(name):
+            raise HTTPException(404, f"no live key named {name!r}")
+        log.info("API key %r revoked", name)
+        return Response(status_code=204)
+
+    return router
 
 
 def _without_meeting(record: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from ..config import Settings
 from ..protocol.constants import EventType
 from ..simulator import Simulator, SimulatorConfig
+from ..sinks.keys import KEY_FILE
 from ..sinks.records import ChatMessage, TimelineEvent, TranscriptSegment
 from .lock import DataDirLock
 from .service import Gateway, bind_socket, serve_http, stop_http
@@ -117,7 +118,8 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
         ok = meeting is not None and len(segments) == len(handle.script.utterances)
         if keep_serving:  # an address only while something answers there
             console.print(f"serving on {base}; Ctrl-C to stop", highlight=False)
-            console.print(f"  GET {base}/api/meetings/{quote(uuid, safe='')}/transcript?format=txt",
+            url = f"{base}/api/meetings/{quote(uuid, safe='')}/transcript?format=txt"
+            console.print(f'  curl -H "Authorization: Bearer {_key_argument(settings)}" {shlex.quote(url)}',
                           highlight=False, soft_wrap=True)
             await server._task  # type: ignore[attr-defined]
         return 0 if ok else 1
@@ -128,6 +130,15 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
             await stop_http(server)
         await gateway.close()
         await sim.stop()
+
+
+def _key_argument(settings: Settings) -> str:
+    """How a shell command gets an API key: from the file the gateway wrote, or the
+    environment's."""
+    key_file = settings.data_dir / KEY_FILE
+    if not settings.configured_api_keys and key_file.exists():
+        return f"$(cat {shlex.quote(str(key_file))})"
+    return "$RTMS_API_KEY"  # one of those in RTMS_API_KEYS
 
 
 def this_command() -> str:

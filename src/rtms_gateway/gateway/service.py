@@ -19,6 +19,7 @@ from ..api.http_limits import LimitedH11Protocol
 from ..client.connection import TlsTrust
 from ..config import Settings
 from ..protocol.errors import StartupError, StoreUnavailable
+from ..sinks.keys import ensure_first_key
 from ..sinks.store import Store
 from .lock import DataDirLock
 from .manager import Credentials, StreamManager
@@ -65,6 +66,12 @@ class Gateway:
             raise StartupError(f"RTMS_CA_FILE: {settings.ca_file} holds no usable CA certificate "
                                f"({exc}); give a PEM file, or unset it") from exc
         store = await open_store(settings)
+        if not settings.configured_api_keys:
+            made = await ensure_first_key(store.keys, settings.data_dir)
+            if made is not None:
+                log.info("no API key was configured: an admin key was made and written to %s "
+                         "(send it as `Authorization: Bearer <key>`; `rtms-gateway keys` manages keys)",
+                         made.resolve())
         pipeline = Pipeline(store, data_dir=settings.data_dir)
         manager = StreamManager(
             credentials=Credentials(settings.zoom_client_id, settings.zoom_client_secret.get_secret_value()),
@@ -82,7 +89,7 @@ class Gateway:
         pipeline.start()
         await recover(settings.data_dir, pipeline, manager, window_s=settings.signaling_window_s)
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
-        app = create_app(settings, store=store, manager=manager, live_media=live_media)
+        app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media)
         return cls(settings, store, pipeline, manager, app, lock)
 
     async def close(self, timeout: float = 10.0) -> None:

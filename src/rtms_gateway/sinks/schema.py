@@ -6,7 +6,7 @@ identifies them, unique, so inserting again is a no-op.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, text
 
 metadata = MetaData()
 
@@ -113,4 +113,19 @@ media_files = Table(
     Column("bytes", BigInteger, nullable=False, default=0),
     Column("complete", Boolean, nullable=False, default=False),
     Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),  # SHA-256 of the key, hex
+    Column("shown", String(16), nullable=False),  # the key's first characters
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("last_used_at_ms", BigInteger),
+    Column("revoked_at_ms", BigInteger),
+    # One live key per name; revoked ones keep their rows.
+    Index("ux_api_keys_live_name", "name", unique=True,
+          sqlite_where=text("revoked_at_ms IS NULL"), postgresql_where=text("revoked_at_ms IS NULL")),
 )

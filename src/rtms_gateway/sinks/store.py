@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ..protocol.constants import EventType
 from ..protocol.errors import StoreUnavailable
 from . import schema as s
+from .keys import KeyStore
 from .records import ChatMessage, MediaFile, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -119,6 +120,7 @@ class MeetingDetail(MeetingSummary):
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.keys = KeyStore(engine)
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     @classmethod

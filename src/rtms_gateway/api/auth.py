@@ -1,0 +1,110 @@
+"""Who is asking: an API key on every route but Zoom's webhook, the health check and the
+API's own documentation.
+
+`Authorization: Bearer <key>`; the key is one of `RTMS_API_KEYS` (admin) or one made with
+`rtms-gateway keys create` (read or admin), found by its hash. A missing or unknown key is
+answered 401 with `WWW-Authenticate: Bearer`, a key without the scope a route needs 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections import OrderedDict
+from typing import Awaitable, Callable, Iterable, Protocol
+
+import msgspec
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..sinks.keys import ApiKey, Scope, key_hash
+
+log = logging.getLogger(__name__)
+
+REALM = 'Bearer realm="rtms-gateway"'
+CONFIGURED_KEY_NAME = "RTMS_API_KEYS"
+# While the store cannot be asked, a key it confirmed this recently is still taken: a
+# database outage must not also lock people out of /metrics and /healthz's neighbours.
+OUTAGE_GRACE_S = 600.0
+_REMEMBERED = 1024
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key: from `rtms-gateway keys create`, `RTMS_API_KEYS`, or the file "
+                "`$RTMS_DATA_DIR/api-key` that the first `serve` writes.",
+)
+
+
+class KeyLookup(Protocol):
+    async def find(self, hashed: str) -> ApiKey | None: ...
+
+
+class Principal(msgspec.Struct, frozen=True):
+    name: str
+    scope: Scope
+
+
+class Authenticator:
+    def __init__(self, configured: Iterable[str], keys: KeyLookup | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._configured = [key_hash(k) for k in configured]
+        self.keys = keys
+        self.clock = clock
+        self._confirmed: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self.refused = 0
+
+    async def principal(self, key: str) -> Principal | None:
+        hashed = key_hash(key)
+        matched = False
+        for candidate in self._configured:  # every one compared: no early exit to time
+            matched |= hmac.compare_digest(candidate, hashed)
+        if matched:
+            return Principal(CONFIGURED_KEY_NAME, Scope.ADMIN)
+        if self.keys is None:
+            return None
+        try:
+            found = await self.keys.find(hashed)
+        except Exception:
+            remembered = self._confirmed.get(hashed)
+            if remembered is not None and self.clock() - remembered[1] <= OUTAGE_GRACE_S:
+                return remembered[0]
+            log.warning("cannot check an API key: the store does not answer", exc_info=True)
+            raise HTTPException(503, "the store does not answer, so the key cannot be checked; retry") from None
+        if found is None:
+            self._confirmed.pop(hashed, None)
+            return None
+        principal = Principal(found.name, found.scope)
+        self._confirmed[hashed] = (principal, self.clock())
+        self._confirmed.move_to_end(hashed)
+        while len(self._confirmed) > _REMEMBERED:
+            self._confirmed.popitem(last=False)
+        return principal
+
+    def require(self, scope: Scope) -> Callable[..., Awaitable[Principal]]:
+        """A FastAPI dependency: the caller's principal, or 401/403."""
+
+        async def dependency(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+            if credentials is None:
+                self._refuse("no key")
+                raise HTTPException(401, "an API key is required: send `Authorization: Bearer <key>`",
+                                    headers={"WWW-Authenticate": REALM})
+            principal = await self.principal(credentials.credentials)
+            if principal is None:
+                self._refuse("unknown key")
+                raise HTTPException(401, "the API key is not valid (unknown or revoked)",
+                                    headers={"WWW-Authenticate": REALM + ', error="invalid_token"'})
+            if not principal.scope.allows(scope):
+                self._refuse(f"key {principal.name!r} lacks the {scope.value} scope")
+                raise HTTPException(403, f"this needs a key with the {scope.value} scope",
+                                    headers={"WWW-Authenticate": REALM + ', error="insufficient_scope"'})
+            return principal
+
+        return dependency
+
+    def _refuse(self, why: str) -> None:
+        self.refused += 1
+        # Someone guessing keys would fill the log: the first few, then one line per thousand.
+        if self.refused <= 10 or self.refused % 1000 == 0:
+            log.warning("API request refused: %s (%d refused so far)", why, self.refused)
