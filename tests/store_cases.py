@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from rtms_gateway.protocol.errors import RecordRefused, StoreUnavailable
 from rtms_gateway.sinks.records import ChatMessage, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
 
 UUID = "Zk/9+abc==QQ"
@@ -64,3 +67,37 @@ async def case_big_batch_and_concurrent_writers(store) -> None:
     results = await asyncio.gather(*(store.write_batch(segments=batch) for batch in more))
     assert sum(results) == 1600
     assert len(await store.transcript(UUID)) == 11_600
+
+
+def chat_msg(uuid: str = UUID, **fields) -> ChatMessage:
+    values = dict(meeting_uuid=uuid, rtms_stream_id="stream-a", message_id="m1", sender_user_id=1,
+                  sender_name="Ann", receiver_user_id=None, receiver_name=None, chat_session_type=1,
+                  text="hi", operation_type=1, timestamp=5, raw={"data": "hi"})
+    values.update(fields)
+    return ChatMessage(**values)
+
+
+async def case_a_record_it_cannot_hold_is_refused(store) -> None:
+    await seed(store)
+    too_big = TranscriptSegment(meeting_uuid=UUID, rtms_stream_id="stream-a", user_id=1, user_name="a",
+                                text="past 64 bits", timestamp=2**70)
+    with pytest.raises(RecordRefused):
+        await store.write_batch(segments=[seg(0), too_big])
+    with pytest.raises(RecordRefused):  # a constraint: text is required
+        await store.write_batch(chats=[chat_msg(text=None)])
+    assert await store.transcript(UUID) == []  # a refused batch leaves nothing behind
+    assert await store.write_batch(segments=[seg(1)]) == 1  # and the store takes the next one
+    assert [s.text for s in await store.transcript(UUID)] == [seg(1).text]
+
+
+async def case_a_closed_store_is_unavailable(store) -> None:
+    await seed(store)
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.write_batch(segments=[seg(0)])
+    with pytest.raises(StoreUnavailable):
+        await store.transcript(UUID)
+
+
+ALL = [case_round_trip_and_dedup, case_listing_and_states, case_big_batch_and_concurrent_writers,
+       case_a_record_it_cannot_hold_is_refused, case_a_closed_store_is_unavailable]

@@ -108,3 +108,49 @@ async def test_a_record_the_store_refuses_is_set_aside_and_holds_back_nothing(tm
     finally:
         await pipeline.close()
         await store.close()
+
+
+async def test_a_journaled_batch_stays_in_the_journal_until_all_of_it_is_in(tmp_path):
+    """Replaying a journaled batch that holds a refused record, the disk fills up (SQLite's
+    max_page_count) half-way through writing it record by record: the journal is kept, and
+    once there is room again the rest is written, nothing lost."""
+    from sqlalchemy import event, text
+
+    from rtms_gateway.gateway.pipeline import Pipeline
+    from rtms_gateway.sinks.store import Store
+
+    store = await Store.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    cap: dict[str, int] = {}
+
+    @event.listens_for(store.engine.sync_engine, "connect")
+    def _cap_pages(dbapi_conn, _record):  # every new connection gets the cap the test sets
+        if cap:
+            cursor = dbapi_conn.cursor()
+            cursor.execute(f"PRAGMA max_page_count = {cap['pages']}")
+            cursor.close()
+
+    def seg(text_, ts):
+        return TranscriptSegment(meeting_uuid="m", rtms_stream_id="s", user_id=1, user_name="a", text=text_,
+                                 timestamp=ts)
+
+    big = "x" * 200_000  # needs ~50 more pages than the cap leaves
+    pipeline = Pipeline(store, data_dir=tmp_path, retry_interval=0.05)
+    try:
+        pipeline.journal.append(JournalBatch(segments=[seg("first", 1), seg("too big an integer", 2**70),
+                                                       seg(big, 3)]))
+        async with store.engine.connect() as conn:
+            pages = (await conn.execute(text("PRAGMA page_count"))).scalar()
+        cap["pages"] = pages + 4
+        await store.engine.dispose()  # reconnect under the cap
+        await pipeline.flush()
+        assert [s.text for s in await store.transcript("m")] == ["first"]
+        assert pipeline.counters["records_rejected"] == 1 and not pipeline.store_ok
+        assert pipeline.journal.records == 3  # kept whole: what went in goes in again, idempotently
+        cap.clear()
+        await store.engine.dispose()  # room again
+        await pipeline.flush()
+        assert [s.text for s in await store.transcript("m")] == ["first", big]
+        assert pipeline.journal.records == 0 and pipeline.store_ok
+    finally:
+        await pipeline.close()
+        await store.close()

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 
 from ..config import Settings
 from ..protocol.constants import HEADER_TRACKING_ID, EventType
+from ..protocol.errors import RecordRefused, StoreUnavailable
 from ..protocol.signature import url_validation_response
 from ..metrics import METRICS_CONTENT_TYPE, render_metrics
 from ..sinks.exports import TRANSCRIPT_FORMATS, render_transcript, segment_json
@@ -131,6 +132,15 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             deliveries.forget(key)  # Zoom's retry should be acted on, not dropped
             raise
         return JSONResponse({"status": "ok"})
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.warning("API request answered 503: store unavailable (%s)", exc)
+        return JSONResponse({"detail": "the store is unavailable; try again"}, status_code=503)
+
+    @app.exception_handler(RecordRefused)
+    async def store_refused(request: Request, exc: RecordRefused) -> JSONResponse:
+        return JSONResponse({"detail": f"the store cannot look that up ({exc})"}, status_code=400)
 
     @app.get("/healthz", summary="Liveness, store reachability and stream counts",
              response_description="`status` ok, or degraded while records wait in the journal "

@@ -3,6 +3,8 @@
 SQLAlchemy Core on the asyncio engine, one schema for SQLite (aiosqlite) and PostgreSQL
 (asyncpg), brought up to date by Alembic on open. Writes come in batches (one transaction
 per `write_batch`) and are idempotent: a row that arrives twice is stored once.
+
+Every public coroutine fails only with StoreUnavailable or RecordRefused (`store_errors`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Any, Iterable
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, func, select, update
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -24,26 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ..protocol.constants import EventType
 from . import schema as s
 from .records import ChatMessage, MediaFile, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
+from .store_errors import guarded, translate
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # How long a write waits on a lock before failing: the pipeline then journals the batch
 # instead of holding every stream's records behind one stuck transaction.
 LOCK_WAIT_S = 2.0
+# How long connecting to PostgreSQL may take before the database counts as away.
+CONNECT_TIMEOUT_S = 10.0
 LIVE_STATES = frozenset({"connecting", "ready", "running", "detached"})
-
-
-def refuses_the_data(exc: BaseException) -> bool:
-    """Whether a failed write failed for what it wrote (a value out of range, a constraint,
-    an encoding) rather than for the database being away or locked: retrying the same
-    rows cannot help, other rows can still go in."""
-    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-                        sa_exc.DisconnectionError, OSError, TimeoutError)):
-        return False
-    if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
-        return True
-    if isinstance(exc, sa_exc.StatementError):
-        return isinstance(exc.orig, (OverflowError, ValueError, TypeError, UnicodeError))
-    return isinstance(exc, (OverflowError, ValueError, TypeError, UnicodeError))
 
 
 def async_url(url: str) -> str:
@@ -102,6 +92,7 @@ class MeetingDetail(MeetingSummary):
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.closed = False
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     @classmethod
@@ -114,18 +105,25 @@ class Store:
             settings = {"lock_timeout": str(int(LOCK_WAIT_S * 1000))}
             if pg_schema:
                 settings["search_path"] = pg_schema
-            options["connect_args"] = {"server_settings": settings}
+            options["connect_args"] = {"server_settings": settings, "timeout": CONNECT_TIMEOUT_S}
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             options["connect_args"] = {"timeout": LOCK_WAIT_S}
         engine = create_async_engine(target, **options)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        async with engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade)
+        except Exception as exc:
+            error = await translate(exc, engine)
+            await engine.dispose()
+            raise error from exc
         return cls(engine)
 
     async def close(self) -> None:
+        """Later calls fail with StoreUnavailable."""
+        self.closed = True
         await self.engine.dispose()
 
     async def ping(self) -> bool:
@@ -138,6 +136,7 @@ class Store:
 
     # ---- writes -------------------------------------------------------------------------
 
+    @guarded
     async def upsert_meeting(self, m: MeetingRecord) -> None:
         values = {"meeting_uuid": m.meeting_uuid, "product": m.product, "meeting_id": m.meeting_id,
                   "account_id": m.account_id, "operator_id": m.operator_id, "session_key": m.session_key,
@@ -151,6 +150,7 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
 
+    @guarded
     async def upsert_stream(self, r: StreamRecord) -> None:
         values = {"rtms_stream_id": r.rtms_stream_id, "meeting_uuid": r.meeting_uuid,
                   "server_urls": r.server_urls, "state": r.state, "status_code": r.status_code,
@@ -163,6 +163,7 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
 
+    @guarded
     async def mark_stream(self, rtms_stream_id: str, *, state: str | None = None, stopped_at_ms: int | None = None,
                           stop_reason: int | None = None, status_code: int | None = None,
                           status_reason: str | None = None, server_urls: str | None = None) -> None:
@@ -175,11 +176,13 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(update(s.streams).where(s.streams.c.rtms_stream_id == rtms_stream_id).values(values))
 
+    @guarded
     async def mark_meeting_stopped(self, meeting_uuid: str, stopped_at_ms: int, stop_reason: int | None) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(update(s.meetings).where(s.meetings.c.meeting_uuid == meeting_uuid)
                                .values(stopped_at_ms=stopped_at_ms, stop_reason=stop_reason))
 
+    @guarded
     async def write_batch(self, segments: Iterable[TranscriptSegment] = (), chats: Iterable[ChatMessage] = (),
                           events: Iterable[TimelineEvent] = ()) -> int:
         """Everything in one transaction; rows already stored are skipped. Returns rows new."""
@@ -197,6 +200,7 @@ class Store:
                     inserted += len((await conn.execute(stmt, values)).all())
         return inserted
 
+    @guarded
     async def upsert_media_file(self, f: MediaFile) -> None:
         """One row per track (stream, kind, participant); later calls bring it up to date."""
         values = {name: getattr(f, name) for name in _MEDIA_FILE_FIELDS}
@@ -212,6 +216,7 @@ class Store:
 
     # ---- reads --------------------------------------------------------------------------
 
+    @guarded
     async def media_files(self, meeting_uuid: str) -> list[MediaFile]:
         m = s.media_files
         async with self.engine.connect() as conn:
@@ -219,6 +224,7 @@ class Store:
                                        .order_by(m.c.id))).mappings().all()
         return [_media_file(r) for r in rows]
 
+    @guarded
     async def incomplete_media_files(self) -> list[MediaFile]:
         """Files whose stream had not ended when the gateway last stopped."""
         m = s.media_files
@@ -226,11 +232,13 @@ class Store:
             rows = (await conn.execute(select(m).where(m.c.complete.is_(False)).order_by(m.c.id))).mappings().all()
         return [_media_file(r) for r in rows]
 
+    @guarded
     async def media_file(self, file_id: int) -> MediaFile | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(s.media_files).where(s.media_files.c.id == file_id))).mappings().first()
         return _media_file(row) if row else None
 
+    @guarded
     async def list_meetings(self, limit: int = 100, offset: int = 0) -> list[MeetingSummary]:
         m = s.meetings
         query = (select(m, *_counts()).order_by(m.c.started_at_ms.desc().nulls_last(), m.c.id.desc())
@@ -240,6 +248,7 @@ class Store:
             states = await _stream_states(conn, [r["meeting_uuid"] for r in rows])
         return [_summary(MeetingSummary, r, states.get(r["meeting_uuid"], [])) for r in rows]
 
+    @guarded
     async def get_meeting(self, meeting_uuid: str) -> MeetingDetail | None:
         m = s.meetings
         async with self.engine.connect() as conn:
@@ -253,11 +262,13 @@ class Store:
         detail.streams = [{k: v for k, v in x.items() if k != "id"} for x in streams]
         return detail
 
+    @guarded
     async def stream(self, rtms_stream_id: str) -> StreamRecord | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(s.streams).where(s.streams.c.rtms_stream_id == rtms_stream_id))).mappings().first()
         return _stream(row) if row else None
 
+    @guarded
     async def open_streams(self) -> list[StreamRecord]:
         """Streams not known to have ended: candidates to rejoin after a restart."""
         async with self.engine.connect() as conn:
@@ -265,6 +276,7 @@ class Store:
                                        .order_by(s.streams.c.id))).mappings().all()
         return [_stream(r) for r in rows]
 
+    @guarded
     async def streams_to_rejoin(self) -> list[tuple[StreamRecord, str, int]]:
         """Open streams with their meeting's product and when the gateway last held them
         (`updated_at_ms`, kept fresh by `touch_streams` while they run)."""
@@ -275,6 +287,7 @@ class Store:
             rows = (await conn.execute(query)).mappings().all()
         return [(_stream(r), r["product"], r["updated_at_ms"]) for r in rows]
 
+    @guarded
     async def touch_streams(self, rtms_stream_ids: list[str]) -> None:
         """Note that these streams are still held (a restart rejoins only recent ones)."""
         if rtms_stream_ids:
@@ -282,6 +295,7 @@ class Store:
                 await conn.execute(update(s.streams).where(s.streams.c.rtms_stream_id.in_(rtms_stream_ids))
                                    .values(updated_at_ms=_now_ms()))
 
+    @guarded
     async def transcript(self, meeting_uuid: str) -> list[TranscriptSegment]:
         t = s.transcript_segments
         query = select(t).where(t.c.meeting_uuid == meeting_uuid).order_by(
@@ -294,6 +308,7 @@ class Store:
             end_time=r["end_time"], language=r["language"], attribute=r["attribute"],
             received_at_ms=r["received_at_ms"], speaker_inferred=bool(r["speaker_inferred"])) for r in rows]
 
+    @guarded
     async def chat(self, meeting_uuid: str) -> list[ChatMessage]:
         c = s.chat_messages
         async with self.engine.connect() as conn:
@@ -306,6 +321,7 @@ class Store:
             chat_session_type=r["chat_session_type"], text=r["text"], operation_type=r["operation_type"],
             timestamp=r["timestamp"], raw=r["raw"]) for r in rows]
 
+    @guarded
     async def timeline(self, meeting_uuid: str) -> list[TimelineEvent]:
         e = s.timeline_events
         async with self.engine.connect() as conn:
