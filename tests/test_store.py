@@ -28,8 +28,8 @@ async def test_migrations_build_the_schema_and_reopen_keeps_data(tmp_path):
     db = sqlite3.connect(tmp_path / "db" / "rtms.sqlite3")
     tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
     assert tables >= {"meetings", "streams", "transcript_segments", "chat_messages", "timeline_events",
-                      "media_files", "alembic_version"}
-    assert db.execute("select version_num from alembic_version").fetchall() == [("0002",)]
+                      "media_files", "webhook_deliveries", "ended_streams", "alembic_version"}
+    assert db.execute("select version_num from alembic_version").fetchall() == [("0003",)]
     assert db.execute("pragma journal_mode").fetchone() == ("wal",)
     db.close()
     store = await _open(tmp_path)  # upgrade on an up-to-date database is a no-op
@@ -44,6 +44,10 @@ def test_urls_name_the_async_drivers():
     assert async_url("sqlite:///a/b.db") == "sqlite+aiosqlite:///a/b.db"
     assert async_url("postgresql://u:p@h:5432/d") == "postgresql+asyncpg://u:p@h:5432/d"
     assert async_url("postgresql+asyncpg://h/d") == "postgresql+asyncpg://h/d"
+
+
+async def test_migration_0003_brings_an_0002_database_up_to_date(tmp_path):
+    await cases.case_migration_from_0002(f"sqlite:///{tmp_path / 'old.sqlite3'}")
 
 
 async def test_a_locked_database_is_unavailable_and_a_gone_one_too(tmp_path):

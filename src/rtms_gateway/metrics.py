@@ -31,6 +31,8 @@ COUNTERS = {
     "paused": ("rtms_backpressure_pauses", "Times a stream's reading was paused by backpressure"),
     "records_rejected": ("rtms_records_rejected", "Records the store refused (kept in rejected/records.jsonl)"),
     "updates_failed": ("rtms_updates_failed", "Meeting/stream updates the store refused, skipped"),
+    "nul_replaced": ("rtms_nul_characters_replaced",
+                     "NUL characters in text written to PostgreSQL, stored as U+FFFD (its text cannot hold NUL)"),
 }
 GAUGES = {
     "streams_live": ("rtms_streams_live", "Streams held now"),

@@ -358,7 +358,7 @@ class StreamManager:
         }
 
     def metrics(self) -> dict[str, Any]:
-        values: dict[str, Any] = {**self.pipeline.counters, **self.health()}
+        values: dict[str, Any] = {**self.pipeline.counters, **self.pipeline.store.counters, **self.health()}
         values["frames_rejected"] = sum(s.frames_rejected for s in self.streams.values()) + self.frames_rejected_ended
         return values
 

@@ -5,11 +5,13 @@ SQLAlchemy Core on the asyncio engine, one schema for SQLite (aiosqlite) and Pos
 per `write_batch`) and are idempotent: a row that arrives twice is stored once.
 
 Every public coroutine fails only with StoreUnavailable or RecordRefused (`store_errors`).
+PostgreSQL's text cannot hold NUL: there a NUL in any text is stored as U+FFFD, and
+counted (`counters["nul_replaced"]`); SQLite keeps text as it is. Ids are looked up by
+their fixed-size key (`schema.key_of`), so an id of any length is stored and found.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..protocol.constants import EventType
 from . import schema as s
+from . import store_rows as convert
 from .records import ChatMessage, MediaFile, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
+from .schema import key_of as _key
 from .store_errors import guarded, translate
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -34,6 +38,7 @@ LOCK_WAIT_S = 2.0
 # How long connecting to PostgreSQL may take before the database counts as away.
 CONNECT_TIMEOUT_S = 10.0
 LIVE_STATES = frozenset({"connecting", "ready", "running", "detached"})
+NUL, REPLACEMENT = "\x00", "\ufffd"
 
 
 def async_url(url: str) -> str:
@@ -42,21 +47,6 @@ def async_url(url: str) -> str:
     driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
               "postgres": "postgresql+asyncpg"}.get(parsed.drivername, parsed.drivername)
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
-
-
-def _key(*parts: object) -> str:
-    return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=20).hexdigest()
-
-
-def _uid(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _from_uid(value: str | None) -> int | str | None:
-    """User ids are stored as text (Zoom sends ints, and strings in places); give ints back."""
-    if value is not None and value.lstrip("-").isdigit():
-        return int(value)
-    return value
 
 
 def _now_ms() -> int:
@@ -93,7 +83,9 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.closed = False
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self.counters = {"nul_replaced": 0}
+        self._pg = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self._pg else sqlite.insert
 
     @classmethod
     async def open(cls, url: str, *, pg_schema: str | None = None) -> Store:
@@ -126,6 +118,21 @@ class Store:
         self.closed = True
         await self.engine.dispose()
 
+    def _scrub(self, row: dict[str, Any]) -> int:
+        """On PostgreSQL, NUL in the row's text becomes U+FFFD (in place); how many. The
+        caller counts them once the row is written."""
+        replaced = 0
+        if self._pg:
+            for name, value in row.items():
+                if type(value) is str and NUL in value:
+                    replaced += value.count(NUL)
+                    row[name] = value.replace(NUL, REPLACEMENT)
+        return replaced
+
+    def _id(self, value: str) -> str:
+        """An id to look up, as it was stored."""
+        return value.replace(NUL, REPLACEMENT) if self._pg and NUL in value else value
+
     async def ping(self) -> bool:
         try:
             async with self.engine.connect() as conn:
@@ -141,14 +148,17 @@ class Store:
         values = {"meeting_uuid": m.meeting_uuid, "product": m.product, "meeting_id": m.meeting_id,
                   "account_id": m.account_id, "operator_id": m.operator_id, "session_key": m.session_key,
                   "started_at_ms": m.started_at_ms, "created_at_ms": _now_ms()}
+        replaced = self._scrub(values)
+        values["meeting_key"] = _key(values["meeting_uuid"])
         stmt = self._insert(s.meetings).values(values)
         # A meeting restarted by a new stream is live again.
-        stmt = stmt.on_conflict_do_update(index_elements=["meeting_uuid"], set_={
+        stmt = stmt.on_conflict_do_update(index_elements=["meeting_key"], set_={
             "stopped_at_ms": None, "stop_reason": None,
             "meeting_id": func.coalesce(stmt.excluded.meeting_id, s.meetings.c.meeting_id),
         })
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
+        self.counters["nul_replaced"] += replaced
 
     @guarded
     async def upsert_stream(self, r: StreamRecord) -> None:
@@ -156,12 +166,15 @@ class Store:
                   "server_urls": r.server_urls, "state": r.state, "status_code": r.status_code,
                   "status_reason": r.status_reason, "started_at_ms": r.started_at_ms,
                   "stopped_at_ms": r.stopped_at_ms, "stop_reason": r.stop_reason, "updated_at_ms": _now_ms()}
+        replaced = self._scrub(values)
+        values["stream_key"] = _key(values["rtms_stream_id"])
         stmt = self._insert(s.streams).values(values)
-        stmt = stmt.on_conflict_do_update(index_elements=["rtms_stream_id"], set_={
+        stmt = stmt.on_conflict_do_update(index_elements=["stream_key"], set_={
             k: stmt.excluded[k] for k in ("server_urls", "state", "status_code", "status_reason",
                                            "stopped_at_ms", "stop_reason", "updated_at_ms")})
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
+        self.counters["nul_replaced"] += replaced
 
     @guarded
     async def mark_stream(self, rtms_stream_id: str, *, state: str | None = None, stopped_at_ms: int | None = None,
@@ -173,13 +186,15 @@ class Store:
                             ("server_urls", server_urls)):
             if value is not None:
                 values[name] = value
+        key, replaced = _key(self._id(rtms_stream_id)), self._scrub(values)
         async with self.engine.begin() as conn:
-            await conn.execute(update(s.streams).where(s.streams.c.rtms_stream_id == rtms_stream_id).values(values))
+            await conn.execute(update(s.streams).where(s.streams.c.stream_key == key).values(values))
+        self.counters["nul_replaced"] += replaced
 
     @guarded
     async def mark_meeting_stopped(self, meeting_uuid: str, stopped_at_ms: int, stop_reason: int | None) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(update(s.meetings).where(s.meetings.c.meeting_uuid == meeting_uuid)
+            await conn.execute(update(s.meetings).where(s.meetings.c.meeting_key == _key(self._id(meeting_uuid)))
                                .values(stopped_at_ms=stopped_at_ms, stop_reason=stop_reason))
 
     @guarded
@@ -187,32 +202,40 @@ class Store:
                           events: Iterable[TimelineEvent] = ()) -> int:
         """Everything in one transaction; rows already stored are skipped. Returns rows new."""
         rows = (
-            (s.transcript_segments, [_segment_row(x) for x in segments]),
-            (s.chat_messages, [_chat_row(x) for x in chats]),
-            (s.timeline_events, [_event_row(x) for x in events]),
+            (s.transcript_segments, [convert.segment_row(x) for x in segments]),
+            (s.chat_messages, [convert.chat_row(x) for x in chats]),
+            (s.timeline_events, [convert.event_row(x) for x in events]),
         )
-        inserted = 0
+        replaced: dict[str, int] = {}  # dedup key -> NULs replaced, for the rows that had any
+        if self._pg:
+            for _, values in rows:
+                for row in values:
+                    if n := self._scrub(row):
+                        replaced[row["dedup_key"]] = n
+        inserted: list[str] = []
         async with self.engine.begin() as conn:
             for table, values in rows:
                 if values:
                     stmt = (self._insert(table).on_conflict_do_nothing(index_elements=["dedup_key"])
-                            .returning(table.c.id))
-                    inserted += len((await conn.execute(stmt, values)).all())
-        return inserted
+                            .returning(table.c.dedup_key))
+                    inserted += (await conn.execute(stmt, values)).scalars().all()
+        if replaced:  # rows stored before (a replay) were not written again
+            self.counters["nul_replaced"] += sum(replaced.get(key, 0) for key in inserted)
+        return len(inserted)
 
     @guarded
     async def upsert_media_file(self, f: MediaFile) -> None:
         """One row per track (stream, kind, participant); later calls bring it up to date."""
-        values = {name: getattr(f, name) for name in _MEDIA_FILE_FIELDS}
-        values["user_id"] = _uid(f.user_id)
-        values["track_key"] = _key(f.rtms_stream_id, f.kind, f.user_id)
+        values = convert.media_file_row(f)
         values["updated_at_ms"] = _now_ms()
+        replaced = self._scrub(values)
         stmt = self._insert(s.media_files).values(values)
         stmt = stmt.on_conflict_do_update(index_elements=["track_key"], set_={
             k: stmt.excluded[k] for k in ("path", "format", "user_name", "first_ms", "last_ms", "frames",
                                            "bytes", "complete", "updated_at_ms")})
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
+        self.counters["nul_replaced"] += replaced
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -220,9 +243,9 @@ class Store:
     async def media_files(self, meeting_uuid: str) -> list[MediaFile]:
         m = s.media_files
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(m).where(m.c.meeting_uuid == meeting_uuid)
+            rows = (await conn.execute(select(m).where(m.c.meeting_uuid == self._id(meeting_uuid))
                                        .order_by(m.c.id))).mappings().all()
-        return [_media_file(r) for r in rows]
+        return [convert.media_file(r) for r in rows]
 
     @guarded
     async def incomplete_media_files(self) -> list[MediaFile]:
@@ -230,13 +253,13 @@ class Store:
         m = s.media_files
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(m).where(m.c.complete.is_(False)).order_by(m.c.id))).mappings().all()
-        return [_media_file(r) for r in rows]
+        return [convert.media_file(r) for r in rows]
 
     @guarded
     async def media_file(self, file_id: int) -> MediaFile | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(s.media_files).where(s.media_files.c.id == file_id))).mappings().first()
-        return _media_file(row) if row else None
+        return convert.media_file(row) if row else None
 
     @guarded
     async def list_meetings(self, limit: int = 100, offset: int = 0) -> list[MeetingSummary]:
@@ -250,23 +273,24 @@ class Store:
 
     @guarded
     async def get_meeting(self, meeting_uuid: str) -> MeetingDetail | None:
-        m = s.meetings
+        m, uuid = s.meetings, self._id(meeting_uuid)
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(m, *_counts()).where(m.c.meeting_uuid == meeting_uuid))).mappings().first()
+            row = (await conn.execute(select(m, *_counts()).where(m.c.meeting_key == _key(uuid)))).mappings().first()
             if row is None:
                 return None
-            streams = (await conn.execute(select(s.streams).where(s.streams.c.meeting_uuid == meeting_uuid)
+            streams = (await conn.execute(select(s.streams).where(s.streams.c.meeting_uuid == uuid)
                                           .order_by(s.streams.c.id))).mappings().all()
         detail = _summary(MeetingDetail, row, [x["state"] for x in streams])
         detail.account_id, detail.operator_id, detail.session_key = row["account_id"], row["operator_id"], row["session_key"]
-        detail.streams = [{k: v for k, v in x.items() if k != "id"} for x in streams]
+        detail.streams = [{k: v for k, v in x.items() if k not in ("id", "stream_key")} for x in streams]
         return detail
 
     @guarded
     async def stream(self, rtms_stream_id: str) -> StreamRecord | None:
+        key = _key(self._id(rtms_stream_id))
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(s.streams).where(s.streams.c.rtms_stream_id == rtms_stream_id))).mappings().first()
-        return _stream(row) if row else None
+            row = (await conn.execute(select(s.streams).where(s.streams.c.stream_key == key))).mappings().first()
+        return convert.stream_record(row) if row else None
 
     @guarded
     async def open_streams(self) -> list[StreamRecord]:
@@ -274,7 +298,7 @@ class Store:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(s.streams).where(s.streams.c.stopped_at_ms.is_(None))
                                        .order_by(s.streams.c.id))).mappings().all()
-        return [_stream(r) for r in rows]
+        return [convert.stream_record(r) for r in rows]
 
     @guarded
     async def streams_to_rejoin(self) -> list[tuple[StreamRecord, str, int]]:
@@ -285,52 +309,41 @@ class Store:
                  .where(st.c.stopped_at_ms.is_(None)).order_by(st.c.id))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [(_stream(r), r["product"], r["updated_at_ms"]) for r in rows]
+        return [(convert.stream_record(r), r["product"], r["updated_at_ms"]) for r in rows]
 
     @guarded
     async def touch_streams(self, rtms_stream_ids: list[str]) -> None:
         """Note that these streams are still held (a restart rejoins only recent ones)."""
         if rtms_stream_ids:
+            keys = [_key(self._id(x)) for x in rtms_stream_ids]
             async with self.engine.begin() as conn:
-                await conn.execute(update(s.streams).where(s.streams.c.rtms_stream_id.in_(rtms_stream_ids))
+                await conn.execute(update(s.streams).where(s.streams.c.stream_key.in_(keys))
                                    .values(updated_at_ms=_now_ms()))
 
     @guarded
     async def transcript(self, meeting_uuid: str) -> list[TranscriptSegment]:
         t = s.transcript_segments
-        query = select(t).where(t.c.meeting_uuid == meeting_uuid).order_by(
+        query = select(t).where(t.c.meeting_uuid == self._id(meeting_uuid)).order_by(
             func.coalesce(t.c.start_time, t.c.timestamp), t.c.id)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [TranscriptSegment(
-            meeting_uuid=r["meeting_uuid"], rtms_stream_id=r["rtms_stream_id"], user_id=_from_uid(r["user_id"]),
-            user_name=r["user_name"], text=r["text"], timestamp=r["timestamp"], start_time=r["start_time"],
-            end_time=r["end_time"], language=r["language"], attribute=r["attribute"],
-            received_at_ms=r["received_at_ms"], speaker_inferred=bool(r["speaker_inferred"])) for r in rows]
+        return [convert.segment(r) for r in rows]
 
     @guarded
     async def chat(self, meeting_uuid: str) -> list[ChatMessage]:
         c = s.chat_messages
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(c).where(c.c.meeting_uuid == meeting_uuid)
+            rows = (await conn.execute(select(c).where(c.c.meeting_uuid == self._id(meeting_uuid))
                                        .order_by(c.c.timestamp, c.c.id))).mappings().all()
-        return [ChatMessage(
-            meeting_uuid=r["meeting_uuid"], rtms_stream_id=r["rtms_stream_id"], message_id=r["message_id"],
-            sender_user_id=_from_uid(r["sender_user_id"]), sender_name=r["sender_name"],
-            receiver_user_id=_from_uid(r["receiver_user_id"]), receiver_name=r["receiver_name"],
-            chat_session_type=r["chat_session_type"], text=r["text"], operation_type=r["operation_type"],
-            timestamp=r["timestamp"], raw=r["raw"]) for r in rows]
+        return [convert.chat(r) for r in rows]
 
     @guarded
     async def timeline(self, meeting_uuid: str) -> list[TimelineEvent]:
         e = s.timeline_events
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(e).where(e.c.meeting_uuid == meeting_uuid)
+            rows = (await conn.execute(select(e).where(e.c.meeting_uuid == self._id(meeting_uuid))
                                        .order_by(e.c.timestamp, e.c.id))).mappings().all()
-        return [TimelineEvent(
-            meeting_uuid=r["meeting_uuid"], rtms_stream_id=r["rtms_stream_id"], event_type=r["event_type"],
-            timestamp=r["timestamp"], user_id=_from_uid(r["user_id"]), user_name=r["user_name"],
-            payload=r["payload"]) for r in rows]
+        return [convert.event(r) for r in rows]
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -348,29 +361,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={int(LOCK_WAIT_S * 1000)}"):
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
-
-
-def _segment_row(x: TranscriptSegment) -> dict[str, Any]:
-    return {"dedup_key": _key(x.rtms_stream_id, x.user_id, x.timestamp, x.start_time, x.end_time, x.text),
-            "meeting_uuid": x.meeting_uuid, "rtms_stream_id": x.rtms_stream_id, "user_id": _uid(x.user_id),
-            "user_name": x.user_name, "text": x.text, "timestamp": x.timestamp, "start_time": x.start_time,
-            "end_time": x.end_time, "language": x.language, "attribute": x.attribute,
-            "received_at_ms": x.received_at_ms, "speaker_inferred": x.speaker_inferred}
-
-
-def _chat_row(x: ChatMessage) -> dict[str, Any]:
-    return {"dedup_key": _key(x.rtms_stream_id, x.message_id, x.timestamp, x.operation_type, x.text),
-            "meeting_uuid": x.meeting_uuid, "rtms_stream_id": x.rtms_stream_id, "message_id": x.message_id,
-            "sender_user_id": _uid(x.sender_user_id), "sender_name": x.sender_name,
-            "receiver_user_id": _uid(x.receiver_user_id), "receiver_name": x.receiver_name,
-            "chat_session_type": x.chat_session_type, "text": x.text, "operation_type": x.operation_type,
-            "timestamp": x.timestamp, "raw": x.raw}
-
-
-def _event_row(x: TimelineEvent) -> dict[str, Any]:
-    return {"dedup_key": _key(x.rtms_stream_id, x.event_type, x.timestamp, x.user_id),
-            "meeting_uuid": x.meeting_uuid, "rtms_stream_id": x.rtms_stream_id, "event_type": x.event_type,
-            "timestamp": x.timestamp, "user_id": _uid(x.user_id), "user_name": x.user_name, "payload": x.payload}
 
 
 def _counts() -> list[Any]:
@@ -412,22 +402,3 @@ def _summary(cls: type, row: Any, states: list[str]) -> Any:
                stop_reason=row["stop_reason"], meeting_id=row["meeting_id"],
                segment_count=row["segment_count"], chat_count=row["chat_count"],
                event_count=row["event_count"], participant_count=row["participant_count"])
-
-
-_MEDIA_FILE_FIELDS = ("meeting_uuid", "rtms_stream_id", "kind", "user_id", "user_name", "codec", "format",
-                      "path", "sample_rate", "channels", "origin_ms", "first_ms", "last_ms", "frames",
-                      "bytes", "complete")
-
-
-def _media_file(r: Any) -> MediaFile:
-    f = MediaFile(**{name: r[name] for name in _MEDIA_FILE_FIELDS if name != "user_id"},
-                  user_id=_from_uid(r["user_id"]), id=r["id"])
-    f.complete = bool(f.complete)
-    return f
-
-
-def _stream(r: Any) -> StreamRecord:
-    return StreamRecord(
-        rtms_stream_id=r["rtms_stream_id"], meeting_uuid=r["meeting_uuid"], server_urls=r["server_urls"],
-        state=r["state"], started_at_ms=r["started_at_ms"], stopped_at_ms=r["stopped_at_ms"],
-        stop_reason=r["stop_reason"], status_code=r["status_code"], status_reason=r["status_reason"])
