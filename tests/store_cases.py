@@ -11,11 +11,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from rtms_gateway.protocol.errors import RecordRefused, StoreUnavailable
 from rtms_gateway.sinks import schema
+from rtms_gateway.sinks.delivery_memory import DeliveryMemory
 from rtms_gateway.sinks.store import MIGRATIONS, Store, async_url
 from rtms_gateway.sinks.records import (
     ChatMessage,
@@ -198,10 +199,45 @@ async def case_a_closed_store_is_unavailable(store) -> None:
         await store.write_batch(segments=[seg(0)])
     with pytest.raises(StoreUnavailable):
         await store.transcript(UUID)
+    with pytest.raises(StoreUnavailable):
+        await store.memory.seen_delivery(("StreamStarted", "s", 1), 1)
+
+
+async def _rows(store, table) -> int:
+    async with store.engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(table))).scalar()
+
+
+async def case_delivery_memory(store) -> None:
+    memory = DeliveryMemory(store, delivery_ttl_s=10, ended_ttl_s=100, max_rows=3, prune_every_s=0)
+    delivery = ("StreamStarted", long_id(10_000, 5), 1_700_000_000_123)
+    assert not await memory.seen_delivery(delivery, 1_000)
+    assert await memory.seen_delivery(delivery, 2_000)  # Zoom's retry, or a replay
+    assert not await memory.seen_delivery(delivery, 12_000)  # past the TTL: new again
+    await memory.forget_delivery(delivery)
+    assert not await memory.seen_delivery(delivery, 13_000)  # forgotten (we failed to act on it)
+    for n in range(5):
+        assert not await memory.seen_delivery(("StreamStopped", f"s{n}", n), 20_000 + n)
+    assert await _rows(store, schema.webhook_deliveries) == 3  # bounded: the oldest went
+    assert await memory.seen_delivery(("StreamStopped", "s4", 4), 20_010)
+    await memory.seen_delivery(("StreamStopped", "s9", 9), 40_000)
+    assert await _rows(store, schema.webhook_deliveries) == 1  # the rest were past the TTL
+
+    stream_id = long_id(10_000, 6)
+    assert await memory.ended_state(stream_id) is None
+    await memory.remember_ended(stream_id, "stopped", 1_000)
+    assert await memory.ended_state(stream_id) == "stopped"
+    await memory.remember_ended(stream_id, "lost", 2_000)
+    assert await memory.ended_state(stream_id) == "lost"
+    await memory.remember_ended("another", "stopped", 200_000)  # the first is past its TTL now
+    assert await memory.ended_state(stream_id) is None and await memory.ended_state("another") == "stopped"
+    # the store's own memory keeps the defaults
+    assert not await store.memory.seen_delivery(delivery, 1_000) and await store.memory.seen_delivery(delivery, 1_001)
 
 
 ALL = [case_round_trip_and_dedup, case_listing_and_states, case_big_batch_and_concurrent_writers, case_nul_text,
-       case_long_ids, case_a_record_it_cannot_hold_is_refused, case_a_closed_store_is_unavailable]
+       case_long_ids, case_a_record_it_cannot_hold_is_refused, case_a_closed_store_is_unavailable,
+       case_delivery_memory]
 
 
 # ---- migrations ---------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def meetings(limit: int = typer.Option(50, help="How many, newest first.")) -> N
     settings = _settings()
 
     async def fetch():  # type: ignore[no-untyped-def]
-        store = await Store.open(settings.resolved_database_url)
+        store = await Store.open(settings.resolved_database_url, pg_schema=settings.database_schema)
         try:
             return await store.list_meetings(limit=limit, offset=0)
         finally:
@@ -122,7 +122,7 @@ def export(
     settings = _settings()
 
     async def fetch():  # type: ignore[no-untyped-def]
-        store = await Store.open(settings.resolved_database_url)
+        store = await Store.open(settings.resolved_database_url, pg_schema=settings.database_schema)
         try:
             meeting = await store.get_meeting(meeting_uuid)
             if format in EXPORT_FORMATS:

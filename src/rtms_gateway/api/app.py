@@ -19,7 +19,7 @@ from ..sinks.exports import TRANSCRIPT_FORMATS, render_transcript, segment_json
 from ..sinks.media_export import MEDIA_TYPES, frames_zip, media_json
 from ..sinks.participants import participants
 from ..sinks.records import MediaFile
-from ..webhooks.dedup import RecentDeliveries
+from ..webhooks.dedup import Deliveries
 from ..webhooks.events import (
     UnhandledEvent,
     UrlValidation,
@@ -76,12 +76,14 @@ _UUID_DOC = "The meeting UUID; percent-encode `/`, `+` and `=` (`%2F`, `%2B`, `%
 
 def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                clock: Callable[[], float] = time.time,
-               live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: []) -> FastAPI:
+               live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: [],
+               deliveries: Deliveries | None = None) -> FastAPI:
     """The app for `settings`; reads no environment. `clock` gives Unix seconds;
-    `live_media` tells how the files still being written stand right now."""
+    `live_media` tells how the files still being written stand right now; `deliveries`
+    recognises webhook retries (this process's memory alone unless given the store's)."""
     app = FastAPI(title="rtms-gateway", version="0.1.0",
                   description="Zoom Realtime Media Streams in; durable, queryable, live data out.")
-    deliveries = RecentDeliveries()
+    deliveries = deliveries if deliveries is not None else Deliveries()
     secret_token = settings.zoom_secret_token.get_secret_value()
 
     def refuse(status: int, reason: str, request: Request, event: str | None = None) -> JSONResponse:
@@ -122,14 +124,14 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             log.debug("webhook %s not handled", event.event)
             return JSONResponse({"status": "ignored"})
         key = delivery_key(event)
-        if deliveries.seen(key, clock()):
+        if await deliveries.seen(key, clock()):
             log.info("webhook %s for stream %s is a repeat; ignored",
                      type(event).__name__, event.rtms_stream_id)
             return JSONResponse({"status": "duplicate"})
         try:
             await manager.handle(event)
         except BaseException:
-            deliveries.forget(key)  # Zoom's retry should be acted on, not dropped
+            await deliveries.forget(key)  # Zoom's retry should be acted on, not dropped
             raise
         return JSONResponse({"status": "ok"})
 

@@ -16,6 +16,7 @@ import uvicorn
 from ..client.connection import TlsTrust
 from ..config import Settings
 from ..sinks.store import Store
+from ..webhooks.dedup import Deliveries
 from .manager import Credentials, StreamManager
 from .pipeline import Pipeline
 
@@ -40,7 +41,7 @@ class Gateway:
         if not settings.zoom_secret_token.get_secret_value():
             raise SystemExit("ZOOM_SECRET_TOKEN must be set: every webhook is verified with it")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await Store.open(settings.resolved_database_url)
+        store = await Store.open(settings.resolved_database_url, pg_schema=settings.database_schema)
         pipeline = Pipeline(store, data_dir=settings.data_dir)
         manager = StreamManager(
             credentials=Credentials(settings.zoom_client_id, settings.zoom_client_secret.get_secret_value()),
@@ -52,12 +53,14 @@ class Gateway:
             reconnect_backoff=lambda: settings.backoff(settings.signaling_window_s),
             media_backoff=lambda: settings.backoff(settings.media_window_s),
             silence_limit=settings.silence_limit_s,
+            ended_log=store.memory,
         )
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()
         await recover(settings.data_dir, pipeline, manager, window_s=settings.signaling_window_s)
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
-        app = create_app(settings, store=store, manager=manager, live_media=live_media)
+        app = create_app(settings, store=store, manager=manager, live_media=live_media,
+                         deliveries=Deliveries(store.memory))
         return cls(settings, store, pipeline, manager, app)
 
     async def close(self, timeout: float = 10.0) -> None:

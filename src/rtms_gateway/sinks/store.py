@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ..protocol.constants import EventType
 from . import schema as s
 from . import store_rows as convert
+from .delivery_memory import DeliveryMemory
 from .records import ChatMessage, MediaFile, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
 from .schema import key_of as _key
 from .store_errors import guarded, translate
@@ -86,6 +87,7 @@ class Store:
         self.counters = {"nul_replaced": 0}
         self._pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self._pg else sqlite.insert
+        self.memory = DeliveryMemory(self)
 
     @classmethod
     async def open(cls, url: str, *, pg_schema: str | None = None) -> Store:
