@@ -3,8 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import random
 
-from rtms_gateway.sinks.records import ChatMessage, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from rtms_gateway.protocol.errors import RecordRefused, StoreUnavailable
+from rtms_gateway.sinks import schema
+from rtms_gateway.sinks.delivery_memory import DeliveryMemory
+from rtms_gateway.sinks.store import MIGRATIONS, Store, async_url
+from rtms_gateway.sinks.records import (
+    ChatMessage,
+    MediaFile,
+    MeetingRecord,
+    StreamRecord,
+    TimelineEvent,
+    TranscriptSegment,
+)
 
 UUID = "Zk/9+abc==QQ"
 
@@ -64,3 +85,218 @@ async def case_big_batch_and_concurrent_writers(store) -> None:
     results = await asyncio.gather(*(store.write_batch(segments=batch) for batch in more))
     assert sum(results) == 1600
     assert len(await store.transcript(UUID)) == 11_600
+
+
+# ---- poison records, long ids, the two kinds of error, delivery memory ---------------------
+
+NUL = "\x00"
+
+
+def stored(store, text: str) -> str:
+    """What the store keeps of `text`: PostgreSQL's text cannot hold NUL (U+FFFD instead)."""
+    return text.replace(NUL, "\ufffd") if store.engine.dialect.name == "postgresql" else text
+
+
+def long_id(size: int, seed: int) -> str:
+    """An id of `size` characters, incompressible (PostgreSQL compresses an index entry
+    before it checks the entry's size), with Zoom's `/`, `+` and `=` in it."""
+    text = base64.b64encode(random.Random(seed).randbytes(size)).decode()
+    return ("/+=" + text)[:size]
+
+
+def chat_msg(uuid: str = UUID, **fields) -> ChatMessage:
+    values = dict(meeting_uuid=uuid, rtms_stream_id="stream-a", message_id="m1", sender_user_id=1,
+                  sender_name="Ann", receiver_user_id=None, receiver_name=None, chat_session_type=1,
+                  text="hi", operation_type=1, timestamp=5, raw={"data": "hi"})
+    values.update(fields)
+    return ChatMessage(**values)
+
+
+async def case_nul_text(store) -> None:
+    await seed(store)
+    pg = store.engine.dialect.name == "postgresql"
+    segment = seg(0, text="hi\x00there")
+    segment.user_name = "A\x00nn"
+    chat = chat_msg(text="a\x00b\x00c", sender_name="x\x00", raw={"data": "a\x00b\x00c"})
+    event = TimelineEvent(meeting_uuid=UUID, rtms_stream_id="stream-a", event_type=3, timestamp=4,
+                          user_id=1, user_name="E\x00v", payload={"name": "E\x00v"})
+    assert await store.write_batch(segments=[segment], chats=[chat], events=[event]) == 3
+    assert store.counters["nul_replaced"] == (6 if pg else 0)
+    assert await store.write_batch(segments=[segment], chats=[chat], events=[event]) == 0  # stored once
+    assert store.counters["nul_replaced"] == (6 if pg else 0)  # and counted once
+    (got,) = await store.transcript(UUID)
+    assert (got.text, got.user_name) == (stored(store, "hi\x00there"), stored(store, "A\x00nn"))
+    (got_chat,) = await store.chat(UUID)
+    assert (got_chat.text, got_chat.sender_name) == (stored(store, "a\x00b\x00c"), stored(store, "x\x00"))
+    assert got_chat.raw == {"data": "a\x00b\x00c"}  # JSON holds NUL escaped, as it came
+    (got_event,) = await store.timeline(UUID)
+    assert got_event.user_name == stored(store, "E\x00v") and got_event.payload == {"name": "E\x00v"}
+    # an id holding NUL is stored, and found again by the id as Zoom sent it
+    await seed(store, "nul\x00meeting")
+    found = await store.get_meeting("nul\x00meeting")
+    assert found is not None and found.meeting_uuid == stored(store, "nul\x00meeting")
+    assert (await store.stream("stream-nul\x00meeting")).rtms_stream_id == stored(store, "stream-nul\x00meeting")
+    assert store.counters["nul_replaced"] == (6 + 3 if pg else 0)  # meeting uuid; stream id and its meeting
+
+
+async def case_long_ids(store) -> None:
+    for size in (300, 10_000):
+        uuid, stream_id, other = long_id(size, 1), long_id(size, 2), long_id(size, 3)
+        user = "u" + long_id(size, 4)  # not all digits (user ids made of digits come back as ints)
+        await store.upsert_meeting(MeetingRecord(meeting_uuid=uuid, product="meeting", meeting_id=other,
+                                                 account_id=other, operator_id=other, session_key=other,
+                                                 started_at_ms=size))
+        await store.upsert_meeting(MeetingRecord(meeting_uuid=uuid, product="meeting"))  # again: one row
+        await store.upsert_stream(StreamRecord(rtms_stream_id=stream_id, meeting_uuid=uuid, server_urls="wss://x",
+                                               state="ready", started_at_ms=size))
+        segment = TranscriptSegment(meeting_uuid=uuid, rtms_stream_id=stream_id, user_id=user, user_name=other,
+                                    text="long ids", timestamp=1, received_at_ms=1)
+        chat = chat_msg(uuid, rtms_stream_id=stream_id, message_id=other, sender_user_id=user, sender_name=other,
+                        receiver_user_id=user, receiver_name=other)
+        event = TimelineEvent(meeting_uuid=uuid, rtms_stream_id=stream_id, event_type=3, timestamp=2,
+                              user_id=user, user_name=other)
+        assert await store.write_batch(segments=[segment], chats=[chat], events=[event]) == 3
+        await store.upsert_media_file(MediaFile(meeting_uuid=uuid, rtms_stream_id=stream_id, kind="audio",
+                                                user_id=user, user_name=other, codec="l16", format="wav",
+                                                path=f"{other}/{stream_id}.wav", origin_ms=0))
+        await store.touch_streams([stream_id])
+        assert [s.rtms_stream_id for s in await store.open_streams()] == [stream_id]
+        await store.mark_stream(stream_id, state="stopped", stopped_at_ms=5, stop_reason=6)
+        await store.mark_meeting_stopped(uuid, 5, 6)
+
+        detail = (await store.get_meeting(uuid)).to_dict()
+        assert (detail["meeting_uuid"], detail["meeting_id"], detail["session_key"]) == (uuid, other, other)
+        assert (detail["state"], detail["segment_count"], detail["chat_count"], detail["event_count"]) == \
+            ("stopped", 1, 1, 1)
+        assert [s["rtms_stream_id"] for s in detail["streams"]] == [stream_id]
+        assert (await store.stream(stream_id)).state == "stopped"
+        assert await store.transcript(uuid) == [segment]
+        assert await store.chat(uuid) == [chat]
+        assert await store.timeline(uuid) == [event]
+        (media,) = await store.media_files(uuid)
+        assert (media.user_id, media.path) == (user, f"{other}/{stream_id}.wav")
+        assert uuid in [m.meeting_uuid for m in await store.list_meetings(limit=10, offset=0)]
+    assert len(await store.list_meetings(limit=10, offset=0)) == 2
+
+
+async def case_a_record_it_cannot_hold_is_refused(store) -> None:
+    await seed(store)
+    too_big = TranscriptSegment(meeting_uuid=UUID, rtms_stream_id="stream-a", user_id=1, user_name="a",
+                                text="past 64 bits", timestamp=2**70)
+    with pytest.raises(RecordRefused):
+        await store.write_batch(segments=[seg(0), too_big])
+    with pytest.raises(RecordRefused):  # a constraint: text is required
+        await store.write_batch(chats=[chat_msg(text=None)])
+    assert await store.transcript(UUID) == []  # a refused batch leaves nothing behind
+    assert await store.write_batch(segments=[seg(1)]) == 1  # and the store takes the next one
+    assert [s.text for s in await store.transcript(UUID)] == [seg(1).text]
+
+
+async def case_a_closed_store_is_unavailable(store) -> None:
+    await seed(store)
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.write_batch(segments=[seg(0)])
+    with pytest.raises(StoreUnavailable):
+        await store.transcript(UUID)
+    with pytest.raises(StoreUnavailable):
+        await store.memory.seen_delivery(("StreamStarted", "s", 1), 1)
+
+
+async def _rows(store, table) -> int:
+    async with store.engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(table))).scalar()
+
+
+async def case_delivery_memory(store) -> None:
+    memory = DeliveryMemory(store, delivery_ttl_s=10, ended_ttl_s=100, max_rows=3, prune_every_s=0)
+    delivery = ("StreamStarted", long_id(10_000, 5), 1_700_000_000_123)
+    assert not await memory.seen_delivery(delivery, 1_000)
+    assert await memory.seen_delivery(delivery, 2_000)  # Zoom's retry, or a replay
+    assert not await memory.seen_delivery(delivery, 12_000)  # past the TTL: new again
+    await memory.forget_delivery(delivery)
+    assert not await memory.seen_delivery(delivery, 13_000)  # forgotten (we failed to act on it)
+    for n in range(5):
+        assert not await memory.seen_delivery(("StreamStopped", f"s{n}", n), 20_000 + n)
+    assert await _rows(store, schema.webhook_deliveries) == 3  # bounded: the oldest went
+    assert await memory.seen_delivery(("StreamStopped", "s4", 4), 20_010)
+    await memory.seen_delivery(("StreamStopped", "s9", 9), 40_000)
+    assert await _rows(store, schema.webhook_deliveries) == 1  # the rest were past the TTL
+
+    stream_id = long_id(10_000, 6)
+    assert await memory.ended_state(stream_id) is None
+    await memory.remember_ended(stream_id, "stopped", 1_000)
+    assert await memory.ended_state(stream_id) == "stopped"
+    await memory.remember_ended(stream_id, "lost", 2_000)
+    assert await memory.ended_state(stream_id) == "lost"
+    await memory.remember_ended("another", "stopped", 200_000)  # the first is past its TTL now
+    assert await memory.ended_state(stream_id) is None and await memory.ended_state("another") == "stopped"
+    # the store's own memory keeps the defaults
+    assert not await store.memory.seen_delivery(delivery, 1_000) and await store.memory.seen_delivery(delivery, 1_001)
+
+
+ALL = [case_round_trip_and_dedup, case_listing_and_states, case_big_batch_and_concurrent_writers, case_nul_text,
+       case_long_ids, case_a_record_it_cannot_hold_is_refused, case_a_closed_store_is_unavailable,
+       case_delivery_memory]
+
+
+# ---- migrations ---------------------------------------------------------------------------
+
+
+def _migrate(conn, revision: str, down: bool = False) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+def _differences(conn) -> list:
+    return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), schema.metadata)
+
+
+async def case_migration_from_0002(url: str, pg_schema: str | None = None) -> None:
+    """A database at 0002 with a meeting in it is brought to 0003 on open: keys backfilled,
+    all found again, the schema equal to the model; and 0003 goes down and up again."""
+    args = {"server_settings": {"search_path": pg_schema}} if pg_schema else {}
+    engine = create_async_engine(async_url(url), connect_args=args)
+    old_uuid, old_stream = "Zk/9+old==", "old-stream"
+    async with engine.begin() as conn:
+        await conn.run_sync(_migrate, "0002")
+        await conn.execute(text("INSERT INTO meetings (meeting_uuid, product, started_at_ms, created_at_ms) "
+                                "VALUES (:u, 'meeting', 1, 1)"), {"u": old_uuid})
+        await conn.execute(text("INSERT INTO streams (rtms_stream_id, meeting_uuid, server_urls, state, "
+                                "updated_at_ms) VALUES (:s, :u, 'wss://x', 'ready', 1)"), {"s": old_stream, "u": old_uuid})
+        await conn.execute(text("INSERT INTO transcript_segments (dedup_key, meeting_uuid, rtms_stream_id, text, "
+                                "timestamp, received_at_ms, speaker_inferred) VALUES ('k1', :u, :s, 'before', 1, 1, "
+                                "false)"), {"u": old_uuid, "s": old_stream})
+        assert await conn.run_sync(_differences)  # 0002 is not the model
+    await engine.dispose()
+
+    store = await Store.open(url, pg_schema=pg_schema)
+    try:
+        found = await store.get_meeting(old_uuid)
+        assert found is not None and [s["rtms_stream_id"] for s in found.to_dict()["streams"]] == [old_stream]
+        assert (await store.stream(old_stream)).state == "ready"
+        assert [s.text for s in await store.transcript(old_uuid)] == ["before"]
+        await store.upsert_meeting(MeetingRecord(meeting_uuid=old_uuid, product="meeting"))  # its key matches
+        await store.mark_stream(old_stream, state="stopped", stopped_at_ms=2)
+        assert len(await store.list_meetings(limit=10, offset=0)) == 1
+        assert (await store.stream(old_stream)).state == "stopped"
+        big = long_id(10_000, 7)
+        await seed(store, big)
+        assert (await store.get_meeting(big)).meeting_uuid == big
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(_differences) == []
+            if pg_schema:
+                kinds = dict((await conn.execute(text(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = :s"), {"s": pg_schema})).all())
+                assert "USING hash" in kinds["ix_segments_meeting"] and "USING hash" in kinds["ix_streams_meeting_uuid"]
+        async with store.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM streams WHERE rtms_stream_id = :s"), {"s": f"stream-{big}"})
+            await conn.execute(text("DELETE FROM meetings WHERE meeting_uuid = :u"), {"u": big})
+            await conn.run_sync(_migrate, "0002", True)  # down: the ids fit their old columns again
+            await conn.run_sync(_migrate, "head")
+            assert await conn.run_sync(_differences) == []
+        assert (await store.stream(old_stream)).state == "stopped"
+    finally:
+        await store.close()

@@ -434,3 +434,13 @@ async def test_openapi_documents_every_route(fake):
     assert {"401", "413", "400", "422"} <= set(paths["/webhook"]["post"]["responses"])
     params = {p["name"] for p in paths["/api/meetings/{meeting_uuid}/transcript"]["get"]["parameters"]}
     assert params == {"meeting_uuid", "format"}
+
+
+async def test_a_store_that_is_away_answers_503(api):
+    http, store, _ = api
+    await store_cases.seed(store)
+    assert (await http.get("/api/meetings")).status_code == 200
+    await store.close()  # every store call is StoreUnavailable from here on
+    response = await http.get("/api/meetings")
+    assert response.status_code == 503 and "unavailable" in response.json()["detail"]
+    assert (await http.get(f"/api/meetings/{store_cases.UUID.replace('/', '%2F')}/transcript")).status_code == 503

@@ -13,9 +13,13 @@ import sys
 import httpx
 import pytest
 
+from fastapi import HTTPException
+
 from rtms_gateway.api.app import create_app
+from rtms_gateway.api.auth import OUTAGE_GRACE_S, Authenticator, Principal
+from rtms_gateway.protocol.errors import StoreUnavailable
 from rtms_gateway.gateway.service import Gateway
-from rtms_gateway.sinks.keys import KEY_FILE, Scope, read_key_file
+from rtms_gateway.sinks.keys import KEY_FILE, ApiKey, Scope, key_hash, read_key_file
 from rtms_gateway.sinks.store import Store
 
 from .gateway_harness import API_KEY, GatewayWithSimulator, make_settings
@@ -207,3 +211,31 @@ async def test_keys_commands_create_list_and_revoke(tmp_path):
     finally:
         await store.close()
     assert _cli(tmp_path, "revoke", "reporting").returncode == 1
+
+
+class FlakyKeys:
+    """A key store that answers, then is away."""
+
+    def __init__(self, key: str):
+        self.hashed, self.away = key_hash(key), False
+
+    async def find(self, hashed):
+        if self.away:
+            raise StoreUnavailable("the database is away")
+        return ApiKey(name="ops", scope=Scope.READ, shown="rtms_x", created_at_ms=1) if hashed == self.hashed else None
+
+
+async def test_while_the_store_is_away_a_recently_confirmed_key_still_opens_and_others_get_503():
+    now = [1000.0]
+    keys = FlakyKeys("rtms_known-key-000000000000")
+    auth = Authenticator([], keys, clock=lambda: now[0])
+    assert await auth.principal("rtms_known-key-000000000000") == Principal("ops", Scope.READ)
+    keys.away = True
+    now[0] += OUTAGE_GRACE_S - 1
+    assert await auth.principal("rtms_known-key-000000000000") == Principal("ops", Scope.READ)
+    with pytest.raises(HTTPException) as never_seen:
+        await auth.principal("rtms_other-key-000000000000")
+    assert never_seen.value.status_code == 503
+    now[0] += 2  # past the grace: the store must confirm it again
+    with pytest.raises(HTTPException):
+        await auth.principal("rtms_known-key-000000000000")

@@ -18,8 +18,7 @@ async def _open(tmp_path):
     return await Store.open(f"sqlite:///{tmp_path / 'db' / 'rtms.sqlite3'}")
 
 
-@pytest.mark.parametrize("case", [cases.case_round_trip_and_dedup, cases.case_listing_and_states,
-                                  cases.case_big_batch_and_concurrent_writers], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("case", cases.ALL, ids=lambda c: c.__name__)
 async def test_store_cases(tmp_path, case):
     store = await _open(tmp_path)
     try:
@@ -66,3 +65,34 @@ def test_urls_name_the_async_drivers():
     assert async_url("sqlite:///a/b.db") == "sqlite+aiosqlite:///a/b.db"
     assert async_url("postgresql://u:p@h:5432/d") == "postgresql+asyncpg://u:p@h:5432/d"
     assert async_url("postgresql+asyncpg://h/d") == "postgresql+asyncpg://h/d"
+
+
+async def test_migration_0003_brings_an_0002_database_up_to_date(tmp_path):
+    await cases.case_migration_from_0002(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+
+
+async def test_a_locked_database_is_unavailable_and_a_gone_one_too(tmp_path):
+    from rtms_gateway.protocol.errors import StoreUnavailable
+
+    store = await _open(tmp_path)
+    try:
+        await cases.seed(store)
+        lock = sqlite3.connect(tmp_path / "db" / "rtms.sqlite3", isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(StoreUnavailable, match="SQLITE_BUSY"):
+                await store.write_batch(segments=[cases.seg(0)])
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        assert await store.write_batch(segments=[cases.seg(0)]) == 1
+        await store.engine.dispose()  # no open connection left: the next one must open the file
+        (tmp_path / "db").rename(tmp_path / "moved")
+        with pytest.raises(StoreUnavailable, match="SQLITE_CANTOPEN"):
+            await store.write_batch(segments=[cases.seg(1)])
+        with pytest.raises(StoreUnavailable):
+            await store.transcript(cases.UUID)
+        (tmp_path / "moved").rename(tmp_path / "db")
+        assert await store.write_batch(segments=[cases.seg(1)]) == 1
+    finally:
+        await store.close()

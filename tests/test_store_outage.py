@@ -1,16 +1,26 @@
-"""The store locked for 30 s in the middle of a meeting: records wait in the disk journal,
-/healthz says degraded, a metric counts them, and all are written afterwards."""
+"""The store away for 30 s in the middle of a meeting (SQLite locked; PostgreSQL cut off by
+a proxy): records wait in the disk journal, /healthz says degraded, a metric counts them,
+and all are written afterwards. Records the store refuses hold back nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import logging
 import sqlite3
 
+import pytest
+
 from rtms_gateway.protocol.constants import MediaType
+from rtms_gateway.simulator.scenario import build_meeting
 from rtms_gateway.sinks.journal import Journal, JournalBatch
 from rtms_gateway.sinks.records import TranscriptSegment
 
+from . import postgres
 from .gateway_harness import GatewayWithSimulator
+from .store_cases import long_id, stored
+from .tcp_proxy import TcpProxy
 
 
 async def test_a_locked_store_sends_records_to_the_journal_and_loses_none(tmp_path):
@@ -105,6 +115,169 @@ async def test_a_record_the_store_refuses_is_set_aside_and_holds_back_nothing(tm
         pipeline._segments.append(seg(3, 4))  # and the pipeline goes on
         await pipeline.flush()
         assert len(await store.transcript("m")) == 3
+    finally:
+        await pipeline.close()
+        await store.close()
+
+
+async def _poll_health(http, predicate, timeout: float = 30.0) -> dict:
+    """The first /healthz body `predicate` accepts; fails after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        body = (await http.get("/healthz")).json()
+        if predicate(body):
+            return body
+        assert loop.time() < end, f"/healthz never got there: {body}"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not postgres.URL, reason="RTMS_TEST_POSTGRES_URL is not set")
+async def test_a_postgres_server_cut_off_for_30s_loses_nothing(tmp_path, caplog):
+    """Between the gateway and PostgreSQL, a proxy the test switches off: open connections
+    cut, new ones refused, for 30 s in the middle of a meeting; a second meeting starts
+    meanwhile (its webhook is acted on although the store cannot say whether it was seen)."""
+    media = MediaType.TRANSCRIPT | MediaType.CHAT
+    proxy = TcpProxy(*postgres.target())
+    port = await proxy.start()
+    caplog.set_level(logging.WARNING, logger="rtms_gateway")
+    try:
+        async with postgres.own_schema() as schema, GatewayWithSimulator(
+                tmp_path, RTMS_MEDIA="transcript,chat", RTMS_DATABASE_URL=postgres.url_via(port),
+                RTMS_DATABASE_SCHEMA=schema) as run:
+            first = run.simulator.start_meeting(duration=40.0, media=media)
+            assert await first.wait_streaming(15)
+            await asyncio.sleep(1.0)  # into the meeting
+            loop = asyncio.get_running_loop()
+            back_at = loop.time() + 30.0
+            await proxy.switch_off()
+            try:
+                async with run.http() as http:
+                    degraded = await _poll_health(http, lambda b: b["journal_records"] > 0)
+                    second = run.simulator.start_meeting(duration=8.0, media=media)
+                    assert await second.wait_streaming(15)  # started while the store is away
+                    await asyncio.sleep(max(0.0, back_at - loop.time()))
+            finally:
+                await proxy.switch_on()
+            assert degraded["status"] == "degraded" and not degraded["store"] and not degraded["store_ok"]
+            records = [await first.wait(60), await second.wait(60)]
+            await run.settle()
+            async with run.http() as http:
+                health = await _poll_health(http, lambda b: b["status"] == "ok")
+            store = run.gateway.store
+            for handle, record in zip((first, second), records):
+                stored = await store.transcript(handle.script.owner_id)
+                assert [s.text for s in stored] == [t.data for t in record.transcripts]
+                assert [c.text for c in await store.chat(handle.script.owner_id)] == [c.data for c in record.chat]
+                assert (await store.get_meeting(handle.script.owner_id)).state == "stopped"
+            assert records[1].sent.transcripts > 0 and records[0].sent.chat > 0
+    finally:
+        await proxy.close()
+    assert health["journal_records"] == 0 and health["store"]
+    counters = run.gateway.pipeline.counters
+    assert counters["journaled"] > 0 and counters["replayed"] == counters["journaled"]
+    assert counters["records_rejected"] == 0
+    assert "the store cannot say whether it was taken before" in caplog.text
+    assert "the store cannot say whether it ended" in caplog.text
+
+
+def _poisoned(script, *, nul: bool = False, owner_id: str | None = None):
+    """The script with NUL in every transcript and chat line, and/or another meeting id."""
+    if nul:
+        script = dataclasses.replace(
+            script,
+            utterances=[dataclasses.replace(u, text=f"{u.text}\x00and on") for u in script.utterances],
+            chat=[dataclasses.replace(c, text=f"hi\x00there {n}") for n, c in enumerate(script.chat)])
+    if owner_id is not None:
+        script = dataclasses.replace(script, owner_id=owner_id)
+    return script
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=[
+    pytest.mark.postgres, pytest.mark.skipif(not postgres.URL, reason="RTMS_TEST_POSTGRES_URL is not set")])])
+async def test_poison_records_hold_back_no_later_meeting(tmp_path, database):
+    """NUL in chat and transcripts, a 300-character and a 10 KB meeting UUID: all stored
+    (NUL as U+FFFD on PostgreSQL), nothing journaled, and the next meeting stored whole."""
+    media = MediaType.TRANSCRIPT | MediaType.CHAT
+    async with contextlib.AsyncExitStack() as stack:
+        env = {}
+        if database == "postgres":
+            schema = await stack.enter_async_context(postgres.own_schema())
+            env = {"RTMS_DATABASE_URL": postgres.URL, "RTMS_DATABASE_SCHEMA": schema}
+        run = await stack.enter_async_context(GatewayWithSimulator(tmp_path, RTMS_MEDIA="transcript,chat", **env))
+        scripts = [_poisoned(build_meeting(21, 0, duration_s=4.0, offered=media), nul=True),
+                   _poisoned(build_meeting(22, 0, duration_s=4.0, offered=media), owner_id=long_id(300, 1)),
+                   _poisoned(build_meeting(23, 0, duration_s=4.0, offered=media), owner_id=long_id(10_000, 2))]
+        poisoned = [run.simulator.start_meeting(script) for script in scripts]
+        records = [await handle.wait(60) for handle in poisoned]
+        await run.settle()
+        normal = run.simulator.start_meeting(build_meeting(24, 0, duration_s=4.0, offered=media))
+        records.append(await normal.wait(60))
+        await run.settle()
+        store = run.gateway.store
+        for handle, record in zip([*poisoned, normal], records):
+            assert record.outcome == "completed" and record.sent.transcripts > 0
+            uuid = handle.script.owner_id
+            assert [s.text for s in await store.transcript(uuid)] == [stored(store, t.data) for t in record.transcripts]
+            assert [c.text for c in await store.chat(uuid)] == [stored(store, c.data) for c in record.chat]
+            meeting = await store.get_meeting(uuid)
+            assert meeting.meeting_uuid == uuid and meeting.state == "stopped"
+        async with run.http() as http:
+            health = (await http.get("/healthz")).json()
+            metrics = (await http.get("/metrics")).text
+        nuls = sum(t.data.count("\x00") for t in records[0].transcripts) + \
+            sum(c.data.count("\x00") for c in records[0].chat)
+    assert records[0].sent.chat > 0 and nuls > 0
+    assert health["status"] == "ok" and health["journal_records"] == 0
+    counters = run.gateway.pipeline.counters
+    assert counters["records_rejected"] == 0 and counters["journaled"] == 0 and counters["updates_failed"] == 0
+    replaced = nuls if database == "postgres" else 0
+    assert store.counters["nul_replaced"] == replaced
+    assert f"rtms_nul_characters_replaced_total {float(replaced)}" in metrics
+
+
+async def test_a_journaled_batch_stays_in_the_journal_until_all_of_it_is_in(tmp_path):
+    """Replaying a journaled batch that holds a refused record, the disk fills up (SQLite's
+    max_page_count) half-way through writing it record by record: the journal is kept, and
+    once there is room again the rest is written, nothing lost."""
+    from sqlalchemy import event, text
+
+    from rtms_gateway.gateway.pipeline import Pipeline
+    from rtms_gateway.sinks.store import Store
+
+    store = await Store.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    cap: dict[str, int] = {}
+
+    @event.listens_for(store.engine.sync_engine, "connect")
+    def _cap_pages(dbapi_conn, _record):  # every new connection gets the cap the test sets
+        if cap:
+            cursor = dbapi_conn.cursor()
+            cursor.execute(f"PRAGMA max_page_count = {cap['pages']}")
+            cursor.close()
+
+    def seg(text_, ts):
+        return TranscriptSegment(meeting_uuid="m", rtms_stream_id="s", user_id=1, user_name="a", text=text_,
+                                 timestamp=ts)
+
+    big = "x" * 200_000  # needs ~50 more pages than the cap leaves
+    pipeline = Pipeline(store, data_dir=tmp_path, retry_interval=0.05)
+    try:
+        pipeline.journal.append(JournalBatch(segments=[seg("first", 1), seg("too big an integer", 2**70),
+                                                       seg(big, 3)]))
+        async with store.engine.connect() as conn:
+            pages = (await conn.execute(text("PRAGMA page_count"))).scalar()
+        cap["pages"] = pages + 4
+        await store.engine.dispose()  # reconnect under the cap
+        await pipeline.flush()
+        assert [s.text for s in await store.transcript("m")] == ["first"]
+        assert pipeline.counters["records_rejected"] == 1 and not pipeline.store_ok
+        assert pipeline.journal.records == 3  # kept whole: what went in goes in again, idempotently
+        cap.clear()
+        await store.engine.dispose()  # room again
+        await pipeline.flush()
+        assert [s.text for s in await store.transcript("m")] == ["first", big]
+        assert pipeline.journal.records == 0 and pipeline.store_ok
     finally:
         await pipeline.close()
         await store.close()

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     webhook_path: str = Field(default="/webhook", validation_alias="WEBHOOK_PATH")
     data_dir: Path = Field(default=Path("./rtms-data"), validation_alias="RTMS_DATA_DIR")
     database_url: str = Field(default="", validation_alias="RTMS_DATABASE_URL")
+    # PostgreSQL only: the schema the gateway's tables live in (the server's search_path if unset).
+    database_schema: str | None = Field(default=None, validation_alias="RTMS_DATABASE_SCHEMA")
     ca_file: Path | None = Field(default=None, validation_alias="RTMS_CA_FILE")
     # TLS only, unless asked: plain ws:// server URLs are refused (a forged or misrouted
     # rtms_started must not make us stream a meeting in clear text).

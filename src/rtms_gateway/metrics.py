@@ -32,6 +32,8 @@ COUNTERS = {
     "records_rejected": ("rtms_records_rejected", "Records the store refused (kept in rejected/records.jsonl)"),
     "updates_failed": ("rtms_updates_failed", "Meeting/stream updates the store refused, skipped"),
     "api_refused": ("rtms_api_requests_refused", "API requests refused for a missing, unknown or too weak key"),
+    "nul_replaced": ("rtms_nul_characters_replaced",
+                     "NUL characters in text written to PostgreSQL, stored as U+FFFD (its text cannot hold NUL)"),
 }
 GAUGES = {
     "streams_live": ("rtms_streams_live", "Streams held now"),

@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect
 
 from ..config import Settings
 from ..protocol.constants import HEADER_TRACKING_ID, EventType
+from ..protocol.errors import RecordRefused, StoreUnavailable
 from ..protocol.signature import url_validation_response
 from ..metrics import METRICS_CONTENT_TYPE, render_metrics
 from ..sinks.keys import KeyNameTaken, KeyStore, Scope
@@ -26,7 +27,7 @@ from ..sinks.exports import TRANSCRIPT_FORMATS, render_transcript, transcript_do
 from ..sinks.media_export import MEDIA_TYPES, frames_zip, media_json
 from ..sinks.participants import participants
 from ..sinks.records import MediaFile
-from ..webhooks.dedup import RecentDeliveries
+from ..webhooks.dedup import Deliveries
 from ..webhooks.events import (
     UnhandledEvent,
     UrlValidation,
@@ -92,11 +93,13 @@ _UUID_DOC = "The meeting UUID; percent-encode `/`, `+` and `=` (`%2F`, `%2B`, `%
 def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                keys: KeyStore | None = None,
                clock: Callable[[], float] = time.time,
-               live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: []) -> FastAPI:
+               live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: [],
+               deliveries: Deliveries | None = None) -> FastAPI:
     """The app for `settings`; reads no environment. `keys` holds the API keys made with
     `rtms-gateway keys` (without it, only `RTMS_API_KEYS` open the API and the key routes
     are absent). `clock` gives Unix seconds; `live_media` tells how the files still being
-    written stand right now."""
+    written stand right now; `deliveries` recognises webhook retries (this process's memory
+    alone unless given the store's)."""
     # Swagger UI and ReDoc from files the gateway serves itself: /docs works offline.
     app = FastAPIOffline(title="rtms-gateway", version="0.1.0",
                          description="Zoom Realtime Media Streams in; durable, queryable, live data out. "
@@ -106,7 +109,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     app.state.auth = auth
     reader = [Depends(auth.require(Scope.READ))]
     api = APIRouter(dependencies=reader, responses=_AUTH_ERRORS)
-    deliveries = RecentDeliveries()
+    deliveries = deliveries if deliveries is not None else Deliveries()
     secret_token = settings.zoom_secret_token.get_secret_value()
 
     def refuse(status: int, reason: str, request: Request, event: str | None = None) -> JSONResponse:
@@ -149,7 +152,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             log.debug("webhook %s not handled", event.event)
             return JSONResponse({"status": "ignored"})
         key = delivery_key(event)
-        if deliveries.seen(key, clock()):
+        if await deliveries.seen(key, clock()):
             log.info("webhook %s for stream %s is a repeat; ignored",
                      type(event).__name__, event.rtms_stream_id)
             return JSONResponse({"status": "duplicate"})
@@ -157,9 +160,18 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         try:
             await manager.handle(event)
         except BaseException:
-            deliveries.forget(key)  # Zoom's retry should be acted on, not dropped
+            await deliveries.forget(key)  # Zoom's retry should be acted on, not dropped
             raise
         return JSONResponse({"status": "ok"})
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.warning("API request answered 503: store unavailable (%s)", exc)
+        return JSONResponse({"detail": "the store is unavailable; try again"}, status_code=503)
+
+    @app.exception_handler(RecordRefused)
+    async def store_refused(request: Request, exc: RecordRefused) -> JSONResponse:
+        return JSONResponse({"detail": f"the store cannot look that up ({exc})"}, status_code=400)
 
     @app.get("/healthz", summary="Liveness, store reachability and stream counts",
              response_description="`status` ok, or degraded while records wait in the journal "

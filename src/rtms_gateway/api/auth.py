@@ -18,6 +18,7 @@ import msgspec
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ..protocol.errors import StoreUnavailable
 from ..sinks.keys import ApiKey, Scope, key_hash
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class Authenticator:
             return None
         try:
             found = await self.keys.find(hashed)
-        except Exception:
+        except StoreUnavailable:
             remembered = self._confirmed.get(hashed)
             if remembered is not None and self.clock() - remembered[1] <= OUTAGE_GRACE_S:
                 return remembered[0]

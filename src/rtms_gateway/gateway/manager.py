@@ -2,7 +2,8 @@
 
 Starting is idempotent: Zoom allows one connection per stream, so a webhook delivered
 twice must not open a second connection that would evict the first. Streams that ended
-are remembered (bounded) so a late retry of their start webhook does not reopen them.
+are remembered (bounded) so a late retry of their start webhook does not reopen them:
+in memory, and in the store (`ended_log`), which outlives a restart.
 
 The supervisor connects again, as Zoom's failover guide asks, when signaling is lost,
 when Zoom reports the stream interrupted (`rtms_interrupted`), when it stops the stream
@@ -18,12 +19,13 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ..client.backoff import Backoff
 from ..client.connection import TlsTrust
 from ..client.stream import RtmsStream, StreamOutcome, StreamSpec
 from ..protocol.constants import CLIENT_SILENCE_LIMIT_S, FAILURE_STOP_REASONS, MediaType, status_name
+from ..protocol.errors import StoreError
 from ..protocol.messages import MediaParams
 from ..sinks.records import MeetingRecord, StreamRecord
 from ..webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
@@ -45,6 +47,17 @@ HEARTBEAT_S = 5.0
 
 # How long Zoom may take between losing a connection and stamping the webhook about it.
 INTERRUPTION_NOTICE_DELAY_MS = 2_000
+
+# How long a webhook waits for the store to say whether its stream ended already; past
+# that the stream is started (keeping meetings flowing beats refusing Zoom).
+ENDED_LOOKUP_TIMEOUT_S = 2.0
+
+
+class EndedLog(Protocol):
+    """The store's memory of ended streams (`sinks.delivery_memory`)."""
+
+    async def remember_ended(self, rtms_stream_id: str, state: str, now_ms: int) -> None: ...
+    async def ended_state(self, rtms_stream_id: str) -> str | None: ...
 
 
 @dataclass
@@ -82,6 +95,7 @@ class StreamManager:
         media_backoff: Callable[[], Backoff] = lambda: Backoff(window=30.0),
         silence_limit: float = CLIENT_SILENCE_LIMIT_S,
         allow_insecure_ws: bool = False,
+        ended_log: EndedLog | None = None,
     ) -> None:
         self.credentials = credentials
         self.allow_insecure_ws = allow_insecure_ws
@@ -99,6 +113,7 @@ class StreamManager:
         self._tasks: dict[str, asyncio.Task[StreamOutcome]] = {}
         self._ended: OrderedDict[str, str] = OrderedDict()
         self._ended_memory = ended_memory
+        self.ended_log = ended_log
         self.outcomes: dict[str, int] = {}
         self.reconnects: dict[str, int] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -110,7 +125,8 @@ class StreamManager:
     async def handle(self, event: object) -> None:
         """Act on a verified webhook event; returns at once (connecting runs in background)."""
         if isinstance(event, StreamStarted):
-            self.start(event)
+            if not await self._ended_before(event.rtms_stream_id):
+                self.start(event)
         elif isinstance(event, StreamStopped):
             self.stop(event.rtms_stream_id, event.stop_reason, stopped_by_zoom=True,
                       meeting_uuid=event.owner_id)
@@ -166,6 +182,24 @@ class StreamManager:
         self.pipeline.run_in_order(record_start)
         self._hold(spec)
         log.info("stream %s (%s %s) starting", stream_id, event.product.value, _short(event.owner_id))
+        return True
+
+    async def _ended_before(self, stream_id: str) -> bool:
+        """Whether the store knows `stream_id` ended (before a restart, say). Asked only of a
+        stream neither held nor remembered here; if the store cannot say in time, no."""
+        if self.ended_log is None or stream_id in self._held or stream_id in self._ended:
+            return False
+        try:
+            state = await asyncio.wait_for(self.ended_log.ended_state(stream_id), ENDED_LOOKUP_TIMEOUT_S)
+        except (StoreError, asyncio.TimeoutError) as exc:
+            log.warning("stream %s: the store cannot say whether it ended (%s); starting it",
+                        stream_id, type(exc).__name__)
+            return False
+        if state is None:
+            return False
+        self._ended[stream_id] = state
+        log.info("stream %s already ended (%s, before this start of the gateway); late start ignored",
+                 stream_id, state)
         return True
 
     def rejoin(self, spec: StreamSpec) -> bool:
@@ -296,6 +330,9 @@ class StreamManager:
         self._ended[stream_id] = state
         while len(self._ended) > self._ended_memory:
             self._ended.popitem(last=False)
+        if self.ended_log is not None:  # in order with the stream's records; waits out an outage
+            ended_log, now = self.ended_log, int(time.time() * 1000)
+            self.pipeline.run_in_order(lambda: ended_log.remember_ended(stream_id, state, now))
 
     # ---- observer hooks (called by RtmsStream) -------------------------------------------
 
@@ -363,7 +400,7 @@ class StreamManager:
         }
 
     def metrics(self) -> dict[str, Any]:
-        values: dict[str, Any] = {**self.pipeline.counters, **self.health()}
+        values: dict[str, Any] = {**self.pipeline.counters, **self.pipeline.store.counters, **self.health()}
         values["frames_rejected"] = sum(s.frames_rejected for s in self.streams.values()) + self.frames_rejected_ended
         return values
 

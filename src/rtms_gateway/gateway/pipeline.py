@@ -5,8 +5,10 @@ awaiting. A single writer task commits whatever accumulated every `batch_interva
 seconds in one transaction, so a segment is durable within milliseconds of arriving, and
 ordered store operations (meeting/stream updates) run in the same task, in order.
 
-When the store fails, records wait in a journal on disk (see `sinks.journal`) and are
-written, oldest first, once it is back; `health()` says so.
+The store fails in one of two ways (`sinks.store_errors`). While it is unavailable,
+records wait in a journal on disk (see `sinks.journal`) and are written, oldest first,
+once it is back; `health()` says so. A batch it refuses for what it holds is written
+record by record, and the records it still refuses are set aside in a file, counted.
 
 Backpressure: pending records are bounded, per stream and in all. A stream holding
 `stream_high_watermark` records has its own sockets paused until they are committed or
@@ -26,7 +28,7 @@ from typing import Any, Awaitable, Callable
 import msgspec
 
 from ..protocol.constants import DataOption, EventType, MediaType
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import ProtocolError, RecordRefused, StoreError, StoreUnavailable
 from ..protocol.messages import (
     AudioData,
     AudioParams,
@@ -43,7 +45,6 @@ from ..sinks.journal import Journal, JournalBatch, JournalFull
 from ..sinks.live import LiveHub
 from ..sinks.media_files import MediaFiles, Track
 from ..sinks.records import ChatMessage, MediaFile, TimelineEvent, TranscriptSegment
-from ..sinks.store import refuses_the_data
 from .speakers import SpeakerTimeline, is_anonymous
 
 log = logging.getLogger(__name__)
@@ -353,10 +354,13 @@ class Pipeline:
                 if len(batch):
                     await self.store.write_batch(segments=batch.segments, chats=batch.chats, events=batch.events)
                     self.counters["committed"] += len(batch)
-            except Exception as exc:
-                if not (refuses_the_data(exc) and await self._salvaged(batch)):
-                    self._park(batch)
-                    self._store_failed(exc)
+            except StoreUnavailable as exc:
+                self._park(batch)
+                self._store_failed(exc)
+                await self._retry_later()
+                return
+            except RecordRefused:
+                if not await self._salvage(batch, park_the_rest=True):
                     await self._retry_later()
                     return
             finally:
@@ -374,47 +378,51 @@ class Pipeline:
             op = self._ops[0]
             try:
                 await op()
-            except Exception as exc:
-                if not refuses_the_data(exc):
-                    self._store_failed(exc)
-                    return False
-                # The store is there and refuses this update: retrying cannot help.
+            except StoreUnavailable as exc:
+                self._store_failed(exc)
+                return False
+            except RecordRefused as exc:  # the store is there and refuses it: retrying cannot help
                 self.counters["updates_failed"] += 1
-                log.error("store refused an update (%s); skipped", _error_kind(exc))
+                log.error("store refused an update (%s); skipped", exc)
             del self._ops[0]
         return True
 
-    async def _salvaged(self, batch: JournalBatch) -> bool:
+    async def _salvage(self, batch: JournalBatch, *, park_the_rest: bool) -> bool:
         """A batch the store refused for its data holds a record it cannot take (a poison
         record): write the records one by one and set aside those refused, so one bad
-        record never holds back the rest."""
+        record never holds back the rest. False if the store went away meanwhile (the
+        rest parked if asked; a journaled batch stays in the journal anyway)."""
         log.warning("store refused a batch of %d records for its data; writing them one by one", len(batch))
         records = [(kind, r) for kind in ("segments", "chats", "events") for r in getattr(batch, kind)]
         for n, (kind, record) in enumerate(records):
             try:
                 await self.store.write_batch(**{kind: [record]})
                 self.counters["committed"] += 1
-            except Exception as exc:
-                if not refuses_the_data(exc):  # the store went away meanwhile: keep the rest
+            except RecordRefused as exc:
+                self._set_aside(kind, record, exc)
+            except StoreUnavailable as exc:
+                if park_the_rest:
                     rest = JournalBatch()
                     for later_kind, later in records[n:]:
                         getattr(rest, later_kind).append(later)
                     self._park(rest)
-                    return True
-                self._set_aside(kind, record, exc)
+                self._store_failed(exc)
+                return False
         return True
 
-    def _set_aside(self, kind: str, record: object, exc: Exception) -> None:
-        """A record the store refuses: counted, logged, and kept in a file for a person."""
+    def _set_aside(self, kind: str, record: object, exc: StoreError) -> None:
+        """A record the store refuses: counted, logged (the error's code, never the
+        record), and kept in a file for a person with the driver's own words."""
         self.counters["records_rejected"] += 1
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        log.error("store refused a %s record (%s); kept in rejected/records.jsonl", kind, _error_kind(exc))
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("store refused a %s record (%s); kept in rejected/records.jsonl", kind, reason)
         if self.data_dir is None:
             return
         path = self.data_dir / "rejected" / "records.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"kind": kind, "error": reason, "detail": exc.detail, "record": record}
         with open(path, "ab") as f:
-            f.write(msgspec.json.encode({"kind": kind, "error": reason, "record": record}) + b"\n")
+            f.write(msgspec.json.encode(entry) + b"\n")
 
     def _take_records(self) -> JournalBatch:
         batch = JournalBatch(self._segments, self._chats, self._events)
@@ -446,9 +454,13 @@ class Pipeline:
         for batch in self.journal.batches():
             try:
                 await self.store.write_batch(segments=batch.segments, chats=batch.chats, events=batch.events)
-            except Exception as exc:
-                if not (refuses_the_data(exc) and await self._salvaged(batch)):
-                    self._store_failed(exc)
+            except StoreUnavailable as exc:
+                self._store_failed(exc)
+                return False
+            except RecordRefused:
+                # The journal is kept until every batch is in: what was written of this
+                # one is written again later, idempotently.
+                if not await self._salvage(batch, park_the_rest=False):
                     return False
             replayed += len(batch)
         self.journal.clear()
@@ -457,12 +469,12 @@ class Pipeline:
         log.info("store is back: %d journaled records written", replayed)
         return True
 
-    def _store_failed(self, exc: Exception) -> None:
+    def _store_failed(self, exc: StoreUnavailable) -> None:
         self.counters["commit_errors"] += 1
         if self.store_ok:
             self.store_ok = False
-            log.error("store write failed (%s: %s); records wait in the %s until it is back",
-                      type(exc).__name__, str(exc).splitlines()[0][:200], "journal" if self.journal is not None else "memory")
+            log.error("store unavailable (%s); records wait in the %s until it is back",
+                      exc, "journal" if self.journal is not None else "memory")
 
     def _store_back(self) -> None:
         if not self.store_ok:
@@ -514,10 +526,3 @@ def _params(stream: Any, kind: MediaType) -> AudioParams | VideoParams:
         return (accepted.video if accepted is not None else None) or VideoParams()
     return (accepted.deskshare if accepted is not None else None) or VideoParams()
 
-
-def _error_kind(exc: BaseException) -> str:
-    """What kind of error the store raised, without its message: a driver's message about
-    refused data can quote the data (meeting content, account ids), which is never logged.
-    The message goes to rejected/records.jsonl with the record."""
-    orig = getattr(exc, "orig", None)
-    return f"{type(exc).__name__} ({type(orig).__name__})" if orig is not None else type(exc).__name__

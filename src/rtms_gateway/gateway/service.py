@@ -22,6 +22,7 @@ from ..protocol.errors import StartupError, StoreUnavailable
 from ..sinks.keys import ensure_first_key
 from ..sinks.store import Store
 from .lock import DataDirLock
+from ..webhooks.dedup import Deliveries
 from .manager import Credentials, StreamManager
 from .pipeline import Pipeline
 
@@ -84,12 +85,14 @@ class Gateway:
             media_backoff=lambda: settings.backoff(settings.media_window_s),
             silence_limit=settings.silence_limit_s,
             allow_insecure_ws=settings.allow_insecure_ws,
+            ended_log=store.memory,
         )
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()
         await recover(settings.data_dir, pipeline, manager, window_s=settings.signaling_window_s)
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
-        app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media)
+        app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
+                         deliveries=Deliveries(store.memory))
         return cls(settings, store, pipeline, manager, app, lock)
 
     async def close(self, timeout: float = 10.0) -> None:
@@ -105,7 +108,7 @@ class Gateway:
 
 async def open_store(settings: Settings) -> Store:
     try:
-        return await Store.open(settings.resolved_database_url)
+        return await Store.open(settings.resolved_database_url, pg_schema=settings.database_schema)
     except StoreUnavailable as exc:
         raise StartupError(f"RTMS_DATABASE_URL: {exc}; start the database or correct the setting") from exc
 

@@ -59,6 +59,21 @@ class StartupError(RTMSError):
     it: the setting at fault and what to do about it."""
 
 
-class StoreUnavailable(RTMSError):
-    """The database cannot be opened (unreachable, refused, unknown); the message shows
-    its URL without the password."""
+class StoreError(RTMSError):
+    """A store operation failed: one of the two kinds below, and nothing else leaves the
+    store (`sinks.store_errors` decides which). The message names the database's error
+    code and type, never the values written."""
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail  # the driver's own first line, for the rejected-records file
+
+
+class StoreUnavailable(StoreError):
+    """The database is away (down, unreachable, the connection lost, locked, overloaded,
+    shutting down, a serialization failure): the same write can succeed later."""
+
+
+class RecordRefused(StoreError):
+    """The database answers and refuses what was written (a data exception, a constraint,
+    a value out of range, an encoding, a program limit): retrying cannot help."""

@@ -14,14 +14,19 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..protocol.errors import RTMSError
+from ..protocol.errors import RecordRefused
 from . import schema as s
+from .store_errors import guarded
+
+if TYPE_CHECKING:
+    from .store import Store
 
 KEY_PREFIX = "rtms_"
 SHOWN_CHARS = 12  # `rtms_` and 7 more: enough to tell keys apart, useless to an attacker
@@ -39,7 +44,7 @@ class Scope(str, enum.Enum):
         return self is Scope.ADMIN or needed is Scope.READ
 
 
-class KeyNameTaken(RTMSError):
+class KeyNameTaken(RecordRefused):
     """A key with that name exists (and is not revoked)."""
 
 
@@ -70,9 +75,18 @@ class KeyStore:
     # a write each.
     TOUCH_EVERY_MS = 60_000
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._store.engine
+
+    @property
+    def closed(self) -> bool:
+        return self._store.closed
+
+    @guarded
     async def create(self, name: str, scope: Scope) -> str:
         """A new key named `name`; returns the key itself, which is never seen again."""
         key = new_key()
@@ -85,6 +99,7 @@ class KeyStore:
             raise KeyNameTaken(f"a key named {name!r} exists; revoke it first or choose another name") from None
         return key
 
+    @guarded
     async def list(self) -> list[ApiKey]:
         k = s.api_keys
         async with self.engine.connect() as conn:
@@ -92,6 +107,7 @@ class KeyStore:
         return [ApiKey(name=r["name"], scope=Scope(r["scope"]), shown=r["shown"], created_at_ms=r["created_at_ms"],
                        last_used_at_ms=r["last_used_at_ms"]) for r in rows]
 
+    @guarded
     async def revoke(self, name: str) -> bool:
         """Whether a key of that name was there to revoke."""
         k = s.api_keys
@@ -100,6 +116,7 @@ class KeyStore:
                                       .values(revoked_at_ms=_now_ms()))
         return bool(done.rowcount)
 
+    @guarded
     async def find(self, hashed: str) -> ApiKey | None:
         """The live key with this hash, its use noted (at most once a minute)."""
         k = s.api_keys
@@ -115,6 +132,7 @@ class KeyStore:
         return ApiKey(name=row["name"], scope=Scope(row["scope"]), shown=row["shown"],
                       created_at_ms=row["created_at_ms"], last_used_at_ms=now)
 
+    @guarded
     async def any_live(self) -> bool:
         k = s.api_keys
         async with self.engine.connect() as conn:

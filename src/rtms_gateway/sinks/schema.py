@@ -2,23 +2,46 @@
 
 Rows that may arrive twice (a reconnect replays them) carry a `dedup_key`: a hash of what
 identifies them, unique, so inserting again is a no-op.
+
+Zoom's ids (meeting UUIDs, stream ids, user and message ids) and names are `Text`, of any
+length. PostgreSQL refuses a btree index entry past ~2.7 KB, so no index holds an id as it
+is: a unique id has a fixed-size key column beside it (`key_of(id)`: `meeting_key`,
+`stream_key`), and equality lookups on an id use a hash index on PostgreSQL (SQLite's
+btree takes any length).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, text
 
 metadata = MetaData()
 
+KEY = String(64)  # a hex digest from key_of
+
+
+def key_of(*parts: object) -> str:
+    """A fixed-size key for what `parts` identify: blake2b-160, hex. For a single id this
+    is what migration 0003 backfilled (it keeps its own frozen copy)."""
+    return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=20).hexdigest()
+
+
+def _lookup(name: str, column: str) -> Index:
+    """Equality lookups on a text id of any length."""
+    return Index(name, column, postgresql_using="hash")
+
+
 meetings = Table(
     "meetings", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("meeting_uuid", String(255), nullable=False, unique=True),
+    Column("meeting_key", KEY, nullable=False, unique=True),
+    Column("meeting_uuid", Text, nullable=False),
     Column("product", String(32), nullable=False),
-    Column("meeting_id", String(64)),
-    Column("account_id", String(64)),
-    Column("operator_id", String(64)),
-    Column("session_key", String(255)),
+    Column("meeting_id", Text),
+    Column("account_id", Text),
+    Column("operator_id", Text),
+    Column("session_key", Text),
     Column("started_at_ms", BigInteger),
     Column("stopped_at_ms", BigInteger),
     Column("stop_reason", Integer),
@@ -28,8 +51,9 @@ meetings = Table(
 streams = Table(
     "streams", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("rtms_stream_id", String(255), nullable=False, unique=True),
-    Column("meeting_uuid", String(255), nullable=False, index=True),
+    Column("stream_key", KEY, nullable=False, unique=True),
+    Column("rtms_stream_id", Text, nullable=False),
+    Column("meeting_uuid", Text, nullable=False),
     Column("server_urls", Text, nullable=False, default=""),
     Column("state", String(32), nullable=False),
     Column("status_code", Integer),
@@ -38,15 +62,16 @@ streams = Table(
     Column("stopped_at_ms", BigInteger),
     Column("stop_reason", Integer),
     Column("updated_at_ms", BigInteger, nullable=False),
+    _lookup("ix_streams_meeting_uuid", "meeting_uuid"),
 )
 
 transcript_segments = Table(
     "transcript_segments", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("dedup_key", String(64), nullable=False, unique=True),
-    Column("meeting_uuid", String(255), nullable=False),
-    Column("rtms_stream_id", String(255), nullable=False),
-    Column("user_id", String(64)),
+    Column("dedup_key", KEY, nullable=False, unique=True),
+    Column("meeting_uuid", Text, nullable=False),
+    Column("rtms_stream_id", Text, nullable=False),
+    Column("user_id", Text),
     Column("user_name", Text),
     Column("text", Text, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
@@ -56,51 +81,51 @@ transcript_segments = Table(
     Column("attribute", Integer),
     Column("received_at_ms", BigInteger, nullable=False),
     Column("speaker_inferred", Boolean, nullable=False, default=False),
-    Index("ix_segments_meeting_time", "meeting_uuid", "timestamp"),
+    _lookup("ix_segments_meeting", "meeting_uuid"),
 )
 
 chat_messages = Table(
     "chat_messages", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("dedup_key", String(64), nullable=False, unique=True),
-    Column("meeting_uuid", String(255), nullable=False),
-    Column("rtms_stream_id", String(255), nullable=False),
-    Column("message_id", String(255)),
-    Column("sender_user_id", String(64)),
+    Column("dedup_key", KEY, nullable=False, unique=True),
+    Column("meeting_uuid", Text, nullable=False),
+    Column("rtms_stream_id", Text, nullable=False),
+    Column("message_id", Text),
+    Column("sender_user_id", Text),
     Column("sender_name", Text),
-    Column("receiver_user_id", String(64)),
+    Column("receiver_user_id", Text),
     Column("receiver_name", Text),
     Column("chat_session_type", Integer),
     Column("text", Text, nullable=False),
     Column("operation_type", Integer),
     Column("timestamp", BigInteger, nullable=False),
     Column("raw", JSON),
-    Index("ix_chat_meeting_time", "meeting_uuid", "timestamp"),
+    _lookup("ix_chat_meeting", "meeting_uuid"),
 )
 
 timeline_events = Table(
     "timeline_events", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("dedup_key", String(64), nullable=False, unique=True),
-    Column("meeting_uuid", String(255), nullable=False),
-    Column("rtms_stream_id", String(255), nullable=False),
+    Column("dedup_key", KEY, nullable=False, unique=True),
+    Column("meeting_uuid", Text, nullable=False),
+    Column("rtms_stream_id", Text, nullable=False),
     Column("event_type", Integer, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
-    Column("user_id", String(64)),
+    Column("user_id", Text),
     Column("user_name", Text),
     Column("payload", JSON),
-    Index("ix_timeline_meeting_time", "meeting_uuid", "timestamp"),
+    _lookup("ix_timeline_meeting", "meeting_uuid"),
 )
 
 media_files = Table(
     "media_files", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("track_key", String(64), nullable=False, unique=True),  # stream, kind, participant
-    Column("meeting_uuid", String(255), nullable=False, index=True),
-    Column("path", String(1024), nullable=False),
-    Column("rtms_stream_id", String(255), nullable=False),
+    Column("track_key", KEY, nullable=False, unique=True),  # stream, kind, participant
+    Column("meeting_uuid", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("rtms_stream_id", Text, nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("user_id", String(64)),
+    Column("user_id", Text),
     Column("user_name", Text),
     Column("codec", String(16), nullable=False),
     Column("format", String(16), nullable=False),
@@ -113,6 +138,24 @@ media_files = Table(
     Column("bytes", BigInteger, nullable=False, default=0),
     Column("complete", Boolean, nullable=False, default=False),
     Column("updated_at_ms", BigInteger, nullable=False),
+    _lookup("ix_media_files_meeting_uuid", "meeting_uuid"),
+)
+
+# What outlives a restart so a replayed webhook reopens nothing (sinks.delivery_memory):
+# the deliveries taken, and the streams that ended. Both pruned by age and bounded.
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_key", KEY, nullable=False, unique=True),
+    Column("seen_at_ms", BigInteger, nullable=False, index=True),
+)
+
+ended_streams = Table(
+    "ended_streams", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("stream_key", KEY, nullable=False, unique=True),
+    Column("state", String(32), nullable=False),
+    Column("ended_at_ms", BigInteger, nullable=False, index=True),
 )
 
 api_keys = Table(

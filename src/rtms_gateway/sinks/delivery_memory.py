@@ -1,0 +1,100 @@
+"""What must outlive a restart so a replayed webhook reopens nothing.
+
+Zoom's signed webhooks stay valid for 5 minutes and Zoom retries a delivery for over an
+hour; kept in process memory alone, both the deliveries already taken and the streams
+already ended were forgotten by a restart, and a replayed `rtms_started` reopened a
+stopped meeting. Here they live in the store, each table pruned by age and bounded in
+rows (checked at most once a minute, in the same transaction as a write).
+
+Keys are hashes (`schema.key_of`), so a delivery or a stream id of any length fits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Hashable
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from . import schema as s
+from .schema import key_of
+from .store_errors import guarded
+
+if TYPE_CHECKING:
+    from .store import Store
+
+DELIVERY_TTL_S = 3600  # Zoom's last retry comes after an hour
+ENDED_TTL_S = 24 * 3600  # a stream id is never reused; a day covers every retry
+MAX_ROWS = 100_000  # per table
+PRUNE_EVERY_S = 60
+
+
+class DeliveryMemory:
+    def __init__(self, store: Store, *, delivery_ttl_s: float = DELIVERY_TTL_S, ended_ttl_s: float = ENDED_TTL_S,
+                 max_rows: int = MAX_ROWS, prune_every_s: float = PRUNE_EVERY_S) -> None:
+        self._store = store
+        self.delivery_ttl_ms = int(delivery_ttl_s * 1000)
+        self.ended_ttl_ms = int(ended_ttl_s * 1000)
+        self.max_rows = max_rows
+        self.prune_every_ms = int(prune_every_s * 1000)
+        self._pruned_at: dict[str, int] = {}
+        self._insert = postgresql.insert if store.engine.dialect.name == "postgresql" else sqlite.insert
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._store.engine
+
+    @property
+    def closed(self) -> bool:
+        return self._store.closed
+
+    @guarded
+    async def seen_delivery(self, delivery: tuple[Hashable, ...], now_ms: int) -> bool:
+        """True if `delivery` was taken within the TTL; records it (as of `now_ms`) if not.
+        One statement, so two gateways on one database agree on who takes it."""
+        t = s.webhook_deliveries
+        stmt = self._insert(t).values(delivery_key=key_of(*delivery), seen_at_ms=now_ms)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["delivery_key"], set_={"seen_at_ms": stmt.excluded.seen_at_ms},
+            where=t.c.seen_at_ms < now_ms - self.delivery_ttl_ms,  # an expired one is new again
+        ).returning(t.c.id)
+        async with self.engine.begin() as conn:
+            taken_now = (await conn.execute(stmt)).first() is not None
+            await self._prune(conn, t, t.c.seen_at_ms, now_ms, self.delivery_ttl_ms)
+        return not taken_now
+
+    @guarded
+    async def forget_delivery(self, delivery: tuple[Hashable, ...]) -> None:
+        """So Zoom's retry of a delivery we failed to act on is taken again."""
+        t = s.webhook_deliveries
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(t).where(t.c.delivery_key == key_of(*delivery)))
+
+    @guarded
+    async def remember_ended(self, rtms_stream_id: str, state: str, now_ms: int) -> None:
+        t = s.ended_streams
+        stmt = self._insert(t).values(stream_key=key_of(rtms_stream_id), state=state, ended_at_ms=now_ms)
+        stmt = stmt.on_conflict_do_update(index_elements=["stream_key"], set_={
+            "state": stmt.excluded.state, "ended_at_ms": stmt.excluded.ended_at_ms})
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+            await self._prune(conn, t, t.c.ended_at_ms, now_ms, self.ended_ttl_ms)
+
+    @guarded
+    async def ended_state(self, rtms_stream_id: str) -> str | None:
+        """How the stream ended (stopped, lost, rejected...), if it did."""
+        t = s.ended_streams
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(t.c.state).where(t.c.stream_key == key_of(rtms_stream_id)))).scalar()
+
+    async def _prune(self, conn: AsyncConnection, table: Any, at: Any, now_ms: int, ttl_ms: int) -> None:
+        """Rows past their TTL, then the oldest past `max_rows`; at most once a minute."""
+        last = self._pruned_at.get(table.name)
+        if last is not None and now_ms - last < self.prune_every_ms:
+            return
+        self._pruned_at[table.name] = now_ms
+        await conn.execute(delete(table).where(at < now_ms - ttl_ms))
+        newest_dropped = (select(table.c.id).order_by(table.c.id.desc())
+                          .offset(self.max_rows).limit(1).scalar_subquery())
+        await conn.execute(delete(table).where(table.c.id <= newest_dropped))
