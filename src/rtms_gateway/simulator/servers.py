@@ -16,6 +16,7 @@ import logging
 import ssl
 from collections import deque
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 from picows import (
     WSCloseCode,
@@ -221,11 +222,11 @@ class RTMSServer:
         return f"{self.scheme}://{self.public_host}:{self.port}"
 
     def signaling_url(self, stream_id: str) -> str:
-        return f"{self.base_url}/{SIGNALING_PATH}/{stream_id}"
+        return f"{self.base_url}/{SIGNALING_PATH}/{_path_part(stream_id)}"
 
     def media_urls(self, stream_id: str, offered: MediaType) -> dict[str, str]:
         kinds = [key for t, key in MEDIA_KEY.items() if t == MediaType.ALL or offered & t]
-        return {key: f"{self.base_url}/{MEDIA_PATH}/{key}/{stream_id}" for key in kinds}
+        return {key: f"{self.base_url}/{MEDIA_PATH}/{key}/{_path_part(stream_id)}" for key in kinds}
 
     async def start(self) -> None:
         server = await ws_create_server(self._factory, self.host, self.port, ssl=self._ssl,
@@ -363,3 +364,8 @@ class RTMSServer:
         conn.unified = asks_all
         self.reply(conn, StatusCode.OK, "", req.sequence, payload_encrypted=False, media_params=params)
         stream.attach_media(conn, wanted, params)
+
+
+def _path_part(stream_id: str) -> str:
+    """The stream id as one URL path segment (any id: `/`, `..`, control characters)."""
+    return quote(stream_id, safe="")
