@@ -408,7 +408,7 @@ class SimStream:
         """Everything due by the meeting's end, however late the pacer's last tick was: a
         meeting of D seconds carries D seconds of media."""
         self.tick(self.end_at)
-        if self.end_at <= self.silent_until:
+        if self.end_at < self.silent_until:  # a `silent` fault holds everything, as in `tick`
             return
         for feeds in self._feeds.values():
             for feed in feeds:
