@@ -12,6 +12,7 @@ with unknown fields ignored; the server answers in text frames.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import ssl
 from collections import deque
@@ -366,6 +367,15 @@ class RTMSServer:
         stream.attach_media(conn, wanted, params)
 
 
+MAX_PATH_PART = 256
+
+
 def _path_part(stream_id: str) -> str:
-    """The stream id as one URL path segment (any id: `/`, `..`, control characters)."""
-    return quote(stream_id, safe="")
+    """The stream id as one URL path segment (any id: `/`, `..`, control characters; dots
+    escaped too, or a client would resolve `..` away). The path only names the stream for
+    a reader of URLs (the handshake says which stream it is): a long id goes by its
+    SHA-256, so every URL stays short (a 28 KB upgrade request goes unanswered)."""
+    part = quote(stream_id, safe="").replace(".", "%2E")
+    if len(part) <= MAX_PATH_PART:
+        return part
+    return hashlib.sha256(stream_id.encode("utf-8", "surrogatepass")).hexdigest()
