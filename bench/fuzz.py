@@ -1,8 +1,10 @@
 """The long fuzz run: generated webhook deliveries and OpenAPI cases against a gateway
 process over HTTP, then generated garbage frames on one stream's sockets next to a
-healthy one. Prints counts; any 5xx, crash or loss on the healthy stream fails the run.
+healthy one, then meetings with generated hostile ids. Prints counts; any 5xx, crash,
+loss on the healthy stream, or file outside the data directory fails the run.
 
-    .venv/bin/python bench/fuzz.py [--webhooks 100000] [--openapi 2000] [--frames 100000] [--seed 0]
+    .venv/bin/python bench/fuzz.py [--webhooks 100000] [--openapi 2000] [--frames 100000]
+                                   [--ids 500] [--seed 0]
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rtms_gateway.protocol.constants import MediaType  # noqa: E402
 from rtms_gateway.simulator.faults import Fault, FaultKind  # noqa: E402
-from tests.fuzz.drivers import GatewayProcess, fuzz_openapi, fuzz_webhooks  # noqa: E402
+from tests.fuzz.drivers import GatewayProcess, fuzz_ids, fuzz_openapi, fuzz_webhooks  # noqa: E402
 from tests.gateway_harness import GatewayWithSimulator  # noqa: E402
 
 
@@ -64,17 +66,30 @@ async def frames_part(frames: int) -> None:
         raise SystemExit("FAILED")
 
 
+async def ids_part(examples: int, run_seed: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        t0 = time.perf_counter()
+        async with GatewayWithSimulator(data_dir, RTMS_MEDIA="audio", RTMS_LOG_LEVEL="ERROR") as run:
+            outcomes = await fuzz_ids(run, data_dir, examples, run_seed)
+    print(f"ids:      {outcomes['stored']} meetings with generated ids in {time.perf_counter() - t0:.0f} s: "
+          "each one's audio stored inside the data directory, exactly as sent, and served; nothing outside it")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--webhooks", type=int, default=100_000)
     parser.add_argument("--openapi", type=int, default=2_000, help="cases per API operation")
     parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument("--ids", type=int, default=500, help="meetings with generated hostile ids")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.webhooks or args.openapi:
         http_part(max(args.webhooks, 1), max(args.openapi, 1), args.seed)
     if args.frames:
         asyncio.run(frames_part(args.frames))
+    if args.ids:
+        asyncio.run(ids_part(args.ids, args.seed))
 
 
 if __name__ == "__main__":

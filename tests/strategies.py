@@ -43,3 +43,17 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
         key, value = typing.get_args(tp)
         return st.dictionaries(strategy_for(key), strategy_for(value), max_size=3)
     raise NotImplementedError(f"no strategy for {tp!r}")
+
+
+# Ids as a hostile or broken peer may send them (meeting UUIDs, stream ids): path
+# traversal, absolute paths, NUL and other control characters, very long, any text.
+_id_pieces = st.sampled_from(["..", ".", "/", "\\", "\x00", "\r\n", "\x1b[2J", "\x7f", "~", "-", "%2F",
+                              "pwned", "victim", "abs", "==", "+", " "])
+hostile_ids = st.one_of(
+    st.sampled_from(["..", ".", "../../x/pwned", "/abs/path", "\x00", "a\r\nb", "\x01\x02\x1f", "x" * 10_240,
+                     "../" * 50 + "etc/passwd"]),
+    st.lists(_id_pieces, min_size=1, max_size=12).map("".join),
+    st.text(min_size=1, max_size=60),
+    st.text(alphabet=st.characters(max_codepoint=0x1F), min_size=1, max_size=20),
+    st.builds(lambda c, n: c * n, st.sampled_from(["a", "/", "..", "\x00", "é"]), st.integers(300, 10_240)),
+)

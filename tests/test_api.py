@@ -444,3 +444,35 @@ async def test_a_store_that_is_away_answers_503(api):
     response = await http.get("/api/meetings")
     assert response.status_code == 503 and "unavailable" in response.json()["detail"]
     assert (await http.get(f"/api/meetings/{store_cases.UUID.replace('/', '%2F')}/transcript")).status_code == 503
+
+
+async def test_a_media_file_is_served_only_from_inside_the_data_dir(tmp_path):
+    import os
+
+    from rtms_gateway.sinks.records import MediaFile
+
+    data = tmp_path / "data"
+    (data / "m%3D%3D").mkdir(parents=True)
+    (data / "m%3D%3D" / "s-audio-mixed.wav").write_bytes(b"RIFF as an earlier version named it")
+    outside = tmp_path / "outside.wav"
+    outside.write_bytes(b"RIFF not the gateway's to serve")
+    os.symlink(outside, data / "link.wav")
+    paths = {"inside": "m%3D%3D/s-audio-mixed.wav", "up": "../outside.wav", "absolute": str(outside),
+             "symlink": "link.wav", "nul": "m%3D%3D/s\x00.wav", "root": "."}
+    store = await Store.open(f"sqlite:///{data / 'rtms.sqlite3'}")
+    try:
+        for user_id, path in enumerate(paths.values()):
+            await store.upsert_media_file(MediaFile(
+                meeting_uuid="m==", rtms_stream_id="s", kind="audio", user_id=user_id + 1, user_name=None,
+                codec="l16", format="wav", path=path, origin_ms=0, complete=True))
+        ids = {f.path: f.id for f in await store.media_files("m==")}
+        app = create_app(make_settings(data), store=store, manager=RecordingManager())
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
+                                     headers=AUTH) as http:
+            got = {name: await http.get(f"/api/media/{ids[path]}") for name, path in paths.items()}
+    finally:
+        await store.close()
+    assert got["inside"].status_code == 200 and got["inside"].content == b"RIFF as an earlier version named it"
+    for name in ("up", "absolute", "symlink", "nul", "root"):
+        assert got[name].status_code == 404, name
+        assert b"not the gateway's" not in got[name].content

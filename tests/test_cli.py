@@ -273,3 +273,28 @@ async def test_simulate_against_serve_the_readme_way(tmp_path):
             assert kinds == {kind for kind in ("audio", "video", "share") if int(sent[kind]) > 0}, (kinds, sent)
     finally:
         db.close()
+
+
+def test_export_copies_no_file_from_outside_the_data_dir(tmp_path):
+    import asyncio
+
+    from rtms_gateway.sinks.records import MediaFile, MeetingRecord
+    from rtms_gateway.sinks.store import Store
+
+    data = tmp_path / "rtms-data"
+    data.mkdir()
+    (tmp_path / "secret.wav").write_bytes(b"RIFF not the gateway's")
+
+    async def seed() -> None:
+        store = await Store.open(f"sqlite:///{data / 'rtms.sqlite3'}")
+        await store.upsert_meeting(MeetingRecord(meeting_uuid="m==", product="meeting"))
+        await store.upsert_media_file(MediaFile(
+            meeting_uuid="m==", rtms_stream_id="s", kind="audio", user_id=0, user_name=None, codec="l16",
+            format="wav", path="../secret.wav", origin_ms=0, complete=True))
+        await store.close()
+
+    asyncio.run(seed())
+    out = tmp_path / "out.wav"
+    done = _cli("export", "m==", "--format", "wav", "-o", str(out), cwd=tmp_path)
+    assert done.returncode == 1 and "not exported" in done.stdout, done.stdout + done.stderr
+    assert not out.exists()

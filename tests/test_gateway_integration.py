@@ -9,6 +9,7 @@ import pytest
 
 from rtms_gateway.protocol.constants import MediaType, Product, StatusCode, StopReason
 from rtms_gateway.simulator import build_meeting
+from rtms_gateway.sinks.paths import safe_name
 
 from .gateway_harness import GatewayWithSimulator
 
@@ -223,7 +224,7 @@ async def test_mixed_audio_lands_in_a_wav_equal_to_what_was_sent(tmp_path):
         await run.settle()
         (indexed,) = await run.gateway.store.media_files(handle.script.owner_id)
     assert record.outcome == "completed"
-    (wav,) = (tmp_path / quote(handle.script.owner_id, safe="")).glob("*-audio-mixed.wav")
+    (wav,) = (tmp_path / safe_name(handle.script.owner_id)).glob("*-audio-mixed.wav")
     assert indexed.path == str(wav.relative_to(tmp_path)) and indexed.complete
     with wave.open(str(wav)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import wave
 from urllib.parse import quote
 
@@ -13,6 +14,7 @@ from rtms_gateway.simulator.media import encode_audio, silence_chunk, tone_chunk
 from rtms_gateway.sinks.audio_codecs import decode_alaw
 
 from .gateway_harness import GatewayWithSimulator
+from .media_checks import assert_mp4_duration
 
 AUDIO = MediaType.AUDIO | MediaType.TRANSCRIPT
 
@@ -86,7 +88,7 @@ async def test_g711_audio_is_decoded_into_the_time_aligned_wav(tmp_path):
 async def test_h264_video_becomes_an_mp4_whose_every_frame_decodes(tmp_path):
     env = dict(RTMS_MEDIA="audio,video", RTMS_VIDEO_CODEC="h264", RTMS_VIDEO_RESOLUTION="sd",
                RTMS_VIDEO_FPS="10")
-    async with GatewayWithSimulator(tmp_path, **env) as run:
+    async with GatewayWithSimulator(tmp_path, simulator={"timestamp_jitter_ms": 5}, **env) as run:
         handle = run.simulator.start_meeting(duration=4.0, media=MediaType.AUDIO | MediaType.VIDEO)
         record = await handle.wait(30)
         await run.settle()  # includes the muxing that runs when the stream ends
@@ -100,9 +102,16 @@ async def test_h264_video_becomes_an_mp4_whose_every_frame_decodes(tmp_path):
             frames = list(container.decode(stream))
         assert (frames[0].width, frames[0].height) == (640, 360)
         assert len(frames) == f["frames"]
-        # Frames sit at their capture time, on the stream's time line (shared with audio).
-        starts = [round(float(fr.pts * stream.time_base), 3) for fr in frames]
-        assert starts == sorted(starts) and starts[0] == f["starts_at_s"]
+        # Frames sit at their capture time (as stamped, jitter and all), on the stream's
+        # time line (shared with audio); the file lasts until the last one's end.
+        starts = assert_mp4_duration(tmp_path / f["path"])
+        assert starts == [float(fr.pts * stream.time_base) for fr in frames]
+        assert round(starts[0], 3) == f["starts_at_s"]
+        for at in starts:
+            stamp = round(at * 1000) + f["origin_ms"]
+            slot = round((stamp - record.t0_ms) / 100) * 100
+            speaker = handle.script.active_speaker_at(slot)
+            assert stamp == record.stamp(int(MediaType.VIDEO), speaker.user_id, slot)
         decoded += len(frames)
     assert decoded == record.sent.video_frames
 
@@ -265,3 +274,91 @@ async def test_opus_and_g722_are_decoded_into_the_time_aligned_wav(tmp_path, cod
         agree += (rms > 2000) if speaking else (rms < 500)
         total += 1
     assert total >= record.sent.audio_frames - 5 and agree >= 0.9 * total
+
+
+def _chunk_of(script, slot_ms, rate=16000, user_id=None):
+    """What was sent for a 20 ms slot: the speaker's tone (only `user_id`'s, if given), else silence."""
+    s = script.speaker_at(slot_ms)
+    if s is not None and user_id in (None, s.user_id):
+        return tone_chunk(s.tone_hz, rate, 1)
+    return silence_chunk(rate, 1)
+
+
+async def test_jittered_mixed_audio_lands_whole_and_in_order(tmp_path):
+    async with GatewayWithSimulator(tmp_path, simulator={"timestamp_jitter_ms": 5}, RTMS_MEDIA="audio") as run:
+        handle = run.simulator.start_meeting(duration=4.0, media=MediaType.AUDIO)
+        record = await handle.wait(30)
+        await run.settle()
+        (f,) = await _media_index(run, handle.script.owner_id)
+        metrics = run.gateway.manager.metrics()
+    n = record.sent.audio_frames
+    stamps = [record.stamp(1, 0, 20 * i) for i in range(n)]
+    assert len({s - record.t0_ms - 20 * i for i, s in enumerate(stamps)}) == 11, "every shift in ±5 ms was sent"
+    _, pcm = _read_wav(tmp_path / f["path"])
+    # Every packet is within a few ms of where the one before ended: one run, from the start.
+    assert pcm == b"".join(_chunk_of(handle.script, 20 * i) for i in range(n))
+    assert metrics["media_duplicates"] == 0 and metrics["media_refused"] == 0
+
+
+async def test_jittered_per_participant_audio_lands_whole_and_in_order(tmp_path):
+    env = dict(RTMS_MEDIA="audio", RTMS_AUDIO_STREAMS="multi")
+    async with GatewayWithSimulator(tmp_path, simulator={"timestamp_jitter_ms": 5}, **env) as run:
+        handle = run.simulator.start_meeting(duration=5.0, media=MediaType.AUDIO)
+        record = await handle.wait(30)
+        await run.settle()
+        files = await _media_index(run, handle.script.owner_id)
+    script = handle.script
+    wavs = {f["user_id"]: f for f in files}
+    sent = 0
+    for user_id, f in wavs.items():
+        _, pcm = _read_wav(tmp_path / f["path"])
+        # Each utterance is one run of packets: it starts at its first packet's time (as
+        # stamped), then every packet follows the one before; silence between runs.
+        expected, runs = bytearray(), []
+        for i in range(script.duration_ms // 20):  # the meeting streams its whole script
+            s = script.speaker_at(20 * i)
+            if s is None or s.user_id != user_id:
+                continue
+            if not runs or runs[-1][1] != i - 1:
+                runs.append([i, i])
+            else:
+                runs[-1][1] = i
+        for first, last in runs:
+            at = (record.stamp(1, user_id, 20 * first) - f["origin_ms"]) * 32
+            assert at >= len(expected)
+            expected += bytes(at - len(expected))
+            expected += tone_chunk(next(p for p in script.participants if p.user_id == user_id).tone_hz,
+                                   16000, 1) * (last - first + 1)
+            sent += last - first + 1
+        assert pcm == bytes(expected), user_id
+    assert sent == record.sent.audio_frames and len(wavs) >= 2
+
+
+async def test_a_frame_far_in_the_future_costs_nothing_and_is_counted(tmp_path):
+    import base64
+    import resource
+
+    from rtms_gateway.protocol.messages import AudioData, MediaContent, encode
+
+    async with GatewayWithSimulator(tmp_path, RTMS_MEDIA="audio") as run:
+        handle = run.simulator.start_meeting(duration=3.0, media=MediaType.AUDIO)
+        assert await handle.wait_streaming(15)
+        while handle.record.sent.audio_frames < 25:  # the stream is flowing
+            await asyncio.sleep(0.02)
+        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        pcm = tone_chunk(400, 16000, 1)
+        for ahead_ms in (10 * 3600 * 1000, 2**40):
+            frame = AudioData(content=MediaContent(data=base64.b64encode(pcm).decode(), user_id=0, length=640,
+                                                   timestamp=handle.record.t0_ms + ahead_ms))
+            handle.stream.served[MediaType.AUDIO].send(encode(frame))
+        record = await handle.wait(30)
+        await run.settle()
+        (f,) = await _media_index(run, handle.script.owner_id)
+        async with run.http() as http:
+            metrics = (await http.get("/metrics")).text
+    peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    assert "rtms_media_refused_frames_total 2.0" in metrics
+    assert peak_after - peak_before < 200 * 1024, "no gap was built in memory"
+    _, pcm = _read_wav(tmp_path / f["path"])
+    assert pcm == b"".join(_chunk_of(handle.script, 20 * i) for i in range(record.sent.audio_frames))
+    assert (tmp_path / f["path"]).stat().st_size == 44 + 640 * record.sent.audio_frames

@@ -109,15 +109,28 @@ async def test_sigkill_then_restart_keeps_what_was_committed_and_rejoins_the_str
     lead = (record.t0_ms - f.origin_ms) * 32
     body = pcm[lead:]
     quiet = silence_chunk(16000, 1)
-    delivered = 0
-    for i in range(len(body) // 640):
+    chunks = len(body) // 640
+    present, spoken = [], []
+    for i in range(chunks):
         s = handle.script.speaker_at(20 * i)
         expected = tone_chunk(s.tone_hz, 16000, 1) if s else quiet
         got = body[640 * i: 640 * (i + 1)]
         assert got in (expected, quiet), f"chunk {i} is neither what was sent nor silence: files stay aligned"
-        delivered += got == expected
-    assert len(body) // 640 >= record.sent.audio_frames
-    assert delivered >= record.sent.audio_frames - 5 * 50, "at most the seconds around the kill are missing"
+        present.append(got == expected)
+        spoken.append(expected != quiet)  # silence sent and silence missing look alike
+    # From the record: packets 0..sent_before-1 went out before the kill, none until the
+    # stream came back at `back`, and every one from there to the end of the file after.
+    (resumed_ms,) = record.resumed_at_ms
+    back = resumed_ms // 20
+    sent_before = record.sent.audio_frames - (chunks - back)
+    assert 0 < sent_before <= back < chunks
+    assert all(present[back:]), "everything sent after the rejoin is in the file"
+    # The killed gateway wrote a prefix of what it was sent; only the last of it, still
+    # on its way when the process died, is missing (one stretch, up to the kill).
+    written = next((i for i in range(sent_before) if not present[i]), sent_before)
+    assert not any(present[i] and spoken[i] for i in range(written, back)), \
+        "nothing after a missing packet until the rejoin"
+    assert written >= sent_before - 5 * 50, "at most the seconds before the kill are missing"
 
 
 async def test_streams_past_their_window_are_closed_and_their_files_finished(tmp_path):

@@ -257,3 +257,19 @@ async def test_client_frames_text_binary_fragmented(sim_and_client, binary, frag
     assert record.subscribed == {2, 3, 4}
     assert sum(record.keepalives_answered.values()) >= 1
     assert record.outcome == "completed"
+
+
+async def test_meetings_run_under_any_ids_with_short_urls(sim_and_client):
+    simulator, client = await sim_and_client(media=[MediaRequest("transcript", 8)])
+    ids = [("..", "../../x/pwned"), ("/abs/path", "a/b\x00c\r\n"), ("u" * 10_240, "é" * 4_732)]
+    handles = [simulator.start_meeting(duration=0.6, media=MediaType.TRANSCRIPT, seed=i,
+                                       meeting_uuid=uuid, stream_id=stream_id)
+               for i, (uuid, stream_id) in enumerate(ids)]
+    for handle, (uuid, stream_id) in zip(handles, ids):
+        assert (handle.script.owner_id, handle.script.rtms_stream_id) == (uuid, stream_id)
+        assert handle.started_payload["meeting_uuid"] == uuid and handle.started_payload["rtms_stream_id"] == stream_id
+        tail = handle.server_urls.split("/signaling/", 1)[1]
+        assert len(handle.server_urls) < 400 and "/" not in tail and "." != tail[:1]
+        record = await handle.wait(30)
+        assert record.outcome == "completed" and record.handshakes_complete, record.summary_line()
+        assert client.streams[stream_id].of_type(17, "transcript")

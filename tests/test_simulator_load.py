@@ -29,6 +29,6 @@ async def test_twenty_concurrent_meetings(tmp_path):
         log = client.streams[record.rtms_stream_id]
         assert record.outcome == "completed", record.summary_line()
         assert len(log.of_type(17, "transcript")) == record.sent.transcripts > 0
-        assert len(log.of_type(14, "audio")) == record.sent.audio_frames >= 95
+        assert len(log.of_type(14, "audio")) == record.sent.audio_frames >= 100  # 2 s at 50 a second
         assert len(log.of_type(18, "chat")) == record.sent.chat > 0
         assert [d.ok for d in record.webhooks] == [True, True]

@@ -182,17 +182,24 @@ def export(
 def _export_media(files: list, data_dir: Path, output: Path, fmt: str) -> None:  # type: ignore[type-arg]
     import shutil
 
+    from .sinks.paths import MediaPathError, media_path
+
     if not files:
         console.print(f"[red]no {fmt} file for that meeting[/red] (still being written, or not taken in)")
         raise typer.Exit(1)
+    try:
+        sources = [media_path(data_dir, f.path) for f in files]
+    except MediaPathError as exc:
+        console.print(f"[red]not exported:[/red] {exc}")
+        raise typer.Exit(1) from None
     if len(files) == 1 and not output.is_dir():
         targets = [output]
     else:
         output.mkdir(parents=True, exist_ok=True)
-        targets = [output / Path(f.path).name for f in files]
-    for f, target in zip(files, targets):
-        shutil.copyfile(data_dir / f.path, target)
-        console.print(f"wrote {f.kind} of {f.user_name or f.user_id} to {target}", highlight=False)
+        targets = [output / source.name for source in sources]
+    for f, source, target in zip(files, sources, targets):
+        shutil.copyfile(source, target)
+        console.print(f"wrote {f.kind} of {f.user_name or f.user_id} to {target}", highlight=False, markup=False)
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: every route but the webhook and /healthz needs one.")

@@ -27,6 +27,8 @@ COUNTERS = {
     "journal_full": ("rtms_journal_full", "Times the journal was full and records waited in memory"),
     "media_duplicates": ("rtms_media_duplicate_frames", "Media frames received twice (replays), dropped"),
     "media_unwritten": ("rtms_media_unwritten_frames", "Media frames that could not be written"),
+    "media_refused": ("rtms_media_refused_frames",
+                      "Media frames stamped implausibly far ahead of their stream's clock, refused"),
     "frames_rejected": ("rtms_frames_rejected", "Malformed frames counted and skipped"),
     "paused": ("rtms_backpressure_pauses", "Times a stream's reading was paused by backpressure"),
     "records_rejected": ("rtms_records_rejected", "Records the store refused (kept in rejected/records.jsonl)"),

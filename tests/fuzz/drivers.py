@@ -1,9 +1,11 @@
 """Fuzz drivers shared by the short CI runs (tests/fuzz) and the long run (bench/fuzz.py):
-generated webhook requests and OpenAPI cases against a real gateway over HTTP, and a
-gateway process to aim them at."""
+generated webhook requests and OpenAPI cases against a real gateway over HTTP, a gateway
+process to aim them at, and meetings with generated hostile ids through a gateway and the
+simulator."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -19,6 +21,8 @@ from pathlib import Path
 import httpx
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+
+from ..strategies import hostile_ids
 
 EVENTS = ("meeting.rtms_started", "meeting.rtms_stopped", "meeting.rtms_interrupted", "webinar.rtms_started",
           "session.rtms_started", "contact_center.voice_rtms_started", "endpoint.url_validation",
@@ -144,3 +148,60 @@ class GatewayProcess:
         code = self.proc.wait(30)
         self.log.close()
         return code
+
+
+def files_outside(root: Path, data_dir: Path) -> set[str]:
+    """Everything under `root` that is neither `data_dir` nor inside it."""
+    found = set()
+    for folder, dirs, names in os.walk(root):
+        for name in dirs + names:
+            path = os.path.join(folder, name)
+            if os.path.commonpath([path, str(data_dir)]) != str(data_dir):
+                found.add(os.path.relpath(path, root))
+    return found
+
+
+async def fuzz_ids(run: object, data_dir: Path, examples: int, run_seed: int = 0) -> Counter[str]:
+    """Meetings whose meeting UUID and stream id are generated (`hostile_ids`: `..`,
+    absolute paths, NUL and control characters, 10 KB, any text), one after another through
+    `run` (a `GatewayWithSimulator`) with `data_dir` inside a folder of its own: each one's
+    audio must be stored inside `data_dir`, exactly as sent, and served by the API, and
+    nothing may appear beside `data_dir`. Fails (after shrinking) on the first that is not."""
+    from rtms_gateway.protocol.constants import MediaType
+    from rtms_gateway.simulator.media import silence_chunk, tone_chunk
+    from rtms_gateway.sinks.paths import media_path
+
+    loop = asyncio.get_running_loop()
+    outcomes: Counter[str] = Counter()
+    streams_seen: set[str] = set()
+
+    async def meeting(uuid: str, stream_id: str) -> None:
+        if stream_id in streams_seen:  # the gateway remembers ended streams: keep the shape, not the id
+            stream_id = f"{stream_id}\x00{len(streams_seen)}"
+        streams_seen.add(stream_id)
+        handle = run.simulator.start_meeting(  # type: ignore[attr-defined]
+            duration=0.6, media=MediaType.AUDIO, meeting_uuid=uuid, stream_id=stream_id, seed=len(streams_seen))
+        record = await handle.wait(60)
+        await run.settle(60)  # type: ignore[attr-defined]
+        assert record.outcome == "completed", record.summary_line()
+        (entry,) = [f for f in await run.gateway.store.media_files(uuid)  # type: ignore[attr-defined]
+                    if f.rtms_stream_id == stream_id]
+        path = media_path(data_dir, entry.path)
+        script = handle.script
+        sent = b"".join(tone_chunk(s.tone_hz, 16000, 1) if (s := script.speaker_at(20 * i)) else silence_chunk(16000, 1)
+                        for i in range(record.sent.audio_frames))
+        assert path.read_bytes()[44:] == sent, "the audio, exactly as sent"
+        async with run.http() as http:  # type: ignore[attr-defined]
+            served = await http.get(f"/api/media/{entry.id}")
+        assert served.status_code == 200 and served.content == path.read_bytes()
+        assert files_outside(data_dir.parent, data_dir) == set()
+        outcomes["stored"] += 1
+
+    @seed(run_seed)
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(uuid=hostile_ids, stream_id=hostile_ids)
+    def check(uuid: str, stream_id: str) -> None:
+        asyncio.run_coroutine_threadsafe(meeting(uuid, stream_id), loop).result(180)
+
+    await asyncio.to_thread(check)  # the event loop keeps running the gateway meanwhile
+    return outcomes

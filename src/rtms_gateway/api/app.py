@@ -26,6 +26,7 @@ from ..sinks.keys import KeyNameTaken, KeyStore, Scope
 from ..sinks.exports import TRANSCRIPT_FORMATS, render_transcript, transcript_document
 from ..sinks.media_export import MEDIA_TYPES, frames_zip, media_json
 from ..sinks.participants import participants
+from ..sinks.paths import MediaPathError, media_path
 from ..sinks.records import MediaFile
 from ..webhooks.dedup import Deliveries
 from ..webhooks.events import (
@@ -285,8 +286,11 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         f = await store.media_file(file_id)
         if f is None:
             raise HTTPException(404, f"no media file {file_id}")
-        path = (settings.data_dir / f.path).resolve()
-        if not path.is_relative_to(settings.data_dir.resolve()) or not path.exists():
+        try:
+            path = media_path(settings.data_dir, f.path)
+        except MediaPathError:
+            path = None
+        if path is None or not path.exists():
             raise HTTPException(404, f"media file {file_id} is not on this gateway's disk")
         if path.is_dir():
             return StreamingResponse(frames_zip(path), media_type="application/zip", headers={

@@ -162,7 +162,7 @@ class Pipeline:
         self.counters: dict[str, int] = {
             "segments": 0, "chats": 0, "events": 0, "audio_frames": 0, "video_frames": 0,
             "share_frames": 0, "state_updates": 0, "committed": 0, "commit_errors": 0,
-            "media_unwritten": 0, "media_duplicates": 0, "media_files": 0,
+            "media_unwritten": 0, "media_duplicates": 0, "media_refused": 0, "media_files": 0,
             "journaled": 0, "replayed": 0, "journal_full": 0, "paused": 0,
             "records_rejected": 0, "updates_failed": 0,
         }

@@ -19,6 +19,7 @@ from ..client.stream import StreamSpec
 from ..protocol.constants import Product
 from ..sinks.audio import repair_wav
 from ..sinks.media_files import finish_file
+from ..sinks.paths import MediaPathError, loggable, media_path
 from ..sinks.records import MediaFile
 from .manager import StreamManager
 from .pipeline import Pipeline
@@ -50,22 +51,27 @@ async def recover(data_dir: Path, pipeline: Pipeline, manager: StreamManager, *,
             await store.mark_meeting_stopped(record.meeting_uuid, updated_at_ms, None)
     rejoining = {spec.rtms_stream_id for spec, _ in rejoin}
 
-    # A crash leaves WAV headers short of the audio that follows them.
-    for wav in data_dir.glob("*/*.wav"):
+    # A crash leaves WAV headers short of the audio that follows them. Only files that
+    # are inside the data directory once resolved: a link leading out is left alone.
+    for found in data_dir.glob("*/*.wav"):
         try:
+            wav = media_path(data_dir, found.relative_to(data_dir))
             await asyncio.to_thread(repair_wav, wav)
             done.wavs_repaired += 1
-        except (OSError, ValueError) as exc:
-            log.warning("could not repair %s: %s", wav, exc)
+        except (OSError, ValueError, MediaPathError) as exc:
+            log.warning("could not repair %s: %s", loggable(found, 200), exc)
 
     carried: dict[str, list[MediaFile]] = {}
     for f in await store.incomplete_media_files():
         if f.rtms_stream_id in rejoining:
             carried.setdefault(f.rtms_stream_id, []).append(f)
             continue
-        path = data_dir / f.path
-        if f.format == "wav" and path.exists():
-            f.bytes = path.stat().st_size
+        try:
+            path = media_path(data_dir, f.path)
+            if f.format == "wav" and path.exists():
+                f.bytes = path.stat().st_size
+        except MediaPathError as exc:
+            log.warning("media file %s left as it is: %s", f.id, exc)
         await store.upsert_media_file(await asyncio.to_thread(finish_file, data_dir, f))
         done.files_finished += 1
 

@@ -57,6 +57,10 @@ def simulate(
                             f"repeatable. Kinds: {', '.join(k.value for k in FaultKind)}."),
     random_faults: int = typer.Option(0, "--random-faults", min=0,
                                       help="This many faults per meeting, drawn from --seed."),
+    timestamp_jitter_ms: int = typer.Option(
+        0, "--timestamp-jitter-ms", min=0, max=1000,
+        help="Shift each media packet's timestamp by a seeded uniform amount within ±J ms "
+             "(its content stays its slot's), as real senders' timestamps wander."),
 ) -> None:
     """Zoom's side of RTMS alone: signed webhooks, signaling and media servers, scripted meetings."""
     from ..config import load_settings, parse_media
@@ -102,6 +106,7 @@ def simulate(
         keepalive_interval=keepalive_interval, connect_timeout=connect_timeout, meetings=meetings,
         duration=duration, media=offered, products=_parse_products(products), stagger=stagger,
         validate_endpoint=validate_endpoint, seed=seed, faults=faults, random_faults=random_faults,
+        timestamp_jitter_ms=timestamp_jitter_ms,
     )
     configure_logging("WARNING")
 

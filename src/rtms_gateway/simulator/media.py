@@ -43,10 +43,11 @@ from ..protocol.messages import (
     VideoParams,
     encode,
 )
-from .records import SentCounts
+from .records import SentCounts, TimestampJitter
 from .scenario import CHUNK_MS, TONE_AMPLITUDE, ChatLine, MeetingScript, Speaker, Utterance
 
 MAX_CATCH_UP = 100  # packets one pump may send when the loop ran late
+_AUDIO = int(MediaType.AUDIO)
 _TEMPLATE_CACHE_LIMIT = 256
 
 
@@ -194,13 +195,15 @@ class FrameTemplate:
 
 class AudioFeed:
     """Paces one socket's audio: packets of `send_rate` ms, mixed (user_id 0, no name) or
-    one packet per speaking participant (AUDIO_MULTI_STREAMS)."""
+    one packet per speaking participant (AUDIO_MULTI_STREAMS). With `jitter`, each packet's
+    timestamp is off its slot by a few ms, its content still the slot's."""
 
     __slots__ = ("sink", "script", "t0", "t0_ms", "chunk", "per", "next_due", "rate", "channels",
-                 "codec", "multi", "zcc", "counts", "_cache", "_encoders")
+                 "codec", "multi", "zcc", "counts", "jitter", "_cache", "_encoders")
 
     def __init__(self, sink: Sink, script: MeetingScript, params: AudioParams, t0: float,
-                 t0_ms: int, start_ms: int, counts: SentCounts, *, zcc: bool = False) -> None:
+                 t0_ms: int, start_ms: int, counts: SentCounts, *, zcc: bool = False,
+                 jitter: TimestampJitter | None = None) -> None:
         self.sink = sink
         self.script = script
         self.t0 = t0
@@ -214,6 +217,7 @@ class AudioFeed:
         self.multi = params.data_opt == DataOption.AUDIO_MULTI_STREAMS
         self.zcc = zcc
         self.counts = counts
+        self.jitter = jitter
         self._cache: dict[tuple[object, ...], FrameTemplate] = {}
         # OPUS and G.722 frames depend on the ones before: one encoder per speaker (or the
         # mix), each packet encoded as it is sent, not taken from the template cache.
@@ -236,18 +240,20 @@ class AudioFeed:
             who: tuple[Speaker | None, ...] = (speaker_at(at),)
         else:
             who = tuple(speaker_at(at + j * CHUNK_MS) for j in range(self.per))
+        jitter = self.jitter
         if self._encoders is not None:
-            self._emit_encoded(ts, who)
+            self._emit_encoded(ts, at, who)
             return
         if not self.multi:
-            self.sink.send(self._template(None, who).render(ts))
+            self.sink.send(self._template(None, who).render(ts if jitter is None else ts + jitter(_AUDIO, 0, at)))
             self.counts.audio_frames += 1
             return
         for speaker in dict.fromkeys(s for s in who if s is not None):
-            self.sink.send(self._template(speaker, who).render(ts))
+            stamp = ts if jitter is None else ts + jitter(_AUDIO, speaker.user_id, at)
+            self.sink.send(self._template(speaker, who).render(stamp))
             self.counts.audio_frames += 1
 
-    def _emit_encoded(self, ts: int, who: tuple[Speaker | None, ...]) -> None:
+    def _emit_encoded(self, ts: int, at: int, who: tuple[Speaker | None, ...]) -> None:
         assert self._encoders is not None
         for speaker in (dict.fromkeys(s for s in who if s is not None) if self.multi else (None,)):
             key = speaker.user_id if speaker is not None else 0
@@ -257,8 +263,9 @@ class AudioFeed:
             payload = encoder.encode(self._pcm(speaker, who))
             if not payload:  # the encoder is still filling its look-ahead
                 continue
+            stamp = ts if self.jitter is None else ts + self.jitter(_AUDIO, key, at)
             self.sink.send(encode(AudioData(content=MediaContent(
-                data=base64.b64encode(payload).decode("ascii"), timestamp=ts, length=len(payload),
+                data=base64.b64encode(payload).decode("ascii"), timestamp=stamp, length=len(payload),
                 **self._identity(speaker)))))  # type: ignore[arg-type]
             self.counts.audio_frames += 1
 
@@ -311,11 +318,11 @@ class VideoFeed:
     """Paces one socket's video (active speaker or the subscribed participant) or share."""
 
     __slots__ = ("sink", "kind", "who", "params", "encoder", "t0", "t0_ms", "index", "period_ms",
-                 "next_due", "counts")
+                 "next_due", "counts", "jitter")
 
     def __init__(self, sink: Sink, kind: MediaType, params: VideoParams,
                  who: Callable[[int], Speaker | None], source: VideoSource, t0: float,
-                 t0_ms: int, start_ms: int, counts: SentCounts) -> None:
+                 t0_ms: int, start_ms: int, counts: SentCounts, jitter: TimestampJitter | None = None) -> None:
         self.sink = sink
         self.kind = kind
         self.who = who
@@ -327,6 +334,7 @@ class VideoFeed:
         self.index = math.ceil(start_ms / self.period_ms)
         self.next_due = t0 + self.index * self.period_ms / 1000
         self.counts = counts
+        self.jitter = jitter
 
     def pump(self, now: float) -> int:
         sent = 0
@@ -334,7 +342,8 @@ class VideoFeed:
             at = int(self.index * self.period_ms)
             speaker = self.who(at)
             if speaker is not None:
-                self._emit(speaker, self.t0_ms + at)
+                shift = 0 if self.jitter is None else self.jitter(int(self.kind), speaker.user_id, at)
+                self._emit(speaker, self.t0_ms + at + shift)
                 sent += 1
             self.index += 1
             self.next_due = self.t0 + self.index * self.period_ms / 1000

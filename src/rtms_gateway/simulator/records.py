@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -37,6 +38,30 @@ class DeliveryRecord:
     event: str
     statuses: tuple[int | str, ...]  # an int per answered attempt, an error name otherwise
     ok: bool
+
+
+_MASK64 = (1 << 64) - 1
+
+
+class TimestampJitter:
+    """How far each media packet's timestamp is off its slot, as real senders' are: a
+    seeded uniform shift in [-limit_ms, limit_ms], a pure function of the stream, the
+    media kind, the sender (user id; 0 for the mix) and the slot (ms after time zero), so
+    a test can tell the timestamp of any packet sent without a log of them all."""
+
+    __slots__ = ("limit_ms", "_key")
+
+    def __init__(self, limit_ms: int, seed: str) -> None:
+        self.limit_ms = limit_ms
+        self._key = int.from_bytes(hashlib.blake2b(seed.encode(), digest_size=8).digest(), "little")
+
+    def __call__(self, kind: int, user_id: int, slot_ms: int) -> int:
+        # splitmix64's finaliser over the packet's coordinates: cheap, well mixed, stateless
+        x = (self._key + kind * 0xD6E8FEB86659FD93 + user_id * 0x9E3779B97F4A7C15
+             + slot_ms * 0xBF58476D1CE4E5B9) & _MASK64
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return (x ^ (x >> 31)) % (2 * self.limit_ms + 1) - self.limit_ms
 
 
 @dataclass(slots=True)
@@ -76,9 +101,19 @@ class MeetingRecord:
     faults: list[str] = field(default_factory=list)  # injected, as `kind@seconds=argument`
     garbage_sent: int = 0  # frames of the `fuzz` fault
     t0_ms: int | None = None  # wall-clock ms of the meeting's start: media timestamps count from it
+    jitter: TimestampJitter | None = None  # media timestamps are off their slot by this (None: exact)
+    # Offset (ms after t0) of the first audio packet each time audio started again, after an
+    # interruption or a media reconnect: every packet from there on was sent.
+    resumed_at_ms: list[int] = field(default_factory=list)
     stop_reason: int | None = None
     outcome: str = "pending"
     webhooks: list[DeliveryRecord] = field(default_factory=list)
+
+    def stamp(self, kind: int, user_id: int, slot_ms: int) -> int:
+        """The timestamp the packet of `kind` for `slot_ms` (ms after time zero) from
+        `user_id` (0: the mixed audio) carried."""
+        shift = self.jitter(kind, user_id, slot_ms) if self.jitter is not None else 0
+        return (self.t0_ms or 0) + slot_ms + shift
 
     @property
     def signaling_ok(self) -> bool:

@@ -9,6 +9,7 @@ and read their records); `run_simulation` is the command's: N scripted meetings 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class SimulatorConfig:
     webhook_retry_delay: float = 0.25
     webhook_verify: ssl.SSLContext | str | bool = True
     video_source: VideoSource | None = None
+    timestamp_jitter_ms: int = 0  # each media packet's timestamp off its slot by up to this, seeded
 
 
 @dataclass
@@ -156,6 +158,7 @@ class Simulator:
             keepalive_interval=config.keepalive_interval,
             signaling_reconnect_window=config.signaling_reconnect_window,
             media_reconnect_window=config.media_reconnect_window,
+            timestamp_jitter_ms=config.timestamp_jitter_ms,
         )
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -255,16 +258,24 @@ class Simulator:
         seed: int = 0,
         webhook_delay: float = 0.0,
         faults: Sequence[Fault] = (),
+        meeting_uuid: str | None = None,
+        stream_id: str | None = None,
     ) -> MeetingHandle:
         """Register a meeting and start its life (webhook first, if a URL is configured).
         `webhook_delay`: seconds between the stream's start and the webhook's delivery;
         Zoom buffers the audio of that time and sends it in a burst once the app connects.
-        `faults`: Zoom's failure cases to play, each at its time after streaming starts."""
+        `faults`: Zoom's failure cases to play, each at its time after streaming starts.
+        `meeting_uuid`, `stream_id`: ids of your choosing instead of the script's (the
+        meeting UUID stands for the product's id: webinar UUID, session id, ...)."""
         assert self.server is not None, "start() first"
-        if script is not None and script.rtms_stream_id in self.server.streams:
-            raise ValueError(f"stream {script.rtms_stream_id} is already running")
         if script is None:
             script = build_meeting(seed, len(self.meetings), product=product, duration_s=duration, offered=media)
+        if meeting_uuid is not None:
+            script = dataclasses.replace(script, owner_id=meeting_uuid)
+        if stream_id is not None:
+            script = dataclasses.replace(script, rtms_stream_id=stream_id)
+        if script.rtms_stream_id in self.server.streams:
+            raise ValueError(f"stream {script.rtms_stream_id!r} is already running")
         stream = SimStream(script, self.server, self.pacer, self._settings, self.config.video_source)
         handle = MeetingHandle(script, stream, self.server.signaling_url(script.rtms_stream_id))
         handle.webhook_delay = webhook_delay

@@ -12,6 +12,7 @@ with unknown fields ignored; the server answers in text frames.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import ssl
 from collections import deque
@@ -222,11 +223,11 @@ class RTMSServer:
         return f"{self.scheme}://{self.public_host}:{self.port}"
 
     def signaling_url(self, stream_id: str) -> str:
-        return f"{self.base_url}/{SIGNALING_PATH}/{quote(stream_id, safe='')}"
+        return f"{self.base_url}/{SIGNALING_PATH}/{_path_part(stream_id)}"
 
     def media_urls(self, stream_id: str, offered: MediaType) -> dict[str, str]:
         kinds = [key for t, key in MEDIA_KEY.items() if t == MediaType.ALL or offered & t]
-        return {key: f"{self.base_url}/{MEDIA_PATH}/{key}/{quote(stream_id, safe='')}" for key in kinds}
+        return {key: f"{self.base_url}/{MEDIA_PATH}/{key}/{_path_part(stream_id)}" for key in kinds}
 
     async def start(self) -> None:
         server = await ws_create_server(self._factory, self.host, self.port, ssl=self._ssl,
@@ -364,3 +365,17 @@ class RTMSServer:
         conn.unified = asks_all
         self.reply(conn, StatusCode.OK, "", req.sequence, payload_encrypted=False, media_params=params)
         stream.attach_media(conn, wanted, params)
+
+
+MAX_PATH_PART = 256
+
+
+def _path_part(stream_id: str) -> str:
+    """The stream id as one URL path segment (any id: `/`, `..`, control characters; dots
+    escaped too, or a client would resolve `..` away). The path only names the stream for
+    a reader of URLs (the handshake says which stream it is): a long id goes by its
+    SHA-256, so every URL stays short (a 28 KB upgrade request goes unanswered)."""
+    part = quote(stream_id, safe="").replace(".", "%2E")
+    if len(part) <= MAX_PATH_PART:
+        return part
+    return hashlib.sha256(stream_id.encode("utf-8", "surrogatepass")).hexdigest()

@@ -64,6 +64,7 @@ from ..protocol.messages import (
     VideoSubscriptionResp,
 )
 from .media import (
+    MAX_CATCH_UP,
     AudioFeed,
     VideoFeed,
     VideoSource,
@@ -71,7 +72,7 @@ from .media import (
     event_message,
     transcript_message,
 )
-from .records import HandshakeRecord, MeetingRecord
+from .records import HandshakeRecord, MeetingRecord, TimestampJitter
 from .faults import Fault, FaultKind, garbage_frame
 from .scenario import CHUNK_MS, ChatLine, MeetingScript, ScriptEvent, Speaker, Utterance, present_at
 from .video import TestPatternVideo
@@ -96,6 +97,7 @@ class StreamSettings:
     keepalive_interval: float = KEEP_ALIVE_INTERVAL_S
     signaling_reconnect_window: float = SIGNALING_RECONNECT_WINDOW_S
     media_reconnect_window: float = MEDIA_RECONNECT_WINDOW_S
+    timestamp_jitter_ms: int = 0  # media timestamps off their slot by up to this, either way
 
 
 # What a `malformed` fault sends: not JSON, JSON that is not an object, and messages of
@@ -128,6 +130,9 @@ class SimStream:
         self.record = MeetingRecord(product=str(script.product), owner_id=script.owner_id,
                                     rtms_stream_id=script.rtms_stream_id,
                                     rtms_session_id=script.rtms_session_id)
+        if settings.timestamp_jitter_ms:
+            self.record.jitter = TimestampJitter(settings.timestamp_jitter_ms,
+                                                 f"rtms-sim-jitter:{script.rtms_stream_id}")
         self.phase = Phase.WAITING
         self.signaling: Connection | None = None
         self.media: list[Connection] = []
@@ -144,6 +149,7 @@ class SimStream:
         self.announced_ms: int | None = None
         self.buffer_data = True
         self._buffering = False  # true while the first feeds start: audio from t0, in a burst
+        self._started_once = False  # feeds started later are a resumption
         self.silent_until = 0.0  # faults (see `inject`)
         self._fuzz_left = 0
         self._fuzz_rng = random.Random(0)
@@ -345,23 +351,28 @@ class SimStream:
             if conn.live:
                 self._start_feeds(conn)
         self._buffering = False
+        self._started_once = True
         self.pacer.add(self)
         self.wake()
 
     def _start_feeds(self, conn: Connection) -> None:
         assert self.t0 is not None
         start_ms = int((self._clock() - self.t0) * 1000)
-        args = (self.t0, self.t0_ms, start_ms, self.record.sent)
+        jitter = self.record.jitter
+        args = (self.t0, self.t0_ms, start_ms, self.record.sent, jitter)
         p = conn.params
         assert p is not None
         feeds: list[AudioFeed | VideoFeed] = []
         if p.audio is not None:
             # Live audio starts with the next packet boundary: none is stamped before now.
-            audio_args = (self.t0, self.t0_ms, -(-start_ms // CHUNK_MS) * CHUNK_MS, self.record.sent)
+            first = -(-start_ms // CHUNK_MS) * CHUNK_MS
             if self._buffering:
-                audio_args = (self.t0, self.t0_ms, 0, self.record.sent)
+                first = 0
                 self.record.sent.buffered += start_ms // CHUNK_MS
-            feeds.append(AudioFeed(conn, self.script, p.audio, *audio_args, zcc=self.zcc))
+            elif self._started_once:
+                self.record.resumed_at_ms.append(first)
+            feeds.append(AudioFeed(conn, self.script, p.audio, self.t0, self.t0_ms, first, self.record.sent,
+                                   zcc=self.zcc, jitter=jitter))
         if p.video is not None:
             who = self._video_subject if p.video.data_opt == DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM \
                 else self.script.active_speaker_at
@@ -392,6 +403,17 @@ class SimStream:
                 feed.pump(now)
         if self._fuzz_left:
             self._send_garbage()
+
+    def _send_the_rest(self) -> None:
+        """Everything due by the meeting's end, however late the pacer's last tick was: a
+        meeting of D seconds carries D seconds of media."""
+        self.tick(self.end_at)
+        if self.end_at < self.silent_until:  # a `silent` fault holds everything, as in `tick`
+            return
+        for feeds in self._feeds.values():
+            for feed in feeds:
+                while feed.pump(self.end_at) == MAX_CATCH_UP:
+                    pass
 
     def _send_garbage(self) -> None:
         """A share of the `fuzz` fault's frames per tick, over every live socket."""
@@ -570,6 +592,8 @@ class SimStream:
         if self.phase is Phase.STOPPED:
             return
         started = self.t0 is not None and self.phase is not Phase.INTERRUPTED
+        if reason == StopReason.MEETING_ENDED and self.phase is Phase.STREAMING:
+            self._send_the_rest()
         self.phase = Phase.STOPPED
         self.pacer.remove(self)
         self._feeds.clear()

@@ -1,10 +1,24 @@
 """Time-aligned WAV files that are valid at every moment.
 
-A track places each PCM packet by its timestamp: gaps (mute, reconnects) become silence,
-so second N of the file is second N after the track's origin, and a packet that lands on
-audio already written (a replay after a reconnect) is dropped and counted. Packets are
-buffered and written by `flush()`, which also rewrites the two size fields of the header,
-so a reader at any moment sees a well-formed file.
+A track places each PCM packet by its timestamp, so second N of the file is second N after
+the track's origin. Senders' timestamps jitter by a few ms, so the rules are:
+
+- a packet stamped within half a packet of where the track ends continues it contiguously:
+  no sample is dropped because it came a little early, no silence inserted because it
+  came a little late (half, not a whole packet: one missing packet must become silence);
+- further ahead, the gap up to its time is silence (mute, reconnects); further behind,
+  it is appended all the same (nothing dropped);
+- only a replay, stamped at or before the last packet placed, is dropped and counted. A
+  track carried on after a restart does not know that packet: there a packet stamped
+  more than half a packet behind the end of the file is the replay.
+
+A WAV holds at most 4 GiB of audio (its size fields are 32-bit): packets past that are not
+written (about 6 h of 48 kHz stereo, 37 h of 16 kHz mono).
+
+Gaps are never built in memory: `flush()` seeks past them (a hole on file systems that
+have them, zeros otherwise). Packets are buffered and written by `flush()`, which also
+rewrites the two size fields of the header, so a reader at any moment sees a
+well-formed file.
 """
 
 from __future__ import annotations
@@ -13,6 +27,9 @@ import struct
 from pathlib import Path
 
 _HEADER_BYTES = 44
+MAX_DATA_BYTES = 0xFFFFFFFF - 36  # the RIFF size field counts 36 header bytes besides the audio
+# What `place` did with a packet (tracks of every kind answer the same way).
+PLACED, DUPLICATE, UNWRITTEN = 0, 1, 2
 
 
 def wav_header(sample_rate: int, channels: int, data_bytes: int, sample_width: int = 2) -> bytes:
@@ -51,9 +68,10 @@ class WavTrack:
         self.origin_ms = origin_ms
         self.end = 0  # bytes of audio placed so far (written or buffered)
         self.written = 0
+        self.last_ms: int | None = None  # timestamp of the last packet placed
         self.duplicates = 0
         self.gaps_filled_bytes = 0
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | int] = []  # PCM, and gaps as byte counts
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and path.stat().st_size >= _HEADER_BYTES:
             # The same stream after a restart: carry on where the file ends.
@@ -64,20 +82,32 @@ class WavTrack:
             self._file.write(wav_header(sample_rate, channels, 0))
             self._file.flush()
 
-    def place(self, timestamp_ms: int, pcm: bytes) -> None:
+    def place(self, timestamp_ms: int, pcm: bytes) -> int:
+        """Place one packet (per frame: keep it lean): PLACED, DUPLICATE or UNWRITTEN."""
+        usable = len(pcm) - len(pcm) % self.frame_bytes
+        last = self.last_ms
+        if last is not None and timestamp_ms <= last:
+            self.duplicates += 1
+            return DUPLICATE
         if self.origin_ms is None:
             self.origin_ms = timestamp_ms
-        offset = (timestamp_ms - self.origin_ms) * self.sample_rate // 1000 * self.frame_bytes
-        if offset < self.end:
-            self.duplicates += 1
-            return
-        if offset > self.end:
-            gap = offset - self.end
-            self._pending.append(bytes(gap))
-            self.gaps_filled_bytes += gap
-        usable = len(pcm) - len(pcm) % self.frame_bytes
-        self._pending.append(pcm[:usable])
-        self.end = offset + usable
+        drift = (timestamp_ms - self.origin_ms) * self.sample_rate // 1000 * self.frame_bytes - self.end
+        half = usable >> 1
+        if drift <= half:
+            if drift < -half and last is None and self.end:
+                self.duplicates += 1  # carried on after a restart: already in the file
+                return DUPLICATE
+            drift = 0  # close enough, or behind: contiguous
+        if not usable or self.end + drift + usable > MAX_DATA_BYTES:
+            return UNWRITTEN
+        if drift:
+            self._pending.append(drift)
+            self.gaps_filled_bytes += drift
+            self.end += drift
+        self._pending.append(pcm if usable == len(pcm) else pcm[:usable])
+        self.end += usable
+        self.last_ms = timestamp_ms
+        return PLACED
 
     @property
     def duration_s(self) -> float:
@@ -86,12 +116,23 @@ class WavTrack:
     def flush(self) -> None:
         if not self._pending:
             return
-        data = b"".join(self._pending)
-        self._pending.clear()
         f = self._file
         f.seek(_HEADER_BYTES + self.written)
-        f.write(data)
-        self.written += len(data)
+        run: list[bytes] = []
+        for item in self._pending:
+            if isinstance(item, int):
+                if run:
+                    f.write(b"".join(run))
+                    run.clear()
+                f.seek(item, 1)
+            else:
+                run.append(item)
+        if run:
+            f.write(b"".join(run))
+        self._pending.clear()
+        self.written = self.end
+        if f.tell() < _HEADER_BYTES + self.written:  # a gap is the last thing placed
+            f.truncate(_HEADER_BYTES + self.written)
         f.seek(4)
         f.write(struct.pack("<I", 36 + self.written))
         f.seek(40)

@@ -1,0 +1,282 @@
+"""The media tracks: one file (or folder) per stream, kind and participant.
+
+- `AudioTrack`: decoded audio in a time-aligned WAV (placement rules in `audio.WavTrack`);
+- `RawTrack`: packets of a codec with no decoder here, kept as received;
+- `H264Track`: the Annex-B stream as it arrives plus a timestamp index, muxed to MP4 by
+  `mux_h264_to_mp4` when the stream ends, each frame at its own time;
+- `FramesTrack`: JPG/PNG frames, one numbered file each, named with their offset.
+
+Frames other than audio keep their order by timestamp: one stamped at or before the last
+frame the track holds is a replay, dropped and counted. A track carried on after a restart
+first reads what its files hold (the store's copy of that lags behind), so the same rule
+holds across the restart. `place` answers PLACED, DUPLICATE or UNWRITTEN.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from fractions import Fraction
+from itertools import pairwise
+from pathlib import Path
+from typing import Protocol
+
+from .audio import DUPLICATE, PLACED, UNWRITTEN, WavTrack
+from .audio_codecs import PcmDecoder
+from .records import MediaFile
+
+MS = Fraction(1, 1000)  # timestamps are ms; the muxer picks its own stream time base
+DEFAULT_FRAME_MS = 40  # one frame at 25 fps: the length of a lone frame whose rate is unknown
+_FRAME_NAME = re.compile(r"(\d+)_(-?\d+)\.\w+")
+
+
+class Track(Protocol):
+    info: MediaFile
+
+    def place(self, timestamp_ms: int, payload: bytes) -> int: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _note_frame(info: MediaFile, timestamp_ms: int, size: int) -> None:
+    if info.first_ms is None:
+        info.first_ms = timestamp_ms
+    info.last_ms = max(info.last_ms or timestamp_ms, timestamp_ms)
+    info.frames += 1
+    info.bytes += size
+
+
+class AudioTrack:
+    """Decoded audio in a time-aligned WAV."""
+
+    def __init__(self, path: Path, info: MediaFile, decode: PcmDecoder) -> None:
+        self.info = info
+        self.decode = decode
+        self.wav = WavTrack(path, sample_rate=info.sample_rate or 16000, channels=info.channels or 1,
+                            origin_ms=info.origin_ms)
+        self.undecodable = 0
+        info.bytes = 44 + self.wav.end
+
+    def place(self, timestamp_ms: int, payload: bytes) -> int:
+        try:
+            pcm = self.decode(payload)
+        except Exception:
+            self.undecodable += 1
+            return UNWRITTEN
+        done = self.wav.place(timestamp_ms, pcm)
+        if done == PLACED:
+            _note_frame(self.info, timestamp_ms, len(pcm))
+            self.info.bytes = 44 + self.wav.end
+        return done
+
+    def flush(self) -> None:
+        self.wav.flush()
+
+    def close(self) -> None:
+        self.wav.close()
+
+
+class RawTrack:
+    """Packets kept as received: per packet, `<timestamp ms: u64><length: u32>` then the
+    bytes, little-endian. The codec and its parameters are in the file's index entry."""
+
+    _HEAD = struct.Struct("<QI")
+
+    def __init__(self, path: Path, info: MediaFile) -> None:
+        self.info = info
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            _resume_raw(path, info, self._HEAD)
+        self._file = open(path, "ab")  # noqa: SIM115 - kept open while the track grows
+        self._pending: list[bytes] = []
+
+    def place(self, timestamp_ms: int, payload: bytes) -> int:
+        if self.info.last_ms is not None and timestamp_ms <= self.info.last_ms:
+            return DUPLICATE
+        if timestamp_ms < 0:
+            return UNWRITTEN  # the header holds an unsigned time
+        self._pending.append(self._HEAD.pack(timestamp_ms, len(payload)) + payload)
+        _note_frame(self.info, timestamp_ms, self._HEAD.size + len(payload))
+        return PLACED
+
+    def flush(self) -> None:
+        if self._pending:
+            self._file.write(b"".join(self._pending))
+            self._pending.clear()
+            self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.flush()
+            self._file.close()
+
+
+def _resume_raw(path: Path, info: MediaFile, head: struct.Struct) -> None:
+    """What a raw file holds: its count, size and last timestamp; a packet cut short by a
+    crash is cut off."""
+    info.frames, info.bytes, info.first_ms, info.last_ms = 0, 0, None, None
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        at = 0
+        while at + head.size <= size:
+            f.seek(at)
+            timestamp_ms, length = head.unpack(f.read(head.size))
+            if at + head.size + length > size:
+                break
+            _note_frame(info, timestamp_ms, head.size + length)
+            at += head.size + length
+        f.truncate(at)
+
+
+class H264Track:
+    """Annex-B access units appended as they arrive, and `<timestamp ms> <bytes>` per unit
+    in a side index; `close()` leaves both for `mux_h264_to_mp4`."""
+
+    def __init__(self, path: Path, info: MediaFile) -> None:
+        self.info = info
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() or index_path(path).exists():
+            repair_h264(path, info)
+        self._file = open(path, "ab")  # noqa: SIM115 - kept open while the track grows
+        self._index = open(index_path(path), "a", encoding="ascii")  # noqa: SIM115
+        self._pending: list[bytes] = []
+        self._pending_index: list[str] = []
+
+    def place(self, timestamp_ms: int, payload: bytes) -> int:
+        if self.info.last_ms is not None and timestamp_ms <= self.info.last_ms:
+            return DUPLICATE
+        self._pending.append(payload)
+        self._pending_index.append(f"{timestamp_ms} {len(payload)}\n")
+        _note_frame(self.info, timestamp_ms, len(payload))
+        return PLACED
+
+    def flush(self) -> None:
+        if self._pending:
+            self._file.write(b"".join(self._pending))
+            self._index.write("".join(self._pending_index))
+            self._pending.clear()
+            self._pending_index.clear()
+            self._file.flush()
+            self._index.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.flush()
+            self._file.close()
+            self._index.close()
+
+
+def index_path(h264: Path) -> Path:
+    return h264.with_name(h264.name + ".idx")
+
+
+def repair_h264(h264: Path, info: MediaFile) -> None:
+    """Make an H.264 stream and its index agree after a crash (either may have been cut
+    short): both keep the longest run of units the index and the stream both hold whole.
+    `info` is brought up to date with what they hold."""
+    info.frames, info.bytes, info.first_ms, info.last_ms = 0, 0, None, None
+    idx = index_path(h264)
+    lines = idx.read_bytes().split(b"\n") if idx.exists() else []
+    size = h264.stat().st_size if h264.exists() else 0
+    kept = 0  # bytes of the index kept
+    for line in lines[:-1]:  # the last piece has no newline: cut short, or empty
+        fields = line.split()
+        if len(fields) != 2 or not fields[0].lstrip(b"-").isdigit() or not fields[1].isdigit():
+            break
+        timestamp_ms, length = int(fields[0]), int(fields[1])
+        if info.bytes + length > size:
+            break
+        _note_frame(info, timestamp_ms, length)
+        kept += len(line) + 1
+    with open(idx, "ab") as f:
+        f.truncate(kept)
+    with open(h264, "ab") as f:
+        f.truncate(info.bytes)
+
+
+def mux_h264_to_mp4(h264: Path, mp4: Path, origin_ms: int) -> int:
+    """Copy the access units of `h264` into `mp4`, each at its own timestamp (relative to
+    `origin_ms`, in ms), each lasting until the next; the last lasts one frame (the median
+    spacing), so the file's duration is the last frame's time plus one frame. Returns the
+    number of frames written. Nothing is re-encoded."""
+    import av
+
+    at, last = [], -1
+    for line in index_path(h264).read_text("ascii").splitlines():
+        if line:
+            last = max(int(line.split()[0]) - origin_ms, last + 1)
+            at.append(last)
+    spacings = sorted(b - a for a, b in pairwise(at))
+    tmp = mp4.with_name(mp4.name + ".part")
+    written = 0
+    with av.open(str(h264), format="h264") as source, av.open(str(tmp), "w", format="mp4") as target:
+        src = source.streams.video[0]
+        out = target.add_stream_from_template(src)
+        out.time_base = MS
+        if spacings:
+            one_frame = spacings[len(spacings) // 2]
+        else:
+            rate = src.guessed_rate
+            one_frame = round(1000 / rate) if rate else DEFAULT_FRAME_MS
+        for packet in source.demux(src):
+            if packet.size == 0:
+                continue
+            # The parser yields one packet per access unit, in arrival order.
+            if written >= len(at):  # a unit the index does not know: one frame after the last
+                at.append(at[-1] + one_frame if at else 0)
+            pts = at[written]
+            packet.pts = packet.dts = pts
+            # The demuxer's duration is in its own time base: set ours, or the last
+            # packet's would be read in ms (a minute too long).
+            packet.duration = at[written + 1] - pts if written + 1 < len(at) else one_frame
+            packet.time_base = MS
+            packet.stream = out
+            target.mux(packet)
+            written += 1
+    tmp.replace(mp4)
+    return written
+
+
+class FramesTrack:
+    """One image file per frame: `<number>_<offset ms>.<jpg|png>` in the track's folder."""
+
+    def __init__(self, folder: Path, info: MediaFile, suffix: str) -> None:
+        self.info = info
+        self.folder = folder
+        self.suffix = suffix
+        folder.mkdir(parents=True, exist_ok=True)
+        self._pending: list[tuple[str, bytes]] = []
+        self._resume()
+
+    def _resume(self) -> None:
+        """Carry on numbering after the frames already in the folder."""
+        numbers, offsets = [], []
+        for entry in os.scandir(self.folder):
+            m = _FRAME_NAME.fullmatch(entry.name)
+            if m:
+                numbers.append(int(m[1]))
+                offsets.append(int(m[2]))
+        if numbers:
+            info = self.info
+            info.frames = max(numbers)
+            info.first_ms = info.origin_ms + min(offsets)
+            info.last_ms = info.origin_ms + max(offsets)
+            info.bytes = sum(p.stat().st_size for p in self.folder.iterdir())
+
+    def place(self, timestamp_ms: int, payload: bytes) -> int:
+        if self.info.last_ms is not None and timestamp_ms <= self.info.last_ms:
+            return DUPLICATE
+        offset = timestamp_ms - self.info.origin_ms
+        self._pending.append((f"{self.info.frames + 1:06d}_{offset:09d}.{self.suffix}", payload))
+        _note_frame(self.info, timestamp_ms, len(payload))
+        return PLACED
+
+    def flush(self) -> None:
+        for name, payload in self._pending:
+            (self.folder / name).write_bytes(payload)
+        self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
