@@ -15,6 +15,7 @@ import msgspec
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi_offline import FastAPIOffline
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 
 from ..config import Settings
@@ -40,6 +41,16 @@ from ..webhooks.verify import WebhookRejected, verify_request
 from .auth import Authenticator
 
 log = logging.getLogger(__name__)
+
+
+class _UuidPath(PathConvertor):
+    """A meeting UUID in a path: anything, `/` and line breaks included (Starlette's `path`
+    stops at a line feed, and a UUID from the wire may hold one)."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("uuid_path", _UuidPath())
 
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
@@ -222,8 +233,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             files.append(f)
         return files
 
-    # Declared before the detail route: `{meeting_uuid:path}` there would swallow "/transcript".
-    @api.get("/api/meetings/{meeting_uuid:path}/transcript",
+    # Declared before the detail route: `{meeting_uuid:uuid_path}` there would swallow "/transcript".
+    @api.get("/api/meetings/{meeting_uuid:uuid_path}/transcript",
         summary="A meeting's transcript as JSON, plain text, WebVTT or SRT",
         response_description="The transcript in the requested format",
         responses={200: {"content": {"text/plain": {}, "text/vtt": {}, "application/x-subrip": {}}},
@@ -238,7 +249,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return PlainTextResponse(render_transcript(segments, format, meeting_uuid=meeting_uuid),
                                  media_type=TRANSCRIPT_FORMATS[format])
 
-    @api.get("/api/meetings/{meeting_uuid:path}/chat", summary="A meeting's chat messages, oldest first",
+    @api.get("/api/meetings/{meeting_uuid:uuid_path}/chat", summary="A meeting's chat messages, oldest first",
              response_description="`{\"messages\": [...]}` with sender, recipient and time",
              responses=_NOT_FOUND)
     async def chat(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
@@ -246,7 +257,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return {"meeting_uuid": meeting_uuid,
                 "messages": [_without_meeting(m) for m in await store.chat(meeting_uuid)]}
 
-    @api.get("/api/meetings/{meeting_uuid:path}/events",
+    @api.get("/api/meetings/{meeting_uuid:uuid_path}/events",
              summary="A meeting's timeline: joins, leaves, active speakers, sharing, interruptions",
              response_description="`{\"events\": [...]}`, oldest first", responses=_NOT_FOUND)
     async def events(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
@@ -258,7 +269,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             rows.append(row)
         return {"meeting_uuid": meeting_uuid, "events": rows}
 
-    @api.get("/api/meetings/{meeting_uuid:path}/participants",
+    @api.get("/api/meetings/{meeting_uuid:uuid_path}/participants",
              summary="Who took part: when they joined and left, talk time, segments, chat",
              response_description="`{\"participants\": [...]}`; talk time comes from the "
                                   "active-speaker timeline", responses=_NOT_FOUND)
@@ -269,7 +280,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                                     await store.chat(meeting_uuid), end_ms=end_ms)
         return {"meeting_uuid": meeting_uuid, "participants": [p.to_dict() for p in found_people]}
 
-    @api.get("/api/meetings/{meeting_uuid:path}/media",
+    @api.get("/api/meetings/{meeting_uuid:uuid_path}/media",
              summary="A meeting's media files: kind, participant, codec, duration, bytes, download URL",
              response_description="`{\"files\": [...]}`", responses=_NOT_FOUND)
     async def media(request: Request, meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
@@ -298,7 +309,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return FileResponse(path, media_type=MEDIA_TYPES.get(f.format, "application/octet-stream"),
                             filename=path.name)
 
-    @api.get("/api/meetings/{meeting_uuid:path}", summary="One meeting and its streams",
+    @api.get("/api/meetings/{meeting_uuid:uuid_path}", summary="One meeting and its streams",
              response_description="The meeting", responses=_NOT_FOUND)
     async def meeting(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
         return (await meeting_or_404(meeting_uuid)).to_dict()

@@ -203,6 +203,8 @@ class RtmsStream:
             self._finish(StreamOutcome("cancelled"))
             raise
         finally:
+            if not self._handshake.done():  # no one waits for it now: a late close must not set it
+                self._handshake.cancel()
             await self._close_all()
 
     async def _connect_signaling(self) -> None:
