@@ -148,39 +148,20 @@ def test_serve_refuses_to_run_without_a_secret_token(tmp_path):
 async def test_serve_exits_cleanly_on_sigterm_mid_meeting(tmp_path):
     import asyncio
     import signal
-    import socket
 
-    import httpx
+    from .gateway_harness import CLIENT_SECRET, SECRET_TOKEN
+    from .serve_process import free_port, serve_env, simulator_for, start_serve
 
-    from rtms_gateway.simulator import Simulator, SimulatorConfig
-
-    from .gateway_harness import CLIENT_ID, CLIENT_SECRET, SECRET_TOKEN
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=SECRET_TOKEN,
-                                    webhook_url=f"http://127.0.0.1:{port}/webhook"))
-    await sim.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "RTMS_"))}
-    env.update(ZOOM_CLIENT_ID=CLIENT_ID, ZOOM_CLIENT_SECRET=CLIENT_SECRET, ZOOM_SECRET_TOKEN=SECRET_TOKEN,
-               RTMS_CA_FILE=str(sim.write_ca(tmp_path / "ca.pem")))
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "rtms_gateway", "serve", "--port", str(port),
-                                                cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE)
+    port = free_port()
+    sim = await simulator_for(port)
+    proc = await start_serve(tmp_path, port, serve_env(sim, tmp_path), "gateway.log")
     try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(300):
-                try:
-                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.05)
         handle = sim.start_meeting(duration=60)
         assert await handle.wait_streaming(15)
         await asyncio.sleep(2.0)
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(proc.wait(), 15)
-        stderr = (await proc.stderr.read()).decode()
+        stderr = (tmp_path / "gateway.log").read_text()
         assert code == 0, stderr[-2000:]
         assert CLIENT_SECRET not in stderr and SECRET_TOKEN not in stderr
     finally:

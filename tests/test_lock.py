@@ -6,21 +6,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import sys
 
-import httpx
 import pytest
 
 from rtms_gateway.gateway.lock import DataDirLocked
 from rtms_gateway.gateway.service import Gateway
 from rtms_gateway.protocol.constants import MediaType
-from rtms_gateway.simulator import Simulator, SimulatorConfig
 from rtms_gateway.simulator.records import SIGNALING
 from rtms_gateway.sinks.audio import wav_header
 
-from .gateway_harness import CLIENT_ID, CLIENT_SECRET, SECRET_TOKEN, make_settings
+from .gateway_harness import make_settings
+from .serve_process import free_port, serve_env, simulator_for, start_serve
 
 
 async def test_a_second_gateway_in_process_is_refused_and_touches_nothing(tmp_path):
@@ -41,33 +39,12 @@ async def test_a_second_gateway_in_process_is_refused_and_touches_nothing(tmp_pa
     await second.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_a_second_serve_exits_at_once_naming_the_holder_and_the_first_streams_on(tmp_path):
-    port = _free_port()
-    sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=SECRET_TOKEN,
-                                    webhook_url=f"http://127.0.0.1:{port}/webhook"))
-    await sim.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "RTMS_"))}
-    env.update(ZOOM_CLIENT_ID=CLIENT_ID, ZOOM_CLIENT_SECRET=CLIENT_SECRET, ZOOM_SECRET_TOKEN=SECRET_TOKEN,
-               RTMS_CA_FILE=str(sim.write_ca(tmp_path / "ca.pem")), RTMS_MEDIA="audio,transcript",
-               RTMS_DATA_DIR=str(tmp_path / "data"))
-    first = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rtms_gateway", "serve", "--port", str(port), cwd=tmp_path, env=env,
-        stderr=open(tmp_path / "first.log", "wb"))
+    port = free_port()
+    sim = await simulator_for(port)
+    env = serve_env(sim, tmp_path, RTMS_MEDIA="audio,transcript", RTMS_DATA_DIR=str(tmp_path / "data"))
+    first = await start_serve(tmp_path, port, env, "first.log")
     try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(400):
-                try:
-                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.05)
         handle = sim.start_meeting(duration=5.0, media=MediaType.AUDIO | MediaType.TRANSCRIPT)
         assert await handle.wait_streaming(15)
         # The same data directory, and the same port: the lock is checked first.

@@ -7,22 +7,17 @@ import asyncio
 import dataclasses
 import io
 import logging
-import os
 import re
 import signal
-import socket
 import sqlite3
-import sys
 
-import httpx
 import pytest
 
 from rtms_gateway.logs import ARG_LIMIT, CONTINUATION, THIRD_PARTY_LOGGERS, configure_logging
 from rtms_gateway.protocol.constants import MediaType
-from rtms_gateway.simulator import Simulator, SimulatorConfig
 from rtms_gateway.simulator.scenario import build_meeting
 
-from .gateway_harness import CLIENT_ID, CLIENT_SECRET, SECRET_TOKEN
+from .serve_process import eventually, free_port, no_stream_live, serve_env, simulator_for, start_serve
 
 RECORD_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) +\S+: ")
 
@@ -73,46 +68,22 @@ def test_only_the_gateway_follows_the_log_level(logged):
         assert not logger.isEnabledFor(logging.INFO) and logger.isEnabledFor(logging.WARNING), name
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_a_meeting_at_debug_logs_no_content_and_no_raw_control_character(tmp_path):
     """`serve` at DEBUG (its own logging setup), a real meeting from the simulator whose
     meeting UUID and stream id hold CR/LF and control characters."""
-    port = _free_port()
-    sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=SECRET_TOKEN,
-                                    webhook_url=f"http://127.0.0.1:{port}/webhook"))
-    await sim.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "RTMS_"))}
-    env.update(ZOOM_CLIENT_ID=CLIENT_ID, ZOOM_CLIENT_SECRET=CLIENT_SECRET, ZOOM_SECRET_TOKEN=SECRET_TOKEN,
-               RTMS_CA_FILE=str(sim.write_ca(tmp_path / "ca.pem")), RTMS_LOG_LEVEL="DEBUG",
-               RTMS_MEDIA="transcript,chat")
+    port = free_port()
+    sim = await simulator_for(port)
+    env = serve_env(sim, tmp_path, RTMS_LOG_LEVEL="DEBUG", RTMS_MEDIA="transcript,chat")
     log_file = tmp_path / "gateway.log"
-    gateway = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rtms_gateway", "serve", "--port", str(port), cwd=tmp_path, env=env,
-        stderr=open(log_file, "wb"))
+    gateway = await start_serve(tmp_path, port, env, log_file.name)
     script = dataclasses.replace(
         build_meeting(5, 0, duration_s=4.0, offered=MediaType.TRANSCRIPT | MediaType.CHAT),
         owner_id="m\r\n1999-01-01 00:00:00,000 INFO forged meeting\x1b[2J==",
         rtms_stream_id="s\r\n1999-01-01 00:00:00,000 WARNING forged stream\x07\x85\u2028end")
     try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(400):
-                try:
-                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.05)
-            handle = sim.start_meeting(script)
-            record = await handle.wait(40)
-            for _ in range(200):
-                if (await http.get(f"http://127.0.0.1:{port}/healthz")).json()["streams_live"] == 0:
-                    break
-                await asyncio.sleep(0.05)
+        handle = sim.start_meeting(script)
+        record = await handle.wait(40)
+        assert await eventually(lambda: no_stream_live(port), 10)
     finally:
         gateway.send_signal(signal.SIGTERM)
         await asyncio.wait_for(gateway.wait(), 30)

@@ -4,61 +4,24 @@ kill is stored, files are valid, and the stream is rejoined from the stored stat
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 import time
 import wave
 
-import httpx
-
 from rtms_gateway.protocol.constants import MediaType
-from rtms_gateway.simulator import Simulator, SimulatorConfig
 from rtms_gateway.simulator.media import silence_chunk, tone_chunk
 from rtms_gateway.simulator.stream import Phase
 from rtms_gateway.sinks.store import Store
 
-from .gateway_harness import CLIENT_ID, CLIENT_SECRET, SECRET_TOKEN
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _serve(tmp_path, port, env):
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rtms_gateway", "serve", "--port", str(port), cwd=tmp_path, env=env,
-        stderr=open(tmp_path / f"gateway-{time.monotonic_ns()}.log", "wb"))
-    async with httpx.AsyncClient() as http:
-        for _ in range(400):
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                    return proc
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.05)
-    proc.kill()
-    raise AssertionError("the gateway did not come up")
-
-
-async def _health(port):
-    async with httpx.AsyncClient() as http:
-        return (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
+from .serve_process import eventually, free_port, no_stream_live, serve_env, simulator_for, start_serve
 
 
 async def test_sigkill_then_restart_keeps_what_was_committed_and_rejoins_the_stream(tmp_path):
-    port = _free_port()
-    sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=SECRET_TOKEN,
-                                    webhook_url=f"http://127.0.0.1:{port}/webhook"))
-    await sim.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "RTMS_"))}
-    env.update(ZOOM_CLIENT_ID=CLIENT_ID, ZOOM_CLIENT_SECRET=CLIENT_SECRET, ZOOM_SECRET_TOKEN=SECRET_TOKEN,
-               RTMS_CA_FILE=str(sim.write_ca(tmp_path / "ca.pem")), RTMS_MEDIA="audio,transcript",
-               RTMS_DATA_DIR=str(tmp_path / "data"), RTMS_RECONNECT_INITIAL_S="0.2")
-    gateway = await _serve(tmp_path, port, env)
+    port = free_port()
+    sim = await simulator_for(port)
+    env = serve_env(sim, tmp_path, RTMS_MEDIA="audio,transcript", RTMS_DATA_DIR=str(tmp_path / "data"),
+                    RTMS_RECONNECT_INITIAL_S="0.2")
+    gateway = await start_serve(tmp_path, port, env, "gateway-1.log")
     try:
         handle = sim.start_meeting(duration=14.0, media=MediaType.AUDIO | MediaType.TRANSCRIPT)
         assert await handle.wait_streaming(15)
@@ -67,18 +30,12 @@ async def test_sigkill_then_restart_keeps_what_was_committed_and_rejoins_the_str
         gateway.send_signal(signal.SIGKILL)
         await gateway.wait()
         await asyncio.sleep(1.0)
-        gateway = await _serve(tmp_path, port, env)
-        for _ in range(200):  # the restarted gateway rejoins on its own: no webhook comes
-            if handle.stream.phase is Phase.STREAMING:
-                break
-            await asyncio.sleep(0.05)
-        assert handle.stream.phase is Phase.STREAMING, "the stream was not rejoined"
+        gateway = await start_serve(tmp_path, port, env, "gateway-2.log")
+        # The restarted gateway rejoins on its own: no webhook comes.
+        assert await eventually(lambda: handle.stream.phase is Phase.STREAMING, 10), "the stream was not rejoined"
         back_ms = int(time.time() * 1000)
         record = await handle.wait(40)
-        for _ in range(100):
-            if (await _health(port))["streams_live"] == 0:
-                break
-            await asyncio.sleep(0.1)
+        assert await eventually(lambda: no_stream_live(port), 10)
     finally:
         gateway.send_signal(signal.SIGTERM)
         await asyncio.wait_for(gateway.wait(), 30)
