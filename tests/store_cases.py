@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from rtms_gateway.protocol.errors import RecordRefused, StoreUnavailable
 from rtms_gateway.sinks import schema
 from rtms_gateway.sinks.delivery_memory import DeliveryMemory
-from rtms_gateway.sinks.store import MIGRATIONS, Store, async_url
+from rtms_gateway.sinks.store import Store
+from rtms_gateway.sinks.store_open import MIGRATIONS, async_url
 from rtms_gateway.sinks.records import (
     ChatMessage,
     MediaFile,

@@ -9,7 +9,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from rtms_gateway.sinks import schema
-from rtms_gateway.sinks.store import MIGRATIONS, Store, async_url
+from rtms_gateway.sinks.store import Store
+from rtms_gateway.sinks.store_open import MIGRATIONS, async_url
 
 from . import store_cases as cases
 

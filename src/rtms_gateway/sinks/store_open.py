@@ -1,0 +1,99 @@
+"""Opening the store's database: the async driver a URL names, its settings, migrations.
+
+Whatever keeps a database from opening (a bad URL, a server away, a migration refused) is
+a StoreUnavailable whose message names the URL without its password.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ..protocol.errors import StoreUnavailable
+from .store_errors import translate
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# How long a write waits on a lock before failing: the pipeline then journals the batch
+# instead of holding every stream's records behind one stuck transaction.
+LOCK_WAIT_S = 2.0
+# How long connecting to PostgreSQL may take before the database counts as away.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def async_url(url: str) -> str:
+    """`sqlite:///x` and `postgresql://…` name the async drivers this store uses."""
+    parsed = make_url(url)
+    driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+              "postgres": "postgresql+asyncpg"}.get(parsed.drivername, parsed.drivername)
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+async def open_engine(url: str, *, pg_schema: str | None = None) -> AsyncEngine:
+    """An engine on `url`, its database migrated to the newest schema. `pg_schema` puts a
+    PostgreSQL store in its own schema."""
+    try:
+        return await _open(url, pg_schema)
+    except Exception as exc:
+        raise StoreUnavailable(_open_failure(url, exc)) from exc
+
+
+async def _open(url: str, pg_schema: str | None) -> AsyncEngine:
+    target = async_url(url)
+    parsed = make_url(target)
+    options: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        settings = {"lock_timeout": str(int(LOCK_WAIT_S * 1000))}
+        if pg_schema:
+            settings["search_path"] = pg_schema
+        options["connect_args"] = {"server_settings": settings, "timeout": CONNECT_TIMEOUT_S}
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        options["connect_args"] = {"timeout": LOCK_WAIT_S}
+    engine = create_async_engine(target, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+    except Exception as exc:
+        error = await translate(exc, engine)
+        await engine.dispose()
+        raise error from exc
+    return engine
+
+
+def _open_failure(url: str, exc: Exception) -> str:
+    """"cannot open the database URL (why)", the URL and the reason without the password."""
+    try:
+        parsed = make_url(url)
+        shown, password = parsed.render_as_string(hide_password=True), parsed.password
+    except (ArgumentError, ValueError, TypeError):
+        shown, password = "(an unreadable URL)", None
+    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if why.startswith("(") and ") " in why:  # SQLAlchemy's "(driver.Error) message"
+        why = why.split(") ", 1)[1]
+    if password:
+        why = why.replace(str(password), "***")
+    return f"cannot open the database {shown} ({why[:200]})"
+
+
+def _upgrade(conn: Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL",
+                   f"busy_timeout={int(LOCK_WAIT_S * 1000)}"):
+        cur.execute(f"PRAGMA {pragma}")
+    cur.close()
