@@ -14,8 +14,11 @@ from rtms_gateway.protocol.signature import url_validation_response, webhook_sig
 from rtms_gateway.sinks.store import Store
 from rtms_gateway.webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
 
+from rtms_gateway.sinks.exports import iso_utc
+
 from . import store_cases
 from .gateway_harness import AUTH, SECRET_TOKEN, make_settings
+from .stores import DATABASES, a_store
 
 
 class RecordingManager:
@@ -399,9 +402,12 @@ async def test_transcript_json_shape(fake):
     data = response.json()
     assert data["meeting_uuid"] == FAKE_UUID
     assert data["segments"][0] == {
-        "user_id": 16778240, "user_name": "Ada", "text": "hello there", "start_time": 1_700_000_000_000,
-        "end_time": 1_700_000_001_500, "timestamp": 1_700_000_000_000, "language": 9,
-        "rtms_stream_id": "s1", "speaker_inferred": False}
+        "user_id": 16778240, "user_name": "Ada", "text": "hello there",
+        "start_time": 1_700_000_000_000, "end_time": 1_700_000_001_500,
+        "timestamp": 1_700_000_000_000, "language": 9, "rtms_stream_id": "s1",
+        "speaker_inferred": False,
+        "start_time_iso": "2023-11-14T22:13:20.000Z", "end_time_iso": "2023-11-14T22:13:21.500Z",
+        "timestamp_iso": "2023-11-14T22:13:20.000Z"}
     assert [s["text"] for s in data["segments"]] == ["hello there", "second"]
     assert (await http.get(f"/api/meetings/{ENCODED}/transcript?format=json")).json() == data
     assert (await http.get("/api/meetings/nope/transcript")).status_code == 404
@@ -476,3 +482,60 @@ async def test_a_media_file_is_served_only_from_inside_the_data_dir(tmp_path):
     for name in ("up", "absolute", "symlink", "nul", "root"):
         assert got[name].status_code == 404, name
         assert b"not the gateway's" not in got[name].content
+
+
+# ---- times: every ms field with its ISO-8601 twin, over a real store on each database ------
+
+_NAMED_TIMES = {"timestamp", "start_time", "end_time", "joins", "leaves"}
+
+
+def _times(value, where=""):
+    """Every field holding a time in ms, with the object holding it: (path, object, name)."""
+    found = []
+    if isinstance(value, dict):
+        for name, inner in value.items():
+            if (name.endswith("_ms") or name in _NAMED_TIMES) and name != "talk_time_ms":
+                found.append((f"{where}.{name}", value, name))
+            found += _times(inner, f"{where}.{name}")
+    elif isinstance(value, list):
+        for n, inner in enumerate(value):
+            found += _times(inner, f"{where}[{n}]")
+    return found
+
+
+@pytest.mark.parametrize("database", DATABASES)
+async def test_every_time_in_ms_comes_with_its_utc_iso_twin(database, tmp_path):
+    from rtms_gateway.protocol.constants import EventType
+    from rtms_gateway.sinks.keys import Scope
+    from rtms_gateway.sinks.records import MediaFile, TimelineEvent
+
+    async with a_store(database, tmp_path) as opened:
+        store = opened.store
+        await store_cases.seed(store)
+        joined = TimelineEvent(meeting_uuid=store_cases.UUID, rtms_stream_id="stream-a",
+                               event_type=EventType.PARTICIPANT_JOIN, timestamp=1_700_000_000_000,
+                               user_id=1, user_name="Ann")
+        await store.write_batch(segments=[store_cases.seg(i) for i in range(3)],
+                                chats=[store_cases.chat_msg()], events=[joined])
+        await store.upsert_media_file(MediaFile(
+            meeting_uuid=store_cases.UUID, rtms_stream_id="stream-a", kind="audio", user_id=0,
+            user_name=None, codec="l16", format="wav", path="x/a.wav", origin_ms=1_700_000_000_000))
+        await store.keys.create("reader", Scope.READ)
+        app = create_app(make_settings(tmp_path), store=store, manager=RecordingManager(),
+                         keys=store.keys)
+        checked = 0
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
+                                     headers=AUTH) as http:
+            meeting = f"/api/meetings/{store_cases.UUID.replace('/', '%2F')}"
+            for path in ("/api/meetings", meeting, f"{meeting}/transcript", f"{meeting}/chat",
+                         f"{meeting}/events", f"{meeting}/participants", f"{meeting}/media",
+                         "/api/keys"):
+                body = (await http.get(path)).json()
+                for where, holder, name in _times(body):
+                    twin = name.removesuffix("_ms") + "_iso"
+                    value = holder[name]
+                    expected = [iso_utc(v) for v in value] if isinstance(value, list) \
+                        else iso_utc(value)
+                    assert holder.get(twin, "absent") == expected, (path, where)
+                    checked += 1
+        assert checked > 30

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtms_gateway.sinks.exports import TRANSCRIPT_FORMATS, cue_times, render_transcript
+from rtms_gateway.sinks.exports import TRANSCRIPT_FORMATS, cue_times, iso_utc, render_transcript
 from rtms_gateway.sinks.records import TranscriptSegment
 
 T0 = 1_700_000_000_000
@@ -55,9 +55,13 @@ def test_txt_and_json():
     assert txt[2].startswith("[01:01:01] ")
     data = json.loads(render_transcript(SEGMENTS, "json", meeting_uuid="m"))
     assert data["meeting_uuid"] == "m" and len(data["segments"]) == len(SEGMENTS)
-    assert data["segments"][1] == {"user_id": 16778240, "user_name": "田中 花子", "text": "田中です。よろしく 👋",
-                       "start_time": T0 + 2000, "end_time": T0 + 4250, "timestamp": T0 + 2000, "language": 9,
-                       "rtms_stream_id": "s", "speaker_inferred": False}
+    assert data["segments"][1] == {
+        "user_id": 16778240, "user_name": "田中 花子", "text": "田中です。よろしく 👋",
+        "start_time": T0 + 2000, "end_time": T0 + 4250, "timestamp": T0 + 2000, "language": 9,
+        "rtms_stream_id": "s", "speaker_inferred": False,
+        "start_time_iso": "2023-11-14T22:13:22.000Z", "end_time_iso": "2023-11-14T22:13:24.250Z",
+        "timestamp_iso": "2023-11-14T22:13:22.000Z"}
+    assert data["segments"][2]["end_time"] is None and data["segments"][2]["end_time_iso"] is None
 
 
 def test_empty_and_unknown_format():
@@ -79,3 +83,14 @@ def test_any_segments_render_with_monotonic_cues(items):
     assert all(times[i][0] <= times[i + 1][0] for i in range(len(times) - 1))
     for fmt in TRANSCRIPT_FORMATS:
         render_transcript(segments, fmt, meeting_uuid="m")
+
+
+def test_times_in_iso_are_utc_to_the_millisecond_and_none_where_no_calendar_holds_them():
+    assert iso_utc(0) == "1970-01-01T00:00:00.000Z"
+    assert iso_utc(T0 + 123) == "2023-11-14T22:13:20.123Z"
+    assert iso_utc(-1) == "1969-12-31T23:59:59.999Z"
+    assert iso_utc(-30_631_132_800_000) == "0999-05-04T00:00:00.000Z"  # four digits, always
+    assert iso_utc(253_402_300_799_999) == "9999-12-31T23:59:59.999Z"
+    assert iso_utc(253_402_300_800_000) is None
+    assert iso_utc(-(2**63)) is None and iso_utc(2**63) is None
+    assert iso_utc(None) is None

@@ -19,13 +19,22 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 
 from ..config import Settings
-from ..protocol.constants import HEADER_TRACKING_ID, EventType
+from ..protocol.constants import HEADER_TRACKING_ID
 from ..protocol.errors import RecordRefused, StoreUnavailable
 from ..protocol.signature import url_validation_response
 from ..metrics import METRICS_CONTENT_TYPE, render_metrics
 from ..sinks.keys import KeyNameTaken, KeyStore, Scope
-from ..sinks.exports import TRANSCRIPT_FORMATS, render_transcript, transcript_document
-from ..sinks.media_export import MEDIA_TYPES, frames_zip, media_json
+from ..sinks.exports import (
+    TRANSCRIPT_FORMATS,
+    chat_json,
+    event_json,
+    iso_names,
+    media_file_json,
+    render_transcript,
+    transcript_document,
+    with_iso,
+)
+from ..sinks.media_export import MEDIA_TYPES, frames_zip
 from ..sinks.participants import participants
 from ..sinks.paths import MediaPathError, media_path
 from ..sinks.records import MediaFile
@@ -98,7 +107,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
-_NOT_FOUND = {404: {"description": "No meeting with that UUID"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No meeting with that UUID"}}
 _UUID_DOC = "The meeting UUID; percent-encode `/`, `+` and `=` (`%2F`, `%2B`, `%3D`)."
 
 
@@ -255,19 +264,15 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     async def chat(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
         await meeting_or_404(meeting_uuid)
         return {"meeting_uuid": meeting_uuid,
-                "messages": [_without_meeting(m) for m in await store.chat(meeting_uuid)]}
+                "messages": [chat_json(m) for m in await store.chat(meeting_uuid)]}
 
     @api.get("/api/meetings/{meeting_uuid:uuid_path}/events",
              summary="A meeting's timeline: joins, leaves, active speakers, sharing, interruptions",
              response_description="`{\"events\": [...]}`, oldest first", responses=_NOT_FOUND)
     async def events(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
         await meeting_or_404(meeting_uuid)
-        rows = []
-        for ev in await store.timeline(meeting_uuid):
-            row = _without_meeting(ev)
-            row["event"] = _event_name(ev.event_type)
-            rows.append(row)
-        return {"meeting_uuid": meeting_uuid, "events": rows}
+        return {"meeting_uuid": meeting_uuid,
+                "events": [event_json(ev) for ev in await store.timeline(meeting_uuid)]}
 
     @api.get("/api/meetings/{meeting_uuid:uuid_path}/participants",
              summary="Who took part: when they joined and left, talk time, segments, chat",
@@ -286,7 +291,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     async def media(request: Request, meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
         await meeting_or_404(meeting_uuid)
         return {"meeting_uuid": meeting_uuid,
-                "files": [media_json(f, str(request.url_for("download_media", file_id=f.id)))
+                "files": [{**media_file_json(f),
+                           "url": str(request.url_for("download_media", file_id=f.id))}
                           for f in await files_of(meeting_uuid)]}
 
     @api.get("/api/media/{file_id}", name="download_media",
@@ -312,7 +318,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     @api.get("/api/meetings/{meeting_uuid:uuid_path}", summary="One meeting and its streams",
              response_description="The meeting", responses=_NOT_FOUND)
     async def meeting(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
-        return (await meeting_or_404(meeting_uuid)).to_dict()
+        body: dict[str, Any] = (await meeting_or_404(meeting_uuid)).to_dict()
+        return body
 
     app.include_router(api)
     if keys is not None:
@@ -325,6 +332,7 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "The key lacks the scope this route needs"},
 }
 _KEY_NAME = Path(min_length=1, max_length=64, description="The key's name")
+_KEY_TIMES = iso_names("created_at_ms", "last_used_at_ms")
 
 
 def key_routes(keys: KeyStore, auth: Authenticator) -> APIRouter:
@@ -335,7 +343,8 @@ def key_routes(keys: KeyStore, auth: Authenticator) -> APIRouter:
                 response_description="`{\"keys\": [{name, scope, shown, created_at_ms, last_used_at_ms}]}`; "
                                      "keys from RTMS_API_KEYS are not listed")
     async def list_keys() -> dict[str, Any]:
-        return {"keys": msgspec.to_builtins(await keys.list())}
+        listed = msgspec.to_builtins(await keys.list())
+        return {"keys": [with_iso(key, _KEY_TIMES) for key in listed]}
 
     @router.post("/api/keys", status_code=201, summary="Make a key; the answer is the only time it is shown",
                  responses={409: {"description": "A live key has that name"}})
@@ -357,16 +366,3 @@ def key_routes(keys: KeyStore, auth: Authenticator) -> APIRouter:
         return Response(status_code=204)
 
     return router
-
-
-def _without_meeting(record: Any) -> dict[str, Any]:
-    body: dict[str, Any] = msgspec.to_builtins(record)
-    body.pop("meeting_uuid", None)
-    return body
-
-
-def _event_name(event_type: int) -> str:
-    try:
-        return EventType(event_type).name.lower()
-    except ValueError:
-        return f"event_{event_type}"

@@ -1,4 +1,8 @@
-"""Transcript exports: plain text, WebVTT, SRT and JSON.
+"""Records as the API shows them (JSON), and transcript exports: text, WebVTT, SRT, JSON.
+
+Every time the JSON carries in ms since the epoch comes with an ISO-8601 UTC twin beside
+it (`iso_utc`, `with_iso`): `start_time` and `start_time_iso`, `started_at_ms` and
+`started_at_iso`.
 
 Cue times are relative to the first segment's start. Zoom gives each utterance a
 `start_time` and `end_time` (ms since the epoch); when the end is missing the cue runs to
@@ -7,11 +11,16 @@ the next start, or for a reading-speed estimate, and cues never run backwards.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 
-from .records import TranscriptSegment
+from ..protocol.constants import EventType
+from .media_export import media_json
+from .records import ChatMessage, MediaFile, TimelineEvent, TranscriptSegment
 
 TRANSCRIPT_FORMATS: dict[str, str] = {
     "txt": "text/plain; charset=utf-8",
@@ -24,16 +33,113 @@ _MS_PER_CHAR = 60  # reading speed used when Zoom gave no end time
 _MIN_CUE_MS = 500
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# ---- times ------------------------------------------------------------------------------
+
+
+def iso_utc(ms: int | None) -> str | None:
+    """`ms` since the epoch as ISO-8601 UTC to the millisecond (`2023-11-14T22:13:20.123Z`);
+    None for None, or for a time no calendar holds (years 1 to 9999)."""
+    if ms is None:
+        return None
+    seconds, milli = divmod(ms, 1000)
+    day_and_time = _iso_second(seconds)
+    return None if day_and_time is None else f"{day_and_time}.{milli:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str | None:
+    # Cached: the times of one meeting's records share their seconds, and each is asked
+    # for several times (every field, every listing, every feed item).
+    try:
+        when = _EPOCH + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+    return when.isoformat(timespec="seconds").removesuffix("+00:00")
+
+
+def iso_names(*names: str) -> tuple[tuple[str, str], ...]:
+    """Each ms field with the name of its ISO twin: `x_ms` -> `x_iso`, `x` -> `x_iso`."""
+    return tuple((name, name.removesuffix("_ms") + "_iso") for name in names)
+
+
+def with_iso(body: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """`body` with the ISO twin of each of `fields` (from `iso_names`) added, in place; a
+    field holding a list of times gets a list."""
+    for name, iso_name in fields:
+        value = body.get(name)
+        body[iso_name] = [iso_utc(v) for v in value] if isinstance(value, list) else iso_utc(value)
+    return body
+
+
+SEGMENT_TIMES = iso_names("start_time", "end_time", "timestamp")
+STAMPED = iso_names("timestamp")
+MEETING_TIMES = iso_names("started_at_ms", "stopped_at_ms")
+STREAM_TIMES = iso_names("started_at_ms", "stopped_at_ms", "updated_at_ms")
+MEDIA_TIMES = iso_names("origin_ms")
+MEETING_FIELDS = ("product", "meeting_id", "account_id", "operator_id", "session_key",
+                  "started_at_ms", "stopped_at_ms", "stop_reason")
+STREAM_FIELDS = ("rtms_stream_id", "meeting_uuid", "server_urls", "state", "status_code",
+                 "status_reason", "started_at_ms", "stopped_at_ms", "stop_reason", "updated_at_ms")
+
+
+# ---- records as JSON ----------------------------------------------------------------------
+
+
+def segment_json(seg: TranscriptSegment) -> dict[str, Any]:
+    return with_iso({"user_id": seg.user_id, "user_name": seg.user_name, "text": seg.text,
+                     "start_time": seg.start_time, "end_time": seg.end_time,
+                     "timestamp": seg.timestamp, "language": seg.language,
+                     "rtms_stream_id": seg.rtms_stream_id,
+                     "speaker_inferred": seg.speaker_inferred}, SEGMENT_TIMES)
+
+
+def chat_json(message: ChatMessage) -> dict[str, Any]:
+    body: dict[str, Any] = msgspec.to_builtins(message)
+    del body["meeting_uuid"]
+    return with_iso(body, STAMPED)
+
+
+def event_name(event_type: int) -> str:
+    """What `/events` calls an event type: `participant_join`, ..., `event_23` if unknown."""
+    try:
+        return EventType(event_type).name.lower()
+    except ValueError:
+        return f"event_{event_type}"
+
+
+def event_json(event: TimelineEvent) -> dict[str, Any]:
+    body: dict[str, Any] = msgspec.to_builtins(event)
+    del body["meeting_uuid"]
+    body["event"] = event_name(event.event_type)
+    return with_iso(body, STAMPED)
+
+
+def meeting_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A stored meeting's own fields (a `meetings` row)."""
+    return with_iso({name: row[name] for name in MEETING_FIELDS}, MEETING_TIMES)
+
+
+def stream_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A stored stream (a `streams` row), as a meeting's detail lists it."""
+    return with_iso({name: row[name] for name in STREAM_FIELDS}, STREAM_TIMES)
+
+
+def media_file_json(f: MediaFile) -> dict[str, Any]:
+    """A media file, without its download URL (only the API knows its own address)."""
+    body = media_json(f, "")
+    del body["url"]
+    return with_iso(body, MEDIA_TIMES)
+
+
 def transcript_document(meeting_uuid: str, segments: Sequence[TranscriptSegment]) -> dict[str, Any]:
     """The JSON transcript, as the API serves it and `export --format json` writes it."""
     return {"meeting_uuid": meeting_uuid, "segments": [segment_json(seg) for seg in segments]}
 
 
-def segment_json(seg: TranscriptSegment) -> dict[str, Any]:
-    return {"user_id": seg.user_id, "user_name": seg.user_name, "text": seg.text,
-            "start_time": seg.start_time, "end_time": seg.end_time, "timestamp": seg.timestamp,
-            "language": seg.language, "rtms_stream_id": seg.rtms_stream_id,
-            "speaker_inferred": seg.speaker_inferred}
+# ---- transcript exports -----------------------------------------------------------------
 
 
 def cue_times(segments: Sequence[TranscriptSegment]) -> list[tuple[int, int]]:

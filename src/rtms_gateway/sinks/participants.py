@@ -6,11 +6,15 @@ the floor until the next change, their leaving, or the end of the meeting).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from ..protocol.constants import EventType
+from .exports import iso_names, with_iso
 from .records import ChatMessage, TimelineEvent, TranscriptSegment, UserId
+
+_TIMES = iso_names("joins", "leaves", "joined_at_ms", "left_at_ms")
 
 
 @dataclass
@@ -28,7 +32,7 @@ class Participant:
         body["joined_at_ms"] = self.joins[0] if self.joins else None
         body["left_at_ms"] = self.leaves[-1] if self.leaves and len(self.leaves) >= len(self.joins) else None
         body["talk_time_s"] = round(self.talk_time_ms / 1000, 3)
-        return body
+        return with_iso(body, _TIMES)
 
 
 def participants(events: Iterable[TimelineEvent], segments: Iterable[TranscriptSegment] = (),

@@ -25,6 +25,7 @@ from . import schema as s
 from .keys import KeyStore
 from . import store_rows as convert
 from .delivery_memory import DeliveryMemory
+from .exports import MEETING_TIMES, stream_json, with_iso
 from .records import ChatMessage, MediaFile, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
 from .schema import key_of as _key
 from .store_errors import guarded
@@ -53,7 +54,7 @@ class MeetingSummary:
     participant_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return with_iso(asdict(self), MEETING_TIMES)
 
 
 @dataclass
@@ -247,9 +248,9 @@ class Store:
                 return None
             streams = (await conn.execute(select(s.streams).where(s.streams.c.meeting_uuid == uuid)
                                           .order_by(s.streams.c.id))).mappings().all()
-        detail = _summary(MeetingDetail, row, [x["state"] for x in streams])
+        detail: MeetingDetail = _summary(MeetingDetail, row, [x["state"] for x in streams])
         detail.account_id, detail.operator_id, detail.session_key = row["account_id"], row["operator_id"], row["session_key"]
-        detail.streams = [{k: v for k, v in x.items() if k not in ("id", "stream_key")} for x in streams]
+        detail.streams = [stream_json(x) for x in streams]
         return detail
 
     @guarded
