@@ -6,6 +6,7 @@ import asyncio
 import base64
 import random
 
+import msgspec
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -252,7 +253,8 @@ def _migrate(conn, revision: str, down: bool = False) -> None:
 
 
 def _differences(conn) -> list:
-    return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), schema.metadata)
+    opts = {"compare_type": True, "include_name": schema.include_name}
+    return compare_metadata(MigrationContext.configure(conn, opts=opts), schema.metadata)
 
 
 async def case_migration_from_0002(url: str, pg_schema: str | None = None) -> None:
@@ -299,5 +301,70 @@ async def case_migration_from_0002(url: str, pg_schema: str | None = None) -> No
             await conn.run_sync(_migrate, "head")
             assert await conn.run_sync(_differences) == []
         assert (await store.stream(old_stream)).state == "stopped"
+    finally:
+        await store.close()
+
+
+async def case_migration_from_0004(url: str, pg_schema: str | None = None) -> None:
+    """A database at 0004 with two meetings' records is brought to 0005 on open: each record
+    has its item, meeting by meeting (the oldest first), each meeting's in time order, with
+    the body the store writes today; a replay of them adds nothing; pages and search work on
+    them; the schema equals the model; and 0005 goes down and up again."""
+    from rtms_gateway.sinks import store_rows
+    from rtms_gateway.sinks.exports import chat_json, event_json, segment_json
+
+    args = {"server_settings": {"search_path": pg_schema}} if pg_schema else {}
+    engine = create_async_engine(async_url(url), connect_args=args)
+    m1, m2, t0 = "Zk/9+m1==", "m2", 1_700_000_000_000
+    segments = [seg(3, m1), seg(1, m1), seg(0, m2, text="the budget for <b>next</b> quarter")]
+    chats = [chat_msg(m1, message_id="late", timestamp=t0 + 500),
+             chat_msg(m2, message_id="first", timestamp=5)]
+    events = [TimelineEvent(meeting_uuid=m1, rtms_stream_id="stream-a", event_type=3,
+                            timestamp=t0 + 2000, user_id=1, user_name="Ann", payload={"n": 1})]
+    async with engine.begin() as conn:
+        await conn.run_sync(_migrate, "0004")
+        for table, rows in ((schema.transcript_segments, map(store_rows.segment_row, segments)),
+                            (schema.chat_messages, map(store_rows.chat_row, chats)),
+                            (schema.timeline_events, map(store_rows.event_row, events))):
+            for row in rows:
+                await conn.execute(table.insert().values(row))
+    await engine.dispose()
+
+    store = await Store.open(url, pg_schema=pg_schema)
+    try:
+        items = await store.feed()
+        assert [(i.meeting_uuid, i.type) for i in items] == [
+            (m2, "chat.message"), (m2, "transcript.segment"), (m1, "chat.message"),
+            (m1, "transcript.segment"), (m1, "participant.joined"), (m1, "transcript.segment")]
+        shown = {}
+        for uuid in (m1, m2):
+            shown.update({r.seq: segment_json(r.record) for r in await store.transcript_page(uuid)})
+            shown.update({r.seq: chat_json(r.record) for r in await store.chat_page(uuid)})
+            shown.update({r.seq: event_json(r.record) for r in await store.timeline_page(uuid)})
+        # every record, as the API shows it today
+        assert {i.seq: msgspec.json.decode(i.data) for i in items} == shown
+        assert await store.write_batch_items(segments=segments, chats=chats, events=events) == []
+        page = await store.transcript_page(m1, limit=5)
+        assert [r.record.text for r in page] == [seg(1).text, seg(3).text]
+        (hit,) = await store.search("budget quarter")
+        assert (hit.meeting_uuid, hit.seq) == (m2, items[1].seq)
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(_differences) == []
+            if pg_schema:
+                kinds = dict((await conn.execute(text(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = :s"),
+                    {"s": pg_schema})).all())
+                assert "USING gin" in kinds["ix_segments_search"]
+                assert "USING gin" in kinds["ix_chat_search"]
+        async with store.engine.begin() as conn:
+            await conn.run_sync(_migrate, "0004", True)
+            await conn.run_sync(_migrate, "head")
+            assert await conn.run_sync(_differences) == []
+        again = await store.feed()
+        assert [(i.meeting_uuid, i.type, i.data) for i in again] == \
+            [(i.meeting_uuid, i.type, i.data) for i in items]
+        (later,) = await store.write_batch_items(segments=[seg(9, m1)])
+        assert later.seq > again[-1].seq
+        assert [h.seq for h in await store.search("budget")] == [again[1].seq]
     finally:
         await store.close()

@@ -38,7 +38,8 @@ async def test_the_migrations_build_exactly_the_schema_the_code_declares(tmp_pat
     await (await _open(tmp_path)).close()
     engine = create_engine(f"sqlite:///{tmp_path / 'db' / 'rtms.sqlite3'}")
     with engine.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": schema.include_name})
+        differences = compare_metadata(context, schema.metadata)
     engine.dispose()
     assert differences == []
 
@@ -50,7 +51,10 @@ async def test_migrations_build_the_schema_and_reopen_keeps_data(tmp_path):
     await store.close()
     db = sqlite3.connect(tmp_path / "db" / "rtms.sqlite3")
     tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
-    assert tables == set(schema.metadata.tables) | {"alembic_version"}
+    model = {t for t in tables
+             if schema.include_name(t, "table", {}) and not t.startswith("sqlite_")}
+    assert model == set(schema.metadata.tables) | {"alembic_version"}
+    assert schema.SEARCH_TABLE in tables  # the FTS5 table, beside the model
     assert db.execute("select version_num from alembic_version").fetchall() == [(_head(),)]
     assert db.execute("pragma journal_mode").fetchone() == ("wal",)
     db.close()
@@ -70,6 +74,10 @@ def test_urls_name_the_async_drivers():
 
 async def test_migration_0003_brings_an_0002_database_up_to_date(tmp_path):
     await cases.case_migration_from_0002(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+
+
+async def test_migration_0005_gives_every_stored_record_its_place_in_the_feed(tmp_path):
+    await cases.case_migration_from_0004(f"sqlite:///{tmp_path / 'old.sqlite3'}")
 
 
 async def test_a_locked_database_is_unavailable_and_a_gone_one_too(tmp_path):

@@ -35,6 +35,11 @@ async def test_migration_0003_brings_an_0002_database_up_to_date():
         await cases.case_migration_from_0002(URL, schema)
 
 
+async def test_migration_0005_gives_every_stored_record_its_place_in_the_feed():
+    async with own_schema() as schema:
+        await cases.case_migration_from_0004(URL, schema)
+
+
 async def test_a_server_cut_off_is_unavailable_and_nothing_is_lost():
     """Through a proxy the test switches off: open connections cut, new ones refused."""
     proxy = TcpProxy(*target())

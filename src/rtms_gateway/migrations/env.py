@@ -2,9 +2,11 @@
 
 from alembic import context
 
-from rtms_gateway.sinks.schema import metadata
+from rtms_gateway.sinks.schema import include_name, metadata
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+# The search indexes live outside the model (see sinks.schema): never "removed" by autogenerate.
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
+                  include_name=include_name)
 with context.begin_transaction():
     context.run_migrations()

@@ -8,17 +8,48 @@ length. PostgreSQL refuses a btree index entry past ~2.7 KB, so no index holds a
 is: a unique id has a fixed-size key column beside it (`key_of(id)`: `meeting_key`,
 `stream_key`), and equality lookups on an id use a hash index on PostgreSQL (SQLite's
 btree takes any length).
+
+Every record the API pages through has its place in the feed: an item of `feed_items`
+whose `item_key` names it (`sinks.feed`, `sinks.feed_records`). Search indexes live outside
+this model (an FTS5 table on SQLite, GIN expression indexes on PostgreSQL: `sinks.search`),
+made by migration 0005; `include_name` keeps them out of Alembic's comparisons.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 metadata = MetaData()
 
 KEY = String(64)  # a hex digest from key_of
+# A feed sequence number: 64 bits on both; on SQLite only `INTEGER PRIMARY KEY` is the rowid.
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+# What migration 0005 made beside this model (`sinks.search`): SQLite's FTS5 table (and the
+# shadow tables FTS5 keeps, named after it) and PostgreSQL's full-text indexes.
+SEARCH_TABLE = "search_text"
+SEARCH_INDEXES = frozenset({"ix_segments_search", "ix_chat_search"})
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """For Alembic: whether `name` belongs to this model (the search objects do not)."""
+    if type_ == "table" and name is not None:
+        return name != SEARCH_TABLE and not name.startswith(SEARCH_TABLE + "_")
+    return not (type_ == "index" and name in SEARCH_INDEXES)
 
 
 def key_of(*parts: object) -> str:
@@ -171,4 +202,25 @@ api_keys = Table(
     # One live key per name; revoked ones keep their rows.
     Index("ux_api_keys_live_name", "name", unique=True,
           sqlite_where=text("revoked_at_ms IS NULL"), postgresql_where=text("revoked_at_ms IS NULL")),
+)
+
+# The one ordered feed: an item per record stored (segment, chat message, timeline event)
+# and per change the store records (a meeting started or ended, a stream's state, a media
+# file new or ready). Its id is the cursor; AUTOINCREMENT keeps SQLite from ever handing
+# out an id again. `item_key` names the record an item stands for (records only), so a
+# record stored twice makes one item; it is how a record finds its item and the other way
+# round (`feed_records.linked`). `body` is the item's JSON as the API shows it.
+feed_items = Table(
+    "feed_items", metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("type", String(48), nullable=False),
+    Column("meeting_key", KEY, nullable=False),
+    Column("meeting_uuid", Text, nullable=False),
+    Column("item_key", String(64), unique=True),
+    Column("stored_at_ms", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_feed_meeting", "meeting_key", "id"),
+    Index("ix_feed_kind", "kind", "id"),
+    sqlite_autoincrement=True,
 )

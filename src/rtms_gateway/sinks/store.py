@@ -4,6 +4,12 @@ SQLAlchemy Core on the asyncio engine, one schema for SQLite (aiosqlite) and Pos
 (asyncpg), brought up to date by Alembic on open. Writes come in batches (one transaction
 per `write_batch`) and are idempotent: a row that arrives twice is stored once.
 
+Each write adds its items to the feed (`sinks.feed`) in its own transaction: one per record
+new, one per change recorded. Writes that touch the feed run one at a time, so the feed's
+order is the order of commits; `on_items` listeners hear of each write's items once it is
+committed, in that order. Reads: whole listings and pages by cursor
+(`sinks.feed_records`), the feed itself, and search (`sinks.search`).
+
 Every public coroutine fails only with StoreUnavailable or RecordRefused (`store_errors`).
 PostgreSQL's text cannot hold NUL: there a NUL in any text is stored as U+FFFD, and
 counted (`counters["nul_replaced"]`); SQLite keeps text as it is. Ids are looked up by
@@ -12,24 +18,43 @@ their fixed-size key (`schema.key_of`), so an id of any length is stored and fou
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..protocol.constants import EventType
+from . import feed
+from . import feed_records as records
 from . import schema as s
-from .keys import KeyStore
 from . import store_rows as convert
+from .cursors import Cursored
 from .delivery_memory import DeliveryMemory
-from .exports import MEETING_TIMES, stream_json, with_iso
-from .records import ChatMessage, MediaFile, MeetingRecord, StreamRecord, TimelineEvent, TranscriptSegment
+from .exports import MEETING_TIMES, media_file_json, meeting_json, stream_json, with_iso
+from .feed import FeedItem, FeedKind, NewItem
+from .keys import KeyStore
+from .records import (
+    ChatMessage,
+    MediaFile,
+    MeetingRecord,
+    StreamRecord,
+    TimelineEvent,
+    TranscriptSegment,
+)
 from .schema import key_of as _key
+from .search import SEARCHABLE, SearchHit, Term, parse_query, run_search
 from .store_errors import guarded
 from .store_open import open_engine
+
+log = logging.getLogger(__name__)
+Listener = Callable[[list[FeedItem]], None]
 
 LIVE_STATES = frozenset({"connecting", "ready", "running", "detached"})
 NUL, REPLACEMENT = "\x00", "\ufffd"
@@ -74,6 +99,8 @@ class Store:
         self._insert = postgresql.insert if self._pg else sqlite.insert
         self.memory = DeliveryMemory(self)
         self.keys = KeyStore(self)
+        self._feed_lock = asyncio.Lock()
+        self._listeners: list[Listener] = []
 
     @classmethod
     async def open(cls, url: str, *, pg_schema: str | None = None) -> Store:
@@ -111,43 +138,87 @@ class Store:
 
     # ---- writes -------------------------------------------------------------------------
 
+    def on_items(self, listener: Listener) -> Callable[[], None]:
+        """Have `listener` called with the feed items of each write once it is committed,
+        in feed order (never with an empty list; an error it raises is logged and the
+        write stands). It runs on the event loop before the next write may start: it must
+        be quick (hand the items over, never wait). Returns what stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    @contextlib.asynccontextmanager
+    async def _feeding(self) -> AsyncIterator[tuple[AsyncConnection, list[FeedItem]]]:
+        """A transaction whose feed items (put in the list) are published once it commits.
+        One at a time: a sequence number taken is committed before the next is taken."""
+        made: list[FeedItem] = []
+        async with self._feed_lock:
+            async with self.engine.begin() as conn:
+                yield conn, made
+            if made:
+                for listener in list(self._listeners):
+                    try:
+                        listener(made)
+                    except Exception:  # a listener's bug must not undo a commit
+                        log.exception("a feed listener failed; the write stands")
+
+    async def _changed(self, conn: AsyncConnection, made: list[FeedItem],
+                       *items: NewItem) -> None:
+        made += await feed.append(conn, self._insert, items, _now_ms())
+
     @guarded
     async def upsert_meeting(self, m: MeetingRecord) -> None:
+        """A meeting new, or started again after it ended, is `meeting.started`."""
         values = {"meeting_uuid": m.meeting_uuid, "product": m.product, "meeting_id": m.meeting_id,
                   "account_id": m.account_id, "operator_id": m.operator_id, "session_key": m.session_key,
                   "started_at_ms": m.started_at_ms, "created_at_ms": _now_ms()}
         replaced = self._scrub(values)
-        values["meeting_key"] = _key(values["meeting_uuid"])
+        key = values["meeting_key"] = _key(values["meeting_uuid"])
         stmt = self._insert(s.meetings).values(values)
         # A meeting restarted by a new stream is live again.
         stmt = stmt.on_conflict_do_update(index_elements=["meeting_key"], set_={
             "stopped_at_ms": None, "stop_reason": None,
             "meeting_id": func.coalesce(stmt.excluded.meeting_id, s.meetings.c.meeting_id),
         })
-        async with self.engine.begin() as conn:
+        async with self._feeding() as (conn, made):
+            before = await _row(conn, s.meetings, s.meetings.c.meeting_key == key)
             await conn.execute(stmt)
+            if before is None or before["stopped_at_ms"] is not None:
+                after = await _row(conn, s.meetings, s.meetings.c.meeting_key == key)
+                assert after is not None
+                await self._changed(conn, made, NewItem.of(
+                    feed.MEETING_STARTED, after["meeting_uuid"], meeting_json(after)))
         self.counters["nul_replaced"] += replaced
 
     @guarded
     async def upsert_stream(self, r: StreamRecord) -> None:
+        """A stream new, or in a state other than the one stored, is a `meeting.state` (or
+        `meeting.interrupted`) item."""
         values = {"rtms_stream_id": r.rtms_stream_id, "meeting_uuid": r.meeting_uuid,
                   "server_urls": r.server_urls, "state": r.state, "status_code": r.status_code,
                   "status_reason": r.status_reason, "started_at_ms": r.started_at_ms,
-                  "stopped_at_ms": r.stopped_at_ms, "stop_reason": r.stop_reason, "updated_at_ms": _now_ms()}
+                  "stopped_at_ms": r.stopped_at_ms, "stop_reason": r.stop_reason,
+                  "updated_at_ms": _now_ms()}
         replaced = self._scrub(values)
-        values["stream_key"] = _key(values["rtms_stream_id"])
+        key = values["stream_key"] = _key(values["rtms_stream_id"])
         stmt = self._insert(s.streams).values(values)
         stmt = stmt.on_conflict_do_update(index_elements=["stream_key"], set_={
             k: stmt.excluded[k] for k in ("server_urls", "state", "status_code", "status_reason",
                                            "stopped_at_ms", "stop_reason", "updated_at_ms")})
-        async with self.engine.begin() as conn:
+        async with self._feeding() as (conn, made):
+            before = await _row(conn, s.streams, s.streams.c.stream_key == key)
             await conn.execute(stmt)
+            if before is None or before["state"] != r.state:
+                after = await _row(conn, s.streams, s.streams.c.stream_key == key)
+                assert after is not None
+                await self._changed(conn, made, _stream_item(after))
         self.counters["nul_replaced"] += replaced
 
     @guarded
-    async def mark_stream(self, rtms_stream_id: str, *, state: str | None = None, stopped_at_ms: int | None = None,
-                          stop_reason: int | None = None, status_code: int | None = None,
-                          status_reason: str | None = None, server_urls: str | None = None) -> None:
+    async def mark_stream(self, rtms_stream_id: str, *, state: str | None = None,
+                          stopped_at_ms: int | None = None, stop_reason: int | None = None,
+                          status_code: int | None = None, status_reason: str | None = None,
+                          server_urls: str | None = None) -> None:
+        """Update a stored stream (nothing if there is none); a new state is an item."""
         values: dict[str, Any] = {"updated_at_ms": _now_ms()}
         for name, value in (("state", state), ("stopped_at_ms", stopped_at_ms), ("stop_reason", stop_reason),
                             ("status_code", status_code), ("status_reason", status_reason),
@@ -155,54 +226,72 @@ class Store:
             if value is not None:
                 values[name] = value
         key, replaced = _key(self._id(rtms_stream_id)), self._scrub(values)
-        async with self.engine.begin() as conn:
+        async with self._feeding() as (conn, made):
+            before = await _row(conn, s.streams, s.streams.c.stream_key == key)
             await conn.execute(update(s.streams).where(s.streams.c.stream_key == key).values(values))
+            if before is not None and state is not None and before["state"] != values["state"]:
+                await self._changed(conn, made, _stream_item({**before, **values}))
         self.counters["nul_replaced"] += replaced
 
     @guarded
     async def mark_meeting_stopped(self, meeting_uuid: str, stopped_at_ms: int, stop_reason: int | None) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(update(s.meetings).where(s.meetings.c.meeting_key == _key(self._id(meeting_uuid)))
+        """The first stop of a live meeting is `meeting.ended` (its other streams' later
+        stops change nothing the feed tells)."""
+        m, key = s.meetings, _key(self._id(meeting_uuid))
+        async with self._feeding() as (conn, made):
+            before = await _row(conn, m, m.c.meeting_key == key)
+            await conn.execute(update(m).where(m.c.meeting_key == key)
                                .values(stopped_at_ms=stopped_at_ms, stop_reason=stop_reason))
+            if before is not None and before["stopped_at_ms"] is None:
+                after = {**before, "stopped_at_ms": stopped_at_ms, "stop_reason": stop_reason}
+                await self._changed(conn, made, NewItem.of(
+                    feed.MEETING_ENDED, before["meeting_uuid"], meeting_json(after)))
 
     @guarded
     async def write_batch(self, segments: Iterable[TranscriptSegment] = (), chats: Iterable[ChatMessage] = (),
                           events: Iterable[TimelineEvent] = ()) -> int:
         """Everything in one transaction; rows already stored are skipped. Returns rows new."""
-        rows = (
-            (s.transcript_segments, [convert.segment_row(x) for x in segments]),
-            (s.chat_messages, [convert.chat_row(x) for x in chats]),
-            (s.timeline_events, [convert.event_row(x) for x in events]),
-        )
-        replaced: dict[str, int] = {}  # dedup key -> NULs replaced, for the rows that had any
-        if self._pg:
-            for _, values in rows:
-                for row in values:
-                    if n := self._scrub(row):
-                        replaced[row["dedup_key"]] = n
-        inserted: list[str] = []
-        async with self.engine.begin() as conn:
-            for table, values in rows:
-                if values:
-                    stmt = (self._insert(table).on_conflict_do_nothing(index_elements=["dedup_key"])
-                            .returning(table.c.dedup_key))
-                    inserted += (await conn.execute(stmt, values)).scalars().all()
-        if replaced:  # rows stored before (a replay) were not written again
-            self.counters["nul_replaced"] += sum(replaced.get(key, 0) for key in inserted)
-        return len(inserted)
+        return len(await self.write_batch_items(segments, chats, events))
+
+    @guarded
+    async def write_batch_items(self, segments: Iterable[TranscriptSegment] = (),
+                                chats: Iterable[ChatMessage] = (),
+                                events: Iterable[TimelineEvent] = ()) -> list[FeedItem]:
+        """`write_batch`, returning the feed items of the records new (one each, in feed
+        order: segments, then chat, then events, each in the order given)."""
+        batch = records.RecordBatch(self._scrub)
+        batch.add_segments(segments)
+        batch.add_chats(chats)
+        batch.add_events(events)
+        async with self._feeding() as (conn, made):
+            made += await batch.write(conn, self._insert, _now_ms(), index_texts=not self._pg)
+        self.counters["nul_replaced"] += batch.replaced
+        return made
 
     @guarded
     async def upsert_media_file(self, f: MediaFile) -> None:
-        """One row per track (stream, kind, participant); later calls bring it up to date."""
+        """One row per track (stream, kind, participant); later calls bring it up to date.
+        A track new is `media.new`, one that becomes complete `media.ready`."""
         values = convert.media_file_row(f)
         values["updated_at_ms"] = _now_ms()
         replaced = self._scrub(values)
-        stmt = self._insert(s.media_files).values(values)
-        stmt = stmt.on_conflict_do_update(index_elements=["track_key"], set_={
-            k: stmt.excluded[k] for k in ("path", "format", "user_name", "first_ms", "last_ms", "frames",
-                                           "bytes", "complete", "updated_at_ms")})
-        async with self.engine.begin() as conn:
-            await conn.execute(stmt)
+        m = s.media_files
+        insert = self._insert(m).values(values)
+        stmt = insert.on_conflict_do_update(index_elements=["track_key"], set_={
+            k: insert.excluded[k] for k in ("path", "format", "user_name", "first_ms", "last_ms",
+                                             "frames", "bytes", "complete", "updated_at_ms")
+        }).returning(m.c.id)
+        async with self._feeding() as (conn, made):
+            before = await _row(conn, m, m.c.track_key == values["track_key"])
+            file_id = (await conn.execute(stmt)).scalar_one()
+            items = []
+            stored = convert.media_file({**values, "id": file_id})
+            body = media_file_json(stored)
+            if before is None:
+                items.append(NewItem.of(feed.MEDIA_NEW, stored.meeting_uuid, body))
+            if stored.complete and (before is None or not before["complete"]):
+                items.append(NewItem.of(feed.MEDIA_READY, stored.meeting_uuid, body))
+            await self._changed(conn, made, *items)
         self.counters["nul_replaced"] += replaced
 
     # ---- reads --------------------------------------------------------------------------
@@ -288,33 +377,83 @@ class Store:
                 await conn.execute(update(s.streams).where(s.streams.c.stream_key.in_(keys))
                                    .values(updated_at_ms=_now_ms()))
 
-    @guarded
     async def transcript(self, meeting_uuid: str) -> list[TranscriptSegment]:
-        t = s.transcript_segments
-        query = select(t).where(t.c.meeting_uuid == self._id(meeting_uuid)).order_by(
-            func.coalesce(t.c.start_time, t.c.timestamp), t.c.id)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [convert.segment(r) for r in rows]
+        """The whole transcript, by time."""
+        return [row.record for row in await self.transcript_page(meeting_uuid)]
 
-    @guarded
     async def chat(self, meeting_uuid: str) -> list[ChatMessage]:
-        c = s.chat_messages
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(c).where(c.c.meeting_uuid == self._id(meeting_uuid))
-                                       .order_by(c.c.timestamp, c.c.id))).mappings().all()
-        return [convert.chat(r) for r in rows]
+        return [row.record for row in await self.chat_page(meeting_uuid)]
+
+    async def timeline(self, meeting_uuid: str) -> list[TimelineEvent]:
+        return [row.record for row in await self.timeline_page(meeting_uuid)]
+
+    async def transcript_page(self, meeting_uuid: str, *, after: int | None = None,
+                              limit: int | None = None) -> list[Cursored[TranscriptSegment]]:
+        """Segments with their cursors: without a `limit` the whole transcript by time (as
+        `transcript`); with one, at most `limit` after `after`, in feed order."""
+        return await self._listed(records.SEGMENTS, meeting_uuid, after, limit)
+
+    async def chat_page(self, meeting_uuid: str, *, after: int | None = None,
+                        limit: int | None = None) -> list[Cursored[ChatMessage]]:
+        """Chat messages, as `transcript_page` does segments."""
+        return await self._listed(records.CHATS, meeting_uuid, after, limit)
+
+    async def timeline_page(self, meeting_uuid: str, *, after: int | None = None,
+                            limit: int | None = None) -> list[Cursored[TimelineEvent]]:
+        """Timeline events, as `transcript_page` does segments."""
+        return await self._listed(records.EVENTS, meeting_uuid, after, limit)
 
     @guarded
-    async def timeline(self, meeting_uuid: str) -> list[TimelineEvent]:
-        e = s.timeline_events
+    async def _listed(self, listing: records.Listing[Any], meeting_uuid: str, after: int | None,
+                      limit: int | None) -> list[Cursored[Any]]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(e).where(e.c.meeting_uuid == self._id(meeting_uuid))
-                                       .order_by(e.c.timestamp, e.c.id))).mappings().all()
-        return [convert.event(r) for r in rows]
+            if limit is None:
+                return await listing.whole(conn, self._id(meeting_uuid))
+            return await listing.page(conn, self._id(meeting_uuid), after, limit)
+
+    @guarded
+    async def feed(self, *, after: int | None = None, meeting_uuid: str | None = None,
+                   kinds: Collection[FeedKind] | None = None, limit: int = 1000) -> list[FeedItem]:
+        """Up to `limit` feed items after the sequence number `after` (`parse_cursor` of a
+        client's cursor; None: from the start), oldest first; of one meeting, of some kinds."""
+        key = _key(self._id(meeting_uuid)) if meeting_uuid is not None else None
+        query = feed.items_query(after=after, meeting_key=key, kinds=kinds, limit=limit)
+        async with self.engine.connect() as conn:
+            return feed.items_of(await conn.execute(query))
+
+    @guarded
+    async def feed_head(self) -> int | None:
+        """The newest item's sequence number: where a consumer that wants only what comes
+        next starts (None while the feed is empty)."""
+        async with self.engine.connect() as conn:
+            seq: int | None = (await conn.execute(feed.head_query())).scalar()
+        return seq
+
+    async def search(self, q: str, *, meeting_uuid: str | None = None,
+                     kinds: Collection[FeedKind] = SEARCHABLE, limit: int = 20) -> list[SearchHit]:
+        """Transcript segments and chat messages matching `q`, best first (`sinks.search`);
+        BadSearch for a query that cannot be run."""
+        return await self._search(parse_query(q), meeting_uuid, kinds, limit)
+
+    @guarded
+    async def _search(self, terms: tuple[Term, ...], meeting_uuid: str | None,
+                      kinds: Collection[FeedKind], limit: int) -> list[SearchHit]:
+        uuid = self._id(meeting_uuid) if meeting_uuid is not None else None
+        async with self.engine.connect() as conn:
+            return await run_search(conn, terms, pg=self._pg, meeting_uuid=uuid, kinds=kinds,
+                                    limit=limit)
 
 
 # ---- helpers ----------------------------------------------------------------------------
+
+
+async def _row(conn: AsyncConnection, table: Any, where: Any) -> dict[str, Any] | None:
+    row = (await conn.execute(select(table).where(where))).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def _stream_item(row: dict[str, Any]) -> NewItem:
+    return NewItem.of(feed.stream_item(row["state"]), row["meeting_uuid"], stream_json(row))
 
 
 def _counts() -> list[Any]:

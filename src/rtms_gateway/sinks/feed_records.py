@@ -1,0 +1,142 @@
+"""Records and their feed items: written together, read back whole or a page at a time.
+
+A batch of records (transcript segments, chat messages, timeline events) is written in one
+transaction: the records first, each table in one statement that skips those stored
+already (a replay), as before the feed existed; then an item for each record new, keyed by
+the record (`item_key`: a letter for its table and its `dedup_key`); then (SQLite) the new
+texts into the search table under their items' sequence numbers.
+
+A record and its item are linked by that key alone (`linked`). Reads: a meeting's records
+whole, in the order the API has always listed them (by time), or a page of them in feed
+order after a cursor, through the feed's index on (meeting, sequence number).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Table, and_, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from . import feed
+from . import schema as s
+from . import store_rows as convert
+from .cursors import Cursored
+from .exports import chat_json, event_json, segment_json
+from .feed import FeedItem, NewItem
+from .records import ChatMessage, TimelineEvent, TranscriptSegment
+from .search import index_texts as search_index
+
+R = TypeVar("R")
+Scrub = Callable[[dict[str, Any]], int]
+PREFIXES = {s.transcript_segments: feed.SEGMENT_KEY, s.chat_messages: feed.CHAT_KEY,
+            s.timeline_events: feed.EVENT_KEY}
+
+
+def linked(table: Table) -> ColumnElement[bool]:
+    """A record of `table` and its feed item. Said both ways round, so that either side's
+    unique index finds the other, whichever the database reads first."""
+    f, prefix = s.feed_items, PREFIXES[table]
+    return and_(table.c.dedup_key == func.substr(f.c.item_key, len(prefix) + 1),
+                f.c.item_key == literal(prefix) + table.c.dedup_key)
+
+
+class RecordBatch:
+    """Rows for the records of one `write_batch`, with their items and NUL counts."""
+
+    def __init__(self, scrub: Scrub) -> None:
+        self._scrub = scrub
+        self._rows: list[tuple[Table, dict[str, Any], NewItem]] = []
+        self._replaced: dict[str, int] = {}  # item key -> NULs replaced, for rows with any
+        self.replaced = 0
+
+    def _add(self, table: Table, row: dict[str, Any], prefix: str,
+             item: Callable[[dict[str, Any]], tuple[tuple[feed.FeedKind, str], dict[str, Any]]]
+             ) -> None:
+        replaced = self._scrub(row)
+        key = prefix + row["dedup_key"]
+        if replaced:
+            self._replaced[key] = replaced
+        # The body is built from the row as stored (NUL replaced, ids as they read back),
+        # so the feed shows exactly what the REST API will.
+        kind_and_type, body = item(row)
+        self._rows.append((table, row, NewItem.of(kind_and_type, row["meeting_uuid"], body, key)))
+
+    def add_segments(self, records: Iterable[TranscriptSegment]) -> None:
+        for x in records:
+            self._add(s.transcript_segments, convert.segment_row(x), feed.SEGMENT_KEY,
+                      lambda row: (feed.SEGMENT, segment_json(convert.segment(row))))
+
+    def add_chats(self, records: Iterable[ChatMessage]) -> None:
+        for x in records:
+            self._add(s.chat_messages, convert.chat_row(x), feed.CHAT_KEY,
+                      lambda row: (feed.CHAT_MESSAGE, chat_json(convert.chat(row))))
+
+    def add_events(self, records: Iterable[TimelineEvent]) -> None:
+        for x in records:
+            self._add(s.timeline_events, convert.event_row(x), feed.EVENT_KEY,
+                      lambda row: (feed.event_item(row["event_type"]),
+                                   event_json(convert.event(row))))
+
+    async def write(self, conn: AsyncConnection, insert: Callable[[Any], Any], now_ms: int, *,
+                    index_texts: bool) -> list[FeedItem]:
+        """Write what is new in this transaction; returns its items in feed order. Sets
+        `replaced` to the NULs replaced in the rows written (a replay writes none)."""
+        by_table: dict[Table, list[dict[str, Any]]] = {}
+        for table, row, _ in self._rows:
+            by_table.setdefault(table, []).append(row)
+        new: set[str] = set()
+        for table, rows in by_table.items():
+            stmt = (insert(table).on_conflict_do_nothing(index_elements=["dedup_key"])
+                    .returning(table.c.dedup_key))
+            new.update(PREFIXES[table] + key for key in (await conn.execute(stmt, rows)).scalars())
+        made = await feed.append_records(
+            conn, insert, (item for _, _, item in self._rows if item.item_key in new), now_ms)
+        self.replaced = sum(self._replaced.get(key, 0) for key in made)
+        if index_texts:
+            texts: dict[int, str] = {}  # a record twice in the batch: its text once
+            for table, row, item in self._rows:
+                got = made.get(item.item_key or "")
+                if got is not None and table is not s.timeline_events:
+                    texts.setdefault(got.seq, row["text"])
+            await search_index(conn, list(texts.items()))
+        return sorted(made.values(), key=lambda item: item.seq)
+
+
+# ---- reads ---------------------------------------------------------------------------------
+
+
+class Listing(Generic[R]):
+    """How one kind of record is read back: its table, its conversion, its listing order."""
+
+    def __init__(self, table: Table, record: Callable[[Any], R],
+                 order: Callable[[Table], Sequence[ColumnElement[Any]]]) -> None:
+        self.table, self.record, self.order = table, record, order
+
+    async def whole(self, conn: AsyncConnection, meeting_uuid: str) -> list[Cursored[R]]:
+        t, f = self.table, s.feed_items
+        query = (select(t, f.c.id.label("feed_seq")).join(f, linked(t))
+                 .where(t.c.meeting_uuid == meeting_uuid).order_by(*self.order(t)))
+        return self._cursored(await conn.execute(query))
+
+    async def page(self, conn: AsyncConnection, meeting_uuid: str, after: int | None,
+                   limit: int) -> list[Cursored[R]]:
+        """At most `limit` records after `after` in feed order (from the start if None)."""
+        t, f = self.table, s.feed_items
+        query = (select(t, f.c.id.label("feed_seq")).select_from(f).join(t, linked(t))
+                 .where(f.c.meeting_key == s.key_of(meeting_uuid), f.c.id > (after or 0))
+                 .order_by(f.c.id).limit(limit))
+        return self._cursored(await conn.execute(query))
+
+    def _cursored(self, result: Any) -> list[Cursored[R]]:
+        return [Cursored(r["feed_seq"], self.record(r)) for r in result.mappings().all()]
+
+
+SEGMENTS: Listing[TranscriptSegment] = Listing(
+    s.transcript_segments, convert.segment,
+    lambda t: (func.coalesce(t.c.start_time, t.c.timestamp), t.c.id))
+CHATS: Listing[ChatMessage] = Listing(s.chat_messages, convert.chat,
+                                      lambda t: (t.c.timestamp, t.c.id))
+EVENTS: Listing[TimelineEvent] = Listing(s.timeline_events, convert.event,
+                                         lambda t: (t.c.timestamp, t.c.id))
