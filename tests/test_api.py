@@ -14,6 +14,7 @@ from rtms_gateway.protocol.signature import url_validation_response, webhook_sig
 from rtms_gateway.sinks.store import Store
 from rtms_gateway.webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
 
+from rtms_gateway.sinks.cursors import Cursored, format_cursor
 from rtms_gateway.sinks.exports import iso_utc
 
 from . import store_cases
@@ -195,6 +196,12 @@ class FakeStore:
 
     async def transcript(self, uuid):
         return self.segments.get(uuid, [])
+
+    async def transcript_page(self, uuid, *, after=None, limit=None):
+        rows = [Cursored(n, s) for n, s in enumerate(self.segments.get(uuid, []), 1)]
+        if limit is None:
+            return rows
+        return [row for row in rows if row.seq > (after or 0)][:limit]
 
     async def ping(self):
         if isinstance(self.healthy, Exception):
@@ -402,12 +409,13 @@ async def test_transcript_json_shape(fake):
     data = response.json()
     assert data["meeting_uuid"] == FAKE_UUID
     assert data["segments"][0] == {
-        "user_id": 16778240, "user_name": "Ada", "text": "hello there",
+        "cursor": format_cursor(1), "user_id": 16778240, "user_name": "Ada", "text": "hello there",
         "start_time": 1_700_000_000_000, "end_time": 1_700_000_001_500,
         "timestamp": 1_700_000_000_000, "language": 9, "rtms_stream_id": "s1",
         "speaker_inferred": False,
         "start_time_iso": "2023-11-14T22:13:20.000Z", "end_time_iso": "2023-11-14T22:13:21.500Z",
         "timestamp_iso": "2023-11-14T22:13:20.000Z"}
+    assert data["next"] is None
     assert [s["text"] for s in data["segments"]] == ["hello there", "second"]
     assert (await http.get(f"/api/meetings/{ENCODED}/transcript?format=json")).json() == data
     assert (await http.get("/api/meetings/nope/transcript")).status_code == 404
@@ -439,7 +447,7 @@ async def test_openapi_documents_every_route(fake):
     assert all(op.get("summary") for op in operations)
     assert {"401", "413", "400", "422"} <= set(paths["/webhook"]["post"]["responses"])
     params = {p["name"] for p in paths["/api/meetings/{meeting_uuid}/transcript"]["get"]["parameters"]}
-    assert params == {"meeting_uuid", "format"}
+    assert params == {"meeting_uuid", "format", "after", "limit"}
 
 
 async def test_a_store_that_is_away_answers_503(api):
@@ -529,7 +537,7 @@ async def test_every_time_in_ms_comes_with_its_utc_iso_twin(database, tmp_path):
             meeting = f"/api/meetings/{store_cases.UUID.replace('/', '%2F')}"
             for path in ("/api/meetings", meeting, f"{meeting}/transcript", f"{meeting}/chat",
                          f"{meeting}/events", f"{meeting}/participants", f"{meeting}/media",
-                         "/api/keys"):
+                         "/api/keys", "/api/search?q=segment"):
                 body = (await http.get(path)).json()
                 for where, holder, name in _times(body):
                     twin = name.removesuffix("_ms") + "_iso"

@@ -5,7 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtms_gateway.sinks.exports import TRANSCRIPT_FORMATS, cue_times, iso_utc, render_transcript
+from rtms_gateway.sinks.cursors import Cursored, format_cursor
+from rtms_gateway.sinks.exports import TRANSCRIPT_FORMATS, cue_times, iso_utc
+from rtms_gateway.sinks.exports import render_transcript as render_rows
 from rtms_gateway.sinks.records import TranscriptSegment
 
 T0 = 1_700_000_000_000
@@ -21,6 +23,12 @@ SEGMENTS = [
     seg(T0 + 2000, T0 + 4250, "田中です。よろしく 👋", name="田中 花子"),
     seg(T0 + 3_600_000 + 61_001, None, "שלום", name=None, user_id=0),
 ]
+
+def render_transcript(segments, fmt, *, meeting_uuid):
+    """The transcript of `segments` stored in this order (their cursors 1, 2, ...)."""
+    rows = [Cursored(n, s) for n, s in enumerate(segments, 1)]
+    return render_rows(rows, fmt, meeting_uuid=meeting_uuid)
+
 
 CUE = re.compile(r"(\d\d):(\d\d):(\d\d)[.,](\d\d\d) --> (\d\d):(\d\d):(\d\d)[.,](\d\d\d)")
 
@@ -56,18 +64,21 @@ def test_txt_and_json():
     data = json.loads(render_transcript(SEGMENTS, "json", meeting_uuid="m"))
     assert data["meeting_uuid"] == "m" and len(data["segments"]) == len(SEGMENTS)
     assert data["segments"][1] == {
-        "user_id": 16778240, "user_name": "田中 花子", "text": "田中です。よろしく 👋",
+        "cursor": format_cursor(2), "user_id": 16778240, "user_name": "田中 花子",
+        "text": "田中です。よろしく 👋",
         "start_time": T0 + 2000, "end_time": T0 + 4250, "timestamp": T0 + 2000, "language": 9,
         "rtms_stream_id": "s", "speaker_inferred": False,
         "start_time_iso": "2023-11-14T22:13:22.000Z", "end_time_iso": "2023-11-14T22:13:24.250Z",
         "timestamp_iso": "2023-11-14T22:13:22.000Z"}
     assert data["segments"][2]["end_time"] is None and data["segments"][2]["end_time_iso"] is None
+    assert data["next"] is None
 
 
 def test_empty_and_unknown_format():
     assert render_transcript([], "vtt", meeting_uuid="m") == "WEBVTT\n"
     assert render_transcript([], "txt", meeting_uuid="m") == ""
-    assert json.loads(render_transcript([], "json", meeting_uuid="m")) == {"meeting_uuid": "m", "segments": []}
+    assert json.loads(render_transcript([], "json", meeting_uuid="m")) == \
+        {"meeting_uuid": "m", "segments": [], "next": None}
     with pytest.raises(ValueError):
         render_transcript(SEGMENTS, "docx", meeting_uuid="m")
     assert set(TRANSCRIPT_FORMATS) == {"txt", "vtt", "srt", "json"}

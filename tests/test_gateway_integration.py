@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from urllib.parse import quote
 
 import pytest
@@ -54,6 +55,41 @@ async def test_one_meeting_end_to_end(tmp_path):
             vtt = await http.get(f"/api/meetings/{encoded}/transcript?format=vtt")
             assert vtt.status_code == 200 and vtt.text.startswith("WEBVTT")
             assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_a_simulated_meeting_is_paged_and_searched_over_http(tmp_path):
+    """The simulator plays a meeting; its transcript, read seven segments at a time, is the
+    whole of it, and a phrase the simulator said is found with the speaker who said it."""
+    async with GatewayWithSimulator(tmp_path) as run:
+        handle = run.simulator.start_meeting(duration=12.0)
+        record = await handle.wait(40)
+        await run.settle()
+        assert record.outcome == "completed", record.summary_line()
+        uuid = handle.script.owner_id
+        transcript = f"/api/meetings/{quote(uuid, safe='')}/transcript"
+        async with run.http() as http:
+            whole = (await http.get(transcript)).json()["segments"]
+            assert [s["text"] for s in whole] == [t.data for t in record.transcripts]
+            assert len(whole) > 7
+            pages, after = [], None
+            while True:
+                page = (await http.get(transcript, params={"limit": 7, "after": after})).json()
+                pages += page["segments"]
+                if (after := page["next"]) is None:
+                    break
+            assert pages == whole
+
+            texts = [u.text for u in handle.script.utterances]
+            said = next(u for u in handle.script.utterances
+                        if texts.count(u.text) == 1 and len(re.findall(r"[A-Za-z]+", u.text)) >= 3)
+            phrase = " ".join(re.findall(r"[A-Za-z]+", said.text)[:3])
+            found = await http.get("/api/search", params={"q": f'"{phrase}"', "meeting": uuid})
+            results = found.json()["results"]
+            (hit,) = [r for r in results if r["text"] == said.text]
+            assert (hit["kind"], hit["user_name"], hit["speaker_inferred"]) == \
+                ("transcript", said.speaker.user_name, said.anonymous)
+            assert hit["cursor"] == next(s["cursor"] for s in whole if s["text"] == said.text)
+            assert all(f"<mark>{word}</mark>" in hit["snippet"] for word in phrase.split())
 
 
 async def test_fifty_concurrent_meetings_of_every_kind(tmp_path):

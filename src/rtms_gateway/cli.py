@@ -161,7 +161,7 @@ def export(
         meeting = await store.get_meeting(meeting_uuid)
         if format in EXPORT_FORMATS:
             return meeting, await store.media_files(meeting_uuid)
-        return meeting, await store.transcript(meeting_uuid)
+        return meeting, await store.transcript_page(meeting_uuid)
 
     meeting, rows = _using_store(settings, fetch)
     if meeting is None:

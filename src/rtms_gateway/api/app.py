@@ -9,24 +9,31 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Literal, Protocol
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi_offline import FastAPIOffline
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 
 from ..config import Settings
+from ..metrics import METRICS_CONTENT_TYPE, render_metrics
 from ..protocol.constants import HEADER_TRACKING_ID
 from ..protocol.errors import RecordRefused, StoreUnavailable
 from ..protocol.signature import url_validation_response
-from ..metrics import METRICS_CONTENT_TYPE, render_metrics
-from ..sinks.keys import KeyNameTaken, KeyStore, Scope
 from ..sinks.exports import (
     TRANSCRIPT_FORMATS,
     chat_json,
+    cursored_json,
     event_json,
     iso_names,
     media_file_json,
@@ -34,6 +41,7 @@ from ..sinks.exports import (
     transcript_document,
     with_iso,
 )
+from ..sinks.keys import KeyNameTaken, KeyStore, Scope
 from ..sinks.media_export import MEDIA_TYPES, frames_zip
 from ..sinks.participants import participants
 from ..sinks.paths import MediaPathError, media_path
@@ -48,6 +56,7 @@ from ..webhooks.events import (
 )
 from ..webhooks.verify import WebhookRejected, verify_request
 from .auth import Authenticator
+from .reads import PageParam, read_page, search_routes
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,8 @@ register_url_convertor("uuid_path", _UuidPath())
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
 TranscriptFormat = Literal["json", "txt", "vtt", "srt"]
+FormatParam = Annotated[TranscriptFormat,
+                        Query(description="txt, vtt and srt are always the whole transcript")]
 
 
 class StoreReader(Protocol):
@@ -72,6 +83,14 @@ class StoreReader(Protocol):
     async def transcript(self, meeting_uuid: str) -> list[Any]: ...
     async def chat(self, meeting_uuid: str) -> list[Any]: ...
     async def timeline(self, meeting_uuid: str) -> list[Any]: ...
+    async def transcript_page(self, meeting_uuid: str, *, after: int | None = None,
+                              limit: int | None = None) -> list[Any]: ...
+    async def chat_page(self, meeting_uuid: str, *, after: int | None = None,
+                        limit: int | None = None) -> list[Any]: ...
+    async def timeline_page(self, meeting_uuid: str, *, after: int | None = None,
+                            limit: int | None = None) -> list[Any]: ...
+    async def search(self, q: str, *, meeting_uuid: str | None = None, kinds: Any = ...,
+                     limit: int = 20) -> list[Any]: ...
     async def media_files(self, meeting_uuid: str) -> list[Any]: ...
     async def media_file(self, file_id: int) -> Any: ...
     async def ping(self) -> bool: ...
@@ -244,35 +263,47 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
 
     # Declared before the detail route: `{meeting_uuid:uuid_path}` there would swallow "/transcript".
     @api.get("/api/meetings/{meeting_uuid:uuid_path}/transcript",
-        summary="A meeting's transcript as JSON, plain text, WebVTT or SRT",
-        response_description="The transcript in the requested format",
+        summary="A meeting's transcript: JSON (whole or a page at a time), text, WebVTT or SRT",
+        response_description="The transcript in the requested format; JSON: `{\"meeting_uuid\", "
+                             "\"segments\": [...], \"next\"}`, each segment with its `cursor`",
         responses={200: {"content": {"text/plain": {}, "text/vtt": {}, "application/x-subrip": {}}},
+                   400: {"description": "A malformed cursor, or a page asked of a text format"},
                    **_NOT_FOUND},
     )
-    async def transcript(meeting_uuid: str = Path(description=_UUID_DOC),
-                         format: TranscriptFormat = Query("json")) -> Response:
+    async def transcript(page: PageParam, meeting_uuid: str = Path(description=_UUID_DOC),
+                         format: FormatParam = "json") -> Response:
+        if format != "json" and not page.whole:
+            raise HTTPException(400, f"after, limit: pages are JSON only; {format} is always whole")
         await meeting_or_404(meeting_uuid)
-        segments = await store.transcript(meeting_uuid)
+        rows, after = await read_page(store.transcript_page, meeting_uuid, page)
         if format == "json":
-            return JSONResponse(transcript_document(meeting_uuid, segments))
-        return PlainTextResponse(render_transcript(segments, format, meeting_uuid=meeting_uuid),
+            return JSONResponse(transcript_document(meeting_uuid, rows, after))
+        return PlainTextResponse(render_transcript(rows, format, meeting_uuid=meeting_uuid),
                                  media_type=TRANSCRIPT_FORMATS[format])
 
-    @api.get("/api/meetings/{meeting_uuid:uuid_path}/chat", summary="A meeting's chat messages, oldest first",
-             response_description="`{\"messages\": [...]}` with sender, recipient and time",
-             responses=_NOT_FOUND)
-    async def chat(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
+    @api.get("/api/meetings/{meeting_uuid:uuid_path}/chat",
+             summary="A meeting's chat messages, oldest first (whole or a page at a time)",
+             response_description="`{\"messages\": [...], \"next\"}` with sender, recipient, "
+                                  "time and `cursor`",
+             responses={400: {"description": "A malformed cursor"}, **_NOT_FOUND})
+    async def chat(page: PageParam,
+                   meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
         await meeting_or_404(meeting_uuid)
-        return {"meeting_uuid": meeting_uuid,
-                "messages": [chat_json(m) for m in await store.chat(meeting_uuid)]}
+        rows, after = await read_page(store.chat_page, meeting_uuid, page)
+        return {"meeting_uuid": meeting_uuid, "messages": cursored_json(rows, chat_json),
+                "next": after}
 
     @api.get("/api/meetings/{meeting_uuid:uuid_path}/events",
              summary="A meeting's timeline: joins, leaves, active speakers, sharing, interruptions",
-             response_description="`{\"events\": [...]}`, oldest first", responses=_NOT_FOUND)
-    async def events(meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
+             response_description="`{\"events\": [...], \"next\"}`, oldest first (whole or a "
+                                  "page at a time), each with its `cursor`",
+             responses={400: {"description": "A malformed cursor"}, **_NOT_FOUND})
+    async def events(page: PageParam,
+                     meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
         await meeting_or_404(meeting_uuid)
-        return {"meeting_uuid": meeting_uuid,
-                "events": [event_json(ev) for ev in await store.timeline(meeting_uuid)]}
+        rows, after = await read_page(store.timeline_page, meeting_uuid, page)
+        return {"meeting_uuid": meeting_uuid, "events": cursored_json(rows, event_json),
+                "next": after}
 
     @api.get("/api/meetings/{meeting_uuid:uuid_path}/participants",
              summary="Who took part: when they joined and left, talk time, segments, chat",
@@ -322,6 +353,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return body
 
     app.include_router(api)
+    app.include_router(search_routes(store, _AUTH_ERRORS), dependencies=reader)
     if keys is not None:
         app.include_router(key_routes(keys, auth))
     return app

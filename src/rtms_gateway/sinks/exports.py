@@ -2,7 +2,7 @@
 
 Every time the JSON carries in ms since the epoch comes with an ISO-8601 UTC twin beside
 it (`iso_utc`, `with_iso`): `start_time` and `start_time_iso`, `started_at_ms` and
-`started_at_iso`.
+`started_at_iso`. Rows read with their place in the feed carry it as `cursor`.
 
 Cue times are relative to the first segment's start. Zoom gives each utterance a
 `start_time` and `end_time` (ms since the epoch); when the end is missing the cue runs to
@@ -12,15 +12,19 @@ the next start, or for a reading-speed estimate, and cues never run backwards.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from ..protocol.constants import EventType
+from .cursors import Cursored, format_cursor
 from .media_export import media_json
 from .records import ChatMessage, MediaFile, TimelineEvent, TranscriptSegment
+
+if TYPE_CHECKING:
+    from .search import SearchHit
 
 TRANSCRIPT_FORMATS: dict[str, str] = {
     "txt": "text/plain; charset=utf-8",
@@ -34,6 +38,7 @@ _MIN_CUE_MS = 500
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+R = TypeVar("R")
 
 
 # ---- times ------------------------------------------------------------------------------
@@ -79,6 +84,7 @@ STAMPED = iso_names("timestamp")
 MEETING_TIMES = iso_names("started_at_ms", "stopped_at_ms")
 STREAM_TIMES = iso_names("started_at_ms", "stopped_at_ms", "updated_at_ms")
 MEDIA_TIMES = iso_names("origin_ms")
+HIT_TIMES = iso_names("time_ms")
 MEETING_FIELDS = ("product", "meeting_id", "account_id", "operator_id", "session_key",
                   "started_at_ms", "stopped_at_ms", "stop_reason")
 STREAM_FIELDS = ("rtms_stream_id", "meeting_uuid", "server_urls", "state", "status_code",
@@ -134,9 +140,26 @@ def media_file_json(f: MediaFile) -> dict[str, Any]:
     return with_iso(body, MEDIA_TIMES)
 
 
-def transcript_document(meeting_uuid: str, segments: Sequence[TranscriptSegment]) -> dict[str, Any]:
+def hit_json(hit: SearchHit) -> dict[str, Any]:
+    """A search result: `cursor` is the record's, `after` opens a page at it."""
+    return with_iso({
+        "meeting_uuid": hit.meeting_uuid, "kind": hit.kind.value, "cursor": format_cursor(hit.seq),
+        "after": format_cursor(hit.seq - 1), "user_id": hit.user_id, "user_name": hit.user_name,
+        "speaker_inferred": hit.speaker_inferred, "time_ms": hit.time_ms, "text": hit.text,
+        "snippet": hit.snippet}, HIT_TIMES)
+
+
+def cursored_json(rows: Iterable[Cursored[R]], shape: Callable[[R], dict[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """Each row as `shape` shows its record, with its `cursor` first."""
+    return [{"cursor": format_cursor(row.seq), **shape(row.record)} for row in rows]
+
+
+def transcript_document(meeting_uuid: str, rows: Sequence[Cursored[TranscriptSegment]],
+                        next_cursor: str | None = None) -> dict[str, Any]:
     """The JSON transcript, as the API serves it and `export --format json` writes it."""
-    return {"meeting_uuid": meeting_uuid, "segments": [segment_json(seg) for seg in segments]}
+    return {"meeting_uuid": meeting_uuid, "segments": cursored_json(rows, segment_json),
+            "next": next_cursor}
 
 
 # ---- transcript exports -----------------------------------------------------------------
@@ -201,18 +224,21 @@ def render_srt(segments: Sequence[TranscriptSegment]) -> str:
     return "\n".join(parts)
 
 
-def render_json(meeting_uuid: str, segments: Sequence[TranscriptSegment]) -> str:
-    return msgspec.json.encode(transcript_document(meeting_uuid, segments)).decode()
+def render_json(meeting_uuid: str, rows: Sequence[Cursored[TranscriptSegment]]) -> str:
+    return msgspec.json.encode(transcript_document(meeting_uuid, rows)).decode()
 
 
 _RENDERERS = {"txt": render_txt, "vtt": render_vtt, "srt": render_srt}
 
 
-def render_transcript(segments: Sequence[TranscriptSegment], fmt: str, *, meeting_uuid: str) -> str:
+def render_transcript(rows: Sequence[Cursored[TranscriptSegment]], fmt: str, *,
+                      meeting_uuid: str) -> str:
+    """The whole transcript in `fmt`: `json` (with each segment's cursor) or a text format."""
     if fmt == "json":
-        return render_json(meeting_uuid, segments)
+        return render_json(meeting_uuid, rows)
     try:
         renderer = _RENDERERS[fmt]
     except KeyError:
-        raise ValueError(f"unknown transcript format {fmt!r}; use one of {', '.join(TRANSCRIPT_FORMATS)}") from None
-    return renderer(segments)
+        known = ", ".join(TRANSCRIPT_FORMATS)
+        raise ValueError(f"unknown transcript format {fmt!r}; use one of {known}") from None
+    return renderer([row.record for row in rows])
