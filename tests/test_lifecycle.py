@@ -3,10 +3,13 @@ the rest of the gateway asks for, derived from it."""
 
 from __future__ import annotations
 
+import ast
 import itertools
+from pathlib import Path
 
 import pytest
 
+import rtms_gateway
 from rtms_gateway.client.lifecycle import (
     ENDINGS,
     FAILURES,
@@ -113,3 +116,61 @@ def test_the_stored_strings_are_the_states_values():
 ])
 def test_a_meetings_state_follows_its_streams(states, stopped, expected):
     assert meeting_state(states, stopped) is expected
+
+
+def _state_literals(path: Path, states: set[str]) -> list[str]:
+    """Where a module spells a state: compares with one, passes one as `state=`, or lists
+    several (a column header or a folder that happens to share a name is no state)."""
+    def named(node: ast.AST) -> str | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in states:
+            return node.value
+        return None
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            found += [n for n in map(named, [node.left, *node.comparators]) if n]
+        elif isinstance(node, ast.keyword) and node.arg == "state" and named(node.value):
+            found.append(f"state={named(node.value)}")
+        elif isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            listed = [n for n in map(named, node.elts) if n]
+            found += listed if len(listed) > 1 else []
+        elif isinstance(node, ast.AnnAssign) and node.value is not None and named(node.value):
+            found.append(f"default {named(node.value)}")
+        elif isinstance(node, ast.Call):
+            found += [f"argument {n}" for n in map(named, node.args) if n]
+        elif isinstance(node, (ast.Assign, ast.Return)) and node.value is not None \
+                and named(node.value):
+            found.append(f"value {named(node.value)}")
+    return found
+
+
+def test_no_module_but_the_lifecycle_spells_a_stream_state():
+    states = {s.value for s in StreamState} | {s.value for s in MeetingState}
+    root = Path(rtms_gateway.__file__).parent
+    # The simulator plays Zoom (its own words for its own phases); the protocol's session
+    # states are the sockets', not the stream's.
+    skip = {root / "client" / "lifecycle.py", root / "protocol" / "session.py"}
+    spelt = {}
+    for path in root.rglob("*.py"):
+        if path in skip or "simulator" in path.parts or "migrations" in path.parts:
+            continue
+        found = _state_literals(path, states)
+        if found:
+            spelt[str(path.relative_to(root))] = found
+    assert spelt == {}
+
+
+def test_the_check_for_state_literals_finds_them(tmp_path):
+    module = tmp_path / "spells.py"
+    module.write_text('if outcome.state == "lost": pass\n'
+                      'store.mark_stream(stream_id, state="stopped")\n'
+                      'ENDED = ("rejected", "refused")\n'
+                      'class R:\n    state: str = "connecting"\n'
+                      'COLUMNS = ("state", "stopped")\n'
+                      'finish(StreamOutcome("lost"))\n'
+                      'state = "live"\n')
+    states = {s.value for s in StreamState} | {s.value for s in MeetingState}
+    assert sorted(_state_literals(module, states)) == [
+        "argument lost", "default connecting", "lost", "refused", "rejected", "state=stopped",
+        "value live"]

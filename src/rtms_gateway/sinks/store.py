@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ..client.lifecycle import meeting_state
 from ..protocol.constants import EventType
 from ..protocol.errors import StoreUnavailable
 from . import schema as s
@@ -40,7 +41,6 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 LOCK_WAIT_S = 2.0
 # How long connecting to PostgreSQL may take before the database counts as away.
 CONNECT_TIMEOUT_S = 10.0
-LIVE_STATES = frozenset({"connecting", "ready", "running", "detached"})
 NUL, REPLACEMENT = "\x00", "\ufffd"
 
 
@@ -419,12 +419,7 @@ async def _stream_states(conn: Any, uuids: list[str]) -> dict[str, list[str]]:
 
 
 def _summary(cls: type, row: Any, states: list[str]) -> Any:
-    if any(st in LIVE_STATES for st in states) and row["stopped_at_ms"] is None:
-        state = "live"
-    elif states and all(st in ("rejected", "refused", "lost", "failed") for st in states):
-        state = "failed"
-    else:
-        state = "stopped" if row["stopped_at_ms"] is not None or states else "pending"
+    state = meeting_state(states, stopped=row["stopped_at_ms"] is not None).value
     return cls(meeting_uuid=row["meeting_uuid"], product=row["product"], state=state,
                started_at_ms=row["started_at_ms"], stopped_at_ms=row["stopped_at_ms"],
                stop_reason=row["stop_reason"], meeting_id=row["meeting_id"],
