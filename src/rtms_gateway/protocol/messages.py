@@ -423,7 +423,3 @@ def encode(msg: Message) -> bytes:
     """Compact JSON of a message, with its `msg_type`."""
     return _encoder.encode(msg)
 
-
-def encode_into(msg: Message, buffer: bytearray, offset: int = 0) -> None:
-    """Encode into a reusable buffer (hot send paths)."""
-    _encoder.encode_into(msg, buffer, offset)
