@@ -317,3 +317,20 @@ async def test_a_malformed_frame_is_counted_and_skipped_and_the_stream_goes_on(r
     ready.transcripts.send(transcript("after"))
     assert ready.stream.frames_rejected == 1
     assert ready.observer.seen[-1] == transcript("after") and ready.stream.state is S.READY
+
+
+async def test_a_paused_socket_is_judged_silent_only_once_read_again_for_the_limit(scenes):
+    scene = new_stream(silence_limit=20.0)  # checked every 5 s
+    scenes.append(scene)
+    await accept_stream(scene.transport)
+    await until(lambda: scene.stream.state is S.READY)
+    scene.stream.pause_reading()  # from 0 s: nothing is read, so nothing comes
+    for look in (5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 55.0, 60.0):
+        await until(lambda look=look: look in scene.clock.deadlines)
+        scene.clock.advance(look - scene.clock.now())
+        if look == 40.0:
+            scene.stream.resume_reading()
+        await until(lambda look=look: look + 5.0 in scene.clock.deadlines or scene.run.done())
+        closed = [end.closed for end in scene.transport.opened]
+        assert closed == [look == 60.0] * 3, f"at {look} s (resumed at 40 s, judged from 60 s)"
+    assert (await scene.ended()).status_reason == "signaling socket closed (1000)"

@@ -133,6 +133,7 @@ class RtmsStream:
         self._media_retries: dict[MediaType, Backoff] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._paused = False
+        self._resumed_at = float("-inf")
         self._handshake: asyncio.Future[_HandshakeResult] | None = None
         self._done: asyncio.Future[StreamOutcome] | None = None
 
@@ -222,9 +223,7 @@ class RtmsStream:
             except ConnectionLost as exc:
                 last = exc
                 continue
-            self._signaling_socket = socket
-            if self._paused:
-                socket.pause_reading()
+            self._signaling_socket = socket  # read even if paused: its handshake has a deadline
             self._spawn(self._watch_signaling(socket))
             if self.outcome is None:
                 self.signaling.start()
@@ -385,6 +384,10 @@ class RtmsStream:
         while True:
             await self.clock.sleep(step)
             now = self.clock.now()
+            # A socket we do not read is silent by our doing: it is not judged until it has
+            # been read again for as long as the limit.
+            if self._paused or now - self._resumed_at < self.silence_limit:
+                continue
             for socket, session in self._watched():
                 if socket.is_open and session.silent_for(now) > self.silence_limit:
                     log.warning("stream %s: %s silent for over %.0f s; closing it",
@@ -428,12 +431,14 @@ class RtmsStream:
         return self.started_at_ms >= wall_ms
 
     def pause_reading(self) -> None:
-        """Stop reading every socket (backpressure), those opened later included."""
+        """Stop reading every socket (backpressure), media sockets opened later included."""
         self._paused = True
         for socket in self.sockets:
             socket.pause_reading()
 
     def resume_reading(self) -> None:
+        if self._paused:
+            self._resumed_at = self.clock.now()
         self._paused = False
         for socket in self.sockets:
             socket.resume_reading()
