@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import replace
-from functools import partial
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -247,7 +246,7 @@ class RtmsStream:
     async def _open_media(self, kind: MediaType, url: str) -> None:
         session = MediaSession(self.identity, kind, self.media_params)
         socket = await self.transport.connect(
-            url, session, partial(self._on_media_event, session), name=f"media:{session.key}",
+            url, session, self._on_media_event, name=f"media:{session.key}",
             timeout=self.connect_timeout)
         if self.outcome is not None:  # ended while connecting
             await socket.close()
@@ -289,16 +288,19 @@ class RtmsStream:
                 for media_socket in up:
                     self._spawn(media_socket.close())
 
-    def _on_media_event(self, session: MediaSession, socket: Socket, event: object) -> None:
+    def _on_media_event(self, socket: Socket, event: object) -> None:
         kind = type(event)
         if kind is not HandshakeCompleted and kind is not HandshakeFailed \
                 and kind is not FrameRejected:
             self.observer.on_message(self, event)  # media data: the path taken 50 times a second
-        elif isinstance(event, FrameRejected):
+            return
+        if isinstance(event, FrameRejected):
             self._rejected(socket, event)
-        elif self.outcome is not None:
-            return  # a handshake answered after the stream ended: nothing to do
-        elif isinstance(event, HandshakeCompleted):
+            return
+        session = self._session_of(socket)
+        if session is None or self.outcome is not None:
+            return  # a handshake answered after its socket or the stream ended: nothing to do
+        if isinstance(event, HandshakeCompleted):
             self._media_retries.pop(session.media_type, None)  # back: the next drop starts over
             if self.signaling.media_ready(session.media_type):
                 self._ready()
@@ -312,6 +314,12 @@ class RtmsStream:
             if self.signaling.media_rejected(session.media_type):
                 self._ready()
             self._signaling_flush()
+
+    def _session_of(self, socket: Socket) -> MediaSession | None:
+        for kind, held in self._media_sockets.items():
+            if held is socket:
+                return self.media_sessions[kind]
+        return None
 
     def _ready(self) -> None:
         """CLIENT_READY_ACK went out; the first time, the stream is READY (after a media
