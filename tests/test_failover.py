@@ -62,12 +62,12 @@ async def test_a_dropped_media_socket_is_reconnected_alone(tmp_path):
         handle = run.simulator.start_meeting(duration=6.0, media=AUDIO)
         stream = await _stream_of(run, handle)
         await asyncio.sleep(1.0)
-        signaling = stream._signaling_conn
-        await stream._media_conns[next(iter(stream._media_conns))].close()
+        signaling = stream.signaling_socket
+        await next(iter(stream.media_sockets.values())).close()
         record = await handle.wait(40)
         await run.settle()
         assert stream.media_reconnects >= 1
-        assert stream._signaling_conn is signaling, "signaling was kept"
+        assert stream.signaling_socket is signaling, "signaling was kept"
         assert run.gateway.manager.reconnects == {}
         assert record.outcome == "completed" and record.media_interruptions >= 1
         assert await _stored_texts(run, handle) == _sent_texts(record)
@@ -79,7 +79,7 @@ async def test_a_dropped_signaling_socket_redoes_signaling_and_media(tmp_path):
         handle = run.simulator.start_meeting(duration=6.0, media=AUDIO)
         stream = await _stream_of(run, handle)
         await asyncio.sleep(1.0)
-        await stream._signaling_conn.close()
+        await stream.signaling_socket.close()
         record = await handle.wait(40)
         await run.settle()
         assert run.gateway.manager.reconnects == {"lost": 1}

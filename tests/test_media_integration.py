@@ -99,13 +99,14 @@ async def test_h264_video_becomes_an_mp4_whose_every_frame_decodes(tmp_path):
     for f in videos:
         with av.open(str(tmp_path / f["path"])) as container:
             stream = container.streams.video[0]
+            time_base = stream.time_base  # read while open: a closed container's stream has none
             frames = list(container.decode(stream))
         assert (frames[0].width, frames[0].height) == (640, 360)
         assert len(frames) == f["frames"]
         # Frames sit at their capture time (as stamped, jitter and all), on the stream's
         # time line (shared with audio); the file lasts until the last one's end.
         starts = assert_mp4_duration(tmp_path / f["path"])
-        assert starts == [float(fr.pts * stream.time_base) for fr in frames]
+        assert starts == [float(fr.pts * time_base) for fr in frames]
         assert round(starts[0], 3) == f["starts_at_s"]
         for at in starts:
             stamp = round(at * 1000) + f["origin_ms"]

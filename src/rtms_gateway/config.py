@@ -9,7 +9,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .protocol.constants import (
     CLIENT_SILENCE_LIMIT_S,
+    MEDIA_RECONNECT_WINDOW_S,
     MEDIA_TYPE_BY_KEY,
+    RECONNECT_INITIAL_S,
+    RECONNECT_MAX_S,
+    SIGNALING_RECONNECT_WINDOW_S,
     Codec,
     ContentType,
     DataOption,
@@ -17,7 +21,6 @@ from .protocol.constants import (
     Resolution,
     SampleRate,
 )
-from .client.backoff import Backoff
 from .protocol.errors import StartupError
 from .protocol.messages import AudioParams, MediaParams, VideoParams
 
@@ -103,11 +106,15 @@ class Settings(BaseSettings):
     api_keys: SecretStr = Field(default=SecretStr(""), validation_alias="RTMS_API_KEYS")
     metrics_public: bool = Field(default=False, validation_alias="RTMS_METRICS_PUBLIC")
     # Reconnecting (Zoom's failover guide): first wait, doubling up to the cap, jittered;
-    # media alone within its window, signaling and media within theirs.
-    reconnect_initial_s: float = Field(default=3.0, gt=0, validation_alias="RTMS_RECONNECT_INITIAL_S")
-    reconnect_max_s: float = Field(default=30.0, gt=0, validation_alias="RTMS_RECONNECT_MAX_S")
-    media_window_s: float = Field(default=30.0, gt=0, validation_alias="RTMS_MEDIA_WINDOW_S")
-    signaling_window_s: float = Field(default=60.0, gt=0, validation_alias="RTMS_SIGNALING_WINDOW_S")
+    # media alone within its window, signaling and media within theirs (Zoom's, by default).
+    reconnect_initial_s: float = Field(default=RECONNECT_INITIAL_S, gt=0,
+                                       validation_alias="RTMS_RECONNECT_INITIAL_S")
+    reconnect_max_s: float = Field(default=RECONNECT_MAX_S, gt=0,
+                                   validation_alias="RTMS_RECONNECT_MAX_S")
+    media_window_s: float = Field(default=MEDIA_RECONNECT_WINDOW_S, gt=0,
+                                  validation_alias="RTMS_MEDIA_WINDOW_S")
+    signaling_window_s: float = Field(default=SIGNALING_RECONNECT_WINDOW_S, gt=0,
+                                      validation_alias="RTMS_SIGNALING_WINDOW_S")
     silence_limit_s: float = Field(default=CLIENT_SILENCE_LIMIT_S, gt=0, validation_alias="RTMS_SILENCE_S")
     # Media parameters asked of Zoom; the defaults are the protocol's own.
     audio_codec: str = Field(default="l16", validation_alias="RTMS_AUDIO_CODEC")
@@ -227,9 +234,6 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'rtms.sqlite3').resolve()}"
-
-    def backoff(self, window: float) -> Backoff:
-        return Backoff(initial=self.reconnect_initial_s, cap=self.reconnect_max_s, window=window)
 
     @property
     def media_params(self) -> MediaParams:

@@ -1,4 +1,5 @@
-"""One WebSocket driven by a protocol session: the only module that touches picows.
+"""WebSockets over picows, the stream's transport in service: the only module that
+touches picows.
 
 picows hands us frames through synchronous callbacks; each frame goes straight into the
 session and its result straight to the stream's handler, with no task or queue per frame
@@ -11,25 +12,18 @@ import asyncio
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
 
 import picows
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from ..protocol.errors import ConnectionLost
+from .transport import EventHandler, Session, Socket
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # bounds a message reassembled from fragments
-
-
-class Session(Protocol):
-    """What Connection needs of a protocol session (SignalingSession, MediaSession)."""
-
-    def receive(self, data: bytes | memoryview, now: float) -> object: ...
-    def data_to_send(self) -> list[bytes]: ...
-    def closed(self) -> None: ...
 
 
 def client_ssl_context(ca_file: Path | str | None = None) -> ssl.SSLContext:
@@ -61,16 +55,33 @@ class TlsTrust:
         if self._context is None or stamp != self._stamp:
             present = self.ca_file if stamp is not None else None
             if self.ca_file is not None and present is None:
-                log.warning("RTMS_CA_FILE %s is missing; trusting the system store only", self.ca_file)
+                log.warning("RTMS_CA_FILE %s is missing; trusting the system store only",
+                            self.ca_file)
             try:
                 context = client_ssl_context(present)
             except (ssl.SSLError, OSError) as exc:
                 if strict:
                     raise
-                log.error("RTMS_CA_FILE %s does not load (%s); trusting the system store only", present, exc)
+                log.error("RTMS_CA_FILE %s does not load (%s); trusting the system store only",
+                          present, exc)
                 context = client_ssl_context(None)
             self._context, self._stamp = context, stamp
         return self._context
+
+
+class PicowsTransport:
+    """Opens each socket with picows, verifying TLS with `tls`'s current context."""
+
+    def __init__(self, tls: TlsTrust, clock: Callable[[], float] = time.monotonic) -> None:
+        self.tls = tls
+        self.clock = clock
+
+    async def connect(self, url: str, session: Session, on_event: EventHandler, *,
+                      name: str, timeout: float) -> Socket:
+        conn = Connection(session, on_event, name=name, clock=self.clock)
+        tls = self.tls.context() if url[:6].lower() == "wss://" else None
+        await conn.connect(url, tls, timeout)
+        return conn
 
 
 class Connection(WSListener):
@@ -79,14 +90,14 @@ class Connection(WSListener):
     def __init__(
         self,
         session: Session,
-        on_event: Callable[[Connection, object], None],
+        on_event: EventHandler,
         *,
         name: str,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session = session
         self.on_event = on_event
-        self.name = name
+        self._name = name
         self.clock = clock
         self.transport: WSTransport | None = None
         self.close_code: int | None = None
@@ -100,15 +111,20 @@ class Connection(WSListener):
                 picows.ws_connect(
                     lambda: self,
                     url,
-                    ssl_context=ssl_context if url.startswith("wss:") else None,
+                    ssl_context=ssl_context,
                     websocket_handshake_timeout=timeout,
                     max_frame_size=MAX_MESSAGE_BYTES,
                 ),
                 timeout,
             )
-        except (OSError, asyncio.TimeoutError, picows.WSError) as exc:
+        except (TimeoutError, OSError, picows.WSError) as exc:
             self._finish(None)
-            raise ConnectionLost(f"{self.name}: cannot connect: {type(exc).__name__}: {exc}") from exc
+            why = f"{type(exc).__name__}: {exc}"
+            raise ConnectionLost(f"{self._name}: cannot connect: {why}") from exc
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     # ---- picows callbacks ---------------------------------------------------------------
 
@@ -186,6 +202,6 @@ class Connection(WSListener):
             transport.send_close(code)
         try:
             await asyncio.wait_for(asyncio.shield(self._closed), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             transport.disconnect(graceful=False)
             self._finish(None)

@@ -1,10 +1,14 @@
 """One RTMS stream: its signaling socket, its media sockets, and their lifetimes.
 
 `RtmsStream.run()` connects, completes every handshake, hands each received message to
-the observer, and returns when Zoom terminates the stream, signaling is lost, or `stop()`
-is called. A media socket that drops (or that Zoom reports interrupted) is reconnected
-here, alone, with backoff inside Zoom's media window; redoing the whole connection
-(signaling lost, failover to new URLs) belongs to the caller, the gateway's manager.
+the observer, and returns how the connection ended (a `StreamOutcome`) when Zoom
+terminates the stream, signaling is lost, or `stop()` is called. A media socket that drops
+(or that Zoom reports interrupted) is reconnected here, alone, with the policy's media
+backoff inside Zoom's media window; redoing the whole connection (signaling lost, failover
+to new URLs) belongs to the caller, the gateway's manager.
+
+Sockets come from a `Transport` and every wait goes through a `Clock` (see `transport`):
+picows and the system clock in service, memory and a virtual clock in tests.
 
 TLS only: a signaling or media URL that is not `wss://` is refused (the stream ends
 `refused`, with the reason) unless plain WebSockets are explicitly allowed.
@@ -14,22 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any, Protocol
 
 from ..protocol.constants import (
     CLIENT_SILENCE_LIMIT_S,
-    MEDIA_KEY,
-    SINGLE_MEDIA_TYPES,
     EventType,
     MediaType,
-    Product,
     StopReason,
-    StreamState,
     status_name,
 )
+from ..protocol.constants import StreamState as ZoomStreamState
 from ..protocol.errors import ConnectionLost, InsecureUrl
 from ..protocol.messages import EventUpdate, MediaParams, StreamStateUpdate
 from ..protocol.session import (
@@ -43,74 +45,42 @@ from ..protocol.session import (
     StreamIdentity,
 )
 from ..protocol.signature import signature
-from .backoff import Backoff
-from .connection import Connection
+from .lifecycle import (
+    Connected,
+    Connecting,
+    Ended,
+    Lifecycle,
+    LifecycleChange,
+    MediaRejected,
+    Ready,
+    StreamOutcome,
+    StreamState,
+)
+from .policy import Backoff, ReconnectPolicy
+from .spec import (
+    StreamSpec,
+    insecure_refusal,
+    is_tls,
+    media_key,
+    plan_media_sockets,
+    signaling_urls,
+)
+from .transport import SYSTEM_CLOCK, Clock, Session, Socket, Transport, first_of
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class StreamSpec:
-    """What a `*.rtms_started` webhook tells us about a stream."""
-
-    product: Product
-    owner_id: str
-    rtms_stream_id: str
-    server_urls: str
-
-
-@dataclass(slots=True)
-class StreamOutcome:
-    """How a run ended: `state` is stopped | detached | rejected | refused | lost | cancelled, or
-    interrupted | moved when the manager ended it to connect again."""
-
-    state: str
-    stop_reason: int | None = None
-    status_code: int | None = None
-    status_reason: str | None = None
-    media_rejected: dict[str, int] = field(default_factory=dict)
 
 
 class StreamObserver(Protocol):
     def on_message(self, stream: RtmsStream, msg: object) -> None:
         """A typed protocol message: media data, event update, state update."""
 
-    def on_lifecycle(self, stream: RtmsStream, state: str, detail: dict[str, object]) -> None:
-        """connecting | connected | ready | rejected | refused | media_rejected | stopped | lost."""
+    def on_lifecycle(self, stream: RtmsStream, change: LifecycleChange) -> None:
+        """Connecting, Connected, Ready, MediaRejected, then Ended (always last)."""
 
 
-def signaling_urls(server_urls: str) -> list[str]:
-    """Zoom's `server_urls` is one string, comma-separated when there are several."""
-    urls = [u.strip() for u in server_urls.split(",")]
-    return [u for u in urls if u[:6].lower() == "wss://" or u[:5].lower() == "ws://"]
-
-
-def is_tls(url: str) -> bool:
-    return url[:6].lower() == "wss://"
-
-
-def insecure_refusal(what: str, url: str) -> InsecureUrl:
-    shown = url if len(url) <= 120 else url[:120] + "…"
-    return InsecureUrl(f"{what} URL {shown} is not wss:// (TLS); refused "
-                       "(RTMS_ALLOW_INSECURE_WS=true allows plain WebSockets)")
-
-
-def plan_media_sockets(media: MediaType, urls: dict[str, str]) -> list[tuple[MediaType, str]]:
-    """One socket per requested type at its own URL; types with no own URL share one
-    socket at the `all` URL (unified mode)."""
-    plan: list[tuple[MediaType, str]] = []
-    unified = MediaType.UNDEFINED
-    for kind in SINGLE_MEDIA_TYPES:
-        if not kind & media:
-            continue
-        url = urls.get(MEDIA_KEY[kind])
-        if url:
-            plan.append((kind, url))
-        else:
-            unified |= kind
-    if unified and urls.get("all"):
-        plan.append((unified, urls["all"]))
-    return plan
+# The handshake future's result when the run was stopped before Zoom answered.
+_STOPPED = None
+_HandshakeResult = HandshakeCompleted | HandshakeFailed | None
 
 
 class RtmsStream:
@@ -122,30 +92,26 @@ class RtmsStream:
         client_secret: str,
         media: MediaType,
         observer: StreamObserver,
-        ssl_context: ssl.SSLContext | None,
+        transport: Transport,
+        policy: ReconnectPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         media_params: MediaParams | None = None,
         events: Iterable[int] = DEFAULT_EVENTS,
         buffer_data: bool | None = None,
         connect_timeout: float = 10.0,
         silence_limit: float = CLIENT_SILENCE_LIMIT_S,
-        media_backoff: Callable[[], Backoff] = lambda: Backoff(window=30.0),
         allow_insecure_ws: bool = False,
     ) -> None:
         self.spec = spec
-        self.allow_insecure_ws = allow_insecure_ws
         self.media = media
         self.observer = observer
-        self.ssl_context = ssl_context
+        self.transport = transport
+        self.policy = policy or ReconnectPolicy()
+        self.clock = clock
         self.media_params = media_params
         self.connect_timeout = connect_timeout
         self.silence_limit = silence_limit
-        self.media_backoff = media_backoff
-        self._media_urls: dict[MediaType, str] = {}
-        self._media_conns: dict[MediaType, Connection] = {}
-        self._media_retries: dict[MediaType, Backoff] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.media_reconnects = 0
-        self.started_at_ms = int(time.time() * 1000)
+        self.allow_insecure_ws = allow_insecure_ws
         self.identity = StreamIdentity(
             rtms_stream_id=spec.rtms_stream_id,
             owner_id=spec.owner_id,
@@ -154,12 +120,21 @@ class RtmsStream:
         )
         self.signaling = SignalingSession(self.identity, events=events, buffer_data=buffer_data)
         self.media_sessions: dict[MediaType, MediaSession] = {}
-        self._connections: list[Connection] = []
-        self._signaling_conn: Connection | None = None
-        self._handshake: asyncio.Future[object] | None = None
-        self._done: asyncio.Future[StreamOutcome] | None = None
-        self.outcome = StreamOutcome(state="running")
+        self.lifecycle = Lifecycle()
+        self.outcome: StreamOutcome | None = None  # set once, when the connection ends
+        self.media_rejected: dict[str, int] = {}  # media key -> Zoom's status code
+        self.media_reconnects = 0
         self.frames_rejected = 0
+        self.started_at_ms = int(time.time() * 1000)
+        self._signaling_socket: Socket | None = None
+        self._media_sockets: dict[MediaType, Socket] = {}
+        self._media_urls: dict[MediaType, str] = {}
+        self._media_retries: dict[MediaType, Backoff] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._paused = False
+        self._resumed_at = float("-inf")
+        self._handshake: asyncio.Future[_HandshakeResult] | None = None
+        self._done: asyncio.Future[StreamOutcome] | None = None
 
     @property
     def stream_id(self) -> str:
@@ -168,6 +143,24 @@ class RtmsStream:
     @property
     def meeting_uuid(self) -> str:
         return self.spec.owner_id
+
+    @property
+    def state(self) -> StreamState:
+        return self.lifecycle.state
+
+    @property
+    def signaling_socket(self) -> Socket | None:
+        return self._signaling_socket
+
+    @property
+    def media_sockets(self) -> Mapping[MediaType, Socket]:
+        """The media sockets held now, by the media they carry (one gone is pruned)."""
+        return MappingProxyType(self._media_sockets)
+
+    @property
+    def sockets(self) -> list[Socket]:
+        held = [] if self._signaling_socket is None else [self._signaling_socket]
+        return held + list(self._media_sockets.values())
 
     def accepted_params(self, kind: MediaType) -> MediaParams | None:
         """The media parameters Zoom accepted on the socket that carries `kind`."""
@@ -179,32 +172,35 @@ class RtmsStream:
     # ---- running ------------------------------------------------------------------------
 
     async def run(self) -> StreamOutcome:
+        if self.outcome is not None:  # stopped before it began
+            return self.outcome
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
-        self._handshake = loop.create_future()
+        handshake = self._handshake = loop.create_future()
         try:
             await self._connect_signaling()
-            result = await asyncio.wait_for(asyncio.shield(self._handshake), self.connect_timeout)
+            result = await first_of(self.clock, handshake, self.connect_timeout,
+                                    "signaling handshake")
+            if self.outcome is not None:  # stopped meanwhile (the result is _STOPPED)
+                return self.outcome
             if isinstance(result, HandshakeFailed):
-                return self._finish(
-                    StreamOutcome("rejected", status_code=result.status_code, status_reason=result.reason)
-                )
+                return self._finish(StreamOutcome(StreamState.REJECTED, status_reason=result.reason,
+                                                  status_code=result.status_code))
             await self._connect_media()
-            watchdog = asyncio.create_task(self._watch_silence())
-            try:
-                return await asyncio.shield(self._done)
-            finally:
-                watchdog.cancel()
+            self._spawn(self._watch_silence())
+            return await asyncio.shield(self._done)
         except InsecureUrl as exc:
-            return self._finish(StreamOutcome("refused", status_reason=str(exc)))
-        except (ConnectionLost, asyncio.TimeoutError) as exc:
-            return self._finish(StreamOutcome("lost", status_reason=str(exc) or "handshake timed out"))
+            return self._finish(StreamOutcome(StreamState.REFUSED, status_reason=str(exc)))
+        except ConnectionLost as exc:
+            return self._finish(StreamOutcome(StreamState.LOST, status_reason=str(exc)))
         except asyncio.CancelledError:
-            self._finish(StreamOutcome("cancelled"))
+            self._finish(StreamOutcome(StreamState.CANCELLED))
             raise
         finally:
-            if not self._handshake.done():  # no one waits for it now: a late close must not set it
-                self._handshake.cancel()
+            if not handshake.done():  # no one waits for it now: a late close must not set it
+                handshake.cancel()
+            elif not handshake.cancelled():
+                handshake.exception()  # seen: a failure after the run gave up is no error
             await self._close_all()
 
     async def _connect_signaling(self) -> None:
@@ -216,20 +212,21 @@ class RtmsStream:
             if not secure:
                 raise insecure_refusal("signaling", urls[0])
             urls = secure
-        self.observer.on_lifecycle(self, "connecting", {"url": urls[0]})
-        last: Exception | None = None
+        self.observer.on_lifecycle(self, Connecting(urls[0]))
+        last: ConnectionLost | None = None
         for url in urls:
-            conn = Connection(self.signaling, self._on_signaling_event, name="signaling")
             try:
-                await conn.connect(url, self.ssl_context, self.connect_timeout)
+                socket = await self.transport.connect(
+                    url, self.signaling, self._on_signaling_event, name="signaling",
+                    timeout=self.connect_timeout)
             except ConnectionLost as exc:
                 last = exc
                 continue
-            self._signaling_conn = conn
-            self._connections.append(conn)
-            asyncio.get_running_loop().create_task(self._watch_signaling(conn))
-            self.signaling.start()
-            conn.flush()
+            self._signaling_socket = socket  # read even if paused: its handshake has a deadline
+            self._spawn(self._watch_signaling(socket))
+            if self.outcome is None:
+                self.signaling.start()
+                socket.flush()
             return
         raise last or ConnectionLost("no signaling URL accepted the connection")
 
@@ -240,131 +237,147 @@ class RtmsStream:
         if not self.allow_insecure_ws:
             for kind, url in plan:
                 if not is_tls(url):
-                    raise insecure_refusal(f"{MEDIA_KEY.get(kind, str(int(kind)))} media", url)
+                    raise insecure_refusal(f"{media_key(kind)} media", url)
         self.signaling.expect_media(kind for kind, _ in plan)
         self._media_urls = dict(plan)
-        self.observer.on_lifecycle(self, "connected", {"media": [MEDIA_KEY.get(k, str(int(k))) for k, _ in plan]})
+        self.observer.on_lifecycle(self, Connected(tuple(media_key(kind) for kind, _ in plan)))
         await asyncio.gather(*(self._open_media(kind, url) for kind, url in plan))
 
     async def _open_media(self, kind: MediaType, url: str) -> None:
         session = MediaSession(self.identity, kind, self.media_params)
-        conn = Connection(session, self._on_media_event, name=f"media:{session.key}")
-        await conn.connect(url, self.ssl_context, self.connect_timeout)
-        if self._ended():  # stopped while connecting
-            await conn.close()
+        socket = await self.transport.connect(
+            url, session, self._on_media_event, name=f"media:{session.key}",
+            timeout=self.connect_timeout)
+        if self.outcome is not None:  # ended while connecting
+            await socket.close()
             return
         self.media_sessions[kind] = session
-        self._media_conns[kind] = conn
-        self._connections.append(conn)
-        self._spawn(self._watch_media(conn, kind))
+        self._media_sockets[kind] = socket
+        if self._paused:
+            socket.pause_reading()
+        self._spawn(self._watch_media(socket, session))
         session.start()
-        conn.flush()
+        socket.flush()
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _ended(self) -> bool:
-        return self._done is None or self._done.done()
-
     # ---- events from the sockets (synchronous, called per frame) ------------------------
 
-    def _on_signaling_event(self, conn: Connection, event: object) -> None:
-        if type(event) is HandshakeCompleted or type(event) is HandshakeFailed:
+    def _on_signaling_event(self, socket: Socket, event: object) -> None:
+        if isinstance(event, (HandshakeCompleted, HandshakeFailed)):
             if self._handshake is not None and not self._handshake.done():
                 self._handshake.set_result(event)
             return
-        if type(event) is FrameRejected:
-            self._rejected(conn, event)  # type: ignore[arg-type]
+        if isinstance(event, FrameRejected):
+            self._rejected(socket, event)
             return
         self.observer.on_message(self, event)
         if self.signaling.state is SignalingState.CLOSED:
-            self._finish(StreamOutcome("stopped", stop_reason=self.signaling.stop_reason))
+            self._finish(StreamOutcome(StreamState.STOPPED, stop_reason=self.signaling.stop_reason))
         elif _media_interrupted(event):
             # Zoom lost a media connection. If we saw one drop, that is the one (already
             # reconnecting); if every socket still looks up to us, one is half-open and the
             # notice does not say which: connect them all again.
-            up = [c for c in self._media_conns.values() if c.is_open]
-            if len(up) == len(self._media_urls) - len(self.outcome.media_rejected):
-                log.info("stream %s: Zoom reports a media connection interrupted; reconnecting media",
-                         self.stream_id)
-                for conn in up:
-                    self._spawn(conn.close())
+            up = [s for s in self._media_sockets.values() if s.is_open]
+            if len(up) == len(self._media_urls) - len(self.media_rejected):
+                log.info("stream %s: Zoom reports a media connection interrupted; "
+                         "reconnecting media", self.stream_id)
+                for media_socket in up:
+                    self._spawn(media_socket.close())
 
-    def _on_media_event(self, conn: Connection, event: object) -> None:
+    def _on_media_event(self, socket: Socket, event: object) -> None:
         kind = type(event)
-        if kind is HandshakeCompleted:
-            session: MediaSession = conn.session  # type: ignore[assignment]
+        if kind is not HandshakeCompleted and kind is not HandshakeFailed \
+                and kind is not FrameRejected:
+            self.observer.on_message(self, event)  # media data: the path taken 50 times a second
+            return
+        if isinstance(event, FrameRejected):
+            self._rejected(socket, event)
+            return
+        session = self._session_of(socket)
+        if session is None or self.outcome is not None:
+            return  # a handshake answered after its socket or the stream ended: nothing to do
+        if isinstance(event, HandshakeCompleted):
             self._media_retries.pop(session.media_type, None)  # back: the next drop starts over
             if self.signaling.media_ready(session.media_type):
-                self.observer.on_lifecycle(self, "ready", {})
+                self._ready()
             self._signaling_flush()
-        elif kind is HandshakeFailed:
-            session = conn.session  # type: ignore[assignment]
-            self.outcome.media_rejected[session.key] = event.status_code  # type: ignore[attr-defined]
-            log.warning(
-                "stream %s: %s handshake rejected: %s %s: %s",
-                self.stream_id, session.key, event.status_code,  # type: ignore[attr-defined]
-                status_name(event.status_code), event.reason,  # type: ignore[attr-defined]
-            )
-            self.observer.on_lifecycle(self, "media_rejected", {"media": session.key, "status_code": event.status_code, "reason": event.reason})  # type: ignore[attr-defined]
+        elif isinstance(event, HandshakeFailed):
+            self.media_rejected[session.key] = event.status_code
+            log.warning("stream %s: %s handshake rejected: %s %s: %s", self.stream_id, session.key,
+                        event.status_code, status_name(event.status_code), event.reason)
+            self.observer.on_lifecycle(self, MediaRejected(session.key, event.status_code,
+                                                           event.reason))
             if self.signaling.media_rejected(session.media_type):
-                self.observer.on_lifecycle(self, "ready", {})
+                self._ready()
             self._signaling_flush()
-        elif kind is FrameRejected:
-            self._rejected(conn, event)  # type: ignore[arg-type]
-        else:
-            self.observer.on_message(self, event)
+
+    def _session_of(self, socket: Socket) -> MediaSession | None:
+        for kind, held in self._media_sockets.items():
+            if held is socket:
+                return self.media_sessions[kind]
+        return None
+
+    def _ready(self) -> None:
+        """CLIENT_READY_ACK went out; the first time, the stream is READY (after a media
+        reconnect it already is)."""
+        if self.lifecycle.state is StreamState.CONNECTING:
+            self.lifecycle.move(StreamState.READY)
+            self.observer.on_lifecycle(self, Ready())
 
     def _signaling_flush(self) -> None:
-        if self._signaling_conn is not None:
-            self._signaling_conn.flush()
+        if self._signaling_socket is not None:
+            self._signaling_socket.flush()
 
-    def _rejected(self, conn: Connection, event: FrameRejected) -> None:
+    def _rejected(self, socket: Socket, event: FrameRejected) -> None:
         self.frames_rejected += 1
         # A broken peer can send thousands: the first few, then one line per thousand.
         if self.frames_rejected <= 10 or self.frames_rejected % 1000 == 0:
             log.warning("stream %s: %s: skipped a malformed frame (%d bytes, %d so far): %s",
-                        self.stream_id, conn.name, event.size, self.frames_rejected, event.error)
+                        self.stream_id, socket.name, event.size, self.frames_rejected, event.error)
 
     # ---- watching the sockets -----------------------------------------------------------
 
-    async def _watch_signaling(self, conn: Connection) -> None:
-        code = await conn.wait_closed()
+    async def _watch_signaling(self, socket: Socket) -> None:
+        code = await socket.wait_closed()
         if self._handshake is not None and not self._handshake.done():
-            self._handshake.set_exception(ConnectionLost(f"signaling closed during handshake ({code})"))
-        if self.signaling.stop_reason is not None or self.outcome.state != "running":
-            self._finish(StreamOutcome("stopped", stop_reason=self.signaling.stop_reason))
+            self._handshake.set_exception(
+                ConnectionLost(f"signaling closed during handshake ({code})"))
+        if self.signaling.stop_reason is not None:
+            self._finish(StreamOutcome(StreamState.STOPPED, stop_reason=self.signaling.stop_reason))
         else:
-            self._finish(StreamOutcome("lost", status_reason=f"signaling socket closed ({code})"))
+            self._finish(StreamOutcome(StreamState.LOST,
+                                       status_reason=f"signaling socket closed ({code})"))
 
-    async def _watch_media(self, conn: Connection, kind: MediaType) -> None:
-        await conn.wait_closed()
+    async def _watch_media(self, socket: Socket, session: MediaSession) -> None:
+        await socket.wait_closed()
+        kind = session.media_type
         self.signaling.media_lost(kind)
-        if self._media_conns.get(kind) is conn:
-            del self._media_conns[kind]
-        if conn.session.key in self.outcome.media_rejected:  # type: ignore[attr-defined]
+        if self._media_sockets.get(kind) is socket:
+            del self._media_sockets[kind]
+        if session.key in self.media_rejected:
             return  # refused, recorded: the other sockets go on
-        if not self._ended() and self.signaling.state is not SignalingState.CLOSED:
+        if self.outcome is None and self.signaling.state is not SignalingState.CLOSED:
             await self._reconnect_media(kind)
 
     async def _reconnect_media(self, kind: MediaType) -> None:
         """Connect `kind` again with backoff; the stream is lost if the window runs out.
-        Zoom at times closes media just before signaling says the stream ended: each wait
-        ends early, without reconnecting, if it does."""
-        loop = asyncio.get_running_loop()
-        backoff = self._media_retries.setdefault(kind, self.media_backoff())
-        while not self._ended() and self.signaling.state is not SignalingState.CLOSED:
-            delay = backoff.next_delay(loop.time())
+        Zoom at times closes media just before signaling says the stream ended: after
+        each wait, nothing is done if it has."""
+        backoff = self._media_retries.setdefault(kind, self.policy.media_backoff())
+        while self.outcome is None and self.signaling.state is not SignalingState.CLOSED:
+            delay = backoff.next_delay(self.clock.now())
             if delay is None:
-                self._finish(StreamOutcome("lost", status_reason=f"{MEDIA_KEY.get(kind, kind)} media did not "
-                                                                 f"come back within {backoff.window:.0f} s"))
+                self._finish(StreamOutcome(StreamState.LOST, status_reason=(
+                    f"{media_key(kind)} media did not come back within {backoff.window:.0f} s")))
                 return
             log.info("stream %s: %s media socket closed; reconnecting in %.1f s",
-                     self.stream_id, MEDIA_KEY.get(kind, str(int(kind))), delay)
-            await asyncio.sleep(delay)
-            if self._ended() or self.signaling.state is SignalingState.CLOSED:
+                     self.stream_id, media_key(kind), delay)
+            await self.clock.sleep(delay)
+            if self.outcome is not None or self.signaling.state is SignalingState.CLOSED:
                 return
             try:
                 await self._open_media(kind, self._media_urls[kind])
@@ -375,34 +388,50 @@ class RtmsStream:
             return
 
     async def _watch_silence(self) -> None:
-        loop = asyncio.get_running_loop()
         step = max(0.05, min(5.0, self.silence_limit / 4))
         while True:
-            await asyncio.sleep(step)
-            now = loop.time()
-            for conn in list(self._connections):
-                if conn.is_open and conn.session.silent_for(now) > self.silence_limit:  # type: ignore[attr-defined]
+            await self.clock.sleep(step)
+            now = self.clock.now()
+            # A socket we do not read is silent by our doing: it is not judged until it has
+            # been read again for as long as the limit.
+            if self._paused or now - self._resumed_at < self.silence_limit:
+                continue
+            for socket, session in self._watched():
+                if socket.is_open and session.silent_for(now) > self.silence_limit:
                     log.warning("stream %s: %s silent for over %.0f s; closing it",
-                                self.stream_id, conn.name, self.silence_limit)
-                    await conn.close()
+                                self.stream_id, socket.name, self.silence_limit)
+                    await socket.close()
+
+    def _watched(self) -> list[tuple[Socket, Session]]:
+        held: list[tuple[Socket, Session]] = []
+        if self._signaling_socket is not None:
+            held.append((self._signaling_socket, self.signaling))
+        held.extend((socket, self.media_sessions[kind])
+                    for kind, socket in self._media_sockets.items())
+        return held
 
     # ---- ending -------------------------------------------------------------------------
 
     def _finish(self, outcome: StreamOutcome) -> StreamOutcome:
-        if self._done is not None and not self._done.done():
-            outcome.media_rejected = self.outcome.media_rejected
-            self.outcome = outcome
+        """The connection ends as `outcome` says, unless it ended already (the first end
+        stands). The move is the lifecycle's: an illegal one is a LocalProtocolError."""
+        if self.outcome is not None:
+            return self.outcome
+        if self.media_rejected:
+            outcome = replace(outcome, media_rejected=dict(self.media_rejected))
+        self.lifecycle.move(outcome.state)
+        self.outcome = outcome
+        if self._handshake is not None and not self._handshake.done():
+            self._handshake.set_result(_STOPPED)
+        if self._done is not None:
             self._done.set_result(outcome)
-            self.observer.on_lifecycle(self, outcome.state, {
-                "stop_reason": outcome.stop_reason, "status_code": outcome.status_code,
-                "status_reason": outcome.status_reason,
-            })
-        return self.outcome
+        self.observer.on_lifecycle(self, Ended(outcome))
+        return outcome
 
-    def stop(self, reason: int | None = None, *, state: str = "stopped") -> None:
-        """End the run; sockets close with 1000. `state` is "stopped" when Zoom ended the
-        stream, "detached" when we let go of a stream Zoom still runs (shutdown),
-        "interrupted" or "moved" when the manager connects again."""
+    def stop(self, reason: int | None = None, *, state: StreamState = StreamState.STOPPED) -> None:
+        """End the run; sockets close with 1000. `state` is STOPPED when Zoom ended the
+        stream, DETACHED when we let go of a stream Zoom still runs (shutdown),
+        INTERRUPTED or MOVED when the manager connects again."""
         self._finish(StreamOutcome(state, stop_reason=reason))
 
     def newer_than(self, wall_ms: int) -> bool:
@@ -410,24 +439,29 @@ class RtmsStream:
         return self.started_at_ms >= wall_ms
 
     def pause_reading(self) -> None:
-        for conn in self._connections:
-            conn.pause_reading()
+        """Stop reading every socket (backpressure), media sockets opened later included."""
+        self._paused = True
+        for socket in self.sockets:
+            socket.pause_reading()
 
     def resume_reading(self) -> None:
-        for conn in self._connections:
-            conn.resume_reading()
+        if self._paused:
+            self._resumed_at = self.clock.now()
+        self._paused = False
+        for socket in self.sockets:
+            socket.resume_reading()
 
     async def _close_all(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*(c.close() for c in self._connections), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in self.sockets), return_exceptions=True)
 
 
 def _media_interrupted(event: object) -> bool:
     """Zoom's two ways of saying a media connection broke on its side."""
-    if type(event) is EventUpdate:
-        return event.event.event_type == EventType.MEDIA_CONNECTION_INTERRUPTED  # type: ignore[attr-defined]
-    if type(event) is StreamStateUpdate:
-        return (event.state == StreamState.INTERRUPTED  # type: ignore[attr-defined]
-                and event.reason == StopReason.DATA_CONNECTION_INTERRUPTED)  # type: ignore[attr-defined]
+    if isinstance(event, EventUpdate):
+        return event.event.event_type == EventType.MEDIA_CONNECTION_INTERRUPTED
+    if isinstance(event, StreamStateUpdate):
+        return (event.state == ZoomStreamState.INTERRUPTED
+                and event.reason == StopReason.DATA_CONNECTION_INTERRUPTED)
     return False

@@ -8,8 +8,10 @@ in memory, and in the store (`ended_log`), which outlives a restart.
 The supervisor connects again, as Zoom's failover guide asks, when signaling is lost,
 when Zoom reports the stream interrupted (`rtms_interrupted`), when it stops the stream
 for a failure reason, and at once when a new `rtms_started` moves the stream to new
-servers; with backoff, inside Zoom's window. The stream's files and records carry on
-across reconnects (replayed frames are dropped there).
+servers; with backoff, inside Zoom's window. Whether and when is the reconnect policy's
+(`client.policy`); each held stream moves along the lifecycle table (`client.lifecycle`),
+and what the store records is its state. The stream's files and records carry on across
+reconnects (replayed frames are dropped there).
 """
 
 from __future__ import annotations
@@ -18,13 +20,25 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any, Protocol
 
-from ..client.backoff import Backoff
-from ..client.connection import TlsTrust
-from ..client.stream import RtmsStream, StreamOutcome, StreamSpec
-from ..protocol.constants import CLIENT_SILENCE_LIMIT_S, FAILURE_STOP_REASONS, MediaType, status_name
+from ..client.lifecycle import (
+    TERMINAL,
+    Ended,
+    Lifecycle,
+    LifecycleChange,
+    MediaRejected,
+    Ready,
+    StreamOutcome,
+    StreamState,
+)
+from ..client.policy import Backoff, ReconnectPolicy, Retry, Stop
+from ..client.spec import StreamSpec
+from ..client.stream import RtmsStream
+from ..client.transport import SYSTEM_CLOCK, Clock, Transport, until_set
+from ..protocol.constants import CLIENT_SILENCE_LIMIT_S, MediaType, status_name
 from ..protocol.errors import StoreError
 from ..protocol.messages import MediaParams
 from ..sinks.records import MeetingRecord, StreamRecord
@@ -66,17 +80,13 @@ class _Held:
 
     spec: StreamSpec
     backoff: Backoff
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
     stream: RtmsStream | None = None
-    ending: bool = False  # Zoom stopped it, or we shut down: connect no more
+    ending: bool = False  # Zoom stopped it: connect no more
+    stop_reason: int | None = None  # Zoom's, when it stopped it
     next_spec: StreamSpec | None = None  # a new rtms_started moved it here
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     connections: int = 0
-
-
-def worth_reconnecting(outcome: StreamOutcome) -> bool:
-    if outcome.state in ("lost", "interrupted"):
-        return True
-    return outcome.state == "stopped" and outcome.stop_reason in FAILURE_STOP_REASONS
 
 
 class StreamManager:
@@ -86,13 +96,13 @@ class StreamManager:
         credentials: Credentials,
         media: MediaType,
         pipeline: Pipeline,
-        tls: TlsTrust,
+        transport: Transport,
+        policy: ReconnectPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         media_params: MediaParams | None = None,
         buffer_data: bool | None = None,
         connect_timeout: float = 10.0,
         ended_memory: int = 10_000,
-        reconnect_backoff: Callable[[], Backoff] = lambda: Backoff(window=60.0),
-        media_backoff: Callable[[], Backoff] = lambda: Backoff(window=30.0),
         silence_limit: float = CLIENT_SILENCE_LIMIT_S,
         allow_insecure_ws: bool = False,
         ended_log: EndedLog | None = None,
@@ -101,12 +111,12 @@ class StreamManager:
         self.allow_insecure_ws = allow_insecure_ws
         self.media = media
         self.pipeline = pipeline
-        self.tls = tls
+        self.transport = transport
+        self.policy = policy or ReconnectPolicy()
+        self.clock = clock
         self.media_params = media_params
         self.buffer_data = buffer_data
         self.connect_timeout = connect_timeout
-        self.reconnect_backoff = reconnect_backoff
-        self.media_backoff = media_backoff
         self.silence_limit = silence_limit
         self._held: dict[str, _Held] = {}
         self.streams: dict[str, RtmsStream] = {}
@@ -119,6 +129,11 @@ class StreamManager:
         self._heartbeat: asyncio.Task[None] | None = None
         self.frames_rejected_ended = 0
         self._closing = False
+
+    def state_of(self, stream_id: str) -> StreamState | None:
+        """Where a stream held now is in its lifecycle (None if not held)."""
+        held = self._held.get(stream_id)
+        return None if held is None else held.lifecycle.state
 
     # ---- webhook events -----------------------------------------------------------------
 
@@ -142,7 +157,7 @@ class StreamManager:
                          event.rtms_stream_id, event.event_ts)
                 return
             log.info("stream %s interrupted by Zoom; connecting again", event.rtms_stream_id)
-            held.stream.stop(None, state="interrupted")
+            held.stream.stop(None, state=StreamState.INTERRUPTED)
 
     def start(self, event: StreamStarted) -> bool:
         stream_id = event.rtms_stream_id
@@ -158,30 +173,27 @@ class StreamManager:
             log.info("stream %s moved to new servers; reconnecting", stream_id)
             held.next_spec = spec
             if held.stream is not None:
-                held.stream.stop(None, state="moved")
+                held.stream.stop(None, state=StreamState.MOVED)
             held.changed.set()
             return True
         if stream_id in self._ended:
-            log.info("stream %s already ended (%s); late start ignored", stream_id, self._ended[stream_id])
+            log.info("stream %s already ended (%s); late start ignored", stream_id,
+                     self._ended[stream_id])
             return False
         now = int(time.time() * 1000)
         meeting = MeetingRecord(
             meeting_uuid=event.owner_id, product=event.product.value, meeting_id=event.meeting_id,
-            account_id=event.account_id, operator_id=event.operator_id, session_key=event.session_key,
-            started_at_ms=event.event_ts or now,
+            account_id=event.account_id, operator_id=event.operator_id,
+            session_key=event.session_key, started_at_ms=event.event_ts or now,
         )
         record = StreamRecord(
             rtms_stream_id=stream_id, meeting_uuid=event.owner_id, server_urls=event.server_urls,
-            state="connecting", started_at_ms=event.event_ts or now,
+            state=StreamState.CONNECTING.value, started_at_ms=event.event_ts or now,
         )
-
-        async def record_start() -> None:
-            await self.pipeline.store.upsert_meeting(meeting)
-            await self.pipeline.store.upsert_stream(record)
-
-        self.pipeline.run_in_order(record_start)
+        self._record_start(meeting, record)
         self._hold(spec)
-        log.info("stream %s (%s %s) starting", stream_id, event.product.value, _short(event.owner_id))
+        log.info("stream %s (%s %s) starting", stream_id, event.product.value,
+                 _short(event.owner_id))
         return True
 
     async def _ended_before(self, stream_id: str) -> bool:
@@ -190,16 +202,17 @@ class StreamManager:
         if self.ended_log is None or stream_id in self._held or stream_id in self._ended:
             return False
         try:
-            state = await asyncio.wait_for(self.ended_log.ended_state(stream_id), ENDED_LOOKUP_TIMEOUT_S)
-        except (StoreError, asyncio.TimeoutError) as exc:
+            state = await asyncio.wait_for(self.ended_log.ended_state(stream_id),
+                                           ENDED_LOOKUP_TIMEOUT_S)
+        except (TimeoutError, StoreError) as exc:
             log.warning("stream %s: the store cannot say whether it ended (%s); starting it",
                         stream_id, type(exc).__name__)
             return False
         if state is None:
             return False
         self._ended[stream_id] = state
-        log.info("stream %s already ended (%s, before this start of the gateway); late start ignored",
-                 stream_id, state)
+        log.info("stream %s already ended (%s, before this start of the gateway); "
+                 "late start ignored", stream_id, state)
         return True
 
     def rejoin(self, spec: StreamSpec) -> bool:
@@ -207,13 +220,15 @@ class StreamManager:
         if self._closing or spec.rtms_stream_id in self._held:
             return False
         self._hold(spec)
-        log.info("stream %s (%s %s) rejoining", spec.rtms_stream_id, spec.product.value, _short(spec.owner_id))
+        log.info("stream %s (%s %s) rejoining", spec.rtms_stream_id, spec.product.value,
+                 _short(spec.owner_id))
         return True
 
     def _hold(self, spec: StreamSpec) -> None:
-        held = self._held[spec.rtms_stream_id] = _Held(spec, self.reconnect_backoff())
+        held = self._held[spec.rtms_stream_id] = _Held(spec, self.policy.stream_backoff())
         loop = asyncio.get_running_loop()
-        self._tasks[spec.rtms_stream_id] = loop.create_task(self._supervise(held), name=f"stream-{spec.rtms_stream_id}")
+        self._tasks[spec.rtms_stream_id] = loop.create_task(
+            self._supervise(held), name=f"stream-{spec.rtms_stream_id}")
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = loop.create_task(self._beat(), name="streams-heartbeat")
 
@@ -221,37 +236,29 @@ class StreamManager:
         """Keep the held streams' `updated_at_ms` fresh: after a crash, a restart rejoins
         the streams held within Zoom's reconnection window."""
         while self._held and not self._closing:
-            await asyncio.sleep(HEARTBEAT_S)
-            held = list(self._held)
-            self.pipeline.run_in_order(lambda: self.pipeline.store.touch_streams(held))
+            await self.clock.sleep(HEARTBEAT_S)
+            self._record_touch(list(self._held))
 
     def stop(self, stream_id: str, reason: int | None, *, stopped_by_zoom: bool = False,
              meeting_uuid: str | None = None) -> None:
         held = self._held.get(stream_id)
         if held is not None:
-            if stopped_by_zoom and reason in FAILURE_STOP_REASONS and held.stream is not None:
-                # Zoom's failover guide: a failure stop is worth a new connection while Zoom
-                # still offers the stream (if it no longer does, the handshake says so).
-                log.info("stream %s stopped by Zoom for failure reason %s; connecting again", stream_id, reason)
-                held.stream.stop(reason, state="interrupted")
+            if stopped_by_zoom and held.stream is not None \
+                    and self.policy.after_stop(reason) is StreamState.INTERRUPTED:
+                log.info("stream %s stopped by Zoom for failure reason %s; connecting again",
+                         stream_id, reason)
+                held.stream.stop(reason, state=StreamState.INTERRUPTED)
                 return
-            held.ending = True
+            held.ending, held.stop_reason = True, reason
             if held.stream is not None:
                 held.stream.stop(reason)
             held.changed.set()
         elif stopped_by_zoom and meeting_uuid:
             # Zoom's word on a stream we do not hold: keep how it ended for us (rejected,
             # lost...) and add Zoom's stop reason; a stream never seen is simply stopped.
-            state = None if stream_id in self._ended else "stopped"
-            self._remember_ended(stream_id, "stopped")
-            now = int(time.time() * 1000)
-
-            async def record() -> None:
-                await self.pipeline.store.mark_stream(stream_id, state=state, stopped_at_ms=now,
-                                                      stop_reason=reason)
-                await self.pipeline.store.mark_meeting_stopped(meeting_uuid, now, reason)
-
-            self.pipeline.run_in_order(record)
+            state = None if stream_id in self._ended else StreamState.STOPPED
+            self._remember_ended(stream_id, StreamState.STOPPED)
+            self._record_stopped_elsewhere(stream_id, meeting_uuid, state, reason)
 
     def _connect(self, spec: StreamSpec) -> RtmsStream:
         return RtmsStream(
@@ -260,20 +267,25 @@ class StreamManager:
             client_secret=self.credentials.client_secret,
             media=self.media,
             observer=self,
-            ssl_context=self.tls.context(),
+            transport=self.transport,
+            policy=self.policy,
+            clock=self.clock,
             media_params=self.media_params,
             buffer_data=self.buffer_data,
             connect_timeout=self.connect_timeout,
-            media_backoff=self.media_backoff,
             silence_limit=self.silence_limit,
             allow_insecure_ws=self.allow_insecure_ws,
         )
 
+    # ---- supervising one stream ---------------------------------------------------------
+
     async def _supervise(self, held: _Held) -> StreamOutcome:
+        """Connect, and connect again as the policy says, until the stream ends."""
         stream_id = held.spec.rtms_stream_id
-        loop = asyncio.get_running_loop()
         try:
             while True:
+                if held.next_spec is not None:
+                    self._go_to_new_servers(held, held.next_spec)
                 stream = held.stream = self._connect(held.spec)
                 self.streams[stream_id] = stream
                 held.connections += 1
@@ -281,103 +293,149 @@ class StreamManager:
                     outcome = await stream.run()
                 except Exception as exc:  # a bug in one stream must not touch the others
                     log.exception("stream %s failed", stream_id)
-                    outcome = StreamOutcome("failed", status_reason=f"{type(exc).__name__}: {exc}")
+                    outcome = StreamOutcome(StreamState.FAILED,
+                                            status_reason=f"{type(exc).__name__}: {exc}")
                 finally:
                     self.frames_rejected_ended += stream.frames_rejected
-                if self._closing or held.ending:
+                decision = self._decide(held, outcome)
+                if isinstance(decision, Stop):
+                    final = decision.outcome
                     break
-                if held.next_spec is not None:
-                    held.spec, held.next_spec = held.next_spec, None
-                    held.backoff.reset()
-                    self._count_reconnect("moved")
-                    urls = held.spec.server_urls
-                    self.pipeline.run_in_order(
-                        lambda: self.pipeline.store.mark_stream(stream_id, server_urls=urls))
-                    continue
-                if not worth_reconnecting(outcome):
-                    break
-                delay = 0.0 if outcome.state == "interrupted" else held.backoff.next_delay(loop.time())
-                if delay is None:
-                    outcome.status_reason = (f"{outcome.status_reason or outcome.state}; no connection "
-                                             f"within {held.backoff.window:.0f} s")
-                    break
-                self._count_reconnect(outcome.state)
-                log.info("stream %s %s (%s); connecting again in %.1f s", stream_id, outcome.state,
-                         outcome.status_reason or f"stop reason {outcome.stop_reason}", delay)
-                self._record_state(stream, "reconnecting", outcome)
+                cause = decision.cause
+                self._count_reconnect(cause)
+                why = outcome.status_reason or f"stop reason {outcome.stop_reason}"
+                log.info("stream %s %s (%s); connecting again in %.1f s", stream_id, cause.value,
+                         why, decision.delay)
+                held.lifecycle.move(StreamState.RECONNECTING)
+                self._record_state(stream, StreamState.RECONNECTING, outcome)
                 held.changed.clear()
-                try:
-                    await asyncio.wait_for(held.changed.wait(), delay)
-                except asyncio.TimeoutError:
-                    pass
+                await until_set(self.clock, held.changed, decision.delay)
                 if self._closing or held.ending:
+                    final = self._cut_short(held, outcome)
                     break
+                held.lifecycle.move(StreamState.CONNECTING)
         finally:
             self._tasks.pop(stream_id, None)
             self._held.pop(stream_id, None)
             self.streams.pop(stream_id, None)
             self.pipeline.end_stream(stream_id)
-        if outcome.state != "detached":
-            self._remember_ended(stream_id, outcome.state)
-        self.outcomes[outcome.state] = self.outcomes.get(outcome.state, 0) + 1
-        self._record_state(stream, outcome.state, outcome)
-        return outcome
+        if final.state is not StreamState.DETACHED:
+            self._remember_ended(stream_id, final.state)
+        self.outcomes[final.state.value] = self.outcomes.get(final.state.value, 0) + 1
+        self._record_state(stream, final.state, final)
+        return final
 
-    def _count_reconnect(self, why: str) -> None:
-        self.reconnects[why] = self.reconnects.get(why, 0) + 1
+    def _decide(self, held: _Held, outcome: StreamOutcome) -> Retry | Stop:
+        """Follow how the connection ended, then ask the policy whether to go on."""
+        if held.next_spec is not None and not (self._closing or held.ending):
+            outcome = replace(outcome, state=StreamState.MOVED)  # whatever ended it, it moved
+        held.lifecycle.move(outcome.state)
+        if self._closing or held.ending:
+            return Stop(self._cut_short(held, outcome))
+        return self.policy.classify(outcome, held.backoff, self.clock.now())
 
-    def _remember_ended(self, stream_id: str, state: str) -> None:
-        self._ended[stream_id] = state
+    def _cut_short(self, held: _Held, outcome: StreamOutcome) -> StreamOutcome:
+        """How the stream ends when Zoom stopped it or we shut down: as its connection
+        ended if that is an end (stopped, lost...), else stopped or detached."""
+        state = held.lifecycle.state
+        target = StreamState.DETACHED if self._closing else StreamState.STOPPED
+        if state in TERMINAL or state is target:
+            return outcome
+        held.lifecycle.move(target)
+        if target is StreamState.STOPPED:
+            return StreamOutcome(target, stop_reason=held.stop_reason)
+        return StreamOutcome(target)
+
+    def _go_to_new_servers(self, held: _Held, spec: StreamSpec) -> None:
+        held.spec, held.next_spec = spec, None
+        held.backoff.reset()
+        self._record_servers(spec.rtms_stream_id, spec.server_urls)
+
+    def _count_reconnect(self, cause: StreamState) -> None:
+        self.reconnects[cause.value] = self.reconnects.get(cause.value, 0) + 1
+
+    def _remember_ended(self, stream_id: str, state: StreamState) -> None:
+        self._ended[stream_id] = state.value
         while len(self._ended) > self._ended_memory:
             self._ended.popitem(last=False)
         if self.ended_log is not None:  # in order with the stream's records; waits out an outage
-            ended_log, now = self.ended_log, int(time.time() * 1000)
-            self.pipeline.run_in_order(lambda: ended_log.remember_ended(stream_id, state, now))
+            now = int(time.time() * 1000)
+            self.pipeline.run_in_order(partial(self.ended_log.remember_ended, stream_id,
+                                               state.value, now))
 
     # ---- observer hooks (called by RtmsStream) -------------------------------------------
 
     def on_message(self, stream: RtmsStream, msg: object) -> None:
         self.pipeline.on_message(stream, msg)
 
-    def on_lifecycle(self, stream: RtmsStream, state: str, detail: dict[str, Any]) -> None:
+    def on_lifecycle(self, stream: RtmsStream, change: LifecycleChange) -> None:
         stream_id = stream.stream_id
-        if state == "rejected":
-            code = detail.get("status_code")
-            log.warning("stream %s: signaling handshake rejected: %s %s: %s", stream_id, code,
-                        status_name(code) if isinstance(code, int) else "?", detail.get("status_reason"))
-        elif state == "refused":
-            log.warning("stream %s refused: %s", stream_id, detail.get("status_reason"))
-        elif state in ("stopped", "lost", "failed", "cancelled", "detached", "interrupted", "moved"):
-            log.info("stream %s %s (stop reason %s%s)", stream_id, state, detail.get("stop_reason"),
-                     f", {detail['status_reason']}" if detail.get("status_reason") else "")
-        if state == "ready":
-            held = self._held.get(stream_id)
-            if held is not None:
-                held.backoff.reset()  # connected: a later drop starts the backoff over
-            self._record_state(stream, "ready", StreamOutcome("ready"))
-        elif state == "media_rejected":
-            self._record_state(stream, None, StreamOutcome(
-                "running", status_code=detail.get("status_code"),  # type: ignore[arg-type]
-                status_reason=f"{detail.get('media')} media rejected: {detail.get('reason')}"))
+        match change:
+            case Ready():
+                held = self._held.get(stream_id)
+                if held is not None and held.stream is stream:
+                    held.lifecycle.move(StreamState.READY)
+                    held.backoff.reset()  # connected: a later drop starts the backoff over
+                self._record_update(stream, StreamState.READY)
+            case MediaRejected(media=media, status_code=code, reason=reason):
+                self._record_update(stream, None, status_code=code,
+                                    status_reason=f"{media} media rejected: {reason}")
+            case Ended(outcome=outcome):
+                _log_end(stream_id, outcome)
+            case _:
+                pass  # connecting, connected: nothing to record
 
-    def _record_state(self, stream: RtmsStream, state: str | None, outcome: StreamOutcome) -> None:
-        """Put the stream's state in the store, in order with its records; a final state
-        also ends the meeting."""
+    # ---- recording (in order with the stream's records) -----------------------------------
+
+    def _record_start(self, meeting: MeetingRecord, record: StreamRecord) -> None:
+        store = self.pipeline.store
+
+        async def record_start() -> None:
+            await store.upsert_meeting(meeting)
+            await store.upsert_stream(record)
+
+        self.pipeline.run_in_order(record_start)
+
+    def _record_touch(self, stream_ids: list[str]) -> None:
+        self.pipeline.run_in_order(partial(self.pipeline.store.touch_streams, stream_ids))
+
+    def _record_servers(self, stream_id: str, server_urls: str) -> None:
+        self.pipeline.run_in_order(partial(self.pipeline.store.mark_stream, stream_id,
+                                           server_urls=server_urls))
+
+    def _record_state(self, stream: RtmsStream, state: StreamState, outcome: StreamOutcome) -> None:
+        self._record_update(stream, state, stop_reason=outcome.stop_reason,
+                            status_code=outcome.status_code, status_reason=outcome.status_reason)
+
+    def _record_update(self, stream: RtmsStream, state: StreamState | None, *,
+                       stop_reason: int | None = None, status_code: int | None = None,
+                       status_reason: str | None = None) -> None:
+        """Put the stream's state in the store; a terminal state also ends the meeting
+        (unless the task was cancelled)."""
         store = self.pipeline.store
         stream_id, meeting_uuid = stream.stream_id, stream.meeting_uuid
         now = int(time.time() * 1000)
-        ended = state in ("stopped", "lost", "failed", "cancelled", "rejected", "refused")
+        ended = state in TERMINAL
 
         async def record() -> None:
             await store.mark_stream(
-                stream_id, state=state,
+                stream_id, state=None if state is None else state.value,
                 stopped_at_ms=now if ended else None,
-                stop_reason=outcome.stop_reason,
-                status_code=outcome.status_code,
-                status_reason=outcome.status_reason,
+                stop_reason=stop_reason, status_code=status_code, status_reason=status_reason,
             )
-            if ended and state != "cancelled":
-                await store.mark_meeting_stopped(meeting_uuid, now, outcome.stop_reason)
+            if ended and state is not StreamState.CANCELLED:
+                await store.mark_meeting_stopped(meeting_uuid, now, stop_reason)
+
+        self.pipeline.run_in_order(record)
+
+    def _record_stopped_elsewhere(self, stream_id: str, meeting_uuid: str,
+                                  state: StreamState | None, reason: int | None) -> None:
+        store, now = self.pipeline.store, int(time.time() * 1000)
+
+        async def record() -> None:
+            await store.mark_stream(stream_id, state=None if state is None else state.value,
+                                    stopped_at_ms=now, stop_reason=reason)
+            await store.mark_meeting_stopped(meeting_uuid, now, reason)
 
         self.pipeline.run_in_order(record)
 
@@ -400,8 +458,10 @@ class StreamManager:
         }
 
     def metrics(self) -> dict[str, Any]:
-        values: dict[str, Any] = {**self.pipeline.counters, **self.pipeline.store.counters, **self.health()}
-        values["frames_rejected"] = sum(s.frames_rejected for s in self.streams.values()) + self.frames_rejected_ended
+        values: dict[str, Any] = {**self.pipeline.counters, **self.pipeline.store.counters,
+                                  **self.health()}
+        values["frames_rejected"] = (sum(s.frames_rejected for s in self.streams.values())
+                                     + self.frames_rejected_ended)
         return values
 
     async def wait_idle(self) -> None:
@@ -415,10 +475,23 @@ class StreamManager:
             self._heartbeat.cancel()
         for held in list(self._held.values()):
             if held.stream is not None:
-                held.stream.stop(None, state="detached")
+                held.stream.stop(None, state=StreamState.DETACHED)
             held.changed.set()
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=timeout)
+
+
+def _log_end(stream_id: str, outcome: StreamOutcome) -> None:
+    state = outcome.state
+    if state is StreamState.REJECTED:
+        code = outcome.status_code
+        log.warning("stream %s: signaling handshake rejected: %s %s: %s", stream_id, code,
+                    "?" if code is None else status_name(code), outcome.status_reason)
+    elif state is StreamState.REFUSED:
+        log.warning("stream %s refused: %s", stream_id, outcome.status_reason)
+    else:
+        log.info("stream %s %s (stop reason %s%s)", stream_id, state.value, outcome.stop_reason,
+                 f", {outcome.status_reason}" if outcome.status_reason else "")
 
 
 def _short(uuid: str) -> str:

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..client.stream import StreamSpec
+from ..client.lifecycle import StreamState
+from ..client.spec import StreamSpec
 from ..protocol.constants import Product
 from ..sinks.audio import repair_wav
 from ..sinks.media_files import finish_file
@@ -35,19 +36,23 @@ class Recovery:
     files_finished: int = 0
 
 
-async def recover(data_dir: Path, pipeline: Pipeline, manager: StreamManager, *, window_s: float) -> Recovery:
+async def recover(data_dir: Path, pipeline: Pipeline, manager: StreamManager, *,
+                  window_s: float) -> Recovery:
     store = pipeline.store
     done = Recovery()
     now = int(time.time() * 1000)
     rejoin: list[tuple[StreamSpec, int]] = []
     for record, product, updated_at_ms in await store.streams_to_rejoin():
         if now - updated_at_ms <= window_s * 1000 and record.server_urls:
-            spec = StreamSpec(Product(product), record.meeting_uuid, record.rtms_stream_id, record.server_urls)
+            spec = StreamSpec(Product(product), record.meeting_uuid, record.rtms_stream_id,
+                              record.server_urls)
             rejoin.append((spec, updated_at_ms))
         else:
             done.given_up.append(record.rtms_stream_id)
-            await store.mark_stream(record.rtms_stream_id, state="lost", stopped_at_ms=updated_at_ms,
-                                    status_reason="the gateway was down longer than Zoom's reconnection window")
+            await store.mark_stream(record.rtms_stream_id, state=StreamState.LOST.value,
+                                    stopped_at_ms=updated_at_ms,
+                                    status_reason="the gateway was down longer than Zoom's "
+                                                  "reconnection window")
             await store.mark_meeting_stopped(record.meeting_uuid, updated_at_ms, None)
     rejoining = {spec.rtms_stream_id for spec, _ in rejoin}
 
@@ -82,6 +87,7 @@ async def recover(data_dir: Path, pipeline: Pipeline, manager: StreamManager, *,
         if manager.rejoin(spec):
             done.rejoined.append(spec.rtms_stream_id)
     if done.rejoined or done.given_up or done.files_finished:
-        log.info("recovery: %d streams rejoined, %d past their window, %d WAV headers checked, %d files finished",
-                 len(done.rejoined), len(done.given_up), done.wavs_repaired, done.files_finished)
+        log.info("recovery: %d streams rejoined, %d past their window, %d WAV headers checked, "
+                 "%d files finished", len(done.rejoined), len(done.given_up), done.wavs_repaired,
+                 done.files_finished)
     return done

@@ -16,7 +16,8 @@ from typing import Any
 import uvicorn
 
 from ..api.http_limits import LimitedH11Protocol
-from ..client.connection import TlsTrust
+from ..client.connection import PicowsTransport, TlsTrust
+from ..client.policy import ReconnectPolicy
 from ..config import Settings
 from ..protocol.errors import StartupError, StoreUnavailable
 from ..sinks.keys import ensure_first_key
@@ -74,22 +75,25 @@ class Gateway:
                          "(send it as `Authorization: Bearer <key>`; `rtms-gateway keys` manages keys)",
                          made.resolve())
         pipeline = Pipeline(store, data_dir=settings.data_dir)
+        policy = ReconnectPolicy(initial_s=settings.reconnect_initial_s,
+                                 cap_s=settings.reconnect_max_s,
+                                 media_window_s=settings.media_window_s,
+                                 signaling_window_s=settings.signaling_window_s)
         manager = StreamManager(
             credentials=Credentials(settings.zoom_client_id, settings.zoom_client_secret.get_secret_value()),
             media=settings.media_types,
             pipeline=pipeline,
-            tls=tls,
+            transport=PicowsTransport(tls),
+            policy=policy,
             media_params=settings.media_params,
             buffer_data=None if settings.buffer_data else False,
-            reconnect_backoff=lambda: settings.backoff(settings.signaling_window_s),
-            media_backoff=lambda: settings.backoff(settings.media_window_s),
             silence_limit=settings.silence_limit_s,
             allow_insecure_ws=settings.allow_insecure_ws,
             ended_log=store.memory,
         )
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()
-        await recover(settings.data_dir, pipeline, manager, window_s=settings.signaling_window_s)
+        await recover(settings.data_dir, pipeline, manager, window_s=policy.signaling_window_s)
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
                          deliveries=Deliveries(store.memory))

@@ -384,7 +384,7 @@ def _translate(exc: msgspec.MsgspecError) -> ProtocolError:
     return ProtocolError(text, field=field)
 
 
-def _decode(decoder: msgspec.json.Decoder, data: bytes | str) -> Any:
+def _decode(decoder: msgspec.json.Decoder, data: bytes | memoryview | str) -> Any:
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -409,12 +409,12 @@ def _invalid_utf8(exc: UnicodeDecodeError) -> ProtocolError:
     return ProtocolError(f"invalid UTF-8 in a string: {exc.reason}")
 
 
-def decode_server_message(data: bytes | str) -> ServerMessage | UnknownMessage:
+def decode_server_message(data: bytes | memoryview | str) -> ServerMessage | UnknownMessage:
     """Decode a frame a client receives (text or binary JSON)."""
     return _decode(_server_decoder, data)
 
 
-def decode_client_message(data: bytes | str) -> ClientMessage | UnknownMessage:
+def decode_client_message(data: bytes | memoryview | str) -> ClientMessage | UnknownMessage:
     """Decode a frame a server receives (text or binary JSON)."""
     return _decode(_client_decoder, data)
 
@@ -423,7 +423,3 @@ def encode(msg: Message) -> bytes:
     """Compact JSON of a message, with its `msg_type`."""
     return _encoder.encode(msg)
 
-
-def encode_into(msg: Message, buffer: bytearray, offset: int = 0) -> None:
-    """Encode into a reusable buffer (hot send paths)."""
-    _encoder.encode_into(msg, buffer, offset)

@@ -197,7 +197,7 @@ class _Socket:
         """Seconds since the last frame (0 before the first frame was expected)."""
         return 0.0 if self.last_received is None else now - self.last_received
 
-    def _decode(self, data: bytes | str, now: float) -> object:
+    def _decode(self, data: bytes | memoryview | str, now: float) -> object:
         self.last_received = now
         self.frames_received += 1
         try:
@@ -302,7 +302,7 @@ class SignalingSession(_Socket):
         if self.state is not SignalingState.CLOSED:
             self._move(SignalingState.CLOSED)
 
-    def receive(self, data: bytes | str, now: float) -> object:
+    def receive(self, data: bytes | memoryview | str, now: float) -> object:
         msg = self._decode(data, now)
         kind = type(msg)
         if kind is SignalingHandshakeResp:
@@ -378,7 +378,7 @@ class MediaSession(_Socket):
         if self.state is not MediaState.CLOSED:
             self._move(MediaState.CLOSED)
 
-    def receive(self, data: bytes | str, now: float) -> object:
+    def receive(self, data: bytes | memoryview | str, now: float) -> object:
         msg = self._decode(data, now)
         if type(msg) in self._MEDIA:
             self.media_frames += 1

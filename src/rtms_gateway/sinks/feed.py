@@ -30,6 +30,7 @@ import msgspec
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..client.lifecycle import StreamState
 from ..protocol.constants import EventType
 from . import schema as s
 from .cursors import format_cursor
@@ -76,7 +77,7 @@ STREAM_INTERRUPTED = (K.MEETING, "meeting.interrupted")
 MEDIA_NEW = (K.MEDIA, "media.new")
 MEDIA_READY = (K.MEDIA, "media.ready")
 # The stream state the gateway records while it reconnects a dropped stream.
-INTERRUPTED_STATE = "reconnecting"
+INTERRUPTED_STATE = StreamState.RECONNECTING.value
 
 # Each record kind's prefix to its dedup key, making `item_key`: unique across tables.
 SEGMENT_KEY, CHAT_KEY, EVENT_KEY = "t", "c", "e"

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 
+from ..client.lifecycle import StreamState
+
 UserId = int | str | None
 
 
@@ -23,7 +25,7 @@ class StreamRecord(msgspec.Struct, kw_only=True):
     rtms_stream_id: str
     meeting_uuid: str
     server_urls: str = ""
-    state: str = "connecting"
+    state: str = StreamState.CONNECTING.value
     started_at_ms: int | None = None
     stopped_at_ms: int | None = None
     stop_reason: int | None = None

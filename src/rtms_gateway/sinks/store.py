@@ -30,6 +30,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..client.lifecycle import meeting_state
 from ..protocol.constants import EventType
 from . import feed
 from . import feed_records as records
@@ -56,7 +57,6 @@ from .store_open import open_engine
 log = logging.getLogger(__name__)
 Listener = Callable[[list[FeedItem]], None]
 
-LIVE_STATES = frozenset({"connecting", "ready", "running", "detached"})
 NUL, REPLACEMENT = "\x00", "\ufffd"
 
 
@@ -484,12 +484,7 @@ async def _stream_states(conn: Any, uuids: list[str]) -> dict[str, list[str]]:
 
 
 def _summary(cls: type, row: Any, states: list[str]) -> Any:
-    if any(st in LIVE_STATES for st in states) and row["stopped_at_ms"] is None:
-        state = "live"
-    elif states and all(st in ("rejected", "refused", "lost", "failed") for st in states):
-        state = "failed"
-    else:
-        state = "stopped" if row["stopped_at_ms"] is not None or states else "pending"
+    state = meeting_state(states, stopped=row["stopped_at_ms"] is not None).value
     return cls(meeting_uuid=row["meeting_uuid"], product=row["product"], state=state,
                started_at_ms=row["started_at_ms"], stopped_at_ms=row["stopped_at_ms"],
                stop_reason=row["stop_reason"], meeting_id=row["meeting_id"],
