@@ -21,6 +21,7 @@ from ..client.policy import ReconnectPolicy
 from ..config import Settings
 from ..protocol.errors import StartupError, StoreUnavailable
 from ..sinks.keys import ensure_first_key
+from ..sinks.live import LiveHub
 from ..sinks.store import Store
 from .lock import DataDirLock
 from ..webhooks.dedup import Deliveries
@@ -38,6 +39,7 @@ class Gateway:
     manager: StreamManager
     app: Any
     lock: DataDirLock
+    live: LiveHub
 
     @classmethod
     async def open(cls, settings: Settings, lock: DataDirLock | None = None) -> Gateway:
@@ -74,6 +76,10 @@ class Gateway:
                 log.info("no API key was configured: an admin key was made and written to %s "
                          "(send it as `Authorization: Bearer <key>`; `rtms-gateway keys` manages keys)",
                          made.resolve())
+        # Fed by the store once each write commits: what the live feeds hand out is durable.
+        live = LiveHub(queue_size=settings.live_queue_size,
+                       max_subscribers=settings.live_max_subscribers)
+        store.on_items(live.publish)
         pipeline = Pipeline(store, data_dir=settings.data_dir)
         policy = ReconnectPolicy(initial_s=settings.reconnect_initial_s,
                                  cap_s=settings.reconnect_max_s,
@@ -96,15 +102,15 @@ class Gateway:
         await recover(settings.data_dir, pipeline, manager, window_s=policy.signaling_window_s)
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
-                         deliveries=Deliveries(store.memory))
-        return cls(settings, store, pipeline, manager, app, lock)
+                         deliveries=Deliveries(store.memory), live=live)
+        return cls(settings, store, pipeline, manager, app, lock, live)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let go of live streams, commit what is pending, close the store, then the lock."""
         try:
             await self.manager.shutdown(timeout)
             await self.pipeline.close()
-            self.pipeline.live.close()
+            self.live.close()
             await self.store.close()
         finally:
             self.lock.release()

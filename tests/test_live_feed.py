@@ -1,0 +1,165 @@
+"""The live feeds over real HTTP: SSE and WebSocket subscribers of a real gateway fed by
+the simulator, resuming by cursor (after a disconnect, and after a SIGKILL and restart)
+with exactly the stored sequence; an overflowing subscriber told where to resume; filters
+and keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import h11
+import httpx
+import pytest
+import websockets
+
+from rtms_gateway.sinks.cursors import format_cursor
+from rtms_gateway.sinks.feed import FeedItem, FeedKind
+from rtms_gateway.sinks.records import TranscriptSegment
+from rtms_gateway.sinks.store import Store
+
+from .gateway_harness import API_KEY, AUTH, GatewayWithSimulator
+from .serve_process import eventually, free_port, no_stream_live, serve_env, simulator_for, start_serve
+
+STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)  # a live feed is quiet for as long as it likes
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str | None
+    event: str
+    data: dict[str, Any]
+
+
+def parse_events(text: str) -> tuple[list[Event], int]:
+    """SSE text as its events, and how many comment lines it held."""
+    events, comments = [], 0
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                comments += 1
+            elif line:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+        if "data" in fields:
+            events.append(Event(fields.get("id"), fields.get("event", "message"),
+                                json.loads(fields["data"])))
+    return events, comments
+
+
+class Sse:
+    """One SSE subscription over httpx; `events` fills as they arrive."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
+                 ) -> None:
+        self.http, self.url, self.headers = http, url, headers or {}
+        self.events: list[Event] = []
+        self.comments = 0
+        self.ended = False
+        self.status: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._opened = asyncio.Event()
+
+    async def __aenter__(self) -> Sse:
+        self._task = asyncio.create_task(self._read())
+        await asyncio.wait_for(self._opened.wait(), 20)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _read(self) -> None:
+        try:
+            async with self.http.stream("GET", self.url, headers=self.headers,
+                                        timeout=STREAM_TIMEOUT) as response:
+                self.status = response.status_code
+                self._opened.set()
+                if response.status_code != 200:
+                    await response.aread()
+                    return
+                buffer = ""
+                async for chunk in response.aiter_text():
+                    buffer += chunk
+                    *blocks, buffer = buffer.split("\n\n")
+                    events, comments = parse_events("\n\n".join(blocks) + "\n\n")
+                    self.events += events
+                    self.comments += comments
+        finally:
+            self.ended = True
+            self._opened.set()
+
+    def last_id(self) -> str:
+        ids = [e.id for e in self.events if e.id]
+        assert ids
+        return ids[-1]
+
+    async def until(self, check: Any, timeout: float = 60.0) -> None:
+        assert await eventually(lambda: check(self) or self.ended, timeout), "no such event came"
+        assert check(self), f"the stream ended first ({len(self.events)} events)"
+
+    def has(self, cursor: str) -> bool:
+        return any(e.id == cursor for e in self.events)
+
+
+def stored(items: list[FeedItem]) -> list[Event]:
+    """Feed items as an SSE subscriber sees them."""
+    return [Event(i.cursor, i.kind.value, json.loads(i.to_json())) for i in items]
+
+
+async def whole_feed(store: Store, **filters: Any) -> list[FeedItem]:
+    items: list[FeedItem] = []
+    while page := await store.feed(after=items[-1].seq if items else None, limit=500, **filters):
+        items += page
+    return items
+
+
+def live_url(uuid: str, **params: str) -> str:
+    return f"/api/meetings/{quote(uuid, safe='')}/live" + (f"?{urlencode(params)}" if params else "")
+
+
+async def test_a_subscriber_that_leaves_mid_meeting_and_resumes_has_exactly_the_stored_feed(
+        tmp_path):
+    async with GatewayWithSimulator(tmp_path) as run:
+        handle = run.simulator.start_meeting(duration=8.0)
+        uuid = handle.script.owner_id
+        async with run.http() as http:
+            async with Sse(http, live_url(uuid, after="")) as first:
+                await first.until(lambda s: sum(e.event == "transcript" for e in s.events) >= 2)
+            seen = list(first.events)
+            left_at = seen[-1].id
+            # Items go on being stored while nobody listens.
+            assert await eventually(
+                lambda: _head_past(run.gateway.store, left_at, uuid), 30)
+            async with Sse(http, live_url(uuid), {"Last-Event-ID": left_at}) as second:
+                record = await handle.wait(40)
+                await run.settle()
+                assert record.outcome == "completed", record.summary_line()
+                expected = stored(await whole_feed(run.gateway.store, meeting_uuid=uuid))
+                await second.until(lambda s: s.has(expected[-1].id))
+                got = seen + second.events
+            assert got == expected
+            kinds = {e.event for e in got}
+            assert {"meeting", "transcript", "chat", "participant"} <= kinds
+            # The same cursors as the REST API's pages.
+            rest = (await http.get(f"/api/meetings/{quote(uuid, safe='')}/transcript",
+                                   params={"limit": 1000, "after": ""})).json()["segments"]
+            assert [e.data["cursor"] for e in got if e.event == "transcript"] == \
+                [s["cursor"] for s in rest]
+            assert [e.data["data"]["text"] for e in got if e.event == "transcript"] == \
+                [t.data for t in record.transcripts]
+
+
+async def _head_past(store: Store, cursor: str | None, uuid: str) -> bool:
+    items = await store.feed(meeting_uuid=uuid, limit=1000)
+    return bool(items) and items[-1].cursor > (cursor or "")
