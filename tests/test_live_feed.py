@@ -18,7 +18,7 @@ import httpx
 import pytest
 import websockets
 
-from rtms_gateway.sinks.cursors import format_cursor
+from rtms_gateway.sinks.cursors import format_cursor, parse_cursor
 from rtms_gateway.sinks.feed import FeedItem, FeedKind
 from rtms_gateway.sinks.records import TranscriptSegment
 from rtms_gateway.sinks.store import Store
@@ -119,7 +119,8 @@ def stored(items: list[FeedItem]) -> list[Event]:
 
 async def whole_feed(store: Store, **filters: Any) -> list[FeedItem]:
     items: list[FeedItem] = []
-    while page := await store.feed(after=items[-1].seq if items else None, limit=500, **filters):
+    after = filters.pop("after", None)
+    while page := await store.feed(after=items[-1].seq if items else after, limit=500, **filters):
         items += page
     return items
 
@@ -163,3 +164,114 @@ async def test_a_subscriber_that_leaves_mid_meeting_and_resumes_has_exactly_the_
 async def _head_past(store: Store, cursor: str | None, uuid: str) -> bool:
     items = await store.feed(meeting_uuid=uuid, limit=1000)
     return bool(items) and items[-1].cursor > (cursor or "")
+
+
+async def test_resume_across_a_gateway_sigkill_and_restart(tmp_path):
+    port = free_port()
+    sim = await simulator_for(port)
+    env = serve_env(sim, tmp_path, RTMS_DATA_DIR=str(tmp_path / "data"), RTMS_API_KEYS=API_KEY,
+                    RTMS_RECONNECT_INITIAL_S="0.2")
+    gateway = await start_serve(tmp_path, port, env, "gateway-1.log")
+    try:
+        handle = sim.start_meeting(duration=12.0)
+        uuid = handle.script.owner_id
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
+            async with Sse(http, live_url(uuid, after="")) as first:
+                await first.until(lambda s: sum(e.event == "transcript" for e in s.events) >= 2)
+                gateway.send_signal(signal.SIGKILL)
+                await gateway.wait()
+                assert await eventually(lambda: first.ended, 20)
+            seen = list(first.events)
+            gateway = await start_serve(tmp_path, port, env, "gateway-2.log")
+            async with Sse(http, live_url(uuid), {"Last-Event-ID": seen[-1].id}) as second:
+                record = await handle.wait(60)
+                assert await eventually(lambda: no_stream_live(port), 20)
+                store = await Store.open(f"sqlite:///{tmp_path / 'data' / 'rtms.sqlite3'}")
+                try:
+                    expected = stored(await whole_feed(store, meeting_uuid=uuid))
+                finally:
+                    await store.close()
+                await second.until(lambda s: s.has(expected[-1].id))
+                got = seen + second.events
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(gateway.wait(), 30)
+        await sim.stop()
+    assert record.outcome == "completed" and record.interruptions == 1, record.summary_line()
+    assert got == expected
+    texts = [e.data["data"]["text"] for e in got if e.event == "transcript"]
+    assert len(texts) == len(set(texts)) and set(texts) <= {t.data for t in record.transcripts}
+    assert any(e.event == "transcript" for e in got[len(seen):]), "the meeting went on, live"
+
+
+def _stalled_request(port: int, path: str) -> socket.socket:
+    """A subscriber that sends its request and reads nothing: its receive window is as
+    small as the system allows, so the gateway's writes to it soon block."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {API_KEY}\r\n"
+                 "Connection: close\r\n\r\n".encode())
+    sock.setblocking(False)
+    return sock
+
+
+async def _read_response(sock: socket.socket) -> tuple[int, bytes]:
+    """Everything the gateway sends until it closes: status and body (chunking undone)."""
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))  # in step with it
+    conn.send(h11.EndOfMessage())
+    loop = asyncio.get_running_loop()
+    status, body = 0, b""
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await asyncio.wait_for(loop.sock_recv(sock, 1 << 16), 30))
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+            return status, body
+
+
+async def test_a_stalled_subscriber_is_told_where_to_resume_and_closed_while_others_get_all(
+        tmp_path):
+    async with GatewayWithSimulator(tmp_path, RTMS_LIVE_QUEUE_SIZE="16") as run:
+        store, hub = run.gateway.store, run.gateway.live
+        start = format_cursor(await store.feed_head() or 0)
+        port = int(run.base_url.rsplit(":", 1)[1])
+        stalled = _stalled_request(port, f"/api/live?kinds=transcript&after={start}")
+        try:
+            async with run.http() as http, \
+                    Sse(http, f"/api/live?after={start}") as fast, \
+                    Sse(http, f"/api/live?kinds=transcript&after={start}") as fast_too:
+                assert await eventually(lambda: hub.subscribers == 3, 20)
+                # Big segments, one write each, until the stalled subscriber's queue is full.
+                written = 0
+                while hub.counters["overflowed"] == 0 and written < 1000:
+                    written += 1
+                    await store.write_batch([TranscriptSegment(
+                        meeting_uuid="busy-meeting", rtms_stream_id="s1", user_id=1,
+                        user_name="Ada", text=f"{written} " + "word " * 6000,
+                        timestamp=1_700_000_000_000 + written)])
+                assert hub.counters["overflowed"] == 1, "the stalled subscriber overflowed"
+                last = format_cursor(await store.feed_head() or 0)
+                await fast.until(lambda s: s.has(last))
+                await fast_too.until(lambda s: s.has(last))
+                everything = stored(await whole_feed(store, after=parse_cursor(start)))
+                assert fast.events == everything and fast_too.events == everything
+                assert hub.counters["overflowed"] == 1, "no one else fell behind"
+
+            status, body = await _read_response(stalled)
+            events, _ = parse_events(body.decode())
+            assert status == 200 and events[-1].event == "overflow"
+            got, overflow = events[:-1], events[-1]
+            assert got == everything[:len(got)], "what it got before overflowing, in order"
+            assert overflow.id == overflow.data["cursor"] == (got[-1].id if got else start)
+            async with run.http() as http, \
+                    Sse(http, "/api/live?kinds=transcript", {"Last-Event-ID": overflow.id}) as back:
+                await back.until(lambda s: s.has(last))
+                assert got + back.events == everything
+        finally:
+            stalled.close()
