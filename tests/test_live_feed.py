@@ -275,3 +275,117 @@ async def test_a_stalled_subscriber_is_told_where_to_resume_and_closed_while_oth
                 assert got + back.events == everything
         finally:
             stalled.close()
+
+
+def _ws_url(run: Any, **params: str) -> str:
+    return run.base_url.replace("http://", "ws://") + "/api/live/ws?" + urlencode(params)
+
+
+async def _ws_until(ws: Any, cursor: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while not got or got[-1]["cursor"] != cursor:
+            got.append(json.loads(await ws.recv()))
+    return got
+
+
+async def test_the_websocket_carries_the_same_items_as_sse_and_both_need_a_key(tmp_path):
+    async with GatewayWithSimulator(tmp_path) as run:
+        handle = run.simulator.start_meeting(duration=4.0)
+        uuid = handle.script.owner_id
+        by_subprotocol = websockets.connect(
+            _ws_url(run, meeting=uuid, after=""),
+            subprotocols=["rtms.live", f"bearer.{API_KEY}"])  # type: ignore[list-item]
+        by_header = websockets.connect(_ws_url(run, meeting=uuid, after=""),
+                                       additional_headers=AUTH)
+        async with run.http() as http, Sse(http, live_url(uuid, after="")) as sse, \
+                by_subprotocol as ws, by_header as ws_too:
+            assert ws.subprotocol == "rtms.live"
+            record = await handle.wait(40)
+            await run.settle()
+            assert record.outcome == "completed", record.summary_line()
+            expected = stored(await whole_feed(run.gateway.store, meeting_uuid=uuid))
+            await sse.until(lambda s: s.has(expected[-1].id))
+            assert sse.events == expected
+            assert await _ws_until(ws, expected[-1].id) == [e.data for e in expected]
+            assert await _ws_until(ws_too, expected[-1].id) == [e.data for e in expected]
+            # Resumed from a cursor, as SSE is.
+            middle = expected[len(expected) // 2]
+            async with websockets.connect(_ws_url(run, meeting=uuid, after=middle.id),
+                                          additional_headers=AUTH) as resumed:
+                assert await _ws_until(resumed, expected[-1].id) == \
+                    [e.data for e in expected[len(expected) // 2 + 1:]]
+
+            for headers in ({}, {"Authorization": "Bearer not-a-key-of-this-gateway"}):
+                async with httpx.AsyncClient(base_url=run.base_url, headers=headers) as anyone:
+                    refused = await anyone.get(live_url(uuid, after=""))
+                    assert refused.status_code == 401
+                    assert (await anyone.get("/api/live")).status_code == 401
+                with pytest.raises(websockets.InvalidStatus) as denied:
+                    async with websockets.connect(_ws_url(run), additional_headers=headers):
+                        pass
+                assert denied.value.response.status_code == 401
+            with pytest.raises(websockets.InvalidStatus) as denied:
+                async with websockets.connect(_ws_url(run), subprotocols=[
+                        "rtms.live", "bearer.not-a-key-of-this-gateway"]):  # type: ignore[list-item]
+                    pass
+            assert denied.value.response.status_code == 401
+            assert run.gateway.live.subscribers == 3  # the refused ones never subscribed
+
+
+async def test_filters_by_kind_and_meeting(tmp_path):
+    async with GatewayWithSimulator(tmp_path) as run:
+        one = run.simulator.start_meeting(duration=4.0, seed=1)
+        other = run.simulator.start_meeting(duration=4.0, seed=2)
+        a, b = one.script.owner_id, other.script.owner_id
+        asked = {  # url -> the store's filter
+            f"/api/live?kinds=transcript,chat&meeting={quote(a, safe='')}&after=":
+                {"meeting_uuid": a, "kinds": [FeedKind.TRANSCRIPT, FeedKind.CHAT]},
+            "/api/live?kinds=participant&after=": {"kinds": [FeedKind.PARTICIPANT]},
+            live_url(b, kinds="meeting", after=""): {"meeting_uuid": b, "kinds": [FeedKind.MEETING]},
+            "/api/live?after=": {},
+        }
+        async with run.http() as http:
+            subscribers = [Sse(http, url) for url in asked]
+            for sub in subscribers:
+                await sub.__aenter__()
+            try:
+                for handle in (one, other):
+                    assert (await handle.wait(40)).outcome == "completed"
+                await run.settle()
+                for sub, filters in zip(subscribers, asked.values(), strict=True):
+                    expected = stored(await whole_feed(run.gateway.store, **filters))
+                    await sub.until(lambda s, last=expected[-1].id: s.has(last))
+                    assert sub.events == expected, sub.url
+                assert {e.data["meeting_uuid"] for e in subscribers[1].events} == {a, b}
+            finally:
+                for sub in subscribers:
+                    await sub.close()
+            for bad in ("/api/live?kinds=transcript,gossip", "/api/live?after=c123",
+                        live_url(a, kinds="")):
+                answer = await http.get(bad)
+                assert answer.status_code == 400, bad
+            answer = await http.get(live_url(a), headers={"Last-Event-ID": "yesterday"})
+            assert answer.status_code == 400 and "Last-Event-ID" in answer.text
+            with pytest.raises(websockets.InvalidStatus) as denied:
+                async with websockets.connect(_ws_url(run, kinds="gossip"), additional_headers=AUTH):
+                    pass
+            assert denied.value.response.status_code == 400
+
+
+async def test_idle_subscribers_get_keep_alives_and_the_subscriber_bound_is_kept(tmp_path):
+    async with GatewayWithSimulator(tmp_path, RTMS_LIVE_HEARTBEAT_S="0.1",
+                                    RTMS_LIVE_MAX_SUBSCRIBERS="1") as run:
+        async with run.http() as http:
+            async with Sse(http, "/api/live") as idle:
+                await idle.until(lambda s: s.comments >= 2)
+                assert idle.events == []
+                busy = await http.get("/api/live")
+                assert busy.status_code == 503 and busy.headers["retry-after"]
+                with pytest.raises(websockets.InvalidStatus) as denied:
+                    async with websockets.connect(_ws_url(run), additional_headers=AUTH):
+                        pass
+                assert denied.value.response.status_code == 503
+            assert await eventually(lambda: run.gateway.live.subscribers == 0, 20)
+            async with Sse(http, "/api/live") as again:
+                assert again.status == 200
