@@ -10,7 +10,7 @@ import json
 import signal
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote, urlencode
 
 import h11
@@ -24,7 +24,14 @@ from rtms_gateway.sinks.records import TranscriptSegment
 from rtms_gateway.sinks.store import Store
 
 from .gateway_harness import API_KEY, AUTH, GatewayWithSimulator
-from .serve_process import eventually, free_port, no_stream_live, serve_env, simulator_for, start_serve
+from .serve_process import (
+    eventually,
+    free_port,
+    no_stream_live,
+    serve_env,
+    simulator_for,
+    start_serve,
+)
 
 STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)  # a live feed is quiet for as long as it likes
 
@@ -66,7 +73,7 @@ class Sse:
         self._task: asyncio.Task[None] | None = None
         self._opened = asyncio.Event()
 
-    async def __aenter__(self) -> Sse:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._read())
         await asyncio.wait_for(self._opened.wait(), 20)
         return self
@@ -262,6 +269,9 @@ async def test_a_stalled_subscriber_is_told_where_to_resume_and_closed_while_oth
                 everything = stored(await whole_feed(store, after=parse_cursor(start)))
                 assert fast.events == everything and fast_too.events == everything
                 assert hub.counters["overflowed"] == 1, "no one else fell behind"
+                metrics = (await http.get("/metrics")).text
+                assert "rtms_live_subscribers_overflowed_total 1.0" in metrics
+                assert "rtms_live_subscribers 2.0" in metrics
 
             status, body = await _read_response(stalled)
             events, _ = parse_events(body.decode())
@@ -375,17 +385,16 @@ async def test_filters_by_kind_and_meeting(tmp_path):
 
 async def test_idle_subscribers_get_keep_alives_and_the_subscriber_bound_is_kept(tmp_path):
     async with GatewayWithSimulator(tmp_path, RTMS_LIVE_HEARTBEAT_S="0.1",
-                                    RTMS_LIVE_MAX_SUBSCRIBERS="1") as run:
-        async with run.http() as http:
-            async with Sse(http, "/api/live") as idle:
-                await idle.until(lambda s: s.comments >= 2)
-                assert idle.events == []
-                busy = await http.get("/api/live")
-                assert busy.status_code == 503 and busy.headers["retry-after"]
-                with pytest.raises(websockets.InvalidStatus) as denied:
-                    async with websockets.connect(_ws_url(run), additional_headers=AUTH):
-                        pass
-                assert denied.value.response.status_code == 503
-            assert await eventually(lambda: run.gateway.live.subscribers == 0, 20)
-            async with Sse(http, "/api/live") as again:
-                assert again.status == 200
+                                    RTMS_LIVE_MAX_SUBSCRIBERS="1") as run, run.http() as http:
+        async with Sse(http, "/api/live") as idle:
+            await idle.until(lambda s: s.comments >= 2)
+            assert idle.events == []
+            busy = await http.get("/api/live")
+            assert busy.status_code == 503 and busy.headers["retry-after"]
+            with pytest.raises(websockets.InvalidStatus) as denied:
+                async with websockets.connect(_ws_url(run), additional_headers=AUTH):
+                    pass
+            assert denied.value.response.status_code == 503
+        assert await eventually(lambda: run.gateway.live.subscribers == 0, 20)
+        async with Sse(http, "/api/live") as again:
+            assert again.status == 200

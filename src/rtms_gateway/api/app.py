@@ -239,6 +239,10 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     async def metrics() -> Response:
         values = manager.metrics()
         values["api_refused"] = auth.refused
+        if live is not None:
+            values.update(live_subscribers=live.subscribers,
+                          live_overflowed=live.counters["overflowed"],
+                          live_refused=live.counters["refused"])
         return Response(render_metrics(values), media_type=METRICS_CONTENT_TYPE)
 
     @api.get("/api/meetings", summary="List meetings",

@@ -199,8 +199,15 @@ async def run_server(settings: Settings, host: str, port: int) -> None:
         raise
     server = _Server(http_config(gateway))
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        server.should_exit = True
+        # Live feeds never end on their own: ended now, so that the server need not wait
+        # for them (their clients resume from the store once a gateway is back).
+        gateway.live.close()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(signum, stop)
     log.info("gateway listening on http://%s:%d (webhook %s)", host, sock.getsockname()[1],
              settings.webhook_path)
     try:
