@@ -58,7 +58,8 @@ LastEventId = Annotated[str | None, Header(
     alias="Last-Event-ID", max_length=64,
     description="What EventSource sends on reconnecting: resume after it")]
 UuidParam = Annotated[str, Path(description="The meeting's UUID, percent-encoded")]
-MeetingParam = Annotated[str | None, Query(max_length=4096,
+MAX_MEETING_PARAM = 4096
+MeetingParam = Annotated[str | None, Query(max_length=MAX_MEETING_PARAM,
                                            description="Only this meeting (its UUID)")]
 
 
@@ -194,7 +195,7 @@ def live_routes(live: LiveFeed, auth: Authenticator, responses: dict[int | str, 
 
         return _LiveResponse(body(), sub)
 
-    sse = {200: {"content": {"text/event-stream": {}},
+    sse: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}},
                  "description": "Server-Sent Events: `id:` cursor, `event:` kind, `data:` the "
                                 "item's JSON; `: keep-alive` comments while idle; an "
                                 "`overflow` event, then the end, for a subscriber too slow"},
@@ -202,7 +203,7 @@ def live_routes(live: LiveFeed, auth: Authenticator, responses: dict[int | str, 
            503: {"description": "As many live subscribers as the gateway takes"}}
 
     @router.get("/api/meetings/{meeting_uuid:uuid_path}/live", dependencies=reader,
-                response_class=StreamingResponse, responses=sse,  # type: ignore[arg-type]
+                response_class=StreamingResponse, responses=sse,
                 summary="One meeting's live feed (Server-Sent Events), resumable by cursor")
     async def meeting_live(
         meeting_uuid: UuidParam,
@@ -213,7 +214,7 @@ def live_routes(live: LiveFeed, auth: Authenticator, responses: dict[int | str, 
         return await stream(LiveFilter(meeting_uuid, _kinds(kinds)), after, last_event_id)
 
     @router.get("/api/live", dependencies=reader, response_class=StreamingResponse,
-                responses=sse,  # type: ignore[arg-type]
+                responses=sse,
                 summary="Every meeting's live feed (Server-Sent Events), filters optional")
     async def all_live(
         after: AfterParam = None,
@@ -285,11 +286,14 @@ async def serve_websocket(websocket: WebSocket, live: LiveFeed, auth: Authentica
     params = websocket.query_params
     try:
         kinds = parse_feed_kinds(params.get("kinds"))
+    except ValueError as exc:
+        return await _deny(websocket, 400, str(exc))
+    try:
         after = start_after(params.get("after"), "after")
-        if len(params.get("meeting", "")) > 4096:
-            raise HTTPException(400, "meeting: too long")
-    except (ValueError, HTTPException) as exc:
-        return await _deny(websocket, 400, str(getattr(exc, "detail", exc)))
+    except HTTPException as exc:
+        return await _deny(websocket, 400, str(exc.detail))
+    if len(params.get("meeting", "")) > MAX_MEETING_PARAM:
+        return await _deny(websocket, 400, f"meeting: at most {MAX_MEETING_PARAM} characters")
     try:
         sub, begin, replay = await live.open(LiveFilter(params.get("meeting"), kinds), after)
     except HubFull:
