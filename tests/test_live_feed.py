@@ -16,11 +16,13 @@ from urllib.parse import quote, urlencode
 
 import h11
 import httpx
+import msgspec
 import pytest
 import websockets
 
 from rtms_gateway.sinks.cursors import format_cursor, parse_cursor
 from rtms_gateway.sinks.feed import FeedItem, FeedKind
+from rtms_gateway.sinks.live import OVERFLOWED, HubFull, LiveFilter, LiveHub
 from rtms_gateway.sinks.records import TranscriptSegment
 from rtms_gateway.sinks.store import Store
 
@@ -410,3 +412,36 @@ async def test_idle_subscribers_get_keep_alives_and_the_subscriber_bound_is_kept
         assert await eventually(lambda: run.gateway.live.subscribers == 0, 20)
         async with Sse(http, "/api/live") as again:
             assert again.status == 200
+
+
+# ---- the hub alone ---------------------------------------------------------------------
+
+
+def _item(seq: int, kind: FeedKind = FeedKind.TRANSCRIPT, meeting: str = "m") -> FeedItem:
+    return FeedItem(seq, kind, "x.y", meeting, 0, msgspec.Raw(b"{}"))
+
+
+async def test_the_hub_hands_a_full_subscriber_its_queue_then_overflowed_and_lets_it_go():
+    hub = LiveHub(queue_size=2, max_subscribers=2)
+    slow, other = hub.subscribe(), hub.subscribe(LiveFilter(kinds=[FeedKind.CHAT]))
+    with pytest.raises(HubFull):
+        hub.subscribe()
+    hub.publish([_item(1), _item(2), _item(3, FeedKind.CHAT)])
+    assert hub.subscribers == 1 and hub.counters["overflowed"] == 1
+    assert [await slow.get(), await slow.get()] == [_item(1), _item(2)]
+    assert await slow.get() is OVERFLOWED
+    with pytest.raises(StopAsyncIteration):
+        await slow.get()
+    assert await other.get() == _item(3, FeedKind.CHAT)
+    assert await other.get(timeout=0) is None  # nothing more: a heartbeat's turn
+    hub.subscribe()  # room again
+    hub.close()
+    with pytest.raises(StopAsyncIteration):
+        await other.get()
+
+
+def test_the_meeting_filter_knows_an_id_as_postgresql_stores_it():
+    wanted = LiveFilter("a\x00b", [FeedKind.TRANSCRIPT])
+    assert wanted.matches(_item(1, meeting="a\x00b")) and wanted.matches(_item(1, meeting="a\ufffdb"))
+    assert not wanted.matches(_item(1, meeting="ab"))
+    assert not wanted.matches(_item(1, FeedKind.CHAT, meeting="a\x00b"))
