@@ -20,6 +20,7 @@ import msgspec
 import pytest
 import websockets
 
+from rtms_gateway.protocol.constants import MediaType
 from rtms_gateway.sinks.cursors import format_cursor, parse_cursor
 from rtms_gateway.sinks.feed import FeedItem, FeedKind
 from rtms_gateway.sinks.live import OVERFLOWED, HubFull, LiveFilter, LiveHub
@@ -412,6 +413,29 @@ async def test_idle_subscribers_get_keep_alives_and_the_subscriber_bound_is_kept
         assert await eventually(lambda: run.gateway.live.subscribers == 0, 20)
         async with Sse(http, "/api/live") as again:
             assert again.status == 200
+
+
+async def test_media_items_carry_their_download_url_as_the_rest_api_lists_them(tmp_path):
+    async with GatewayWithSimulator(tmp_path, RTMS_MEDIA="audio,transcript") as run:
+        handle = run.simulator.start_meeting(duration=3.0,
+                                             media=MediaType.AUDIO | MediaType.TRANSCRIPT)
+        uuid = handle.script.owner_id
+        async with run.http() as http, Sse(http, live_url(uuid, kinds="media", after="")) as sse, \
+                websockets.connect(_ws_url(run, meeting=uuid, kinds="media", after=""),
+                                   additional_headers=AUTH) as ws:
+            assert (await handle.wait(40)).outcome == "completed"
+            await run.settle()
+            expected = await whole_feed(run.gateway.store, meeting_uuid=uuid,
+                                        kinds=[FeedKind.MEDIA])
+            assert [i.type for i in expected] == ["media.new", "media.ready"]
+            await sse.until(lambda s: s.has(expected[-1].cursor))
+            listed = (await http.get(f"/api/meetings/{quote(uuid, safe='')}/media")).json()
+            urls = {f["id"]: f["url"] for f in listed["files"]}
+            assert [e.id for e in sse.events] == [i.cursor for i in expected]
+            for event in sse.events:
+                assert event.data["data"]["url"] == urls[event.data["data"]["id"]]
+            assert (await http.get(sse.events[-1].data["data"]["url"])).status_code == 200
+            assert await _ws_until(ws, expected[-1].cursor) == [e.data for e in sse.events]
 
 
 # ---- the hub alone ---------------------------------------------------------------------

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Protocol
 
 import msgspec
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, WebSocket
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
@@ -143,14 +144,39 @@ class LiveFeed:
             sub.close()
 
 
-def sse_event(got: FeedItem | Overflow | None) -> bytes:
+MediaUrl = Callable[[int], str]
+
+
+def media_url_of(connection: HTTPConnection) -> MediaUrl:
+    """Where the API serves a media file, as `/media` lists it (http(s), even for a
+    WebSocket subscriber)."""
+
+    def url(file_id: int) -> str:
+        found = connection.url_for("download_media", file_id=file_id)
+        return str(found.replace(scheme={"ws": "http", "wss": "https"}.get(found.scheme,
+                                                                         found.scheme)))
+
+    return url
+
+
+def item_json(item: FeedItem, media_url: MediaUrl) -> bytes:
+    """The item's JSON; a media file's with its download `url`, as the REST API shows it."""
+    if item.kind is FeedKind.MEDIA:
+        body = msgspec.json.decode(item.data)
+        if isinstance(body, dict) and isinstance(body.get("id"), int):
+            body["url"] = media_url(body["id"])
+            item = msgspec.structs.replace(item, data=msgspec.Raw(_encode(body)))
+    return item.to_json()
+
+
+def sse_event(got: FeedItem | Overflow | None, media_url: MediaUrl) -> bytes:
     if got is None:
         return b": keep-alive\n\n"
     if isinstance(got, Overflow):
         return b"id: %s\nevent: %s\ndata: %s\n\n" % (got.cursor.encode(), OVERFLOW.encode(),
                                                      _encode(got))
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (got.cursor.encode(), got.kind.value.encode(),
-                                                 got.to_json())
+                                                 item_json(got, media_url))
 
 
 class _LiveResponse(StreamingResponse):
@@ -174,8 +200,8 @@ def live_routes(live: LiveFeed, auth: Authenticator, responses: dict[int | str, 
     router = APIRouter(responses=responses)
     reader = [Depends(auth.require(KeyScope.READ))]
 
-    async def stream(wanted: LiveFilter, after: str | None, last_event_id: str | None
-                     ) -> _LiveResponse:
+    async def stream(request: Request, wanted: LiveFilter, after: str | None,
+                     last_event_id: str | None) -> _LiveResponse:
         # EventSource reconnects with its first URL (?after= included) and Last-Event-ID:
         # the header is the newer of the two.
         start = (start_after(last_event_id, "Last-Event-ID") if last_event_id
@@ -186,10 +212,12 @@ def live_routes(live: LiveFeed, auth: Authenticator, responses: dict[int | str, 
             raise HTTPException(503, "too many live subscribers; try again later",
                                 headers={"Retry-After": "5"}) from None
 
+        media_url = media_url_of(request)
+
         async def body() -> AsyncIterator[bytes]:
             try:
                 async for got in live.follow(sub, begin, replay):
-                    yield sse_event(got)
+                    yield sse_event(got, media_url)
             except StoreUnavailable:  # the client resumes from its last id once it is back
                 log.warning("live feed ended: the store does not answer")
 
@@ -206,23 +234,25 @@ def live_routes(live: LiveFeed, auth: Authenticator, responses: dict[int | str, 
                 response_class=StreamingResponse, responses=sse,
                 summary="One meeting's live feed (Server-Sent Events), resumable by cursor")
     async def meeting_live(
+        request: Request,
         meeting_uuid: UuidParam,
         after: AfterParam = None,
         kinds: KindsParam = None,
         last_event_id: LastEventId = None,
     ) -> _LiveResponse:
-        return await stream(LiveFilter(meeting_uuid, _kinds(kinds)), after, last_event_id)
+        return await stream(request, LiveFilter(meeting_uuid, _kinds(kinds)), after, last_event_id)
 
     @router.get("/api/live", dependencies=reader, response_class=StreamingResponse,
                 responses=sse,
                 summary="Every meeting's live feed (Server-Sent Events), filters optional")
     async def all_live(
+        request: Request,
         after: AfterParam = None,
         kinds: KindsParam = None,
         meeting: MeetingParam = None,
         last_event_id: LastEventId = None,
     ) -> _LiveResponse:
-        return await stream(LiveFilter(meeting, _kinds(kinds)), after, last_event_id)
+        return await stream(request, LiveFilter(meeting, _kinds(kinds)), after, last_event_id)
 
     @router.websocket("/api/live/ws")
     async def live_ws(websocket: WebSocket) -> None:
@@ -317,10 +347,12 @@ async def _send_items(websocket: WebSocket, live: LiveFeed, sub: Subscription, b
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass
 
+    media_url = media_url_of(websocket)
+
     async def send() -> int:
         async for got in live.follow(sub, begin, replay):
             if isinstance(got, FeedItem):
-                await websocket.send_text(got.to_json().decode())
+                await websocket.send_text(item_json(got, media_url).decode())
             elif isinstance(got, Overflow):
                 await websocket.send_text(_encode(got).decode())
                 return WS_TRY_AGAIN_LATER
