@@ -29,6 +29,7 @@ from .manager import Credentials, StreamManager
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+WS_MAX_MESSAGE = 64 * 1024
 
 
 @dataclass
@@ -148,13 +149,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def http_config(gateway: Gateway) -> uvicorn.Config:
     """uvicorn as the gateway runs it: HTTP/1.1 with the request deadline and connection
-    bound of the settings; its loggers left to the gateway's logging setup (no handlers of
-    its own, no access log: request lines would carry meeting UUIDs)."""
+    bound of the settings; WebSocket messages (live feed clients') of 64 KiB at most; its
+    loggers left to the gateway's logging setup (no handlers of its own, no access log:
+    request lines would carry meeting UUIDs)."""
     settings = gateway.settings
     protocol = LimitedH11Protocol.with_limits(request_timeout=settings.http_request_timeout_s,
                                               max_connections=settings.http_max_connections)
+    # A live feed's WebSocket client has nothing to say: what it sends is read and dropped.
     return uvicorn.Config(gateway.app, http=protocol, lifespan="off", log_config=None, log_level=None,
-                          access_log=False, timeout_graceful_shutdown=5)
+                          access_log=False, timeout_graceful_shutdown=5, ws_max_size=WS_MAX_MESSAGE)
 
 
 async def serve_http(gateway: Gateway, sock: socket.socket) -> uvicorn.Server:
