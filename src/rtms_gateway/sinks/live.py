@@ -12,10 +12,13 @@ is dropped silently.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Collection
 
 from .feed import FeedItem, FeedKind
+
+log = logging.getLogger(__name__)
 
 # PostgreSQL stores a NUL in an id as U+FFFD (see `sinks.store`): items carry the id as stored.
 _NUL, _REPLACEMENT = "\x00", "\ufffd"
@@ -119,6 +122,9 @@ class LiveHub:
                     # Out of the hub now; its consumer drains the queue, then learns.
                     self._subscribers.discard(sub)
                     self.counters["overflowed"] += 1
+                    log.info("a live feed subscriber fell %d items behind: it is told where "
+                             "to resume and closed (%d so far)", self.queue_size,
+                             self.counters["overflowed"])
                     break
 
     @property
