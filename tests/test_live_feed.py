@@ -111,11 +111,6 @@ class Sse:
             self.ended = True
             self._opened.set()
 
-    def last_id(self) -> str:
-        ids = [e.id for e in self.events if e.id]
-        assert ids
-        return ids[-1]
-
     async def until(self, check: Any, timeout: float = 60.0) -> None:
         assert await eventually(lambda: check(self) or self.ended, timeout), "no such event came"
         assert check(self), f"the stream ended first ({len(self.events)} events)"
