@@ -126,6 +126,7 @@ class LiveFeed:
                 for item in page:
                     yield item
                     last = item.seq
+                sub.drop_through(last)
                 replay = len(page) == REPLAY_PAGE
             while True:
                 got = await sub.get(self.heartbeat_s)

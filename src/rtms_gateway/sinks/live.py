@@ -73,6 +73,12 @@ class Subscription:
         self._wakeup.set()
         return True
 
+    def drop_through(self, seq: int) -> None:
+        """Forget the queued items at or before `seq`: a replay from the store sent them
+        (room made early, so a long replay overflows no sooner than it must)."""
+        while self._items and self._items[0].seq <= seq:
+            self._items.popleft()
+
     async def get(self, timeout: float | None = None) -> FeedItem | Overflowed | None:
         """The next item; None if none came within `timeout` seconds."""
         while not self._items:
