@@ -34,6 +34,9 @@ COUNTERS = {
     "records_rejected": ("rtms_records_rejected", "Records the store refused (kept in rejected/records.jsonl)"),
     "updates_failed": ("rtms_updates_failed", "Meeting/stream updates the store refused, skipped"),
     "api_refused": ("rtms_api_requests_refused", "API requests refused for a missing, unknown or too weak key"),
+    "live_overflowed": ("rtms_live_subscribers_overflowed",
+                        "Live feed subscribers closed for falling behind (told where to resume)"),
+    "live_refused": ("rtms_live_subscribers_refused", "Live feed subscriptions refused: too many at once"),
     "nul_replaced": ("rtms_nul_characters_replaced",
                      "NUL characters in text written to PostgreSQL, stored as U+FFFD (its text cannot hold NUL)"),
 }
@@ -41,6 +44,7 @@ GAUGES = {
     "streams_live": ("rtms_streams_live", "Streams held now"),
     "pending_records": ("rtms_pending_records", "Records waiting for the next commit"),
     "journal_records": ("rtms_journal_records", "Records in the disk journal now"),
+    "live_subscribers": ("rtms_live_subscribers", "Live feed (SSE and WebSocket) subscribers now"),
 }
 
 
