@@ -1,5 +1,9 @@
 """Zoom's failure cases, on demand: what the simulator can do wrong, and when.
 
+This module names the faults, parses and draws them, and makes the bad frames they send;
+what each one does to a stream is `StreamSession.inject` (`session.py`), the webhook ones
+the runner's.
+
 A fault is written `kind[@seconds][=argument]`: `drop-media@3`, `silent@2=70`,
 `reject@0=3`. Without `@` it happens 2 s into streaming. `random_faults` draws some for a
 meeting from a seed, so a failing run can be replayed.
@@ -80,6 +84,31 @@ def random_faults(seed: int, index: int, count: int, duration_s: float) -> list[
             argument = float(rng.randint(50, 500))
         faults.append(Fault(kind, round(rng.uniform(0.5, latest), 2), argument))
     return sorted(faults, key=lambda f: f.at_s)
+
+
+# ---- bad frames -------------------------------------------------------------------------
+
+# What a `malformed` fault sends: not JSON, JSON that is not an object, and messages of
+# known types with fields of the wrong shape.
+MALFORMED_FRAMES = (
+    b"\x00\xffnot json at all",
+    b"[1, 2, 3]",
+    b'{"msg_type": "fourteen"}',
+    b'{"msg_type": 17, "content": "not an object"}',
+    b'{"msg_type": 14, "content": {"data": "%%%not base64%%%", "timestamp": 1}}',
+)
+# What an `unknown-type` fault sends: well-formed frames of types that do not exist.
+UNKNOWN_TYPE_FRAMES = (
+    b'{"msg_type":99,"content":{"data":"from the future"}}',
+    b'{"msg_type":0}',
+)
+_SOME_FRAME = b'{"msg_type":12,"timestamp":1}'  # cut short when a socket sent nothing yet
+
+
+def truncated(frame: bytes | None) -> bytes:
+    """A `truncated` fault's frame: the first half of the last one sent."""
+    whole = frame or _SOME_FRAME
+    return whole[: max(1, len(whole) // 2)]
 
 
 # ---- garbage, for the `fuzz` fault ------------------------------------------------------
