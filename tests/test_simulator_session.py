@@ -1,9 +1,13 @@
 """Zoom's side of a stream as pure state machines: handshake acceptance, phases,
 keep-alive timing and faults, with time passed in. No sockets, no event loop, no sleeps."""
 
+import ast
+from pathlib import Path
+
 import msgspec
 import pytest
 
+from rtms_gateway import simulator
 from rtms_gateway.protocol import messages as m
 from rtms_gateway.protocol.constants import (
     KEEP_ALIVE_MAX_MISSED,
@@ -601,3 +605,38 @@ def test_the_supervisor_is_woken_when_something_it_waits_on_changes():
     stream.request_stop(StopReason.MEETING_ENDED)
     assert stream.effects() == [Wake()]
     assert stream.poll(0.0, STAMP) == StopReason.HOST_TRIGGERED
+
+
+# ---- where the rules live ---------------------------------------------------------------
+
+IO_MODULES = {"asyncio", "socket", "ssl", "time", "datetime", "picows", "websockets", "httpx", "selectors",
+              "threading"}
+
+
+def _imports(name):
+    """(level, module) of every import in simulator/<name>.py."""
+    tree = ast.parse((Path(simulator.__file__).parent / f"{name}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((0, a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            yield node.level, node.module or ""
+
+
+def test_the_session_and_the_rules_it_uses_touch_no_io_and_no_clock():
+    for name in ("session", "faults", "params", "records"):
+        for level, module in _imports(name):
+            assert level or module.split(".")[0] not in IO_MODULES, f"{name}.py imports {module}"
+
+
+def test_the_server_and_the_streams_do_not_import_each_other():
+    assert (1, "stream") not in set(_imports("servers"))
+    assert (1, "servers") not in set(_imports("stream"))
+
+
+def test_the_simulator_imports_only_the_protocol_and_logging_from_the_gateway():
+    for path in Path(simulator.__file__).parent.glob("*.py"):
+        for level, module in _imports(path.stem):
+            if level == 2:
+                assert module.split(".")[0] in {"protocol", "logs"}, f"{path.name} imports ..{module}"
+            assert not module.startswith("rtms_gateway"), f"{path.name} imports {module}"

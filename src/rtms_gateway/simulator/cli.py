@@ -10,12 +10,27 @@ from typing import Optional
 import typer
 
 from ..logs import configure_logging
-from ..protocol.constants import Product
+from ..protocol.constants import MEDIA_TYPE_BY_KEY, MediaType, Product
+from .credentials import AppCredentials
 from .faults import FaultKind, parse_fault
 from .records import MeetingRecord
 from .runner import SimulationConfig, Simulator, run_simulation
 
 _PRODUCTS = ", ".join(p.value for p in Product)
+
+
+def _parse_media(value: str) -> MediaType:
+    """`"audio,transcript"` -> MediaType bits; ValueError naming an unknown kind."""
+    bits = MediaType.UNDEFINED
+    for name in (part.strip().lower() for part in value.split(",")):
+        if not name:
+            continue
+        if name not in MEDIA_TYPE_BY_KEY:
+            raise ValueError(f"unknown media type {name!r} (known: {', '.join(sorted(MEDIA_TYPE_BY_KEY))})")
+        bits |= MEDIA_TYPE_BY_KEY[name]
+    if bits == MediaType.UNDEFINED:
+        raise ValueError("no media type given")
+    return bits
 
 
 def _parse_products(value: str) -> tuple[Product, ...]:
@@ -63,19 +78,7 @@ def simulate(
              "(its content stays its slot's), as real senders' timestamps wander."),
 ) -> None:
     """Zoom's side of RTMS alone: signed webhooks, signaling and media servers, scripted meetings."""
-    from ..config import load_settings, parse_media
-    from ..protocol.errors import StartupError
-
-    try:
-        settings = load_settings()
-    except StartupError as exc:  # names the bad variable, never a secret's value
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    creds = {
-        "ZOOM_CLIENT_ID": settings.zoom_client_id,
-        "ZOOM_CLIENT_SECRET": settings.zoom_client_secret.get_secret_value(),
-        "ZOOM_SECRET_TOKEN": settings.zoom_secret_token.get_secret_value(),
-    }
+    creds = AppCredentials().by_name()
     missing = [name for name, value in creds.items() if not value]
     if missing:
         typer.echo(f"missing credentials: set {', '.join(missing)} (environment or .env); the simulator "
@@ -88,7 +91,7 @@ def simulate(
         typer.echo("--ca-out writes the throwaway CA: not with --no-tls or --tls-cert", err=True)
         raise typer.Exit(2)
     try:
-        offered = parse_media(media)
+        offered = _parse_media(media)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--media") from None
 
