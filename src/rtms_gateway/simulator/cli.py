@@ -17,6 +17,7 @@ from .records import MeetingRecord
 from .runner import SimulationConfig, Simulator, run_simulation
 
 _PRODUCTS = ", ".join(p.value for p in Product)
+_FAULT_KINDS = ", ".join(k.value for k in FaultKind)
 
 
 def _parse_media(value: str) -> MediaType:
@@ -69,7 +70,7 @@ def simulate(
                    "printed, so every run has its own meeting ids and any run can be replayed."),
     fault: list[str] = typer.Option(
         [], "--fault", help="Zoom failure to play in every meeting: KIND, KIND@SECONDS or KIND@SECONDS=ARGUMENT; "
-                            f"repeatable. Kinds: {', '.join(k.value for k in FaultKind)}."),
+                            f"repeatable. Kinds: {_FAULT_KINDS}."),
     random_faults: int = typer.Option(0, "--random-faults", min=0,
                                       help="This many faults per meeting, drawn from --seed."),
     timestamp_jitter_ms: int = typer.Option(
