@@ -20,10 +20,16 @@ from rtms_gateway.protocol.constants import (
 )
 from rtms_gateway.protocol.errors import LocalProtocolError
 from rtms_gateway.protocol.signature import signature
-from rtms_gateway.simulator.faults import MALFORMED_FRAMES, Fault, FaultKind, truncated
+from rtms_gateway.simulator.faults import (
+    FUZZ_PER_TICK,
+    MALFORMED_FRAMES,
+    Fault,
+    FaultInjector,
+    FaultKind,
+    truncated,
+)
 from rtms_gateway.simulator.records import MeetingRecord
 from rtms_gateway.simulator.session import (
-    FUZZ_PER_TICK,
     PHASE_MOVES,
     Close,
     CloseCode,
@@ -499,8 +505,9 @@ def test_a_media_socket_that_misses_every_keep_alive_is_lost_alone():
 
 def test_a_silent_fault_holds_keep_alives_until_it_ends():
     stream = new_stream()
+    faults = FaultInjector(stream)
     streaming(stream)
-    stream.inject(Fault(FaultKind.SILENT, 2.0, 30.0), now=5.0)
+    faults.inject(Fault(FaultKind.SILENT, 2.0, 30.0), now=5.0)
     assert stream.silent(34.9) and not stream.silent(35.0)
     stream.poll(20.0, STAMP)
     assert keepalives(stream.effects()) == []
@@ -511,8 +518,9 @@ def test_a_silent_fault_holds_keep_alives_until_it_ends():
 
 def test_a_reject_fault_drops_signaling_and_refuses_the_next_handshake_once():
     stream = new_stream()
+    faults = FaultInjector(stream)
     sig, _ = streaming(stream)
-    stream.inject(Fault(FaultKind.REJECT, argument=float(StatusCode.INVALID_RTMS_STREAM_ID)), now=3.0)
+    faults.inject(Fault(FaultKind.REJECT, argument=float(StatusCode.INVALID_RTMS_STREAM_ID)), now=3.0)
     assert stream.effects() == [Drop(sig)]
     stream.disconnected(sig, 3.1)
     stream.effects()
@@ -525,25 +533,27 @@ def test_a_reject_fault_drops_signaling_and_refuses_the_next_handshake_once():
 
 def test_drop_faults_kill_a_connection_without_a_close():
     stream = new_stream()
+    faults = FaultInjector(stream)
     sig, audio = streaming(stream)
-    stream.inject(Fault(FaultKind.DROP_MEDIA), now=1.0)
-    stream.inject(Fault(FaultKind.DROP_SIGNALING), now=1.0)
+    faults.inject(Fault(FaultKind.DROP_MEDIA), now=1.0)
+    faults.inject(Fault(FaultKind.DROP_SIGNALING), now=1.0)
     assert stream.effects() == [Drop(audio), Drop(sig)]
 
 
 def test_frame_faults_send_their_frames_on_the_sockets_they_name():
     stream = new_stream()
+    faults = FaultInjector(stream)
     sig, audio = streaming(stream)
     for frame in (b"one", b"two"):
         audio.sent(frame, 1.0)
     sig.sent(b"signal-frame", 1.0)
-    stream.inject(Fault(FaultKind.MALFORMED), now=2.0)
+    faults.inject(Fault(FaultKind.MALFORMED), now=2.0)
     assert stream.effects() == [SendRaw(sig, MALFORMED_FRAMES), SendRaw(audio, MALFORMED_FRAMES)]
-    stream.inject(Fault(FaultKind.TRUNCATED), now=2.0)
+    faults.inject(Fault(FaultKind.TRUNCATED), now=2.0)
     assert stream.effects() == [SendRaw(sig, (b"signal",)), SendRaw(audio, (b"t",))]
-    stream.inject(Fault(FaultKind.DUPLICATE), now=2.0)
+    faults.inject(Fault(FaultKind.DUPLICATE), now=2.0)
     assert stream.effects() == [SendRaw(audio, (b"one", b"two"))]
-    stream.inject(Fault(FaultKind.SLOW_READER, argument=1.5), now=2.0)
+    faults.inject(Fault(FaultKind.SLOW_READER, argument=1.5), now=2.0)
     assert stream.effects() == [PauseReading(sig, 1.5), PauseReading(audio, 1.5)]
 
 
@@ -555,10 +565,11 @@ def test_fuzz_spends_its_count_a_tick_at_a_time_the_same_for_the_same_seed():
     def run():
         stream = new_stream()
         streaming(stream)
-        stream.inject(Fault(FaultKind.FUZZ, argument=FUZZ_PER_TICK + 5), now=1.0)
+        injector = FaultInjector(stream)
+        injector.inject(Fault(FaultKind.FUZZ, argument=FUZZ_PER_TICK + 5), now=1.0)
         batches = []
-        while stream.fuzzing:
-            stream.fuzz()
+        while injector.fuzzing:
+            injector.fuzz()
             batches.append([e.frames for e in stream.effects()])
         return stream, batches
 
@@ -570,8 +581,9 @@ def test_fuzz_spends_its_count_a_tick_at_a_time_the_same_for_the_same_seed():
 
 def test_a_fault_with_nothing_to_act_on_changes_nothing():
     stream = new_stream()
-    stream.inject(Fault(FaultKind.DROP_SIGNALING), now=1.0)
-    stream.inject(Fault(FaultKind.DUPLICATE), now=1.0)
+    faults = FaultInjector(stream)
+    faults.inject(Fault(FaultKind.DROP_SIGNALING), now=1.0)
+    faults.inject(Fault(FaultKind.DUPLICATE), now=1.0)
     assert stream.effects() == [] and stream.record.faults == ["drop-signaling@2", "duplicate@2"]
 
 
@@ -629,9 +641,10 @@ def test_the_session_and_the_rules_it_uses_touch_no_io_and_no_clock():
             assert level or module.split(".")[0] not in IO_MODULES, f"{name}.py imports {module}"
 
 
-def test_the_server_and_the_streams_do_not_import_each_other():
+def test_the_server_and_the_streams_do_not_import_each_other_and_the_session_imports_neither():
     assert (1, "stream") not in set(_imports("servers"))
     assert (1, "servers") not in set(_imports("stream"))
+    assert not {(1, "servers"), (1, "stream"), (1, "faults"), (1, "wire")} & set(_imports("session"))
 
 
 def test_the_simulator_imports_only_the_protocol_and_logging_from_the_gateway():

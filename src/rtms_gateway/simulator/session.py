@@ -10,7 +10,8 @@ Three pieces, none of which touches a socket, asyncio or the clock (time comes i
 - `HandshakeRules`: the checks every handshake goes through (message type, stream,
   signature, the signed id), then the stream's own (duplicates, media in use, params).
 - `StreamSession`: one stream: the phase table, the sockets attached to it, reconnection
-  windows, keep-alives, faults, and the replies to the client's control messages.
+  windows, keep-alives, and the replies to the client's control messages. Faults plug in
+  through `queue`, `silence` and `refuse_next_signaling` (see `faults.FaultInjector`).
 
 A session does not send: it queues effects (`Send`, `Close`, `StartStreaming`, ...) that
 the I/O side (`stream.SimStream`) takes with `effects()` and carries out, in order.
@@ -27,7 +28,6 @@ Stream phases (the only legal moves; anything else is a LocalProtocolError):
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,14 +80,6 @@ from ..protocol.messages import (
     decode_client_message,
 )
 from ..protocol.signature import handshake_signature_valid
-from .faults import (
-    MALFORMED_FRAMES,
-    UNKNOWN_TYPE_FRAMES,
-    Fault,
-    FaultKind,
-    garbage_frame,
-    truncated,
-)
 from .params import MediaRefused, accept_params, status_for_field, wanted_media
 from .records import SIGNALING, HandshakeRecord, MeetingRecord, media_label
 
@@ -95,7 +87,6 @@ MEDIA = "media"
 Role = Literal["signaling", "media"]
 DuplicatePolicy = Literal["reject", "evict"]  # a second signaling socket for a live stream
 RECENT_FRAMES = 8  # kept per socket, sent again by the `duplicate` fault
-FUZZ_PER_TICK = 200  # garbage frames per 20 ms tick: 10,000/s
 
 
 class CloseCode(IntEnum):
@@ -452,16 +443,14 @@ class StreamSession:
         self.video_user: int | str | None = None
         self.stop_requested: StopReason | None = None
         self.interruptions_to_report = 0  # `*.rtms_interrupted` webhooks owed
-        self.silent_until = 0.0  # the `silent` fault
-        self.reject_next: int | None = None  # the `reject` fault
+        self.silent_until = 0.0  # a `silent` fault holds everything until then
+        self.reject_next: int | None = None  # a `reject` fault's status for the next signaling handshake
         self._join_missed = False
         self._deadline: float | None = None  # reconnection window of an interruption
         self._deadline_reason = StopReason.AWAIT_RECONNECTION_TIMEOUT
         self._media_lost = MediaType.UNDEFINED
         self._media_deadline: float | None = None
         self._media_reason = StopReason.AWAIT_RECONNECTION_TIMEOUT
-        self._fuzz_left = 0
-        self._fuzz_rng = random.Random(0)
         self._effects: list[Effect] = []
 
     def effects(self) -> list[Effect]:
@@ -747,56 +736,18 @@ class StreamSession:
             self._media_reason = reason
         self._effects.append(Wake())
 
-    # ---- faults -----------------------------------------------------------------------
+    # ---- what faults plug in (faults.FaultInjector decides what each one does) ---------
 
-    def inject(self, fault: Fault, now: float) -> None:
-        """What each socket-level fault does, now (the runner posts the webhook ones)."""
-        kind = fault.kind
-        self.record.faults.append(str(fault))
-        media = [s for s in self.media if s.live]
-        live = self.live_sockets()
-        if kind is FaultKind.DROP_SIGNALING and self.signaling is not None:
-            self._effects.append(Drop(self.signaling))
-        elif kind is FaultKind.DROP_MEDIA and media:
-            self._effects.append(Drop(media[0]))
-        elif kind is FaultKind.SILENT:
-            self.silent_until = now + (fault.value or 0)
-        elif kind is FaultKind.REJECT:
-            self.reject_next = int(fault.value or StatusCode.INVALID_SIGNATURE)
-            if self.signaling is not None:
-                self._effects.append(Drop(self.signaling))  # so that the client has to handshake again
-        elif kind is FaultKind.MALFORMED:
-            self._effects.extend(SendRaw(s, MALFORMED_FRAMES) for s in live)
-        elif kind is FaultKind.TRUNCATED:
-            self._effects.extend(SendRaw(s, (truncated(s.last_payload),)) for s in live)
-        elif kind is FaultKind.UNKNOWN_TYPE:
-            self._effects.extend(SendRaw(s, UNKNOWN_TYPE_FRAMES) for s in live)
-        elif kind is FaultKind.DUPLICATE:
-            self._effects.extend(SendRaw(s, tuple(s.recent)) for s in media)
-        elif kind is FaultKind.SLOW_READER:
-            self._effects.extend(PauseReading(s, fault.value or 0) for s in live)
-        elif kind is FaultKind.FUZZ:
-            self._fuzz_left += int(fault.value or 0)
-            self._fuzz_rng = random.Random(f"rtms-fuzz:{self.rtms_stream_id}:{fault}")
+    def queue(self, effect: Effect) -> None:
+        """An effect decided elsewhere: a fault's drop, pause or bad frames."""
+        self._effects.append(effect)
 
-    @property
-    def fuzzing(self) -> bool:
-        return self._fuzz_left > 0
+    def silence(self, until: float) -> None:
+        """Send nothing at all, keep-alives included, until then (sockets stay open)."""
+        self.silent_until = until
 
-    def fuzz(self) -> None:
-        """A share of the `fuzz` fault's frames (one tick's worth), over every live socket."""
-        live = self.live_sockets()
-        if not self._fuzz_left or not live:
-            return
-        rng = self._fuzz_rng
-        last = {s: s.last_payload for s in live}  # each garbage frame mutates the one before
-        for _ in range(min(FUZZ_PER_TICK, self._fuzz_left)):
-            socket = rng.choice(live)
-            frame = garbage_frame(rng, last[socket])
-            last[socket] = frame
-            self._effects.append(SendRaw(socket, (frame,)))
-            self._fuzz_left -= 1
-            self.record.garbage_sent += 1
+    def refuse_next_signaling(self, status: int) -> None:
+        self.reject_next = status
 
     # ---- stop -------------------------------------------------------------------------
 

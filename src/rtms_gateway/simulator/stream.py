@@ -1,7 +1,7 @@
 """One RTMS stream as Zoom runs it, on the wire: its media timeline, the feeds on its media
-sockets, its events, its stop. The rules (handshakes, phases, keep-alives, replies, faults)
-are its `StreamSession` (session.py); this class pumps frames and time through it and
-carries out the effects it queues.
+sockets, its events, its stop. The rules (handshakes, phases, keep-alives, replies) are its
+`StreamSession` (session.py), what faults do its `FaultInjector` (faults.py); this class
+pumps frames and time through them and carries out the effects they queue.
 
 All methods but `stop()` are synchronous and run inside picows callbacks or the pacer's
 tick; the meeting's supervisor (runner) calls `poll()` for timers and `stop()` to end.
@@ -20,7 +20,7 @@ from ..protocol.constants import (
     StopReason,
 )
 from ..protocol.messages import Event, Participant, SignalingHandshakeReq
-from .faults import Fault
+from .faults import Fault, FaultInjector
 from .media import (
     MAX_CATCH_UP,
     AudioFeed,
@@ -92,6 +92,7 @@ class SimStream:
         self._feeds: dict[ServerSocket, list[AudioFeed | VideoFeed]] = {}
         self._timeline = script.timeline()
         self._cursor = 0
+        self.injector = FaultInjector(self.session)
         self._changed = asyncio.Event()
         self._clock = asyncio.get_running_loop().time
 
@@ -214,7 +215,7 @@ class SimStream:
 
     def inject(self, fault: Fault) -> None:
         """Do one socket-level fault now (the runner does the webhook ones)."""
-        self.session.inject(fault, self._clock())
+        self.injector.inject(fault, self._clock())
         self._apply()
 
     def poll(self, now: float) -> StopReason | None:
@@ -305,8 +306,8 @@ class SimStream:
         for feeds in self._feeds.values():
             for feed in feeds:
                 feed.pump(now)
-        if session.fuzzing:
-            session.fuzz()
+        if self.injector.fuzzing:
+            self.injector.fuzz()
             self._apply()
 
     def _send_the_rest(self) -> None:
