@@ -11,8 +11,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from ..protocol.constants import EventType
-from ..protocol.messages import Event
-from ..protocol.messages import UserId
+from ..protocol.messages import Event, UserId
 from ..sinks.records import is_nobody
 
 
@@ -22,7 +21,7 @@ def is_anonymous(user_id: UserId | None, user_name: str | None) -> bool:
 
 
 class SpeakerTimeline:
-    __slots__ = ("names", "_times", "_speakers")
+    __slots__ = ("_speakers", "_times", "names")
 
     def __init__(self) -> None:
         self.names: dict[UserId | None, str] = {}
