@@ -145,5 +145,19 @@ def test_no_import_circle_between_modules():
     assert _cycles(_module_graph()) == []
 
 
+# Where a database driver's errors may be caught: the store's own modules, which turn them
+# into StoreUnavailable or RecordRefused (`sinks.store_errors`), and the settings and store
+# opening, which only check a URL's form (ArgumentError).
+READS_DATABASE_ERRORS = {"sinks.store_errors", "sinks.store_open", "sinks.keys", "config"}
+DATABASE_ERROR_MODULES = ("sqlalchemy.exc", "asyncpg", "aiosqlite", "sqlite3", "psycopg")
+
+
+def test_database_errors_are_read_only_at_the_stores_boundary():
+    readers = {name for name, (path, package) in MODULES.items()
+               if any(imported.startswith(DATABASE_ERROR_MODULES) for imported in _imports(path, package))}
+    assert "sinks.store_errors" in readers  # the reader sees them where they are
+    assert readers <= READS_DATABASE_ERRORS, readers - READS_DATABASE_ERRORS
+
+
 def test_the_cycle_finder_finds_a_circle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
