@@ -9,6 +9,9 @@ import msgspec
 from ..client.lifecycle import StreamState
 from ..protocol.messages import UserId
 
+__all__ = ["ChatMessage", "MediaFile", "MeetingRecord", "StreamRecord", "TimelineEvent", "TranscriptSegment",
+           "UserId", "is_nobody"]  # UserId re-exported: the type of every record's user ids
+
 # Zoom names no one with user 0 (the mixed audio), -1, or no id at all, as a number or a
 # string; every place that asks "is this somebody?" asks `is_nobody`.
 _NOBODY: frozenset[UserId | None] = frozenset((None, 0, -1, "", "0", "-1"))
