@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     # hashed, in the store: `rtms-gateway keys create`).
     api_keys: SecretStr = Field(default=SecretStr(""), validation_alias="RTMS_API_KEYS")
     metrics_public: bool = Field(default=False, validation_alias="RTMS_METRICS_PUBLIC")
+    # Outbound webhooks: private/loopback targets refused unless allowed; each delivery
+    # retried with backoff (first wait, cap) until it is max-age old, then dead-lettered.
+    webhook_allow_private: bool = Field(default=False, validation_alias="RTMS_WEBHOOK_ALLOW_PRIVATE")
+    webhook_max_age_s: float = Field(default=86_400.0, gt=0, validation_alias="RTMS_WEBHOOK_MAX_AGE_S")
+    webhook_retry_initial_s: float = Field(default=5.0, gt=0, validation_alias="RTMS_WEBHOOK_RETRY_INITIAL_S")
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0, validation_alias="RTMS_WEBHOOK_RETRY_MAX_S")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, validation_alias="RTMS_WEBHOOK_TIMEOUT_S")
     # Reconnecting (Zoom's failover guide): first wait, doubling up to the cap, jittered;
     # media alone within its window, signaling and media within theirs (Zoom's, by default).
     reconnect_initial_s: float = Field(default=RECONNECT_INITIAL_S, gt=0,

@@ -36,11 +36,16 @@ COUNTERS = {
     "api_refused": ("rtms_api_requests_refused", "API requests refused for a missing, unknown or too weak key"),
     "nul_replaced": ("rtms_nul_characters_replaced",
                      "NUL characters in text written to PostgreSQL, stored as U+FFFD (its text cannot hold NUL)"),
+    "webhooks_delivered": ("rtms_webhooks_delivered", "Outbound webhook deliveries answered 2xx"),
+    "webhook_attempts_failed": ("rtms_webhook_attempts_failed",
+                                "Outbound webhook attempts that failed (retried or dead-lettered)"),
+    "webhooks_dead": ("rtms_webhooks_dead", "Outbound webhook deliveries dead-lettered"),
 }
 GAUGES = {
     "streams_live": ("rtms_streams_live", "Streams held now"),
     "pending_records": ("rtms_pending_records", "Records waiting for the next commit"),
     "journal_records": ("rtms_journal_records", "Records in the disk journal now"),
+    "webhook_subscriptions": ("rtms_webhook_subscriptions", "Outbound webhook subscriptions delivered to"),
 }
 
 

@@ -21,6 +21,7 @@ from ..client.policy import ReconnectPolicy
 from ..config import Settings
 from ..protocol.errors import StartupError, StoreUnavailable
 from ..sinks.keys import ensure_first_key
+from ..sinks.outbox import Outbox, OutboxConfig, RetryPolicy
 from ..sinks.store import Store
 from .lock import DataDirLock
 from ..webhooks.dedup import Deliveries
@@ -38,6 +39,7 @@ class Gateway:
     manager: StreamManager
     app: Any
     lock: DataDirLock
+    outbox: Outbox | None = None
 
     @classmethod
     async def open(cls, settings: Settings, lock: DataDirLock | None = None) -> Gateway:
@@ -94,10 +96,21 @@ class Gateway:
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()
         await recover(settings.data_dir, pipeline, manager, window_s=policy.signaling_window_s)
+        outbox = Outbox(store, OutboxConfig(
+            retry=RetryPolicy(initial_s=settings.webhook_retry_initial_s,
+                              cap_s=settings.webhook_retry_max_s,
+                              max_age_s=settings.webhook_max_age_s),
+            timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private))
+        await outbox.start()
+
+        def extra_metrics() -> dict[str, int]:
+            return outbox.metrics()
+
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
-                         deliveries=Deliveries(store.memory))
-        return cls(settings, store, pipeline, manager, app, lock)
+                         deliveries=Deliveries(store.memory), outbox=outbox,
+                         extra_metrics=extra_metrics)
+        return cls(settings, store, pipeline, manager, app, lock, outbox)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let go of live streams, commit what is pending, close the store, then the lock."""
@@ -105,6 +118,8 @@ class Gateway:
             await self.manager.shutdown(timeout)
             await self.pipeline.close()
             self.pipeline.live.close()
+            if self.outbox is not None:
+                await self.outbox.close()
             await self.store.close()
         finally:
             self.lock.release()
