@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     webhook_retry_initial_s: float = Field(default=5.0, gt=0, validation_alias="RTMS_WEBHOOK_RETRY_INITIAL_S")
     webhook_retry_max_s: float = Field(default=3600.0, gt=0, validation_alias="RTMS_WEBHOOK_RETRY_MAX_S")
     webhook_timeout_s: float = Field(default=10.0, gt=0, validation_alias="RTMS_WEBHOOK_TIMEOUT_S")
+    # Redis Streams: every feed item also goes to rtms:all and rtms:meeting:{uuid}, each
+    # trimmed to about this many entries.
+    redis_url: SecretStr = Field(default=SecretStr(""), validation_alias="RTMS_REDIS_URL")
+    redis_maxlen: int = Field(default=100_000, ge=1, validation_alias="RTMS_REDIS_MAXLEN")
+    redis_prefix: str = Field(default="rtms:", min_length=1, max_length=64, validation_alias="RTMS_REDIS_PREFIX")
     # Reconnecting (Zoom's failover guide): first wait, doubling up to the cap, jittered;
     # media alone within its window, signaling and media within theirs (Zoom's, by default).
     reconnect_initial_s: float = Field(default=RECONNECT_INITIAL_S, gt=0,

@@ -40,12 +40,16 @@ COUNTERS = {
     "webhook_attempts_failed": ("rtms_webhook_attempts_failed",
                                 "Outbound webhook attempts that failed (retried or dead-lettered)"),
     "webhooks_dead": ("rtms_webhooks_dead", "Outbound webhook deliveries dead-lettered"),
+    "redis_items_sent": ("rtms_redis_items_sent", "Feed items added to the Redis streams"),
+    "redis_errors": ("rtms_redis_errors", "Failed sends to Redis (the items wait in the store, retried)"),
 }
 GAUGES = {
     "streams_live": ("rtms_streams_live", "Streams held now"),
     "pending_records": ("rtms_pending_records", "Records waiting for the next commit"),
     "journal_records": ("rtms_journal_records", "Records in the disk journal now"),
     "webhook_subscriptions": ("rtms_webhook_subscriptions", "Outbound webhook subscriptions delivered to"),
+    "redis_backlog": ("rtms_redis_backlog", "Feed items stored and not yet sent to Redis (at most)"),
+    "redis_connected": ("rtms_redis_connected", "1 while the last send to Redis succeeded"),
 }
 
 
