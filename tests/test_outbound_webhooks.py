@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -34,7 +35,7 @@ from rtms_gateway.sinks.store import Store
 from rtms_gateway.sinks.webhook_signing import new_secret, sign
 from rtms_gateway.sinks.webhook_targets import is_public
 
-from .gateway_harness import AUTH, API_KEY, GatewayWithSimulator
+from .gateway_harness import API_KEY, AUTH, GatewayWithSimulator
 from .serve_process import eventually, free_port, serve_env, simulator_for, start_serve
 from .store_cases import seed
 from .stores import DATABASES, a_store
@@ -66,6 +67,13 @@ class Receiver:
     fail_with: int = 503
     requests: list[Received] = field(default_factory=list)
     port: int = 0
+    held: int = 0  # requests to /slow, each held until `release`
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def hold(self, request: Request) -> Response:
+        self.held += 1
+        await self.release.wait()
+        return Response(status_code=204)
 
     async def handle(self, request: Request) -> Response:
         body = await request.body()
@@ -92,7 +100,8 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
-    app = Starlette(routes=[Route("/hook", rec.handle, methods=["POST"])])
+    app = Starlette(routes=[Route("/hook", rec.handle, methods=["POST"]),
+                            Route("/slow", rec.hold, methods=["POST"])])
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     rec.port = sock.getsockname()[1]
@@ -100,6 +109,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     assert await eventually(lambda: server.started or task.done(), 10) and server.started
     yield rec
+    rec.release.set()
     server.should_exit = True
     await task
     sock.close()
@@ -184,29 +194,34 @@ async def test_deliveries_keep_their_attempts_and_move_the_position_once_done(op
     assert sub.position == (await store.feed_head()) and await outbox.live() == [sub]
     await store.mark_meeting_stopped("m1", 9, 6)
     (item,) = await store.feed(after=sub.position)
-    first = await outbox.open_delivery(sub.id, item.seq, item.type)
-    assert await outbox.open_delivery(sub.id, item.seq, item.type) == first  # idempotent
-    failed = await outbox.record_attempt(first, at_ms=5, status=PENDING, status_code=500,
+    assert await outbox.begun(sub.id, [item.seq]) == {}
+    fresh = Delivery(id=0, subscription_id=sub.id, seq=item.seq, type=item.type, status=PENDING,
+                     attempts=0, created_at_ms=item.stored_at_ms, next_attempt_at_ms=1)
+    failed = await outbox.record_attempt(fresh, at_ms=5, status=PENDING, status_code=500,
                                          error="HTTP 500", next_attempt_at_ms=99)
+    assert failed.id > 0 and failed.attempts == 1
     store = await opened.reopen()
     outbox = OutboxStore(store)
-    again = await outbox.open_delivery(sub.id, item.seq, item.type)
-    assert again == failed and again.attempts == 1 and again.next_attempt_at_ms == 99
+    again = (await outbox.begun(sub.id, [item.seq, item.seq + 1]))[item.seq]
+    assert again == failed and again.next_attempt_at_ms == 99 and again.last_error == "HTTP 500"
     assert await outbox.position(sub.id) == sub.position  # not done yet
     dead = await outbox.record_attempt(again, at_ms=7, status=DEAD, status_code=None,
                                        error="ConnectError", next_attempt_at_ms=7)
-    assert await outbox.position(sub.id) == item.seq and dead.attempts == 2
+    assert await outbox.position(sub.id) == item.seq and dead.attempts == 2 and dead.id == failed.id
+    assert await outbox.begun(sub.id, [item.seq]) == {item.seq: dead}
     assert await outbox.replay(sub.id, dead.id + 1) is None
     assert await outbox.replay(sub.id + 1, dead.id) is None
     replayed = await outbox.replay(sub.id, dead.id)
     assert replayed is not None and replayed.status == PENDING and replayed.attempts == 0
     (sub_now,) = await outbox.live()
     assert await outbox.replays(sub_now) == [replayed]
-    done = await outbox.record_attempt(replayed, at_ms=8, status=DELIVERED, status_code=204,
+    await outbox.record_attempt(replayed, at_ms=8, status=DELIVERED, status_code=204,
                                        error=None, next_attempt_at_ms=8)
     assert await outbox.replays(sub_now) == [] and await outbox.position(sub.id) == item.seq
     assert [d.status for d in await outbox.deliveries(sub.id)] == [DELIVERED]
-    assert await outbox.prune(done_before_ms=9) == 1 and await outbox.deliveries(sub.id) == []
+    assert await outbox.prune(delivered_before_ms=8, dead_before_ms=9) == 0
+    assert await outbox.prune(delivered_before_ms=9, dead_before_ms=0) == 1
+    assert await outbox.deliveries(sub.id) == []
     assert await outbox.remove(sub.id) and not await outbox.remove(sub.id)
     assert await outbox.live() == [] and await outbox.get(sub.id) is None
 
@@ -271,6 +286,25 @@ async def test_a_receiver_that_fails_its_first_attempts_gets_every_event_signed_
     assert f"rtms_webhooks_delivered_total {float(len(ids))}" in metrics
 
 
+async def test_an_endpoint_that_hangs_delays_neither_the_other_endpoints_nor_ingest(
+        tmp_path, receiver):
+    events = ["transcript.segment", "meeting.started", "meeting.ended"]
+    async with GatewayWithSimulator(tmp_path, **FAST_RETRY, RTMS_WEBHOOK_TIMEOUT_S="600") as run:
+        async with run.http() as http:
+            slow = await subscribe(http, f"http://127.0.0.1:{receiver.port}/slow", events)
+            fast = await subscribe(http, receiver.url, events)
+            handle = run.simulator.start_meeting(duration=3.0)
+            await handle.wait(30)
+            await run.settle()  # ingest finished while the slow endpoint holds its first item
+            expected = await expected_items(run.gateway.store, fast["position"], events)
+            ids = {f"msg_{fast['id']}_{i.cursor}" for i in expected}
+            assert await eventually(lambda: set(receiver.delivered()) == ids, 60)
+            assert receiver.held == 1  # still the first item, in flight
+            pending = (await http.get(f"/api/webhooks/{slow['id']}/deliveries")).json()["deliveries"]
+    assert pending == []  # not one attempt finished
+    assert slow["position"] == fast["position"]
+
+
 async def test_a_delivery_past_its_max_age_is_dead_the_next_ones_go_and_it_can_be_replayed(
         tmp_path, receiver):
     receiver.failing = True
@@ -289,7 +323,7 @@ async def test_a_delivery_past_its_max_age_is_dead_the_next_ones_go_and_it_can_b
             await seed(store, "m1")
             assert await eventually(lambda: _count(listed("dead"), 1), 30)
             (dead,) = await listed("dead")
-            assert dead["attempts"] >= 2 and dead["last_error"] == "HTTP 503"
+            assert dead["attempts"] >= 1 and dead["last_error"] == "HTTP 503"
             assert dead["last_status_code"] == 503 and dead["next_attempt_at_ms"] is None
             receiver.failing = False
             await store.mark_meeting_stopped("m1", 9, 6)  # the next item goes through
@@ -356,6 +390,13 @@ async def test_sigkill_and_restart_keep_the_outbox_and_every_event_arrives(tmp_p
             sub = await subscribe(http, receiver.url, events)
             handle = sim.start_meeting(duration=8.0, media=MediaType.TRANSCRIPT | MediaType.CHAT)
             assert await handle.wait_streaming(15)
+            transcript = f"/api/meetings/{quote(handle.script.owner_id, safe='')}/transcript"
+
+            async def segments_stored() -> bool:
+                answer = await http.get(transcript)
+                return answer.status_code == 200 and bool(answer.json()["segments"])
+
+            assert await eventually(segments_stored, 20)
             assert await eventually(lambda: len(receiver.requests) >= 3, 20)  # it is trying
             gateway.send_signal(signal.SIGKILL)
             await gateway.wait()
@@ -378,7 +419,7 @@ async def test_sigkill_and_restart_keep_the_outbox_and_every_event_arrives(tmp_p
     finally:
         await store.close()
     ids = [f"msg_{sub['id']}_{i.cursor}" for i in expected]
-    assert len([i for i in expected if i.type == "transcript.segment"]) >= 2
+    assert any(i.type == "transcript.segment" for i in expected)
     delivered = receiver.delivered()
     assert set(delivered) == set(ids)
     order = [r.webhook_id for r in receiver.requests if r.answered < 300]
@@ -393,7 +434,8 @@ def test_the_cli_adds_lists_and_removes_subscriptions(tmp_path):
 
     def cli(*args: str, **more: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "rtms_gateway", "webhooks", *args], cwd=tmp_path,
-                              env={**env, **more}, capture_output=True, text=True, timeout=60)
+                              env={**env, **more}, capture_output=True, text=True, timeout=60,
+                              check=False)
 
     refused = cli("add", "http://127.0.0.1:9/hook", "--events", "chat.message")
     assert refused.returncode == 2 and "private" in refused.stderr

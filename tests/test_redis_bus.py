@@ -25,8 +25,8 @@ from .stores import DATABASES, a_store
 from .tcp_proxy import TcpProxy
 
 URL = os.environ.get("RTMS_TEST_REDIS_URL")
-pytestmark = [pytest.mark.redis, pytest.mark.timeout(120),
-              pytest.mark.skipif(not URL, reason="RTMS_TEST_REDIS_URL is not set")]
+needs_redis = pytest.mark.skipif(not URL, reason="RTMS_TEST_REDIS_URL is not set")
+pytestmark = pytest.mark.timeout(120)
 GROUP = "readers"
 
 
@@ -95,6 +95,18 @@ async def write_some(store: Store, uuid_: str, n: int) -> None:
     await store.write_batch(segments=[seg(i, uuid_) for i in range(n)], chats=[chat_msg(uuid_)])
 
 
+def test_a_redis_url_is_checked_and_never_repeated(monkeypatch, tmp_path):
+    from rtms_gateway.config import Settings, load_settings
+    from rtms_gateway.protocol.errors import StartupError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RTMS_REDIS_URL", "http://user:hunter2@host/")
+    with pytest.raises(StartupError, match="RTMS_REDIS_URL: not a Redis URL") as raised:
+        load_settings()
+    assert "hunter2" not in str(raised.value)
+    assert Settings(_env_file=None, RTMS_REDIS_URL="rediss://:pw@host:6380/1").redis_url
+
+
 def test_an_entry_holds_the_live_feeds_fields():
     import msgspec
 
@@ -107,6 +119,8 @@ def test_an_entry_holds_the_live_feeds_fields():
                            "stored_at_iso": "2023-11-14T22:13:20.123Z", "data": b'{"text":"hi"}'}
 
 
+@pytest.mark.redis
+@needs_redis
 async def test_items_reach_both_streams_and_a_consumer_group_reads_them_in_order(opened, prefix, client):
     store = opened.store
     await seed(store, "before")  # stored before the bus: not sent (it starts at the head)
@@ -146,6 +160,8 @@ async def _read(reader: Reader, n: int) -> bool:
     return len(await reader.read()) >= n
 
 
+@pytest.mark.redis
+@needs_redis
 async def test_redis_away_items_wait_counted_and_all_arrive_when_it_is_back_also_across_a_restart(
         opened, prefix, client):
     store = opened.store
@@ -181,6 +197,8 @@ async def test_redis_away_items_wait_counted_and_all_arrive_when_it_is_back_also
     assert list(dict.fromkeys(cursors)) == [i.cursor for i in stored]
 
 
+@pytest.mark.redis
+@needs_redis
 async def test_the_gateway_sends_a_simulated_meeting_to_redis(tmp_path, prefix, client):
     reader = Reader(client, prefix + "all")
     await reader.create()

@@ -219,6 +219,15 @@ class Settings(BaseSettings):
                              "postgresql://USER:PASSWORD@HOST:PORT/DB)") from None
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        # The message never repeats the URL: it may hold a password.
+        url = value.get_secret_value()
+        if url and url.split("://", 1)[0].lower() not in ("redis", "rediss", "unix"):
+            raise ValueError("not a Redis URL (use redis://[:PASSWORD@]HOST:PORT/DB or rediss://...)")
+        return value
+
     @field_validator("api_keys")
     @classmethod
     def _keys_long_enough(cls, value: SecretStr) -> SecretStr:

@@ -48,7 +48,8 @@ BATCH = 100  # feed items read at a time per subscription
 POLL_S = 30.0  # a deliverer reads the store at least this often, woken or not
 SYNC_S = 10.0  # the subscriptions are read again at least this often
 STORE_RETRY_S = (0.5, 30.0)  # a deliverer whose store is away waits, doubling, within these
-KEEP_DELIVERED_MS = 7 * 86_400_000  # delivered deliveries are forgotten after a week
+KEEP_DELIVERED_MS = 7 * 86_400_000  # delivered deliveries are forgotten after a week,
+KEEP_DEAD_MS = 30 * 86_400_000  # dead ones (which may be replayed) after a month
 MAX_SUBSCRIPTIONS = 100
 ERROR_CHARS = 300
 
@@ -87,8 +88,8 @@ async def subscribe(subscriptions: OutboxStore, url: str, events: list[str], *,
 @dataclass(frozen=True)
 class RetryPolicy:
     """When to try again: `initial_s` doubling per failed attempt up to `cap_s`, each wait
-    drawn from its upper half (jitter); no new attempt once the delivery is `max_age_s` old,
-    the last one made at that age."""
+    drawn from its upper half (jitter); no new attempt once the delivery is `max_age_s` old
+    (`Delivery.created_at_ms`), the last one made at that age."""
 
     initial_s: float = 5.0
     cap_s: float = 3600.0
@@ -173,9 +174,11 @@ class Deliverer:
         """Deliver the next batch of items after the position; whether there was any."""
         sub = self.subscription
         items = await self.store.feed(after=sub.position, kinds=self.kinds, limit=BATCH)
+        wanted = [item for item in items if item.type in sub.events]
+        begun = await self.outbox.begun(sub.id, [item.seq for item in wanted])
         for item in items:
             if item.type in sub.events:
-                await self._deliver(item, await self.outbox.open_delivery(sub.id, item.seq, item.type))
+                await self._deliver(item, begun.get(item.seq) or _new_delivery(sub.id, item))
             self._moved(item.seq)
         if items and items[-1].type not in sub.events:
             await self.outbox.advance(sub.id, items[-1].seq)
@@ -229,6 +232,15 @@ class Deliverer:
         return await self.outbox.record_attempt(
             delivery, at_ms=at, status=PENDING if retry_at is not None else DEAD,
             status_code=code, error=error, next_attempt_at_ms=retry_at or at)
+
+
+def _new_delivery(subscription_id: int, item: FeedItem) -> Delivery:
+    """A delivery not yet attempted; its retry window runs from when the item was stored, so
+    an endpoint down for longer than the window does not hold every later item for a whole
+    window each: those already too old get one attempt, then are dead-lettered."""
+    return Delivery(id=0, subscription_id=subscription_id, seq=item.seq, type=item.type,
+                    status=PENDING, attempts=0, created_at_ms=item.stored_at_ms,
+                    next_attempt_at_ms=now_ms())
 
 
 def _with_position(sub: Subscription, position: int) -> Subscription:
@@ -294,7 +306,7 @@ class Outbox:
             self._sync_now.clear()
             try:
                 await self._sync()
-                await self.subscriptions.prune(now_ms() - KEEP_DELIVERED_MS)
+                await self.subscriptions.prune(now_ms() - KEEP_DELIVERED_MS, now_ms() - KEEP_DEAD_MS)
             except StoreError as exc:
                 log.warning("webhooks: cannot read the subscriptions (%s); retrying", exc)
             with contextlib.suppress(TimeoutError):

@@ -52,6 +52,9 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """`created_at_ms` starts its retry window: when its item was stored (when it was
+    replayed, for a replay). `id` is 0 until its first attempt is recorded."""
+
     id: int
     subscription_id: int
     seq: int
@@ -148,36 +151,39 @@ class OutboxStore:
     # ---- deliveries ----------------------------------------------------------------------
 
     @guarded
-    async def open_delivery(self, subscription_id: int, seq: int, type_: str) -> Delivery:
-        """The delivery of item `seq`: as it stands if begun before, else a new one due now."""
+    async def begun(self, subscription_id: int, seqs: list[int]) -> dict[int, Delivery]:
+        """The deliveries of these items made before (a restart finds their attempts), by item."""
         d = s.outbound_deliveries
-        at = now_ms()
-        async with self.engine.begin() as conn:
-            await conn.execute(self._insert(d).values(
-                subscription_id=subscription_id, seq=seq, type=type_, status=PENDING, attempts=0,
-                created_at_ms=at, next_attempt_at_ms=at).on_conflict_do_nothing(
-                index_elements=["subscription_id", "seq"]))
-            row = (await conn.execute(select(d).where(
-                d.c.subscription_id == subscription_id, d.c.seq == seq))).one()
-        return _delivery(row)
+        if not seqs:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(d).where(d.c.subscription_id == subscription_id,
+                                                      d.c.seq.in_(seqs)))
+            return {r.seq: _delivery(r) for r in rows}
 
     @guarded
     async def record_attempt(self, delivery: Delivery, *, at_ms: int, status: str,
                              status_code: int | None, error: str | None,
                              next_attempt_at_ms: int) -> Delivery:
-        """One attempt made; `status` what it leaves the delivery in. A delivery done moves
-        its subscription's position past it (a replayed one is behind it already)."""
+        """One attempt made; `status` what it leaves the delivery in. The delivery's row is
+        written then (made by its first attempt: a delivery that succeeds at once costs one
+        write). A delivery done moves its subscription's position past it (a replayed one is
+        behind it already)."""
         d = s.outbound_deliveries
         values: dict[str, Any] = {
             "status": status, "attempts": delivery.attempts + 1, "last_attempt_at_ms": at_ms,
             "last_status_code": status_code, "last_error": error,
             "next_attempt_at_ms": next_attempt_at_ms,
             "done_at_ms": at_ms if status != PENDING else None}
+        row = {"subscription_id": delivery.subscription_id, "seq": delivery.seq,
+               "type": delivery.type, "created_at_ms": delivery.created_at_ms, **values}
         async with self.engine.begin() as conn:
-            await conn.execute(update(d).where(d.c.id == delivery.id).values(**values))
+            stmt = self._insert(d).values(**row)
+            stmt = stmt.on_conflict_do_update(index_elements=["subscription_id", "seq"], set_=values)
+            delivery_id = (await conn.execute(stmt.returning(d.c.id))).scalar_one()
             if status != PENDING:
                 await _advance(conn, delivery.subscription_id, delivery.seq)
-        return msgspec.structs.replace(delivery, **values)
+        return msgspec.structs.replace(delivery, id=delivery_id, **values)
 
     @guarded
     async def deliveries(self, subscription_id: int, *, status: str | None = None,
@@ -229,12 +235,13 @@ class OutboxStore:
         return seq
 
     @guarded
-    async def prune(self, done_before_ms: int) -> int:
-        """Forget deliveries delivered before then (dead ones stay, for replay)."""
+    async def prune(self, delivered_before_ms: int, dead_before_ms: int) -> int:
+        """Forget deliveries delivered before then, and dead ones (kept longer, for replay)."""
         d = s.outbound_deliveries
         async with self.engine.begin() as conn:
             done = await conn.execute(delete(d).where(
-                d.c.status == DELIVERED, d.c.done_at_ms < done_before_ms))
+                ((d.c.status == DELIVERED) & (d.c.done_at_ms < delivered_before_ms))
+                | ((d.c.status == DEAD) & (d.c.done_at_ms < dead_before_ms))))
         return int(done.rowcount or 0)
 
 
