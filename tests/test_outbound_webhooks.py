@@ -33,7 +33,7 @@ from rtms_gateway.sinks.outbox import EVENT_TYPES, RetryPolicy, UnknownEventType
 from rtms_gateway.sinks.outbox_store import DEAD, DELIVERED, PENDING, Delivery, OutboxStore
 from rtms_gateway.sinks.store import Store
 from rtms_gateway.sinks.webhook_signing import new_secret, sign
-from rtms_gateway.sinks.webhook_targets import is_public
+from rtms_gateway.sinks.webhook_targets import guarded_transport, is_public
 
 from .gateway_harness import API_KEY, AUTH, GatewayWithSimulator
 from .serve_process import eventually, free_port, serve_env, simulator_for, start_serve
@@ -160,6 +160,26 @@ def test_only_public_addresses_are_targets(address, public):
     import ipaddress
 
     assert is_public(ipaddress.ip_address(address)) is public
+
+
+async def test_the_guarded_transport_connects_to_what_it_checked_and_refuses_the_rest(receiver):
+    """Through real sockets: the address policy here accepts 127.0.0.1 alone (the gateway's
+    accepts public addresses alone); what it accepts is reached, anything else refused
+    before a connection is made."""
+    import ipaddress
+
+    def only_v4_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return address == ipaddress.ip_address("127.0.0.1")
+
+    async with httpx.AsyncClient(transport=guarded_transport(only_v4_loopback)) as http:
+        assert (await http.post(receiver.url, content=b"{}")).status_code == 204
+        for url in (f"http://[::1]:{receiver.port}/hook", f"http://127.0.0.2:{receiver.port}/hook"):
+            with pytest.raises(httpx.ConnectError, match="refused: .*private or link-local"):
+                await http.post(url, content=b"{}")
+    async with httpx.AsyncClient(transport=guarded_transport()) as http:  # the gateway's policy
+        with pytest.raises(httpx.ConnectError, match="refused"):
+            await http.post(receiver.url, content=b"{}")
+    assert len(receiver.requests) == 1
 
 
 def test_backoff_doubles_with_jitter_and_the_last_attempt_is_made_at_the_max_age():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,9 +59,10 @@ async def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
-def refuse_private(host: str, addresses: Iterable[str]) -> None:
+def refuse_private(host: str, addresses: Iterable[str],
+                   accept: Callable[[Address], bool] = is_public) -> None:
     for text in addresses:
-        if not is_public(ipaddress.ip_address(text.split("%", 1)[0])):
+        if not accept(ipaddress.ip_address(text.split("%", 1)[0])):
             raise TargetRefused(f"{host!r} is a loopback, private or link-local address ({text}); "
                                 "set RTMS_WEBHOOK_ALLOW_PRIVATE=true to allow it")
 
@@ -76,21 +77,31 @@ async def check_target(url: str, *, allow_private: bool) -> None:
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Connects only to public addresses, the ones it resolved and checked itself."""
+    """Connects only to addresses `accept` allows, the ones it resolved and checked itself
+    (each in turn until one answers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, accept: Callable[[Address], bool]) -> None:
         self._inner = httpcore.AnyIOBackend()
+        self._accept = accept
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
                           socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
         try:
             addresses = await asyncio.wait_for(resolve(host, port), timeout)
-            refuse_private(host, addresses)
-        except (TargetRefused, TimeoutError) as exc:
-            raise httpcore.ConnectError(f"refused: {exc}" if isinstance(exc, TargetRefused)
-                                        else "the host did not resolve in time") from None
-        return await self._inner.connect_tcp(addresses[0], port, timeout=timeout,
+            refuse_private(host, addresses, self._accept)
+        except TargetRefused as exc:
+            raise httpcore.ConnectError(f"refused: {exc}") from None
+        except TimeoutError:
+            raise httpcore.ConnectTimeout("the host did not resolve in time") from None
+        for address in addresses[:-1]:
+            try:
+                return await self._inner.connect_tcp(address, port, timeout=timeout,
+                                                     local_address=local_address,
+                                                     socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                continue
+        return await self._inner.connect_tcp(addresses[-1], port, timeout=timeout,
                                              local_address=local_address,
                                              socket_options=socket_options)
 
@@ -98,14 +109,21 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def transport(*, allow_private: bool) -> httpx.AsyncHTTPTransport:
-    """An HTTP transport for deliveries: one connection, no proxy from the environment,
-    and (unless private targets are allowed) the address check at every connection."""
+def guarded_transport(accept: Callable[[Address], bool] = is_public) -> httpx.AsyncHTTPTransport:
+    """An HTTP transport that connects only to addresses `accept` allows, checked at every
+    connection; one connection, no proxy from the environment."""
     made = httpx.AsyncHTTPTransport(trust_env=False, limits=httpx.Limits(max_connections=1))
-    if not allow_private:
-        # httpx has no public way to pass httpcore a network backend: its pool is replaced
-        # by one made alike, plus the guard. TLS still names (and verifies) the URL's host.
-        made._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(), max_connections=1,
-            network_backend=_GuardedBackend())
+    # httpx has no public way to pass httpcore a network backend: its pool is replaced by one
+    # made alike, plus the guard. TLS still names (and verifies) the URL's host.
+    made._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(), max_connections=1,
+        network_backend=_GuardedBackend(accept))
     return made
+
+
+def transport(*, allow_private: bool) -> httpx.AsyncHTTPTransport:
+    """An HTTP transport for deliveries: to public addresses only, unless private targets
+    are allowed."""
+    if allow_private:
+        return httpx.AsyncHTTPTransport(trust_env=False, limits=httpx.Limits(max_connections=1))
+    return guarded_transport()
