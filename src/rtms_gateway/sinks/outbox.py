@@ -130,7 +130,7 @@ class Deliverer:
         self.config = config
         self.counters = counters
         self.wake = asyncio.Event()
-        self.kinds = {EVENT_TYPES[t] for t in subscription.events}
+        self.kinds = {EVENT_TYPES[t] for t in subscription.events if t in EVENT_TYPES}
         self.client = httpx.AsyncClient(
             transport=transport(allow_private=config.allow_private),
             timeout=httpx.Timeout(config.timeout_s), follow_redirects=False, trust_env=False)
@@ -190,6 +190,11 @@ class Deliverer:
             items = await self.store.feed(after=delivery.seq - 1, limit=1)
             if items and items[0].seq == delivery.seq:
                 await self._deliver(items[0], delivery)
+            else:  # nothing to send: dead again, or it would be looked for forever
+                at = now_ms()
+                await self.outbox.record_attempt(delivery, at_ms=at, status=DEAD, status_code=None,
+                                                 error="the item is no longer stored",
+                                                 next_attempt_at_ms=at)
         return bool(replayed)
 
     def _moved(self, seq: int) -> None:
@@ -309,6 +314,8 @@ class Outbox:
                 await self.subscriptions.prune(now_ms() - KEEP_DELIVERED_MS, now_ms() - KEEP_DEAD_MS)
             except StoreError as exc:
                 log.warning("webhooks: cannot read the subscriptions (%s); retrying", exc)
+            except Exception:  # the deliverers must outlive a bug here
+                log.exception("webhooks: keeping the deliverers in step failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sync_now.wait(), SYNC_S)
 
