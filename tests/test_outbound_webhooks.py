@@ -242,6 +242,19 @@ async def test_deliveries_keep_their_attempts_and_move_the_position_once_done(op
     assert await outbox.prune(delivered_before_ms=8, dead_before_ms=9) == 0
     assert await outbox.prune(delivered_before_ms=9, dead_before_ms=0) == 1
     assert await outbox.deliveries(sub.id) == []
+    # Deliveries that succeeded at once, written together: rows and the position.
+    await store.mark_meeting_stopped("m1", 10, 6)
+    await seed(store, "m2")
+    later = [i for i in await store.feed(after=item.seq) if i.type == "meeting.started"]
+    assert len(later) == 1
+    both = [Delivery(id=0, subscription_id=sub.id, seq=seq, type="meeting.started",
+                     status=DELIVERED, attempts=1, created_at_ms=1, next_attempt_at_ms=2,
+                     last_attempt_at_ms=2, last_status_code=200, done_at_ms=2)
+            for seq in (item.seq, later[0].seq)]  # the first was pruned: written anew
+    await outbox.record_delivered(both)
+    assert await outbox.position(sub.id) == later[0].seq
+    assert [(d.seq, d.status, d.last_status_code) for d in await outbox.deliveries(sub.id)] == [
+        (later[0].seq, DELIVERED, 200), (item.seq, DELIVERED, 200)]
     assert await outbox.remove(sub.id) and not await outbox.remove(sub.id)
     assert await outbox.live() == [] and await outbox.get(sub.id) is None
 

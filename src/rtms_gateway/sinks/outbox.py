@@ -50,6 +50,7 @@ SYNC_S = 10.0  # the subscriptions are read again at least this often
 STORE_RETRY_S = (0.5, 30.0)  # a deliverer whose store is away waits, doubling, within these
 KEEP_DELIVERED_MS = 7 * 86_400_000  # delivered deliveries are forgotten after a week,
 KEEP_DEAD_MS = 30 * 86_400_000  # dead ones (which may be replayed) after a month
+FLUSH_EVERY = 100  # successful deliveries written to the store together, at most
 MAX_SUBSCRIPTIONS = 100
 ERROR_CHARS = 300
 
@@ -135,6 +136,14 @@ class Deliverer:
             transport=transport(allow_private=config.allow_private),
             timeout=httpx.Timeout(config.timeout_s), follow_redirects=False, trust_env=False)
         self.task: asyncio.Task[None] | None = None
+        self._delivered: list[Delivery] = []  # succeeded, not yet written
+
+    async def _flush(self) -> None:
+        """Write the deliveries that succeeded since the last flush. Until then a crash
+        makes them go again (same webhook-id): at least once, for far fewer writes."""
+        if self._delivered:
+            await self.outbox.record_delivered(self._delivered)
+            self._delivered = []
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
@@ -145,6 +154,8 @@ class Deliverer:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+        with contextlib.suppress(StoreError):  # else they go again after a restart
+            await self._flush()
         await self.client.aclose()
 
     async def run(self) -> None:
@@ -180,6 +191,7 @@ class Deliverer:
             if item.type in sub.events:
                 await self._deliver(item, begun.get(item.seq) or _new_delivery(sub.id, item))
             self._moved(item.seq)
+        await self._flush()
         if items and items[-1].type not in sub.events:
             await self.outbox.advance(sub.id, items[-1].seq)
         return bool(items)
@@ -190,6 +202,7 @@ class Deliverer:
             items = await self.store.feed(after=delivery.seq - 1, limit=1)
             if items and items[0].seq == delivery.seq:
                 await self._deliver(items[0], delivery)
+                await self._flush()
             else:  # nothing to send: dead again, or it would be looked for forever
                 at = now_ms()
                 await self.outbox.record_attempt(delivery, at_ms=at, status=DEAD, status_code=None,
@@ -225,9 +238,14 @@ class Deliverer:
         at = now_ms()
         if error is None:
             self.counters.delivered += 1
-            return await self.outbox.record_attempt(delivery, at_ms=at, status=DELIVERED,
-                                                    status_code=code, error=None,
-                                                    next_attempt_at_ms=at)
+            done = msgspec.structs.replace(
+                delivery, status=DELIVERED, attempts=delivery.attempts + 1, last_attempt_at_ms=at,
+                last_status_code=code, last_error=None, next_attempt_at_ms=at, done_at_ms=at)
+            self._delivered.append(done)
+            if len(self._delivered) >= FLUSH_EVERY:
+                await self._flush()
+            return done
+        await self._flush()  # what went before is recorded before this failure is
         self.counters.failed_attempts += 1
         retry_at = self.config.retry.next_attempt_ms(delivery, at)
         if retry_at is None:

@@ -186,6 +186,31 @@ class OutboxStore:
         return msgspec.structs.replace(delivery, id=delivery_id, **values)
 
     @guarded
+    async def record_delivered(self, delivered: list[Delivery]) -> None:
+        """Deliveries that succeeded (their last attempt in them), written at once, and the
+        position moved past the last: one transaction for many."""
+        if not delivered:
+            return
+        d = s.outbound_deliveries
+        rows = [{"subscription_id": x.subscription_id, "seq": x.seq, "type": x.type,
+                 "status": DELIVERED, "attempts": x.attempts, "created_at_ms": x.created_at_ms,
+                 "next_attempt_at_ms": x.next_attempt_at_ms,
+                 "last_attempt_at_ms": x.last_attempt_at_ms,
+                 "last_status_code": x.last_status_code, "last_error": None,
+                 "done_at_ms": x.done_at_ms} for x in delivered]
+        stmt = self._insert(d)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["subscription_id", "seq"],
+            set_={name: stmt.excluded[name] for name in (
+                "status", "attempts", "next_attempt_at_ms", "last_attempt_at_ms",
+                "last_status_code", "last_error", "done_at_ms")})
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, rows)
+            for subscription_id in {x.subscription_id for x in delivered}:
+                await _advance(conn, subscription_id,
+                               max(x.seq for x in delivered if x.subscription_id == subscription_id))
+
+    @guarded
     async def deliveries(self, subscription_id: int, *, status: str | None = None,
                          before: int | None = None, limit: int = 100) -> list[Delivery]:
         """Newest first; `before` a delivery id (the previous page's last)."""
