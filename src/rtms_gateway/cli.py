@@ -1,4 +1,4 @@
-"""The `rtms-gateway` command: serve | demo | simulate | meetings | export | keys."""
+"""The `rtms-gateway` command: serve | demo | simulate | meetings | export | keys | webhooks."""
 
 from __future__ import annotations
 
@@ -256,6 +256,64 @@ def keys_revoke(name: str = typer.Argument(..., help="The key's name.")) -> None
         console.print(f"[red]no live key named {name!r}[/red]")
         raise typer.Exit(1)
     console.print(f"revoked {name!r}", highlight=False)
+
+
+webhooks_app = typer.Typer(no_args_is_help=True,
+                           help="Outbound webhooks: signed POSTs of what the gateway stores.")
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: str = typer.Argument(..., help="Where to POST (http or https; not a private address "
+                                        "unless RTMS_WEBHOOK_ALLOW_PRIVATE=true)."),
+    events: list[str] = typer.Option(..., "--events", help="Event types, comma-separated or "
+                                     "repeated: transcript.segment, chat.message, participant.joined, "
+                                     "participant.left, meeting.started, meeting.ended, media.ready."),
+) -> None:
+    """Subscribe URL. Its secret (whsec_...) is printed once, on stdout."""
+    from .sinks.outbox import TooManySubscriptions, UnknownEventType, subscribe
+    from .sinks.outbox_store import OutboxStore
+    from .sinks.webhook_targets import TargetRefused
+
+    settings = _settings()
+    try:
+        added = _using_store(settings, lambda store: subscribe(
+            OutboxStore(store), url, events, allow_private=settings.webhook_allow_private))
+    except (TargetRefused, UnknownEventType, TooManySubscriptions) as exc:
+        Console(stderr=True).print(f"[red]refused:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    sys.stdout.write(added.secret + "\n")
+    Console(stderr=True).print(f"webhook {added.id} added for {', '.join(added.events)}; the secret "
+                               "above signs its deliveries and is not shown again", highlight=False)
+
+
+@webhooks_app.command("list")
+def webhooks_list() -> None:
+    """The subscriptions (never their secrets)."""
+    from .sinks.outbox_store import OutboxStore
+
+    found = _using_store(_settings(), lambda store: OutboxStore(store).live())
+    if not found:
+        console.print("no webhook subscriptions")
+        return
+    table = Table()
+    for column in ("id", "url", "events", "created"):
+        table.add_column(column)
+    for sub in found:
+        table.add_row(str(sub.id), Text(sub.url), ", ".join(sub.events), _when(sub.created_at_ms))
+    console.print(table, highlight=False)
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(subscription_id: int = typer.Argument(..., help="The subscription's id.")) -> None:
+    """Stop sending to a subscription (a running gateway stops within seconds)."""
+    from .sinks.outbox_store import OutboxStore
+
+    if not _using_store(_settings(), lambda store: OutboxStore(store).remove(subscription_id)):
+        console.print(f"[red]no webhook subscription {subscription_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"removed webhook {subscription_id}", highlight=False)
 
 
 def _when(ms: object, form: str = "%Y-%m-%d %H:%M:%S") -> str:

@@ -117,6 +117,18 @@ class Settings(BaseSettings):
     live_queue_size: int = Field(default=1000, ge=1, le=1_000_000, validation_alias="RTMS_LIVE_QUEUE_SIZE")
     live_max_subscribers: int = Field(default=1000, ge=1, validation_alias="RTMS_LIVE_MAX_SUBSCRIBERS")
     live_heartbeat_s: float = Field(default=15.0, gt=0, le=3600, validation_alias="RTMS_LIVE_HEARTBEAT_S")
+    # Outbound webhooks: private/loopback targets refused unless allowed; each delivery
+    # retried with backoff (first wait, cap) until it is max-age old, then dead-lettered.
+    webhook_allow_private: bool = Field(default=False, validation_alias="RTMS_WEBHOOK_ALLOW_PRIVATE")
+    webhook_max_age_s: float = Field(default=86_400.0, gt=0, validation_alias="RTMS_WEBHOOK_MAX_AGE_S")
+    webhook_retry_initial_s: float = Field(default=5.0, gt=0, validation_alias="RTMS_WEBHOOK_RETRY_INITIAL_S")
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0, validation_alias="RTMS_WEBHOOK_RETRY_MAX_S")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, validation_alias="RTMS_WEBHOOK_TIMEOUT_S")
+    # Redis Streams: every feed item also goes to rtms:all and rtms:meeting:{uuid}, each
+    # trimmed to about this many entries.
+    redis_url: SecretStr = Field(default=SecretStr(""), validation_alias="RTMS_REDIS_URL")
+    redis_maxlen: int = Field(default=100_000, ge=1, validation_alias="RTMS_REDIS_MAXLEN")
+    redis_prefix: str = Field(default="rtms:", min_length=1, max_length=64, validation_alias="RTMS_REDIS_PREFIX")
     # Reconnecting (Zoom's failover guide): first wait, doubling up to the cap, jittered;
     # media alone within its window, signaling and media within theirs (Zoom's, by default).
     reconnect_initial_s: float = Field(default=RECONNECT_INITIAL_S, gt=0,
@@ -217,6 +229,15 @@ class Settings(BaseSettings):
         except (ArgumentError, ValueError):
             raise ValueError("not a valid database URL (sqlite:///PATH or "
                              "postgresql://USER:PASSWORD@HOST:PORT/DB)") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        # The message never repeats the URL: it may hold a password.
+        url = value.get_secret_value()
+        if url and url.split("://", 1)[0].lower() not in ("redis", "rediss", "unix"):
+            raise ValueError("not a Redis URL (use redis://[:PASSWORD@]HOST:PORT/DB or rediss://...)")
         return value
 
     @field_validator("api_keys")
