@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from ..protocol.errors import ConnectionLost
+from ..protocol.session import SessionEvent
 
 T = TypeVar("T")
 
@@ -21,7 +22,7 @@ T = TypeVar("T")
 class Session(Protocol):
     """What a socket needs of a protocol session (`SignalingSession`, `MediaSession`)."""
 
-    def receive(self, data: bytes | memoryview, now: float) -> object: ...
+    def receive(self, data: bytes | memoryview | str, now: float) -> SessionEvent | None: ...
     def data_to_send(self) -> list[bytes]: ...
     def closed(self) -> None: ...
     def silent_for(self, now: float) -> float: ...
@@ -48,8 +49,8 @@ class Socket(Protocol):
         """Close with 1000 and wait for the peer (bounded)."""
 
 
-# Called with each value the session returns for a received frame (never None), in order.
-EventHandler = Callable[[Socket, object], None]
+# Called with each event the session returns for a received frame (never None), in order.
+EventHandler = Callable[[Socket, SessionEvent], None]
 
 
 class Transport(Protocol):

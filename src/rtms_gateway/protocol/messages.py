@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, TypeVar, Union
 
 import msgspec
 
@@ -365,8 +365,12 @@ ServerMessage = Union[
 
 MediaMessage = Union[AudioData, VideoData, ShareData, TranscriptData, ChatData]
 
-_client_decoder = msgspec.json.Decoder(ClientMessage)
-_server_decoder = msgspec.json.Decoder(ServerMessage)
+# What a client hands on from a socket: a server message, or one whose type it does not know.
+ReceivedMessage = Union[ServerMessage, UnknownMessage]
+
+_Decoded = TypeVar("_Decoded")
+_client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
+_server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
 _dict_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
 _FIELD_PATH = re.compile(r"at `([^`]+)`")
@@ -384,7 +388,9 @@ def _translate(exc: msgspec.MsgspecError) -> ProtocolError:
     return ProtocolError(text, field=field)
 
 
-def _decode(decoder: msgspec.json.Decoder, data: bytes | memoryview | str) -> Any:
+def _decode(
+    decoder: msgspec.json.Decoder[_Decoded], data: bytes | memoryview | str
+) -> _Decoded | UnknownMessage:
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
