@@ -190,8 +190,8 @@ class RtmsStream:
             await self._connect_signaling()
             result = await first_of(self.clock, handshake, self.connect_timeout,
                                     "signaling handshake")
-            if self.outcome is not None:  # stopped meanwhile (the result is _STOPPED)
-                return self.outcome
+            if (stopped := self._outcome()) is not None:  # meanwhile (the result is _STOPPED)
+                return stopped
             if isinstance(result, HandshakeFailed):
                 return self._finish(StreamOutcome(StreamState.REJECTED, status_reason=result.reason,
                                                   status_code=result.status_code))
@@ -401,6 +401,11 @@ class RtmsStream:
                 continue
             self.media_reconnects += 1
             return
+
+    def _outcome(self) -> StreamOutcome | None:
+        """`self.outcome` read afresh: after an await, another task may have set it (mypy
+        would keep a narrowing from before the await)."""
+        return self.outcome
 
     def _ending(self) -> bool:
         """Whether the connection ended or Zoom has ended the stream."""

@@ -28,7 +28,10 @@ class Message(msgspec.Struct, tag_field="msg_type", omit_defaults=True, gc=False
 
     @property
     def msg_type(self) -> int:
-        return self.__struct_config__.tag  # type: ignore[return-value]
+        tag = self.__struct_config__.tag
+        if not isinstance(tag, int):  # only the base class, which nothing sends, has none
+            raise TypeError(f"{type(self).__name__} has no msg_type")
+        return tag
 
 
 # ---- shared pieces -----------------------------------------------------------------------

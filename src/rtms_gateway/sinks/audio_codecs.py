@@ -48,7 +48,10 @@ class _AvDecoder:
         import av
 
         self._av = av
-        self.ctx = av.CodecContext.create(name, "r")
+        ctx = av.CodecContext.create(name, "r")
+        if not isinstance(ctx, av.AudioCodecContext):
+            raise TypeError(f"{name} is not an audio decoder")
+        self.ctx = ctx
         self.ctx.sample_rate = sample_rate
         self.ctx.layout = "stereo" if channels == 2 else "mono"
         self.bytes_per_sample = 2 * channels
