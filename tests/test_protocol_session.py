@@ -137,7 +137,8 @@ def test_malformed_and_unknown_frames_never_raise():
 
 
 def test_media_session_handshake_and_data():
-    params = m.MediaParams(audio=m.AudioParams(content_type=2, sample_rate=1, channel=1, codec=1, data_opt=1, send_rate=20))
+    params = m.MediaParams(audio=m.AudioParams(content_type=2, sample_rate=1, channel=1, codec=1,
+                                               data_opt=1, send_rate=20))
     ms = MediaSession(IDENT, MediaType.AUDIO, params)
     ms.start()
     (req,) = sent(ms)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .protocol.constants import (
@@ -159,7 +166,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _zoom_accepts_the_combination(self) -> "Settings":
+    def _zoom_accepts_the_combination(self) -> Settings:
         """What Zoom refuses at the handshake, refused here at start with its name."""
         rules = (
             (self.audio_codec == "opus" and self.audio_sample_rate != 48000,

@@ -64,7 +64,7 @@ def _safe_block(text: str) -> str:
     as a continuation."""
     lines = text.splitlines()  # splits on \r, \x0b, \x85, \u2028... too: each becomes a marked line
     if len(lines) > TRACEBACK_LINES:
-        lines = [f"({len(lines) - TRACEBACK_LINES} lines left out)"] + lines[-TRACEBACK_LINES:]
+        lines = [f"({len(lines) - TRACEBACK_LINES} lines left out)", *lines[-TRACEBACK_LINES:]]
     return "\n".join(CONTINUATION + cut(escape(line), TRACEBACK_LINE_LIMIT) for line in lines)
 
 

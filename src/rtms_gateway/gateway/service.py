@@ -9,7 +9,7 @@ import logging
 import signal
 import socket
 import ssl
-from typing import Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +22,8 @@ from ..config import Settings
 from ..protocol.errors import StartupError, StoreUnavailable
 from ..sinks.keys import ensure_first_key
 from ..sinks.store import Store
-from .lock import DataDirLock
 from ..webhooks.dedup import Deliveries
+from .lock import DataDirLock
 from .manager import Credentials, StreamManager
 from .pipeline import Pipeline
 

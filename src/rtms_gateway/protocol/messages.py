@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Annotated, Any, TypeVar, Union
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -335,41 +335,41 @@ class UnknownMessage(msgspec.Struct):
     body: dict[str, Any]
 
 
-ClientMessage = Union[
-    SignalingHandshakeReq,
-    DataHandshakeReq,
-    EventSubscription,
-    ClientReadyAck,
-    SessionStateReq,
-    KeepAliveResp,
-    StreamStateReq,
-    StreamCloseReq,
-    VideoSubscriptionReq,
-]
+ClientMessage = (
+    SignalingHandshakeReq
+    | DataHandshakeReq
+    | EventSubscription
+    | ClientReadyAck
+    | SessionStateReq
+    | KeepAliveResp
+    | StreamStateReq
+    | StreamCloseReq
+    | VideoSubscriptionReq
+)
 
-ServerMessage = Union[
-    SignalingHandshakeResp,
-    DataHandshakeResp,
-    EventUpdate,
-    StreamStateUpdate,
-    SessionStateUpdate,
-    SessionStateResp,
-    KeepAliveReq,
-    AudioData,
-    VideoData,
-    ShareData,
-    TranscriptData,
-    ChatData,
-    StreamStateResp,
-    StreamCloseResp,
-    AudioMetadata,
-    VideoSubscriptionResp,
-]
+ServerMessage = (
+    SignalingHandshakeResp
+    | DataHandshakeResp
+    | EventUpdate
+    | StreamStateUpdate
+    | SessionStateUpdate
+    | SessionStateResp
+    | KeepAliveReq
+    | AudioData
+    | VideoData
+    | ShareData
+    | TranscriptData
+    | ChatData
+    | StreamStateResp
+    | StreamCloseResp
+    | AudioMetadata
+    | VideoSubscriptionResp
+)
 
-MediaMessage = Union[AudioData, VideoData, ShareData, TranscriptData, ChatData]
+MediaMessage = AudioData | VideoData | ShareData | TranscriptData | ChatData
 
 # What a client hands on from a socket: a server message, or one whose type it does not know.
-ReceivedMessage = Union[ServerMessage, UnknownMessage]
+ReceivedMessage = ServerMessage | UnknownMessage
 
 _Decoded = TypeVar("_Decoded")
 _client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)

@@ -8,7 +8,7 @@ None and the caller keeps the packets as received.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from ..protocol.constants import Codec
 

@@ -11,7 +11,8 @@ Keys are hashes (`schema.key_of`), so a delivery or a stream id of any length fi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Hashable
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
