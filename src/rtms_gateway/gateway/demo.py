@@ -23,6 +23,7 @@ from ..config import Settings
 from ..protocol.constants import EventType
 from ..simulator import Simulator, SimulatorConfig
 from ..sinks.keys import KEY_FILE
+from ..sinks.live import Subscription
 from ..sinks.records import ChatMessage, TimelineEvent, TranscriptSegment
 from .lock import DataDirLock
 from .service import Gateway, bind_socket, serve_http, stop_http
@@ -58,7 +59,8 @@ class TranscriptPrinter:
             sender = escape(item.sender_name or "?")
             out(f"[dim]{self._clock(item.timestamp)} chat[/dim] [bold]{sender}[/bold]: {escape(item.text)}",
                 highlight=False)
-        elif isinstance(item, TimelineEvent) and item.event_type in (EventType.PARTICIPANT_JOIN, EventType.PARTICIPANT_LEAVE):
+        elif isinstance(item, TimelineEvent) and item.event_type in (EventType.PARTICIPANT_JOIN,
+                                                                     EventType.PARTICIPANT_LEAVE):
             verb = "joined" if item.event_type == EventType.PARTICIPANT_JOIN else "left"
             if item.user_name:
                 self.names[item.user_id] = item.user_name
@@ -151,6 +153,6 @@ def this_command() -> str:
     return shlex.quote(started_as)
 
 
-async def _print_feed(feed, printer: TranscriptPrinter) -> None:  # type: ignore[no-untyped-def]
+async def _print_feed(feed: Subscription, printer: TranscriptPrinter) -> None:
     async for item in feed:
         printer.show(item)
