@@ -34,6 +34,7 @@ from ..protocol.constants import (
 from ..protocol.constants import StreamState as ZoomStreamState
 from ..protocol.errors import ConnectionLost, InsecureUrl
 from ..protocol.messages import (
+    AudioData,
     Event,
     EventUpdate,
     MediaParams,
@@ -302,8 +303,10 @@ class RtmsStream:
 
     def _on_media_event(self, socket: Socket, event: SessionEvent) -> None:
         match event:
-            case Message() | UnknownMessage():
-                self.observer.on_message(self, event)  # media data: taken 50 times a second
+            # Media data, 50 frames a second per socket: audio, the most frequent, matches
+            # on its exact type (cheaper than the base class check after it).
+            case AudioData() | Message() | UnknownMessage():
+                self.observer.on_message(self, event)
             case FrameRejected():
                 self._rejected(socket, event)
             case HandshakeCompleted() | HandshakeFailed():

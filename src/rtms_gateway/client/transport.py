@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ..protocol.errors import ConnectionLost
 from ..protocol.session import SessionEvent
+
+if TYPE_CHECKING:
+    from ..protocol.session import MediaSession, SignalingSession
 
 T = TypeVar("T")
 
@@ -26,6 +29,12 @@ class Session(Protocol):
     def data_to_send(self) -> list[bytes]: ...
     def closed(self) -> None: ...
     def silent_for(self, now: float) -> float: ...
+
+
+if TYPE_CHECKING:
+    def _sessions_are_sessions(signaling: SignalingSession, media: MediaSession) -> list[Session]:
+        """Never called: mypy checks here that the real sessions keep to `Session`."""
+        return [signaling, media]
 
 
 class Socket(Protocol):

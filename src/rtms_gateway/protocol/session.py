@@ -222,7 +222,7 @@ class _Socket(Generic[_State]):
         except ProtocolError as exc:
             self.frames_rejected += 1
             return FrameRejected(exc, len(data))
-        if isinstance(msg, KeepAliveReq):
+        if type(msg) is KeepAliveReq:  # an isinstance() miss on a Struct costs more, per frame
             self.keep_alives_answered += 1
             self._send(KeepAliveResp(timestamp=msg.timestamp, sequence=msg.sequence))
             return None
@@ -385,8 +385,8 @@ class MediaSession(_Socket[MediaState]):
     def receive(self, data: bytes | memoryview | str, now: float) -> SessionEvent | None:
         event = self._decode(data, now)
         match event:
-            # Audio first: the frame taken 50 times a second.
-            case AudioData() | TranscriptData() | VideoData() | ShareData() | ChatData():
+            # Most frequent first: each pattern is an isinstance() check, per frame.
+            case AudioData() | VideoData() | ShareData() | TranscriptData() | ChatData():
                 self.media_frames += 1
             case DataHandshakeResp():
                 return self._on_handshake(event)
