@@ -29,7 +29,7 @@ async def _trickle(port: int, head: bytes, drip: bytes) -> tuple[float, bytes]:
         while True:
             try:
                 chunk = await asyncio.wait_for(reader.read(4096), 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 writer.write(drip)
                 await writer.drain()
                 continue
