@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-
 PYTHON_M = [sys.executable, "-m", "rtms_gateway"]
 SCRIPT = Path(sys.executable).with_name("rtms-gateway")  # the console script pip installed
 
@@ -65,9 +64,9 @@ async def test_demo_then_meetings_and_export(tmp_path):
     out = tmp_path / "t.json"
     assert _cli("export", uuid, "--format", "json", "-o", str(out), cwd=tmp_path).returncode == 0
     exported = json.loads(out.read_text(encoding="utf-8"))
-    async with GatewayWithSimulator(tmp_path / "rtms-data") as run:  # the API over the same store
-        async with run.http() as http:
-            served = (await http.get(f"/api/meetings/{quote(uuid, safe='')}/transcript?format=json")).json()
+    # the API over the same store
+    async with GatewayWithSimulator(tmp_path / "rtms-data") as run, run.http() as http:
+        served = (await http.get(f"/api/meetings/{quote(uuid, safe='')}/transcript?format=json")).json()
     assert exported == served and [s["text"] for s in exported["segments"]] == texts
 
 

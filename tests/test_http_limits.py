@@ -32,7 +32,7 @@ async def _trickle(port: int, head: bytes, drip: bytes, dripping: list[int]) -> 
         while True:
             try:
                 chunk = await asyncio.wait_for(reader.read(4096), 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 writer.write(drip)
                 await writer.drain()
                 continue

@@ -13,7 +13,14 @@ from rtms_gateway.simulator.media import silence_chunk, tone_chunk
 from rtms_gateway.simulator.stream import Phase
 from rtms_gateway.sinks.store import Store
 
-from .serve_process import eventually, free_port, no_stream_live, serve_env, simulator_for, start_serve
+from .serve_process import (
+    eventually,
+    free_port,
+    no_stream_live,
+    serve_env,
+    simulator_for,
+    start_serve,
+)
 
 
 def _now_ms() -> int:
@@ -113,7 +120,8 @@ async def test_streams_past_their_window_are_closed_and_their_files_finished(tmp
     wav.parent.mkdir()
     wav.write_bytes(wav_header(16000, 1, 0) + b"\x01\x00" * 16000 + b"\x01")
     await store.upsert_media_file(MediaFile(meeting_uuid="m==", rtms_stream_id="s1", kind="audio", user_id=0,
-                                            user_name=None, codec="l16", format="wav", path=str(wav.relative_to(tmp_path)),
+                                            user_name=None, codec="l16", format="wav",
+                                            path=str(wav.relative_to(tmp_path)),
                                             sample_rate=16000, channels=1, origin_ms=0))
     await store.close()
     stored_ms = _now_ms()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import (
@@ -47,18 +48,18 @@ VIDEO_STREAMS = {"active": DataOption.VIDEO_SINGLE_ACTIVE_STREAM,
                  "individual": DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM}
 
 
-_CHOICES: dict[str, tuple[dict[str, object], str]] = {
-    "audio_codec": (AUDIO_CODECS, "audio codec"),  # type: ignore[dict-item]
-    "video_codec": (VIDEO_CODECS, "video codec"),  # type: ignore[dict-item]
-    "share_codec": (VIDEO_CODECS, "video codec"),  # type: ignore[dict-item]
-    "video_resolution": (RESOLUTIONS, "resolution"),  # type: ignore[dict-item]
-    "share_resolution": (RESOLUTIONS, "resolution"),  # type: ignore[dict-item]
-    "audio_streams": (AUDIO_STREAMS, "audio stream mode"),  # type: ignore[dict-item]
-    "video_stream": (VIDEO_STREAMS, "video stream mode"),  # type: ignore[dict-item]
+_CHOICES: dict[str, tuple[Mapping[str, object], str]] = {
+    "audio_codec": (AUDIO_CODECS, "audio codec"),
+    "video_codec": (VIDEO_CODECS, "video codec"),
+    "share_codec": (VIDEO_CODECS, "video codec"),
+    "video_resolution": (RESOLUTIONS, "resolution"),
+    "share_resolution": (RESOLUTIONS, "resolution"),
+    "audio_streams": (AUDIO_STREAMS, "audio stream mode"),
+    "video_stream": (VIDEO_STREAMS, "video stream mode"),
 }
 
 
-def _choice(value: str, choices: dict[str, object], what: str) -> str:
+def _choice(value: str, choices: Mapping[str, object], what: str) -> str:
     value = value.strip().lower()
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r} (known: {', '.join(choices)})")
@@ -164,7 +165,7 @@ class Settings(BaseSettings):
                      "audio_streams", "video_stream")
     @classmethod
     def _one_of_the_choices(cls, value: str, info: ValidationInfo) -> str:
-        choices, what = _CHOICES[info.field_name]  # type: ignore[index]
+        choices, what = _CHOICES[str(info.field_name)]  # a field validator's field is named
         return _choice(value, choices, what)
 
     @field_validator("audio_sample_rate")

@@ -40,7 +40,7 @@ from ..client.stream import RtmsStream
 from ..client.transport import SYSTEM_CLOCK, Clock, Transport, until_set
 from ..protocol.constants import CLIENT_SILENCE_LIMIT_S, MediaType, status_name
 from ..protocol.errors import StoreError
-from ..protocol.messages import MediaParams
+from ..protocol.messages import MediaParams, ReceivedMessage
 from ..sinks.records import MeetingRecord, StreamRecord
 from ..webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
 from .pipeline import Pipeline
@@ -363,7 +363,7 @@ class StreamManager:
 
     # ---- observer hooks (called by RtmsStream) -------------------------------------------
 
-    def on_message(self, stream: RtmsStream, msg: object) -> None:
+    def on_message(self, stream: RtmsStream, msg: ReceivedMessage) -> None:
         self.pipeline.on_message(stream, msg)
 
     def on_lifecycle(self, stream: RtmsStream, change: LifecycleChange) -> None:

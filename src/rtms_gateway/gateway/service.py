@@ -9,7 +9,7 @@ import logging
 import signal
 import socket
 import ssl
-from typing import Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +25,8 @@ from ..sinks.keys import ensure_first_key
 from ..sinks.live import LiveHub
 from ..sinks.outbox import Outbox, OutboxConfig, RetryPolicy
 from ..sinks.store import Store
-from .lock import DataDirLock
 from ..webhooks.dedup import Deliveries
+from .lock import DataDirLock
 from .manager import Credentials, StreamManager
 from .pipeline import Pipeline
 
@@ -184,21 +184,32 @@ def http_config(gateway: Gateway) -> uvicorn.Config:
                           access_log=False, timeout_graceful_shutdown=5, ws_max_size=WS_MAX_MESSAGE)
 
 
-async def serve_http(gateway: Gateway, sock: socket.socket) -> uvicorn.Server:
+class HttpServer(uvicorn.Server):
+    """uvicorn serving in a task of its own: started by `serve_http`, ended by `stop_http`."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def wait_stopped(self) -> None:
+        if self.task is not None:
+            await self.task
+
+
+async def serve_http(gateway: Gateway, sock: socket.socket) -> HttpServer:
     """Start uvicorn on a bound socket; returns once it accepts connections."""
-    server = uvicorn.Server(http_config(gateway))
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    server = HttpServer(http_config(gateway))
+    task = server.task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    server._task = task  # type: ignore[attr-defined]
     return server
 
 
-async def stop_http(server: uvicorn.Server) -> None:
+async def stop_http(server: HttpServer) -> None:
     server.should_exit = True
-    await server._task  # type: ignore[attr-defined]
+    await server.wait_stopped()
 
 
 class _Server(uvicorn.Server):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -28,7 +28,10 @@ class Message(msgspec.Struct, tag_field="msg_type", omit_defaults=True, gc=False
 
     @property
     def msg_type(self) -> int:
-        return self.__struct_config__.tag  # type: ignore[return-value]
+        tag = self.__struct_config__.tag
+        if not isinstance(tag, int):  # only the base class, which nothing sends, has none
+            raise TypeError(f"{type(self).__name__} has no msg_type")
+        return tag
 
 
 # ---- shared pieces -----------------------------------------------------------------------
@@ -332,41 +335,45 @@ class UnknownMessage(msgspec.Struct):
     body: dict[str, Any]
 
 
-ClientMessage = Union[
-    SignalingHandshakeReq,
-    DataHandshakeReq,
-    EventSubscription,
-    ClientReadyAck,
-    SessionStateReq,
-    KeepAliveResp,
-    StreamStateReq,
-    StreamCloseReq,
-    VideoSubscriptionReq,
-]
+ClientMessage = (
+    SignalingHandshakeReq
+    | DataHandshakeReq
+    | EventSubscription
+    | ClientReadyAck
+    | SessionStateReq
+    | KeepAliveResp
+    | StreamStateReq
+    | StreamCloseReq
+    | VideoSubscriptionReq
+)
 
-ServerMessage = Union[
-    SignalingHandshakeResp,
-    DataHandshakeResp,
-    EventUpdate,
-    StreamStateUpdate,
-    SessionStateUpdate,
-    SessionStateResp,
-    KeepAliveReq,
-    AudioData,
-    VideoData,
-    ShareData,
-    TranscriptData,
-    ChatData,
-    StreamStateResp,
-    StreamCloseResp,
-    AudioMetadata,
-    VideoSubscriptionResp,
-]
+ServerMessage = (
+    SignalingHandshakeResp
+    | DataHandshakeResp
+    | EventUpdate
+    | StreamStateUpdate
+    | SessionStateUpdate
+    | SessionStateResp
+    | KeepAliveReq
+    | AudioData
+    | VideoData
+    | ShareData
+    | TranscriptData
+    | ChatData
+    | StreamStateResp
+    | StreamCloseResp
+    | AudioMetadata
+    | VideoSubscriptionResp
+)
 
-MediaMessage = Union[AudioData, VideoData, ShareData, TranscriptData, ChatData]
+MediaMessage = AudioData | VideoData | ShareData | TranscriptData | ChatData
 
-_client_decoder = msgspec.json.Decoder(ClientMessage)
-_server_decoder = msgspec.json.Decoder(ServerMessage)
+# What a client hands on from a socket: a server message, or one whose type it does not know.
+ReceivedMessage = ServerMessage | UnknownMessage
+
+_Decoded = TypeVar("_Decoded")
+_client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
+_server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
 _dict_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
 _FIELD_PATH = re.compile(r"at `([^`]+)`")
@@ -384,7 +391,9 @@ def _translate(exc: msgspec.MsgspecError) -> RemoteProtocolError:
     return RemoteProtocolError(text, field=field)
 
 
-def _decode(decoder: msgspec.json.Decoder, data: bytes | memoryview | str) -> Any:
+def _decode(
+    decoder: msgspec.json.Decoder[_Decoded], data: bytes | memoryview | str
+) -> _Decoded | UnknownMessage:
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:

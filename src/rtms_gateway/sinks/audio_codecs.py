@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
 
 from ..protocol.constants import Codec
 from ..protocol.errors import RTMSError
-
-if TYPE_CHECKING:
-    from av.audio.codeccontext import AudioCodecContext
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +53,10 @@ class _AvDecoder:
         import av
 
         self._av = av
-        self.ctx = cast("AudioCodecContext", av.CodecContext.create(name, "r"))  # named an audio codec
+        ctx = av.CodecContext.create(name, "r")
+        if not isinstance(ctx, av.AudioCodecContext):
+            raise TypeError(f"{name} is not an audio decoder")
+        self.ctx = ctx
         self.ctx.sample_rate = sample_rate
         self.ctx.layout = "stereo" if channels == 2 else "mono"
         self.bytes_per_sample = 2 * channels
