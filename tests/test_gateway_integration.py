@@ -102,7 +102,8 @@ async def test_fifty_concurrent_meetings_of_every_kind(tmp_path):
         ]
         records = await asyncio.gather(*(h.wait(60) for h in handles))
         await run.settle(30)
-        assert [r.outcome for r in records] == ["completed"] * 50, [r.summary_line() for r in records if r.outcome != "completed"]
+        assert [r.outcome for r in records] == ["completed"] * 50, [
+            r.summary_line() for r in records if r.outcome != "completed"]
         for handle, record in zip(handles, records):
             segments = await run.gateway.store.transcript(handle.script.owner_id)
             assert [s.text for s in segments] == [t.data for t in record.transcripts]
@@ -230,10 +231,9 @@ async def test_restart_between_meetings_keeps_the_store(tmp_path):
             listing = [m.to_dict()["meeting_uuid"] for m in await run.gateway.store.list_meetings(limit=10, offset=0)]
             assert listing[0] == handle.script.owner_id  # newest first
     assert len(set(uuids)) == 2
-    async with GatewayWithSimulator(tmp_path) as run:
-        async with run.http() as http:
-            listed = {m["meeting_uuid"] for m in (await http.get("/api/meetings")).json()["meetings"]}
-            assert listed >= set(uuids)
+    async with GatewayWithSimulator(tmp_path) as run, run.http() as http:
+        listed = {m["meeting_uuid"] for m in (await http.get("/api/meetings")).json()["meetings"]}
+        assert listed >= set(uuids)
 
 
 @pytest.mark.parametrize("headers, status", [

@@ -36,7 +36,8 @@ FUZZ_API_KEY = "fuzz-admin-api-key-000001"
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
     | st.text(max_size=40) | st.sampled_from(["wss://127.0.0.1:1/signaling", "ws://localhost:1", "", "wss://"]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5),
     max_leaves=12,
 )
 payloads = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=8)

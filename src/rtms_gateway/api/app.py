@@ -42,8 +42,9 @@ from ..sinks.exports import (
     with_iso,
 )
 from ..sinks.keys import KeyNameTaken, KeyStore, Scope
-from ..sinks.outbox import Outbox
+from ..sinks.live import LiveHub
 from ..sinks.media_export import MEDIA_TYPES, frames_zip
+from ..sinks.outbox import Outbox
 from ..sinks.participants import participants
 from ..sinks.paths import MediaPathError, media_path
 from ..sinks.records import MediaFile
@@ -56,11 +57,10 @@ from ..webhooks.events import (
     parse_webhook,
 )
 from ..webhooks.verify import WebhookRejected, verify_request
-from ..sinks.live import LiveHub
 from .auth import Authenticator
 from .live import LiveFeed, live_routes
-from .webhook_routes import webhook_routes
 from .reads import PageParam, read_page, search_routes
+from .webhook_routes import webhook_routes
 
 log = logging.getLogger(__name__)
 
