@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect
 from ..config import Settings
 from ..metrics import METRICS_CONTENT_TYPE, render_metrics
 from ..protocol.constants import HEADER_TRACKING_ID
-from ..protocol.errors import RecordRefused, StoreUnavailable
+from ..protocol.errors import RecordRefused, RTMSError, StoreUnavailable
 from ..protocol.signature import url_validation_response
 from ..sinks.exports import (
     TRANSCRIPT_FORMATS,
@@ -102,11 +102,11 @@ class Manager(Protocol):
     def metrics(self) -> dict[str, Any]: ...
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(RTMSError):
+    """A request body past its limit (answered 413, never read on)."""
 
 
-class _Gone(Exception):
+class _Gone(RTMSError):
     """The client went away (or was cut for sending too slowly) before its body was in."""
 
 

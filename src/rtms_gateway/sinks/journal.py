@@ -19,6 +19,7 @@ from typing import Iterator
 
 import msgspec
 
+from ..protocol.errors import RTMSError
 from .records import ChatMessage, TimelineEvent, TranscriptSegment
 
 _LENGTH = struct.Struct("<I")
@@ -33,8 +34,8 @@ class JournalBatch(msgspec.Struct, omit_defaults=True):
         return len(self.segments) + len(self.chats) + len(self.events)
 
 
-class JournalFull(Exception):
-    pass
+class JournalFull(RTMSError):
+    """Appending would take the journal past its bound."""
 
 
 class Journal:
