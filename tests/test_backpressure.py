@@ -3,6 +3,7 @@ once its records are committed, and nothing is dropped."""
 
 from __future__ import annotations
 
+from rtms_gateway.metrics import value_of
 from rtms_gateway.gateway.pipeline import Pipeline
 from rtms_gateway.protocol.messages import TranscriptContent, TranscriptData
 from rtms_gateway.sinks.store import Store
@@ -30,8 +31,8 @@ def _segment(i: int) -> TranscriptData:
 async def test_a_flooding_stream_is_paused_alone_and_loses_nothing(tmp_path):
     store = await Store.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     paused_all = []
-    pipeline = Pipeline(store, data_dir=tmp_path, stream_high_watermark=1000, high_watermark=50_000,
-                        pause=lambda: paused_all.append(True))
+    pipeline = Pipeline(store, data_dir=tmp_path, stream_high_watermark=1000, high_watermark=50_000)
+    pipeline.set_pause(lambda: paused_all.append(True), lambda: None)
     flood, calm = Stream("flood"), Stream("calm")
     try:
         for i in range(2500):  # the writer has not run: everything is pending
@@ -39,7 +40,7 @@ async def test_a_flooding_stream_is_paused_alone_and_loses_nothing(tmp_path):
             if i % 100 == 0:
                 pipeline.on_message(calm, _segment(i))
         assert (flood.paused, calm.paused, paused_all) == (1, 0, [])
-        assert pipeline.counters["paused"] == 1
+        assert value_of(pipeline.metrics.paused) == 1
         await pipeline.flush()
         assert flood.resumed == 1 and calm.resumed == 0
         assert len(await store.transcript("meeting-flood")) == 2500

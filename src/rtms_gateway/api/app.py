@@ -26,7 +26,7 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 
 from ..config import Settings
-from ..metrics import METRICS_CONTENT_TYPE, render_metrics
+from ..metrics import METRICS_CONTENT_TYPE, GatewayMetrics, render_metrics
 from ..protocol.constants import HEADER_TRACKING_ID
 from ..protocol.errors import RecordRefused, RTMSError, StoreUnavailable
 from ..protocol.signature import url_validation_response
@@ -99,7 +99,6 @@ class StoreReader(Protocol):
 class Manager(Protocol):
     async def handle(self, event: object) -> None: ...
     def health(self) -> dict[str, Any]: ...
-    def metrics(self) -> dict[str, Any]: ...
 
 
 class _TooLarge(RTMSError):
@@ -134,12 +133,13 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                keys: KeyStore | None = None,
                clock: Callable[[], float] = time.time,
                live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: [],
-               deliveries: Deliveries | None = None) -> FastAPI:
+               deliveries: Deliveries | None = None, metrics: GatewayMetrics | None = None) -> FastAPI:
     """The app for `settings`; reads no environment. `keys` holds the API keys made with
     `rtms-gateway keys` (without it, only `RTMS_API_KEYS` open the API and the key routes
     are absent). `clock` gives Unix seconds; `live_media` tells how the files still being
     written stand right now; `deliveries` recognises webhook retries (this process's memory
-    alone unless given the store's)."""
+    alone unless given the store's); `metrics` are what `/metrics` shows (the API adds
+    its refused requests)."""
     # Swagger UI and ReDoc from files the gateway serves itself: /docs works offline.
     app = FastAPIOffline(title="rtms-gateway", version="0.1.0",
                          description="Zoom Realtime Media Streams in; durable, queryable, live data out. "
@@ -147,6 +147,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                                      "`Authorization: Bearer <API key>`.")
     auth = Authenticator(settings.configured_api_keys, keys)
     app.state.auth = auth
+    gateway_metrics = metrics if metrics is not None else GatewayMetrics.create()
+    gateway_metrics.api_refused.read_from(lambda: auth.refused)
     reader = [Depends(auth.require(Scope.READ))]
     api = APIRouter(dependencies=reader, responses=_AUTH_ERRORS)
     deliveries = deliveries if deliveries is not None else Deliveries()
@@ -233,10 +235,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
              response_description="Counters and gauges in the Prometheus text format",
              dependencies=[] if settings.metrics_public else reader,
              responses={} if settings.metrics_public else _AUTH_ERRORS)
-    async def metrics() -> Response:
-        values = manager.metrics()
-        values["api_refused"] = auth.refused
-        return Response(render_metrics(values), media_type=METRICS_CONTENT_TYPE)
+    async def metrics_text() -> Response:
+        return Response(render_metrics(gateway_metrics), media_type=METRICS_CONTENT_TYPE)
 
     @api.get("/api/meetings", summary="List meetings",
              response_description="`{\"meetings\": [...]}`, newest first")

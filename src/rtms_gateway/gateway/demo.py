@@ -12,18 +12,22 @@ import os
 import secrets
 import shlex
 import sys
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from pydantic import SecretStr
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.engine import make_url
 
 from ..config import Settings
-from ..protocol.constants import EventType
 from ..simulator import Simulator, SimulatorConfig
+from ..sinks.feed import FeedItem
 from ..sinks.keys import KEY_FILE
-from ..sinks.records import ChatMessage, TimelineEvent, TranscriptSegment
+from ..sinks.store import Store
 from .lock import DataDirLock
 from .service import Gateway, bind_socket, serve_http, stop_http
 
@@ -31,7 +35,8 @@ _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 
 
 class TranscriptPrinter:
-    """Prints live records readably: time into the meeting, speaker, text."""
+    """Prints the store's feed readably, as it is committed: time into the meeting,
+    speaker, text."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -48,22 +53,51 @@ class TranscriptPrinter:
     def _colour(self, who: object) -> str:
         return self.colours.setdefault(who, _COLOURS[len(self.colours) % len(_COLOURS)])
 
-    def show(self, item: object) -> None:
+    def show(self, item: FeedItem) -> None:
         out = self.console.print
-        if isinstance(item, TranscriptSegment):
-            name = item.user_name or f"user {item.user_id}"
-            out(f"[dim]{self._clock(item.start_time or item.timestamp)}[/dim] "
-                f"[bold {self._colour(item.user_id)}]{escape(name)}[/]: {escape(item.text)}", highlight=False)
-        elif isinstance(item, ChatMessage):
-            sender = escape(item.sender_name or "?")
-            out(f"[dim]{self._clock(item.timestamp)} chat[/dim] [bold]{sender}[/bold]: {escape(item.text)}",
+        if item.type not in _SHOWN:
+            return
+        data: dict[str, Any] = msgspec.json.decode(item.data)
+        if item.type == "transcript.segment":
+            name = data.get("user_name") or f"user {data.get('user_id')}"
+            out(f"[dim]{self._clock(data.get('start_time') or data['timestamp'])}[/dim] "
+                f"[bold {self._colour(data.get('user_id'))}]{escape(name)}[/]: {escape(data['text'])}",
                 highlight=False)
-        elif isinstance(item, TimelineEvent) and item.event_type in (EventType.PARTICIPANT_JOIN, EventType.PARTICIPANT_LEAVE):
-            verb = "joined" if item.event_type == EventType.PARTICIPANT_JOIN else "left"
-            if item.user_name:
-                self.names[item.user_id] = item.user_name
-            name = self.names.get(item.user_id, f"user {item.user_id}")
-            out(f"[dim]{self._clock(item.timestamp)} {escape(name)} {verb}[/dim]", highlight=False)
+        elif item.type == "chat.message":
+            sender = escape(data.get("sender_name") or "?")
+            out(f"[dim]{self._clock(data['timestamp'])} chat[/dim] [bold]{sender}[/bold]: "
+                f"{escape(data['text'])}", highlight=False)
+        else:
+            verb = "joined" if item.type == "participant.joined" else "left"
+            user_id = data.get("user_id")
+            if data.get("user_name"):
+                self.names[user_id] = data["user_name"]
+            name = self.names.get(user_id, f"user {user_id}")
+            out(f"[dim]{self._clock(data['timestamp'])} {escape(name)} {verb}[/dim]", highlight=False)
+
+
+_SHOWN = {"transcript.segment", "chat.message", "participant.joined", "participant.left"}
+
+
+class _Feed:
+    """The store's items as it commits them, for one reader; bounded: a reader that falls
+    behind loses the oldest (the demo only prints them)."""
+
+    def __init__(self, store: Store, maxsize: int = 1000) -> None:
+        self._items: deque[FeedItem] = deque(maxlen=maxsize)
+        self._wakeup = asyncio.Event()
+        self.close = store.on_items(self._put)
+
+    def _put(self, items: list[FeedItem]) -> None:
+        self._items.extend(items)
+        self._wakeup.set()
+
+    async def __aiter__(self) -> AsyncIterator[FeedItem]:
+        while True:
+            while self._items:
+                yield self._items.popleft()
+            self._wakeup.clear()
+            await self._wakeup.wait()
 
 
 async def run_demo(settings: Settings, console: Console, *, duration: float, port: int,
@@ -96,7 +130,7 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
         raise
     server = await serve_http(gateway, sock)
     printer = TranscriptPrinter(console)
-    feed = gateway.pipeline.live.subscribe()
+    feed = _Feed(gateway.store)
     printing = asyncio.get_running_loop().create_task(_print_feed(feed, printer))
     try:
         console.print(f"[bold]rtms-gateway demo[/bold]: gateway on {base}, simulator on {sim.base_url}")
@@ -151,6 +185,6 @@ def this_command() -> str:
     return shlex.quote(started_as)
 
 
-async def _print_feed(feed, printer: TranscriptPrinter) -> None:  # type: ignore[no-untyped-def]
+async def _print_feed(feed: _Feed, printer: TranscriptPrinter) -> None:
     async for item in feed:
         printer.show(item)

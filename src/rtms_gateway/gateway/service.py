@@ -19,6 +19,7 @@ from ..api.http_limits import LimitedH11Protocol
 from ..client.connection import PicowsTransport, TlsTrust
 from ..client.policy import ReconnectPolicy
 from ..config import Settings
+from ..metrics import GatewayMetrics
 from ..protocol.errors import StartupError, StoreUnavailable
 from ..sinks.keys import ensure_first_key
 from ..sinks.store import Store
@@ -38,6 +39,7 @@ class Gateway:
     manager: StreamManager
     app: Any
     lock: DataDirLock
+    metrics: GatewayMetrics
 
     @classmethod
     async def open(cls, settings: Settings, lock: DataDirLock | None = None) -> Gateway:
@@ -74,7 +76,9 @@ class Gateway:
                 log.info("no API key was configured: an admin key was made and written to %s "
                          "(send it as `Authorization: Bearer <key>`; `rtms-gateway keys` manages keys)",
                          made.resolve())
-        pipeline = Pipeline(store, data_dir=settings.data_dir)
+        metrics = GatewayMetrics.create()
+        metrics.nul_replaced.read_from(lambda: store.counters["nul_replaced"])
+        pipeline = Pipeline(store, metrics=metrics, data_dir=settings.data_dir)
         policy = ReconnectPolicy(initial_s=settings.reconnect_initial_s,
                                  cap_s=settings.reconnect_max_s,
                                  media_window_s=settings.media_window_s,
@@ -91,20 +95,23 @@ class Gateway:
             allow_insecure_ws=settings.allow_insecure_ws,
             ended_log=store.memory,
         )
-        pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
+        pipeline.set_pause(manager.pause_reading, manager.resume_reading)
+        metrics.frames_rejected.read_from(lambda: manager.frames_rejected)
+        metrics.streams_live.set_function(lambda: manager.streams_live)
+        metrics.reconnects.read_from(lambda: manager.reconnects)
+        metrics.streams_ended.read_from(lambda: manager.outcomes)
         pipeline.start()
-        await recover(settings.data_dir, pipeline, manager, window_s=policy.signaling_window_s)
+        await recover(settings.data_dir, store, pipeline, manager, window_s=policy.signaling_window_s)
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
-                         deliveries=Deliveries(store.memory))
-        return cls(settings, store, pipeline, manager, app, lock)
+                         deliveries=Deliveries(store.memory), metrics=metrics)
+        return cls(settings, store, pipeline, manager, app, lock, metrics)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let go of live streams, commit what is pending, close the store, then the lock."""
         try:
             await self.manager.shutdown(timeout)
             await self.pipeline.close()
-            self.pipeline.live.close()
             await self.store.close()
         finally:
             self.lock.release()
