@@ -7,6 +7,7 @@ open; every other route needs an API key (see `auth`), `/metrics` too unless
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -42,9 +43,8 @@ from ..sinks.exports import (
     with_iso,
 )
 from ..sinks.keys import KeyNameTaken, KeyStore, Scope
-from ..sinks.media_export import MEDIA_TYPES, frames_zip
+from ..sinks.media_export import MEDIA_TYPES, frames_zip, locate
 from ..sinks.participants import participants
-from ..sinks.paths import MediaPathError, media_path
 from ..sinks.records import MediaFile
 from ..webhooks.dedup import Deliveries
 from ..webhooks.events import (
@@ -334,13 +334,11 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         f = await store.media_file(file_id)
         if f is None:
             raise HTTPException(404, f"no media file {file_id}")
-        try:
-            path = media_path(settings.data_dir, f.path)
-        except MediaPathError:
-            path = None
-        if path is None or not path.exists():
+        found = await asyncio.to_thread(locate, settings.data_dir, f.path)
+        if found is None:
             raise HTTPException(404, f"media file {file_id} is not on this gateway's disk")
-        if path.is_dir():
+        path, folder = found
+        if folder:
             return StreamingResponse(frames_zip(path), media_type="application/zip", headers={
                 "content-disposition": f'attachment; filename="{path.name}.zip"'})
         return FileResponse(path, media_type=MEDIA_TYPES.get(f.format, "application/octet-stream"),
