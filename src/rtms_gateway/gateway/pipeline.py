@@ -7,7 +7,9 @@
 
 Media frames go to their files (`sinks.media_files`): placed on the event loop, written
 by a thread of their own every `batch_interval`, so a slow database commit never holds
-audio back and the loop never waits on the disk.
+audio back and the loop never waits on the disk. One write is in flight at a time; if
+the frames placed meanwhile pass `media_buffer_limit` bytes (the disk has stalled), every
+socket stops being read until they are handed to the thread.
 
 `on_message` runs in the socket callback, once per frame: it converts and hands over,
 no awaiting. The stream manager talks to this class only: its store updates go through
@@ -72,6 +74,7 @@ class Pipeline:
         journal_max_bytes: int = 1 << 30,
         stream_high_watermark: int = 2_000,
         retry_interval: float = 0.5,
+        media_buffer_limit: int = 64 << 20,
     ) -> None:
         self.metrics = metrics if metrics is not None else GatewayMetrics.create()
         self.batch_interval = batch_interval
@@ -83,9 +86,16 @@ class Pipeline:
                              rejected_path=data_dir / "rejected" / "records.jsonl" if data_dir is not None else None,
                              batch_interval=batch_interval, retry_interval=retry_interval)
         self.intake.wake = self.writer.wake
+        # Every socket is paused while anything holds it (too many records, or media
+        # waiting on a stalled disk) and resumed once nothing does.
+        self._holds: set[str] = set()
+        self._pause_all: Callable[[], None] = _nothing
+        self._resume_all: Callable[[], None] = _nothing
+        self.intake.pause, self.intake.resume = partial(self._hold, "records"), partial(self._release, "records")
+        self.media_buffer_limit = media_buffer_limit
         self.media = MediaFiles(data_dir, params_of=accepted_params, on_file=self._index_file,
                                 metrics=self.metrics) if data_dir is not None else None
-        self._media_disk = DiskThread("media-writer") if data_dir is not None else None
+        self.media_disk = DiskThread("media-writer") if data_dir is not None else None
         self._media_task: asyncio.Task[None] | None = None
         self._speakers: dict[str, SpeakerTimeline] = {}
         self._finishing: set[asyncio.Task[None]] = set()
@@ -101,8 +111,20 @@ class Pipeline:
         return self.writer.store_ok
 
     def set_pause(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
-        """What stops every socket when too much is pending in all, and starts them again."""
-        self.intake.pause, self.intake.resume = pause, resume
+        """What stops every socket when too much is pending, and starts them again."""
+        self._pause_all, self._resume_all = pause, resume
+
+    def _hold(self, reason: str) -> None:
+        if reason not in self._holds:
+            if not self._holds:
+                self._pause_all()
+            self._holds.add(reason)
+
+    def _release(self, reason: str) -> None:
+        if reason in self._holds:
+            self._holds.discard(reason)
+            if not self._holds:
+                self._resume_all()
 
     # ---- per frame ------------------------------------------------------------------------
 
@@ -156,7 +178,13 @@ class Pipeline:
             # One encoded stream whatever its subject (active speaker, whoever shares):
             # one file, since its frames depend on each other.
             user = None
-        self.media.place(stream, kind, user, c.user_name, c.timestamp, payload)  # type: ignore[union-attr]
+        media = self.media
+        assert media is not None
+        media.place(stream, kind, user, c.user_name, c.timestamp, payload)
+        if media.buffered > self.media_buffer_limit and "media" not in self._holds:
+            self.metrics.paused.inc()
+            log.warning("%d bytes of media wait for the disk; pausing intake", media.buffered)
+            self._hold("media")
 
     # ---- the stream's store updates, in order with its records ----------------------------
 
@@ -206,11 +234,11 @@ class Pipeline:
             task.add_done_callback(self._finishing.discard)
 
     async def _finish_files(self, closed: list[tuple[Track, Callable[[], None]]]) -> None:
-        assert self.media is not None and self._media_disk is not None
+        assert self.media is not None and self.media_disk is not None
         media = self.media
         for track, close in closed:
             try:
-                info = await self._media_disk.run(partial(_close_and_finish, media, track, close))
+                info = await self.media_disk.run(partial(_close_and_finish, media, track, close))
             except OSError as exc:
                 log.error("media file %s not closed: %s", loggable(track.info.path, 200), exc)
                 continue
@@ -226,22 +254,26 @@ class Pipeline:
         """Files are written on their own beat, in their own thread: a slow database
         commit must not hold audio back, nor the disk the event loop. One write in flight
         at a time: frames placed meanwhile wait in their tracks for the next."""
-        assert self.media is not None and self._media_disk is not None
+        assert self.media is not None and self.media_disk is not None
         while True:
             await asyncio.sleep(self.batch_interval)
             await self._write_media()
 
     async def _write_media(self) -> None:
-        if self.media is None or self._media_disk is None:
+        if self.media is None or self.media_disk is None:
             return
         writes = self.media.take_writes()
         if writes:
             try:
                 # shielded: a write taken must run even if the task awaiting it is
                 # cancelled (at close), or its frames would be lost
-                await asyncio.shield(self._media_disk.run(partial(_run_all, writes)))
+                await asyncio.shield(self.media_disk.run(partial(_run_all, writes)))
             except OSError as exc:
                 log.error("media files not written: %s", exc)
+            except Exception:
+                log.exception("media files not written")
+        if "media" in self._holds and self.media.buffered <= self.media_buffer_limit // 2:
+            self._release("media")
 
     # ---- running ------------------------------------------------------------------------
 
@@ -269,8 +301,12 @@ class Pipeline:
                 self.end_stream(stream_id)
         await self.files_finished()
         await self.writer.close()
-        if self._media_disk is not None:
-            await asyncio.to_thread(self._media_disk.close)
+        if self.media_disk is not None:
+            await asyncio.to_thread(self.media_disk.close)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _run_all(writes: list[Callable[[], None]]) -> None:

@@ -66,6 +66,7 @@ class MediaFiles:
         self._first_packet: dict[str, int] = {}  # what Zoom said, until then
         self._resumed: dict[tuple[str, str, str], MediaFile] = {}
         self.metrics = metrics if metrics is not None else GatewayMetrics.create()
+        self.buffered = 0  # bytes placed since the last `take_writes` (the caller bounds it)
 
     def place(self, stream: object, kind: MediaType, user_id: UserId, user_name: str | None,
               timestamp_ms: int, payload: bytes) -> None:
@@ -90,6 +91,8 @@ class MediaFiles:
         outcome = track.place(timestamp_ms, payload)
         if outcome:
             (self.metrics.media_duplicates if outcome == DUPLICATE else self.metrics.media_unwritten).inc()
+        else:
+            self.buffered += len(payload)
 
     def _refuse(self, stream_id: str, clock: StreamClock, timestamp_ms: int) -> None:
         clock.refused += 1
@@ -196,6 +199,7 @@ class MediaFiles:
         """On the event loop: what every track buffered, as blocking writes for the
         writer thread (run them in this order)."""
         writes = []
+        self.buffered = 0
         for track, _ in self._tracks.values():
             if track is not None:
                 write = track.take()
