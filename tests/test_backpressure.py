@@ -8,9 +8,14 @@ import base64
 import threading
 import wave
 
-from rtms_gateway.metrics import value_of
 from rtms_gateway.gateway.pipeline import Pipeline
-from rtms_gateway.protocol.messages import AudioData, MediaContent, TranscriptContent, TranscriptData
+from rtms_gateway.metrics import value_of
+from rtms_gateway.protocol.messages import (
+    AudioData,
+    MediaContent,
+    TranscriptContent,
+    TranscriptData,
+)
 from rtms_gateway.sinks.store import Store
 
 
