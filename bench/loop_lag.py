@@ -8,14 +8,26 @@ shows as lag, so a benchmark runs it beside the load and reports p50/p99/max.
     print(monitor.stop().line())
 
 Samples are bounded (the newest `max_samples` kept), so it can run for hours.
+
+The gateway of a benchmark runs in a process of its own: run it through this file, which
+starts a monitor on its event loop. SIGUSR1 starts the samples over (at the start of the
+measured window), SIGUSR2 writes the stats so far to `<out.json>` (at its end):
+
+    python bench/loop_lag.py <out.json> serve --port 8080   # `rtms-gateway serve --port 8080`
+    os.kill(pid, signal.SIGUSR1); ...; os.kill(pid, signal.SIGUSR2)
+    json.load(open(out))  # {"samples", "p50_ms", "p99_ms", "max_ms"}
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import sys
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +67,9 @@ class LoopLagMonitor:
             await asyncio.sleep(interval)
             lags.append(max(0.0, clock() - asked - interval))
 
+    def reset(self) -> None:
+        self._lags.clear()
+
     def stats(self) -> LagStats:
         ordered = sorted(self._lags)
         return LagStats(len(ordered), 1000 * _percentile(ordered, 0.50), 1000 * _percentile(ordered, 0.99),
@@ -67,14 +82,40 @@ class LoopLagMonitor:
         return self.stats()
 
 
-async def _demo(seconds: float) -> None:
-    monitor = LoopLagMonitor()
-    monitor.start()
-    await asyncio.sleep(seconds)
-    print(monitor.stop().line())
+class _MonitoredLoops(asyncio.DefaultEventLoopPolicy):
+    """Every event loop made gets a monitor, and the two signals (see the docstring)."""
+
+    def __init__(self, out: Path) -> None:
+        super().__init__()
+        self.out = out
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        loop.call_soon(self._watch, loop)
+        return loop
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        monitor = LoopLagMonitor()
+        monitor.start()
+        loop.add_signal_handler(signal.SIGUSR1, monitor.reset)
+        loop.add_signal_handler(signal.SIGUSR2, lambda: self._write(monitor.stats()))
+
+    def _write(self, stats: LagStats) -> None:
+        part = self.out.with_name(self.out.name + ".part")
+        part.write_text(json.dumps(asdict(stats)))
+        part.replace(self.out)  # a reader never sees half a file
+
+
+def run_gateway_monitored(out: Path, args: list[str]) -> None:
+    """`rtms-gateway <args>` in this process, its event loop monitored."""
+    from rtms_gateway.cli import main
+
+    asyncio.set_event_loop_policy(_MonitoredLoops(out))
+    sys.argv = ["rtms-gateway", *args]
+    main()
 
 
 if __name__ == "__main__":
-    import sys
-
-    asyncio.run(_demo(float(sys.argv[1]) if len(sys.argv) > 1 else 2.0))
+    if len(sys.argv) < 3:
+        sys.exit(f"usage: {sys.argv[0]} <out.json> <rtms-gateway arguments...>")
+    run_gateway_monitored(Path(sys.argv[1]), sys.argv[2:])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import json
+import signal
 import sys
 import time
 from pathlib import Path
 
-from .serve_process import eventually
+from .serve_process import _healthy, eventually, free_port, serve_env, simulator_for
 
 _PATH = Path(__file__).parent.parent / "bench" / "loop_lag.py"
 _spec = importlib.util.spec_from_file_location("loop_lag", _PATH)
@@ -36,3 +39,27 @@ async def test_a_loop_blocked_for_50_ms_shows_at_least_40_ms_of_lag():
 async def test_no_samples_read_as_zero():
     stats = loop_lag.LoopLagMonitor().stats()
     assert (stats.samples, stats.p50_ms, stats.p99_ms, stats.max_ms) == (0, 0.0, 0.0, 0.0)
+
+
+async def test_a_gateway_run_through_the_monitor_reports_its_lag_on_a_signal(tmp_path):
+    port = free_port()
+    sim = await simulator_for(port)
+    out = tmp_path / "lag.json"
+    try:
+        with open(tmp_path / "gateway.log", "ab") as stderr:  # noqa: ASYNC230 - the child's, once
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(_PATH), str(out), "serve", "--port", str(port), cwd=tmp_path,
+                env=serve_env(sim, tmp_path), stderr=stderr)
+        try:
+            assert await eventually(lambda: _healthy(port)), (tmp_path / "gateway.log").read_text()[-2000:]
+            proc.send_signal(signal.SIGUSR1)
+            proc.send_signal(signal.SIGUSR2)
+            assert await eventually(out.exists)
+            stats = json.loads(out.read_text())
+            assert set(stats) == {"samples", "p50_ms", "p99_ms", "max_ms"}
+            assert 0 <= stats["p50_ms"] <= stats["p99_ms"] <= stats["max_ms"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await proc.wait()
+    finally:
+        await sim.stop()
