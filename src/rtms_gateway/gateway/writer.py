@@ -75,7 +75,11 @@ class Writer:
         while not self._stopping:
             await self._wakeup.wait()
             self._wakeup.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # what is pending stays pending: the task must go on
+                log.exception("writer: a flush failed; trying again")
+                await self._retry_later()
             if not self._stopping:
                 await asyncio.sleep(self.batch_interval)
 
@@ -189,7 +193,14 @@ class Writer:
         journal = self.journal
         assert journal is not None
         replayed = 0
-        while (batch := await self._disk.run(journal.oldest)) is not None:
+        while True:
+            try:
+                batch = await self._disk.run(journal.oldest)
+            except OSError as exc:
+                log.error("cannot read the journal (%s); trying again later", exc)
+                return False
+            if batch is None:
+                break
             try:
                 await self.store.write_batch(segments=batch.segments, chats=batch.chats, events=batch.events)
             except StoreUnavailable as exc:
@@ -200,7 +211,10 @@ class Writer:
                 # of it is written again later, idempotently.
                 if not await self._salvage(batch, park_the_rest=False):
                     return False
-            await self._disk.run(journal.written)
+            try:
+                await self._disk.run(journal.written)
+            except OSError as exc:  # it is in the store; it may be written again, idempotently
+                log.error("cannot empty the journal (%s)", exc)
             replayed += len(batch)
             self.metrics.replayed.inc(len(batch))
             self.metrics.committed.inc(len(batch))
