@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from enum import Enum
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -61,12 +62,24 @@ from .writer import StoreOp, Writer
 log = logging.getLogger(__name__)
 
 
+class Hold(Enum):
+    """Why every socket is paused."""
+
+    RECORDS = "too many records pending"
+    MEDIA = "media waiting on the disk"
+
+
 class Pipeline:
+    """Messages in (`on_message`), records and files out. `journal`: one opened already
+    (opening reads it whole: the gateway does it off the event loop); without it, the one
+    in `data_dir` is opened here."""
+
     def __init__(
         self,
         store: Store,
         *,
         metrics: GatewayMetrics | None = None,
+        journal: Journal | None = None,
         batch_interval: float = 0.02,
         high_watermark: int = 50_000,
         low_watermark: int = 10_000,
@@ -78,8 +91,8 @@ class Pipeline:
     ) -> None:
         self.metrics = metrics if metrics is not None else GatewayMetrics.create()
         self.batch_interval = batch_interval
-        journal = Journal(data_dir / "journal" / "records.bin", max_bytes=journal_max_bytes) \
-            if data_dir is not None else None
+        if journal is None and data_dir is not None:
+            journal = Journal(journal_path(data_dir), max_bytes=journal_max_bytes)
         self.intake = Intake(self.metrics, high_watermark=high_watermark, low_watermark=low_watermark,
                              stream_high_watermark=stream_high_watermark)
         self.writer = Writer(store, self.intake, self.metrics, journal=journal,
@@ -88,10 +101,10 @@ class Pipeline:
         self.intake.wake = self.writer.wake
         # Every socket is paused while anything holds it (too many records, or media
         # waiting on a stalled disk) and resumed once nothing does.
-        self._holds: set[str] = set()
+        self._holds: set[Hold] = set()
         self._pause_all: Callable[[], None] = _nothing
         self._resume_all: Callable[[], None] = _nothing
-        self.intake.pause, self.intake.resume = partial(self._hold, "records"), partial(self._release, "records")
+        self.intake.pause, self.intake.resume = partial(self._hold, Hold.RECORDS), partial(self._release, Hold.RECORDS)
         self.media_buffer_limit = media_buffer_limit
         self.media = MediaFiles(data_dir, params_of=accepted_params, on_file=self._index_file,
                                 metrics=self.metrics) if data_dir is not None else None
@@ -114,13 +127,13 @@ class Pipeline:
         """What stops every socket when too much is pending, and starts them again."""
         self._pause_all, self._resume_all = pause, resume
 
-    def _hold(self, reason: str) -> None:
+    def _hold(self, reason: Hold) -> None:
         if reason not in self._holds:
             if not self._holds:
                 self._pause_all()
             self._holds.add(reason)
 
-    def _release(self, reason: str) -> None:
+    def _release(self, reason: Hold) -> None:
         if reason in self._holds:
             self._holds.discard(reason)
             if not self._holds:
@@ -181,10 +194,10 @@ class Pipeline:
         media = self.media
         assert media is not None
         media.place(stream, kind, user, c.user_name, c.timestamp, payload)
-        if media.buffered > self.media_buffer_limit and "media" not in self._holds:
+        if media.buffered > self.media_buffer_limit and Hold.MEDIA not in self._holds:
             self.metrics.paused.inc()
             log.warning("%d bytes of media wait for the disk; pausing intake", media.buffered)
-            self._hold("media")
+            self._hold(Hold.MEDIA)
 
     # ---- the stream's store updates, in order with its records ----------------------------
 
@@ -272,8 +285,8 @@ class Pipeline:
                 log.error("media files not written: %s", exc)
             except Exception:
                 log.exception("media files not written")
-        if "media" in self._holds and self.media.buffered <= self.media_buffer_limit // 2:
-            self._release("media")
+        if Hold.MEDIA in self._holds and self.media.buffered <= self.media_buffer_limit // 2:
+            self._release(Hold.MEDIA)
 
     # ---- running ------------------------------------------------------------------------
 
@@ -303,6 +316,10 @@ class Pipeline:
         await self.writer.close()
         if self.media_disk is not None:
             await asyncio.to_thread(self.media_disk.close)
+
+
+def journal_path(data_dir: Path) -> Path:
+    return data_dir / "journal" / "records.bin"
 
 
 def _nothing() -> None:

@@ -21,12 +21,13 @@ from ..client.policy import ReconnectPolicy
 from ..config import Settings
 from ..metrics import GatewayMetrics
 from ..protocol.errors import StartupError, StoreUnavailable
+from ..sinks.journal import Journal
 from ..sinks.keys import ensure_first_key
 from ..sinks.store import Store
 from .lock import DataDirLock
 from ..webhooks.dedup import Deliveries
 from .manager import Credentials, StreamManager
-from .pipeline import Pipeline
+from .pipeline import Pipeline, journal_path
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class Gateway:
                          made.resolve())
         metrics = GatewayMetrics.create()
         metrics.nul_replaced.read_from(lambda: store.counters["nul_replaced"])
-        pipeline = Pipeline(store, metrics=metrics, data_dir=settings.data_dir)
+        journal = await asyncio.to_thread(Journal, journal_path(settings.data_dir))  # read whole: off the loop
+        pipeline = Pipeline(store, metrics=metrics, journal=journal, data_dir=settings.data_dir)
         policy = ReconnectPolicy(initial_s=settings.reconnect_initial_s,
                                  cap_s=settings.reconnect_max_s,
                                  media_window_s=settings.media_window_s,
