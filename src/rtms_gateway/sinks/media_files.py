@@ -13,6 +13,9 @@ them:
   anything.
 
 A track's `info` (a `MediaFile` record) is what the store indexes and the API lists.
+
+`place` runs on the event loop and only buffers; `take_writes` and `end_stream` hand the
+file work over as blocking jobs, which the pipeline runs in its media thread, in order.
 """
 
 from __future__ import annotations
