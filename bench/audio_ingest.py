@@ -10,11 +10,17 @@ SQLite, WAV files). Printed per N, over the window where every stream is live:
 - gateway RSS per stream ((RSS live - RSS idle) / N),
 - the simulator's own pacing lateness (if it is late, the figures say little).
 
-`--floor` also runs, over the same load, a bare `websockets` client that does the
-handshakes, answers keep-alives and only decodes and counts the frames: the floor any
-Python receiver pays. `--profile` runs the gateway under pyinstrument and prints the top.
+- the gateway's event-loop lag p99 (`rtms_event_loop_lag_seconds`, how late a 10 ms timer
+  wakes), over the same window.
 
-    .venv/bin/python bench/audio_ingest.py [--meetings 10,100,500] [--duration 30] [--floor] [--profile]
+`--peers sdk,picows` also runs, each in its own process over the same load (the same
+simulator, TLS, N meetings of L16 16 kHz mono mixed audio plus transcripts): Zoom's official
+SDK (PyPI `rtms`, one `EventLoop`, callbacks that only count: delivery only), and a bare
+picows receiver that does the handshakes, answers keep-alives and decodes each frame's JSON
+and base64 (the floor a Python receiver pays). `--profile` runs the gateway under
+pyinstrument; `--py-spy FILE` samples it and prints the top functions.
+
+    .venv/bin/python bench/audio_ingest.py [--meetings 100,300] [--duration 40] [--peers sdk,picows]
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from typing import Any
 import psutil
 
 from _common import API_KEY, AUTH, CLIENT_ID, CLIENT_SECRET, TOKEN, free_port, percentile, simulator_for, wait_http
-from rtms_gateway.protocol.constants import MediaType
+from rtms_gateway.protocol.constants import AudioChannel, Codec, ContentType, DataOption, MediaType, SampleRate
 
 MEDIA = MediaType.AUDIO | MediaType.TRANSCRIPT
 FRAME_BYTES = 640  # 20 ms of 16 kHz mono L16
@@ -89,10 +95,23 @@ async def metrics(port: int) -> dict[str, float]:
         text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
     values = {}
     for line in text.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
+        if line and not line.startswith("#"):
             name, value = line.rsplit(" ", 1)
             values[name] = float(value)
     return values
+
+
+def histogram_quantile(before: dict[str, float], after: dict[str, float], name: str, q: float) -> float:
+    """The q-quantile (in the histogram's unit) of what `name` observed between two scrapes:
+    the upper bound of the bucket it falls in (NaN if it observed nothing)."""
+    prefix = f'{name}_bucket{{le="'
+    bounds = sorted((float(key[len(prefix):-2]), after[key] - before.get(key, 0.0))
+                    for key in after if key.startswith(prefix))
+    total = bounds[-1][1] if bounds else 0.0
+    for bound, count in bounds:
+        if total and count >= q * total:
+            return bound
+    return float("nan")
 
 
 def top_leaves(collapsed: Path, count: int = 15) -> list[tuple[float, str]]:
@@ -177,91 +196,155 @@ async def run_gateway(n: int, duration: float, workdir: Path, profile: Path | No
         "us_per_frame": 1e6 * (cpu1 - cpu0) / max(window_frames, 1),
         "cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0),
         "p50_ms": percentile(lat, 0.5), "p99_ms": percentile(lat, 0.99),
+        "lag_p99_ms": 1000 * histogram_quantile(before, after, "rtms_event_loop_lag_seconds", 0.99),
         "rss_kib_per_stream": (rss_live - rss_idle) / 1024 / n,
         "sim_late_p99_ms": stats.lateness_p99_ms,
     }
 
 
-# ---- the floor: a bare websockets receiver (child process) ----------------------------------
+# ---- the other receivers, each in its own process over the same load -------------------
 
 
-def floor_client(payload_file: str, ca_file: str) -> None:
+def sdk_client(payload_file: str, ca_file: str) -> None:
+    """Zoom's official SDK (PyPI `rtms`): one EventLoop thread owning every client, L16
+    16 kHz mono mixed audio plus transcripts, callbacks that only count."""
+    os.environ["ZM_RTMS_CA"] = ca_file
+    os.environ.setdefault("ZM_RTMS_LOG_LEVEL", "error")
+    import threading
+
+    import rtms  # imported late: the SDK reads its environment on import
+
+    counts = {"audio": 0, "transcript": 0}
+    lock = threading.Lock()
+
+    def on_audio(data: Any, size: int, timestamp: int, metadata: Any) -> None:
+        with lock:
+            counts["audio"] += 1
+
+    def on_transcript(data: Any, size: int, timestamp: int, metadata: Any) -> None:
+        with lock:
+            counts["transcript"] += 1
+
+    loop = rtms.EventLoop().start()
+    for payload in json.loads(Path(payload_file).read_text()):
+        client = rtms.Client()
+        client.set_audio_params(rtms.AudioParams(
+            content_type=int(ContentType.RAW_AUDIO), codec=int(Codec.L16), sample_rate=int(SampleRate.SR_16K),
+            channel=int(AudioChannel.MONO), data_opt=int(DataOption.AUDIO_MIXED_STREAM), duration=20,
+            frame_size=320))
+        client.on_audio_data(on_audio)
+        client.on_transcript_data(on_transcript)
+        loop.add(client)
+        client.join(meeting_uuid=payload["meeting_uuid"], rtms_stream_id=payload["rtms_stream_id"],
+                    server_urls=payload["server_urls"], client=CLIENT_ID, secret=CLIENT_SECRET)
+    sys.stdin.readline()
+    with lock:
+        print(json.dumps(counts), flush=True)
+    loop.stop()
+    os._exit(0)  # the SDK's native threads do not end on their own
+
+
+def picows_client(payload_file: str, ca_file: str) -> None:
+    """The floor a Python receiver pays: picows sockets doing the handshakes, answering
+    keep-alives and decoding each frame's JSON and its base64 payload, nothing else."""
+    import base64
     import ssl
 
     import msgspec
-    from websockets.asyncio.client import connect
+    import picows
 
     from rtms_gateway.protocol.signature import signature
 
-    decode = msgspec.json.decode
+    decode, b64decode = msgspec.json.decode, base64.b64decode
     context = ssl.create_default_context(cafile=ca_file)
-    frames = {"audio": 0, "transcript": 0}
+    counts = {"audio": 0, "transcript": 0, "bytes": 0}
 
-    async def socket(url: str, hello: dict[str, Any], on_ok: Any = None) -> None:
-        async with connect(url, ssl=context, max_size=None, compression=None) as ws:
-            await ws.send(json.dumps(hello))
-            async for raw in ws:
-                msg = decode(raw)
-                kind = msg["msg_type"]
-                if kind == 14:
-                    frames["audio"] += 1
-                elif kind == 17:
-                    frames["transcript"] += 1
-                elif kind == 12:
-                    await ws.send(json.dumps({"msg_type": 13, "timestamp": msg["timestamp"],
-                                              "sequence": msg.get("sequence")}))
-                elif kind in (2, 4) and on_ok is not None:
-                    await on_ok(ws, msg)
-                elif kind == 8 and msg.get("state") == 4:
-                    return
+    class Socket(picows.WSListener):
+        def __init__(self, hello: dict[str, Any], on_answer: Any) -> None:
+            self.hello, self.on_answer = hello, on_answer
+            self.transport: picows.WSTransport | None = None
 
-    async def stream(p: dict[str, Any]) -> None:
+        def on_ws_connected(self, transport: picows.WSTransport) -> None:
+            self.transport = transport
+            transport.send(picows.WSMsgType.TEXT, json.dumps(self.hello).encode())
+
+        def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+            if frame.msg_type is not picows.WSMsgType.TEXT:
+                return
+            msg = decode(frame.get_payload_as_memoryview())
+            kind = msg["msg_type"]
+            if kind == 14:
+                counts["audio"] += 1
+                counts["bytes"] += len(b64decode(msg["content"]["data"]))
+            elif kind == 17:
+                counts["transcript"] += 1
+            elif kind == 12:
+                transport.send(picows.WSMsgType.TEXT, json.dumps(
+                    {"msg_type": 13, "timestamp": msg["timestamp"]}).encode())
+            elif kind in (2, 4) and self.on_answer is not None:
+                self.on_answer(self, msg)
+
+    async def open_socket(url: str, hello: dict[str, Any], on_answer: Any = None) -> None:
+        await picows.ws_connect(lambda: Socket(hello, on_answer), url, ssl_context=context,
+                                max_frame_size=16 * 1024 * 1024)
+
+    def stream(p: dict[str, Any]) -> None:
         ids = {"meeting_uuid": p["meeting_uuid"], "rtms_stream_id": p["rtms_stream_id"],
                "signature": signature(CLIENT_ID, CLIENT_SECRET, p["meeting_uuid"], p["rtms_stream_id"])}
         ready: list[int] = []
 
-        async def signaling_ok(ws: Any, msg: dict[str, Any]) -> None:
+        def signaling_answer(sig: Socket, msg: dict[str, Any]) -> None:
             urls = msg["media_server"]["server_urls"]
 
-            async def media_ok(_: Any, answer: dict[str, Any]) -> None:
+            def media_answer(_: Socket, answer: dict[str, Any]) -> None:
                 ready.append(answer["status_code"])
-                if len(ready) == 2:
-                    await ws.send(json.dumps({"msg_type": 7, "rtms_stream_id": p["rtms_stream_id"]}))
+                if len(ready) == 2 and sig.transport is not None:
+                    sig.transport.send(picows.WSMsgType.TEXT, json.dumps(
+                        {"msg_type": 7, "rtms_stream_id": p["rtms_stream_id"]}).encode())
 
             for key, bits in (("audio", 1), ("transcript", 8)):
-                asyncio.get_running_loop().create_task(
-                    socket(urls[key], {"msg_type": 3, "media_type": bits, "protocol_version": 1, **ids}, media_ok))
+                asyncio.get_running_loop().create_task(open_socket(
+                    urls[key], {"msg_type": 3, "media_type": bits, "protocol_version": 1, **ids}, media_answer))
 
-        await socket(p["server_urls"], {"msg_type": 1, "protocol_version": 1, **ids}, signaling_ok)
+        asyncio.get_running_loop().create_task(open_socket(
+            p["server_urls"], {"msg_type": 1, "protocol_version": 1, **ids}, signaling_answer))
 
     async def main() -> None:
-        payloads = json.loads(Path(payload_file).read_text())
-        tasks = [asyncio.create_task(stream(p)) for p in payloads]
+        for p in json.loads(Path(payload_file).read_text()):
+            stream(p)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        print(json.dumps(frames), flush=True)
-        for t in tasks:
-            t.cancel()
+        print(json.dumps(counts), flush=True)
+        os._exit(0)
 
     asyncio.run(main())
 
 
-async def run_floor(n: int, duration: float, workdir: Path) -> dict[str, Any]:
-    sim, data, ca = await simulator_for(workdir, f"floor{n}", None)
+PEERS = {"sdk": "official SDK (delivery only)", "picows": "picows + JSON + base64"}
+
+
+async def run_peer(peer: str, n: int, duration: float, workdir: Path) -> dict[str, Any]:
+    """One of PEERS in its own process against N simulated meetings; its CPU per frame over
+    the window where every stream is live."""
+    sim, data, ca = await simulator_for(workdir, f"{peer}{n}", None)
     handles = [sim.start_meeting(duration=duration, media=MEDIA, seed=n) for _ in range(n)]
     (data / "payloads.json").write_text(json.dumps([h.started_payload for h in handles]))
-    child = subprocess.Popen([sys.executable, __file__, "--floor-client", str(data / "payloads.json"), str(ca)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    (data / "logs").mkdir()  # where the SDK writes its own log
+    child = subprocess.Popen([sys.executable, os.path.abspath(__file__), f"--{peer}-client",
+                              str(data / "payloads.json"), str(ca)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=data)
     try:
-        await asyncio.gather(*(h.wait_streaming(120) for h in handles))
+        live = sum(await asyncio.gather(*(h.wait_streaming(120) for h in handles)))
         proc = psutil.Process(child.pid)
         loop = asyncio.get_running_loop()
         first_end = min(h.stream.end_at for h in handles if h.stream.t0 is not None)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # let the last connections settle
+        sim.pacer.reset_stats()
         f0 = sum(h.record.sent.audio_frames for h in handles)
         cpu0, wall0 = sum(proc.cpu_times()[:2]), time.perf_counter()
         await asyncio.sleep(max(first_end - loop.time() - 0.5, 1.0))
         cpu1, wall1 = sum(proc.cpu_times()[:2]), time.perf_counter()
         f1 = sum(h.record.sent.audio_frames for h in handles)
+        stats = sim.pacer_stats()
         records = [await h.wait(120) for h in handles]
         assert child.stdin is not None and child.stdout is not None
         child.stdin.write("report\n")
@@ -270,31 +353,41 @@ async def run_floor(n: int, duration: float, workdir: Path) -> dict[str, Any]:
     finally:
         child.kill()
         await sim.stop()
-    return {"n": n, "sent": sum(r.sent.audio_frames for r in records), "received": counts["audio"],
-            "us_per_frame": 1e6 * (cpu1 - cpu0) / max(f1 - f0, 1), "cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0)}
+    sent = sum(r.sent.audio_frames for r in records)
+    return {"n": n, "live": live, "sent": sent, "received": counts["audio"], "lost": sent - counts["audio"],
+            "us_per_frame": 1e6 * (cpu1 - cpu0) / max(f1 - f0, 1),
+            "cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0), "sim_late_p99_ms": stats.lateness_p99_ms}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--meetings", default="10,100,500")
     parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--floor", action="store_true", help="also measure a bare websockets receiver")
+    parser.add_argument("--peers", default="",
+                        help="also run these receivers over the same load: sdk (Zoom's official SDK), "
+                             "picows (a bare picows receiver), comma-separated")
     parser.add_argument("--profile", type=Path, help="profile the gateway (pyinstrument) into this file")
     parser.add_argument("--py-spy", type=Path, dest="spy",
                         help="sample the gateway with py-spy over the window; print the top functions")
     args = parser.parse_args()
+    peers = [p for p in args.peers.split(",") if p]
+    for peer in peers:
+        if peer not in PEERS:
+            parser.error(f"unknown peer {peer!r}: choose from {', '.join(PEERS)}")
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'N':>5} {'live':>5} {'sent':>8} {'recv':>8} {'written':>8} {'lost':>5} {'µs/frame':>9} "
-              f"{'gw CPU%':>8} {'p50 ms':>7} {'p99 ms':>7} {'KiB/strm':>9} {'sim late p99':>12}")
+              f"{'gw CPU%':>8} {'p50 ms':>7} {'p99 ms':>7} {'lag p99':>7} {'KiB/strm':>9} {'sim late p99':>12}")
         for n in (int(x) for x in args.meetings.split(",")):
             r = await run_gateway(n, args.duration, Path(tmp), args.profile, args.spy)
             print(f"{r['n']:>5} {r['live']:>5} {r['sent']:>8} {r['received']:>8} {r['written']:>8} {r['lost']:>5} "
                   f"{r['us_per_frame']:>9.1f} {r['cpu_pct']:>8.1f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} "
-                  f"{r['rss_kib_per_stream']:>9.1f} {r['sim_late_p99_ms']:>12.1f}", flush=True)
-            if args.floor:
-                f = await run_floor(n, args.duration, Path(tmp))
-                print(f"{'':>5} floor (bare websockets): sent {f['sent']}, received {f['received']}, "
-                      f"{f['us_per_frame']:.1f} µs/frame, CPU {f['cpu_pct']:.1f}%", flush=True)
+                  f"{r['lag_p99_ms']:>7.1f} {r['rss_kib_per_stream']:>9.1f} {r['sim_late_p99_ms']:>12.1f}",
+                  flush=True)
+            for peer in peers:
+                f = await run_peer(peer, n, args.duration, Path(tmp))
+                print(f"{'':>5} {PEERS[peer]}: live {f['live']}, sent {f['sent']}, received {f['received']}, "
+                      f"lost {f['lost']}, {f['us_per_frame']:.1f} µs/frame, CPU {f['cpu_pct']:.1f}%, "
+                      f"sim late p99 {f['sim_late_p99_ms']:.1f} ms", flush=True)
         if args.profile is not None:
             print(f"\nprofile of the last run: {args.profile}")
         if args.spy is not None and args.spy.exists():
@@ -304,7 +397,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--floor-client":
-        floor_client(sys.argv[2], sys.argv[3])
+    if len(sys.argv) > 1 and sys.argv[1] == "--sdk-client":
+        sdk_client(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--picows-client":
+        picows_client(sys.argv[2], sys.argv[3])
     else:
         asyncio.run(main())

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shlex
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -150,7 +151,7 @@ async def test_serve_exits_cleanly_on_sigterm_mid_meeting(tmp_path):
     import signal
 
     from .gateway_harness import CLIENT_SECRET, SECRET_TOKEN
-    from .serve_process import free_port, serve_env, simulator_for, start_serve
+    from .serve_process import eventually, free_port, health, serve_env, simulator_for, start_serve
 
     port = free_port()
     sim = await simulator_for(port)
@@ -158,8 +159,13 @@ async def test_serve_exits_cleanly_on_sigterm_mid_meeting(tmp_path):
     try:
         handle = sim.start_meeting(duration=60)
         assert await handle.wait_streaming(15)
-        await asyncio.sleep(2.0)
-        proc.send_signal(signal.SIGTERM)
+
+        async def held() -> bool:
+            return (await health(port))["streams_live"] == 1
+
+        assert await eventually(held), "the gateway never held the stream"
+        assert await eventually(lambda: handle.record.sent.transcripts > 0)  # something to keep
+        proc.send_signal(signal.SIGTERM)  # with a stream live
         code = await asyncio.wait_for(proc.wait(), 15)
         stderr = (tmp_path / "gateway.log").read_text()
         assert code == 0, stderr[-2000:]
@@ -205,7 +211,8 @@ async def test_simulate_against_serve_the_readme_way(tmp_path):
     meeting stores what the simulator sent, media included, and no run merges into another."""
     import asyncio
     import signal
-    import socket
+
+    from .serve_process import eventually
 
     shared, ((serve_env, serve_args), (_, simulate_args)) = readme_dev_flow()
     assert serve_args == ["serve"] and simulate_args[0] == "simulate"
@@ -222,12 +229,7 @@ async def test_simulate_against_serve_the_readme_way(tmp_path):
                                                    stderr=asyncio.subprocess.DEVNULL)
     lines = []
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
+        assert await eventually(lambda: _accepts(port)), "the gateway never listened"
         for _ in range(2):
             sim = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "rtms_gateway", *simulate_args, "--validate-endpoint", cwd=tmp_path,
@@ -279,3 +281,12 @@ def test_export_copies_no_file_from_outside_the_data_dir(tmp_path):
     done = _cli("export", "m==", "--format", "wav", "-o", str(out), cwd=tmp_path)
     assert done.returncode == 1 and "not exported" in done.stdout, done.stdout + done.stderr
     assert not out.exists()
+
+
+def _accepts(port: int) -> bool:
+    """Whether something listens on `port` of the loopback."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

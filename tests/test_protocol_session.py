@@ -3,7 +3,7 @@ import pytest
 
 from rtms_gateway.protocol import messages as m
 from rtms_gateway.protocol.constants import EventType, MediaType, StatusCode, StreamState
-from rtms_gateway.protocol.errors import LocalProtocolError
+from rtms_gateway.protocol.errors import LocalProtocolError, RemoteProtocolError
 from rtms_gateway.protocol.session import (
     FrameRejected,
     HandshakeCompleted,
@@ -129,6 +129,7 @@ def test_malformed_and_unknown_frames_never_raise():
     s = connected_signaling()
     ev = s.receive(b"{not json", 2.0)
     assert isinstance(ev, FrameRejected) and s.frames_rejected == 1
+    assert isinstance(ev.error, RemoteProtocolError)  # the peer's fault, not ours
     assert isinstance(s.receive(b'{"msg_type":77}', 2.0), m.UnknownMessage)
     assert s.state is SignalingState.CONNECTED
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .protocol.constants import (
@@ -105,6 +112,11 @@ class Settings(BaseSettings):
     # hashed, in the store: `rtms-gateway keys create`).
     api_keys: SecretStr = Field(default=SecretStr(""), validation_alias="RTMS_API_KEYS")
     metrics_public: bool = Field(default=False, validation_alias="RTMS_METRICS_PUBLIC")
+    # Live feeds (SSE, WebSocket): items queued per subscriber before it is told it fell
+    # behind and closed; subscribers at once (more are answered 503); idle SSE comment every.
+    live_queue_size: int = Field(default=1000, ge=1, le=1_000_000, validation_alias="RTMS_LIVE_QUEUE_SIZE")
+    live_max_subscribers: int = Field(default=1000, ge=1, validation_alias="RTMS_LIVE_MAX_SUBSCRIBERS")
+    live_heartbeat_s: float = Field(default=15.0, gt=0, le=3600, validation_alias="RTMS_LIVE_HEARTBEAT_S")
     # Reconnecting (Zoom's failover guide): first wait, doubling up to the cap, jittered;
     # media alone within its window, signaling and media within theirs (Zoom's, by default).
     reconnect_initial_s: float = Field(default=RECONNECT_INITIAL_S, gt=0,
@@ -158,7 +170,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _zoom_accepts_the_combination(self) -> "Settings":
+    def _zoom_accepts_the_combination(self) -> Settings:
         """What Zoom refuses at the handshake, refused here at start with its name."""
         rules = (
             (self.audio_codec == "opus" and self.audio_sample_rate != 48000,

@@ -92,12 +92,15 @@ class GatewayMetrics:
     frames_rejected: Reading
     api_refused: Reading
     nul_replaced: Reading
+    live_overflowed: Reading
+    live_refused: Reading
     reconnects: LabelledReading
     streams_ended: LabelledReading
     # now
     streams_live: Gauge
     pending_records: Gauge
     journal_records: Gauge
+    live_subscribers: Gauge
 
     @classmethod
     def create(cls) -> GatewayMetrics:
@@ -138,11 +141,16 @@ class GatewayMetrics:
             nul_replaced=Reading("rtms_nul_characters_replaced",
                                  "NUL characters in text written to PostgreSQL, stored as U+FFFD "
                                  "(its text cannot hold NUL)", r),
+            live_overflowed=Reading("rtms_live_subscribers_overflowed",
+                                    "Live feed subscribers closed for falling behind (told where to resume)", r),
+            live_refused=Reading("rtms_live_subscribers_refused",
+                                 "Live feed subscriptions refused: too many at once", r),
             reconnects=LabelledReading("rtms_reconnects", "Whole-stream reconnects, by cause", "cause", r),
             streams_ended=LabelledReading("rtms_streams_ended", "Streams ended, by how", "state", r),
             streams_live=gauge("rtms_streams_live", "Streams held now"),
             pending_records=gauge("rtms_pending_records", "Records waiting for the next commit"),
             journal_records=gauge("rtms_journal_records", "Records in the disk journal now"),
+            live_subscribers=gauge("rtms_live_subscribers", "Live feed (SSE and WebSocket) subscribers now"),
         )
 
 

@@ -96,6 +96,8 @@ def fuzz_openapi(base_url: str, examples_per_operation: int, run_seed: int = 0) 
     sent = itertools.count()
     for result in schema.get_all_operations():
         operation = result.ok()
+        if _streams(operation.definition.raw):
+            continue
 
         @seed(run_seed)
         @settings(max_examples=examples_per_operation, deadline=None, database=None,
@@ -109,6 +111,13 @@ def fuzz_openapi(base_url: str, examples_per_operation: int, run_seed: int = 0) 
 
         call()
     return statuses
+
+
+def _streams(definition: dict[str, object]) -> bool:
+    """A live feed (Server-Sent Events) answers for as long as it is read, so a case would
+    wait out each one; its parameters and refusals are tested in tests/test_live_feed.py."""
+    ok = definition.get("responses", {}).get("200", {})  # type: ignore[attr-defined]
+    return "text/event-stream" in ok.get("content", {})
 
 
 def free_port() -> int:

@@ -55,7 +55,9 @@ from ..webhooks.events import (
     parse_webhook,
 )
 from ..webhooks.verify import WebhookRejected, verify_request
+from ..sinks.live import LiveHub
 from .auth import Authenticator
+from .live import LiveFeed, live_routes
 from .reads import PageParam, read_page, search_routes
 
 log = logging.getLogger(__name__)
@@ -133,13 +135,15 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                keys: KeyStore | None = None,
                clock: Callable[[], float] = time.time,
                live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: [],
-               deliveries: Deliveries | None = None, metrics: GatewayMetrics | None = None) -> FastAPI:
+               deliveries: Deliveries | None = None, live: LiveHub | None = None,
+               metrics: GatewayMetrics | None = None) -> FastAPI:
     """The app for `settings`; reads no environment. `keys` holds the API keys made with
     `rtms-gateway keys` (without it, only `RTMS_API_KEYS` open the API and the key routes
     are absent). `clock` gives Unix seconds; `live_media` tells how the files still being
     written stand right now; `deliveries` recognises webhook retries (this process's memory
-    alone unless given the store's); `metrics` are what `/metrics` shows (the API adds
-    its refused requests)."""
+    alone unless given the store's); `live` is the hub the store's committed items are
+    published to (without it, the live feed routes are absent); `metrics` are what
+    `/metrics` shows (the API adds its refused requests and the live feed's counts)."""
     # Swagger UI and ReDoc from files the gateway serves itself: /docs works offline.
     app = FastAPIOffline(title="rtms-gateway", version="0.1.0",
                          description="Zoom Realtime Media Streams in; durable, queryable, live data out. "
@@ -149,6 +153,11 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     app.state.auth = auth
     gateway_metrics = metrics if metrics is not None else GatewayMetrics.create()
     gateway_metrics.api_refused.read_from(lambda: auth.refused)
+    if live is not None:
+        hub = live
+        gateway_metrics.live_subscribers.set_function(lambda: hub.subscribers)
+        gateway_metrics.live_overflowed.read_from(lambda: hub.counters["overflowed"])
+        gateway_metrics.live_refused.read_from(lambda: hub.counters["refused"])
     reader = [Depends(auth.require(Scope.READ))]
     api = APIRouter(dependencies=reader, responses=_AUTH_ERRORS)
     deliveries = deliveries if deliveries is not None else Deliveries()
@@ -350,6 +359,9 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         body: dict[str, Any] = (await meeting_or_404(meeting_uuid)).to_dict()
         return body
 
+    if live is not None:  # before `api`: its meeting route would take ".../live" as a UUID
+        feed = LiveFeed(store, live, settings.live_heartbeat_s)  # type: ignore[arg-type]
+        app.include_router(live_routes(feed, auth, _AUTH_ERRORS))
     app.include_router(api)
     app.include_router(search_routes(store, _AUTH_ERRORS), dependencies=reader)
     if keys is not None:

@@ -12,9 +12,6 @@ import os
 import secrets
 import shlex
 import sys
-from collections import deque
-from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote
 
 import msgspec
@@ -25,9 +22,9 @@ from sqlalchemy.engine import make_url
 
 from ..config import Settings
 from ..simulator import Simulator, SimulatorConfig
-from ..sinks.feed import FeedItem
+from ..sinks.feed import FeedItem, FeedKind
 from ..sinks.keys import KEY_FILE
-from ..sinks.store import Store
+from ..sinks.live import OVERFLOWED, LiveFilter, Subscription
 from .lock import DataDirLock
 from .service import Gateway, bind_socket, serve_http, stop_http
 
@@ -35,8 +32,7 @@ _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 
 
 class TranscriptPrinter:
-    """Prints the store's feed readably, as it is committed: time into the meeting,
-    speaker, text."""
+    """Prints live records readably: time into the meeting, speaker, text."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -54,50 +50,24 @@ class TranscriptPrinter:
         return self.colours.setdefault(who, _COLOURS[len(self.colours) % len(_COLOURS)])
 
     def show(self, item: FeedItem) -> None:
+        """One committed feed item: a segment, a chat message, a join or a leave."""
         out = self.console.print
-        if item.type not in _SHOWN:
-            return
-        data: dict[str, Any] = msgspec.json.decode(item.data)
+        data = msgspec.json.decode(item.data)
         if item.type == "transcript.segment":
-            name = data.get("user_name") or f"user {data.get('user_id')}"
-            out(f"[dim]{self._clock(data.get('start_time') or data['timestamp'])}[/dim] "
-                f"[bold {self._colour(data.get('user_id'))}]{escape(name)}[/]: {escape(data['text'])}",
+            name = data["user_name"] or f"user {data['user_id']}"
+            out(f"[dim]{self._clock(data['start_time'] or data['timestamp'])}[/dim] "
+                f"[bold {self._colour(data['user_id'])}]{escape(name)}[/]: {escape(data['text'])}",
                 highlight=False)
         elif item.type == "chat.message":
-            sender = escape(data.get("sender_name") or "?")
+            sender = escape(data["sender_name"] or "?")
             out(f"[dim]{self._clock(data['timestamp'])} chat[/dim] [bold]{sender}[/bold]: "
                 f"{escape(data['text'])}", highlight=False)
-        else:
+        elif item.type in ("participant.joined", "participant.left"):
             verb = "joined" if item.type == "participant.joined" else "left"
-            user_id = data.get("user_id")
-            if data.get("user_name"):
-                self.names[user_id] = data["user_name"]
-            name = self.names.get(user_id, f"user {user_id}")
+            if data["user_name"]:
+                self.names[data["user_id"]] = data["user_name"]
+            name = self.names.get(data["user_id"], f"user {data['user_id']}")
             out(f"[dim]{self._clock(data['timestamp'])} {escape(name)} {verb}[/dim]", highlight=False)
-
-
-_SHOWN = {"transcript.segment", "chat.message", "participant.joined", "participant.left"}
-
-
-class _Feed:
-    """The store's items as it commits them, for one reader; bounded: a reader that falls
-    behind loses the oldest (the demo only prints them)."""
-
-    def __init__(self, store: Store, maxsize: int = 1000) -> None:
-        self._items: deque[FeedItem] = deque(maxlen=maxsize)
-        self._wakeup = asyncio.Event()
-        self.close = store.on_items(self._put)
-
-    def _put(self, items: list[FeedItem]) -> None:
-        self._items.extend(items)
-        self._wakeup.set()
-
-    async def __aiter__(self) -> AsyncIterator[FeedItem]:
-        while True:
-            while self._items:
-                yield self._items.popleft()
-            self._wakeup.clear()
-            await self._wakeup.wait()
 
 
 async def run_demo(settings: Settings, console: Console, *, duration: float, port: int,
@@ -130,7 +100,8 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
         raise
     server = await serve_http(gateway, sock)
     printer = TranscriptPrinter(console)
-    feed = _Feed(gateway.store)
+    feed = gateway.live.subscribe(LiveFilter(kinds=(FeedKind.TRANSCRIPT, FeedKind.CHAT,
+                                                    FeedKind.PARTICIPANT)))
     printing = asyncio.get_running_loop().create_task(_print_feed(feed, printer))
     try:
         console.print(f"[bold]rtms-gateway demo[/bold]: gateway on {base}, simulator on {sim.base_url}")
@@ -185,6 +156,14 @@ def this_command() -> str:
     return shlex.quote(started_as)
 
 
-async def _print_feed(feed: _Feed, printer: TranscriptPrinter) -> None:
-    async for item in feed:
-        printer.show(item)
+async def _print_feed(feed: Subscription, printer: TranscriptPrinter) -> None:
+    while True:
+        try:
+            item = await feed.get()
+        except StopAsyncIteration:
+            return
+        if isinstance(item, FeedItem):
+            printer.show(item)
+        elif item is OVERFLOWED:  # the terminal cannot keep up: the store has it all
+            printer.console.print("[dim](the live view fell behind; the store has everything)[/dim]")
+            return

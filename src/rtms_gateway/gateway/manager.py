@@ -86,7 +86,6 @@ class _Held:
     stop_reason: int | None = None  # Zoom's, when it stopped it
     next_spec: StreamSpec | None = None  # a new rtms_started moved it here
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    connections: int = 0
 
 
 class StreamManager:
@@ -288,7 +287,6 @@ class StreamManager:
                     self._go_to_new_servers(held, held.next_spec)
                 stream = held.stream = self._connect(held.spec)
                 self.streams[stream_id] = stream
-                held.connections += 1
                 try:
                     outcome = await stream.run()
                 except Exception as exc:  # a bug in one stream must not touch the others

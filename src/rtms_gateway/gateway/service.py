@@ -23,6 +23,7 @@ from ..metrics import GatewayMetrics
 from ..protocol.errors import StartupError, StoreUnavailable
 from ..sinks.journal import Journal
 from ..sinks.keys import ensure_first_key
+from ..sinks.live import LiveHub
 from ..sinks.store import Store
 from .lock import DataDirLock
 from ..webhooks.dedup import Deliveries
@@ -30,6 +31,7 @@ from .manager import Credentials, StreamManager
 from .pipeline import Pipeline, journal_path
 
 log = logging.getLogger(__name__)
+WS_MAX_MESSAGE = 64 * 1024
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Gateway:
     manager: StreamManager
     app: Any
     lock: DataDirLock
+    live: LiveHub
     metrics: GatewayMetrics
 
     @classmethod
@@ -77,6 +80,10 @@ class Gateway:
                 log.info("no API key was configured: an admin key was made and written to %s "
                          "(send it as `Authorization: Bearer <key>`; `rtms-gateway keys` manages keys)",
                          made.resolve())
+        # Fed by the store once each write commits: what the live feeds hand out is durable.
+        live = LiveHub(queue_size=settings.live_queue_size,
+                       max_subscribers=settings.live_max_subscribers)
+        store.on_items(live.publish)
         metrics = GatewayMetrics.create()
         metrics.nul_replaced.read_from(lambda: store.counters["nul_replaced"])
         journal = await asyncio.to_thread(Journal, journal_path(settings.data_dir))  # read whole: off the loop
@@ -106,14 +113,15 @@ class Gateway:
         await recover(settings.data_dir, store, pipeline, manager, window_s=policy.signaling_window_s)
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
-                         deliveries=Deliveries(store.memory), metrics=metrics)
-        return cls(settings, store, pipeline, manager, app, lock, metrics)
+                         deliveries=Deliveries(store.memory), live=live, metrics=metrics)
+        return cls(settings, store, pipeline, manager, app, lock, live, metrics)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let go of live streams, commit what is pending, close the store, then the lock."""
         try:
             await self.manager.shutdown(timeout)
             await self.pipeline.close()
+            self.live.close()
             await self.store.close()
         finally:
             self.lock.release()
@@ -151,13 +159,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def http_config(gateway: Gateway) -> uvicorn.Config:
     """uvicorn as the gateway runs it: HTTP/1.1 with the request deadline and connection
-    bound of the settings; its loggers left to the gateway's logging setup (no handlers of
-    its own, no access log: request lines would carry meeting UUIDs)."""
+    bound of the settings; WebSocket messages (live feed clients') of 64 KiB at most; its
+    loggers left to the gateway's logging setup (no handlers of its own, no access log:
+    request lines would carry meeting UUIDs)."""
     settings = gateway.settings
     protocol = LimitedH11Protocol.with_limits(request_timeout=settings.http_request_timeout_s,
                                               max_connections=settings.http_max_connections)
+    # A live feed's WebSocket client has nothing to say: what it sends is read and dropped.
     return uvicorn.Config(gateway.app, http=protocol, lifespan="off", log_config=None, log_level=None,
-                          access_log=False, timeout_graceful_shutdown=5)
+                          access_log=False, timeout_graceful_shutdown=5, ws_max_size=WS_MAX_MESSAGE)
 
 
 async def serve_http(gateway: Gateway, sock: socket.socket) -> uvicorn.Server:
@@ -202,8 +212,15 @@ async def run_server(settings: Settings, host: str, port: int) -> None:
         raise
     server = _Server(http_config(gateway))
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        server.should_exit = True
+        # Live feeds never end on their own: ended now, so that the server need not wait
+        # for them (their clients resume from the store once a gateway is back).
+        gateway.live.close()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(signum, stop)
     log.info("gateway listening on http://%s:%d (webhook %s)", host, sock.getsockname()[1],
              settings.webhook_path)
     try:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Union
 import msgspec
 
 from .constants import MsgType
-from .errors import ProtocolError
+from .errors import RemoteProtocolError
 
 # Every integer on the wire fits in 64 bits (timestamps in ms, ids, enums): a larger one
 # is a malformed frame, not a value to carry into the store.
@@ -246,7 +246,7 @@ class MediaContent(msgspec.Struct, omit_defaults=True, gc=False):
         try:
             return base64.b64decode(self.data, validate=True)
         except ValueError as exc:
-            raise ProtocolError(f"media data is not base64: {exc}", field="$.content.data") from None
+            raise RemoteProtocolError(f"media data is not base64: {exc}", field="$.content.data") from None
 
 
 class TranscriptContent(msgspec.Struct, omit_defaults=True, gc=False):
@@ -373,7 +373,7 @@ _FIELD_PATH = re.compile(r"at `([^`]+)`")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
-def _translate(exc: msgspec.MsgspecError) -> ProtocolError:
+def _translate(exc: msgspec.MsgspecError) -> RemoteProtocolError:
     text = str(exc)
     path = _FIELD_PATH.search(text)
     missing = _MISSING_FIELD.search(text)
@@ -381,7 +381,7 @@ def _translate(exc: msgspec.MsgspecError) -> ProtocolError:
         field: str | None = f"{path.group(1) if path else '$'}.{missing.group(1)}"
     else:
         field = path.group(1) if path else None
-    return ProtocolError(text, field=field)
+    return RemoteProtocolError(text, field=field)
 
 
 def _decode(decoder: msgspec.json.Decoder, data: bytes | memoryview | str) -> Any:
@@ -405,8 +405,8 @@ def _decode(decoder: msgspec.json.Decoder, data: bytes | memoryview | str) -> An
         raise _invalid_utf8(exc) from None
 
 
-def _invalid_utf8(exc: UnicodeDecodeError) -> ProtocolError:
-    return ProtocolError(f"invalid UTF-8 in a string: {exc.reason}")
+def _invalid_utf8(exc: UnicodeDecodeError) -> RemoteProtocolError:
+    return RemoteProtocolError(f"invalid UTF-8 in a string: {exc.reason}")
 
 
 def decode_server_message(data: bytes | memoryview | str) -> ServerMessage | UnknownMessage:

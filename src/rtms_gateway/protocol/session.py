@@ -30,7 +30,7 @@ from .constants import (
     StatusCode,
     StreamState,
 )
-from .errors import HandshakeRejected, LocalProtocolError, ProtocolError
+from .errors import HandshakeRejected, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .messages import (
     AudioData,
     ChatData,
@@ -316,7 +316,7 @@ class SignalingSession(_Socket):
 
     def _on_handshake(self, msg: SignalingHandshakeResp) -> object:
         if self.state is not SignalingState.HANDSHAKING:
-            return FrameRejected(ProtocolError("unexpected signaling handshake response"), 0)
+            return FrameRejected(RemoteProtocolError("unexpected signaling handshake response"), 0)
         if msg.status_code != StatusCode.OK:
             self._move(SignalingState.REJECTED)
             return HandshakeFailed("signaling", msg.status_code, msg.reason)
@@ -385,7 +385,7 @@ class MediaSession(_Socket):
             return msg
         if type(msg) is DataHandshakeResp:
             if self.state is not MediaState.HANDSHAKING:
-                return FrameRejected(ProtocolError("unexpected media handshake response"), 0)
+                return FrameRejected(RemoteProtocolError("unexpected media handshake response"), 0)
             if msg.status_code != StatusCode.OK:  # type: ignore[union-attr]
                 self._move(MediaState.REJECTED)
                 return HandshakeFailed(self.key, msg.status_code, msg.reason)  # type: ignore[union-attr]

@@ -38,10 +38,6 @@ class StreamClock:
         self._now = now
         self._wall = wall
 
-    @property
-    def anchored(self) -> bool:
-        return self._anchor_ms is not None
-
     def admits(self, timestamp_ms: int) -> bool:
         if timestamp_ms <= self.limit_ms:
             return True

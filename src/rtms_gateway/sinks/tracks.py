@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .audio import DUPLICATE, PLACED, UNWRITTEN, WavTrack
-from .audio_codecs import PcmDecoder
+from .audio_codecs import PcmDecoder, UndecodableAudio
 from .records import MediaFile
 
 MS = Fraction(1, 1000)  # timestamps are ms; the muxer picks its own stream time base
@@ -86,7 +86,7 @@ class AudioTrack(_Blocking):
     def place(self, timestamp_ms: int, payload: bytes) -> int:
         try:
             pcm = self.decode(payload)
-        except Exception:  # a packet the codec cannot read: counted as unwritten by the caller
+        except UndecodableAudio:  # counted by the caller as unwritten; the next frame may decode
             return UNWRITTEN
         done = self.wav.place(timestamp_ms, pcm)
         if done == PLACED:
