@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.fuzz.drivers import GatewayProcess, fuzz_ids, fuzz_openapi, fuzz_webhooks
 from tests.gateway_harness import GatewayWithSimulator
 
+from rtms_gateway.metrics import value_of
 from rtms_gateway.protocol.constants import MediaType
 from rtms_gateway.simulator.faults import Fault, FaultKind
 
@@ -56,10 +57,10 @@ async def frames_part(frames: int) -> None:
             fuzzed_record, calm_record = await fuzzed.wait(duration + 120), await calm.wait(duration + 120)
             await run.settle(60)
             stored = await run.gateway.store.transcript(calm.script.owner_id)
-            metrics = run.gateway.manager.metrics()
+            frames_rejected = int(value_of(run.gateway.metrics.frames_rejected))
     calm_ok = (calm_record.outcome == "completed"
                and [s.text for s in stored] == [t.data for t in calm_record.transcripts])
-    print(f"frames:   {fuzzed_record.garbage_sent} garbage frames sent; gateway skipped {metrics['frames_rejected']} "
+    print(f"frames:   {fuzzed_record.garbage_sent} garbage frames sent; gateway skipped {frames_rejected} "
           f"as malformed (the rest decoded as well-formed messages of some type); fuzzed stream ended "
           f"'{fuzzed_record.outcome}'; healthy stream: {len(stored)}/{len(calm_record.transcripts)} "
           f"segments stored, outcome '{calm_record.outcome}'")

@@ -10,6 +10,7 @@ import wave
 import pytest
 
 from rtms_gateway.gateway.manager import INTERRUPTION_NOTICE_DELAY_MS
+from rtms_gateway.metrics import value_of
 from rtms_gateway.protocol.constants import MediaType, Product, StopReason
 from rtms_gateway.simulator.media import silence_chunk, tone_chunk
 
@@ -34,7 +35,7 @@ async def _stream_of(run, handle, timeout=15.0):
 
 async def _into_the_meeting(run):
     """Until the first utterance is in: the meeting has carried media for a while."""
-    assert await eventually(lambda: run.gateway.pipeline.counters["segments"] > 0)
+    assert await eventually(lambda: value_of(run.gateway.metrics.segments) > 0)
 
 
 def _now_ms() -> int:

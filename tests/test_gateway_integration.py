@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
+from rtms_gateway.metrics import value_of
 from rtms_gateway.protocol.constants import MediaType, Product, StatusCode, StopReason
 from rtms_gateway.simulator import build_meeting
 from rtms_gateway.sinks.paths import safe_name
@@ -178,7 +179,7 @@ async def test_stopped_webhook_ends_the_stream(tmp_path):
     async with GatewayWithSimulator(tmp_path) as run:
         handle = run.simulator.start_meeting(duration=30.0)
         await handle.wait_streaming(10)
-        assert await eventually(lambda: run.gateway.pipeline.counters["segments"] > 0)  # into the meeting
+        assert await eventually(lambda: value_of(run.gateway.metrics.segments) > 0)  # into the meeting
         payload = handle.script.stopped_payload(int(StopReason.HOST_TRIGGERED))
         assert (await run.simulator.sender.send("meeting.rtms_stopped", payload)).ok
         await asyncio.wait_for(run.gateway.manager.wait_idle(), 10)
@@ -206,7 +207,7 @@ async def test_shutdown_detaches_live_streams_and_keeps_what_arrived(tmp_path):
     try:
         handle = run.simulator.start_meeting(duration=30.0)
         await handle.wait_streaming(10)
-        assert await eventually(lambda: run.gateway.pipeline.counters["segments"] >= 2)  # something to keep
+        assert await eventually(lambda: value_of(run.gateway.metrics.segments) >= 2)  # something to keep
     finally:
         await ctx.__aexit__(None, None, None)  # closes the gateway while the meeting runs
     from rtms_gateway.sinks.store import Store

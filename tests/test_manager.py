@@ -74,7 +74,7 @@ async def open_gateway(tmp_path: Path, **pipeline_options: int) -> Gateway:
         pipeline=pipeline, transport=transport, clock=clock, silence_limit=1e9,
         policy=ReconnectPolicy(random=lambda: 0.5), ended_log=store.memory,
     )
-    pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
+    pipeline.set_pause(manager.pause_reading, manager.resume_reading)
     return Gateway(clock, transport, store, pipeline, manager)
 
 
@@ -280,9 +280,9 @@ async def test_a_flooding_stream_has_its_sockets_paused_until_its_records_are_co
 
 
 async def test_the_pipeline_pausing_every_stream_reaches_every_socket(ready):
-    ready.pipeline.pause()
+    ready.pipeline.intake.pause()
     assert all(end.paused for end in ready.transport.opened)
-    ready.pipeline.resume()
+    ready.pipeline.intake.resume()
     assert not any(end.paused for end in ready.transport.opened)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from rtms_gateway.metrics import value_of
 from rtms_gateway.protocol.constants import Codec, MediaType
 from rtms_gateway.protocol.messages import AudioParams, VideoParams
 from rtms_gateway.sinks.media_clock import LEAD_MS, MAX_SKEW_MS, StreamClock
@@ -77,7 +78,7 @@ def test_every_id_becomes_a_file_inside_the_data_dir(tmp_path):
         assert len(info.path) < 200 and (data / info.path).exists()
         if info.format == "wav":
             assert _pcm_of(data, info) == PCM
-    assert files.counters["media_unwritten"] == 0
+    assert value_of(files.metrics.media_unwritten) == 0
 
 
 def test_frames_far_in_the_future_are_refused_and_cost_nothing(tmp_path, caplog):
@@ -99,7 +100,7 @@ def test_frames_far_in_the_future_are_refused_and_cost_nothing(tmp_path, caplog)
         tracemalloc.stop()
     assert peak < 256 * 1024
     assert os.path.getsize(data / info.path) == size
-    assert files.counters["media_refused"] == 3 and files.counters["media_duplicates"] == 0
+    assert value_of(files.metrics.media_refused) == 3 and value_of(files.metrics.media_duplicates) == 0
     assert sum("ahead of the stream's clock; refused" in r.message for r in caplog.records) == 1  # rate-limited
     for i in range(5, 8):  # the stream goes on where it was
         files.place(stream, MediaType.AUDIO, 0, None, NOW_MS + 20 * i, PCM)
@@ -115,7 +116,7 @@ def test_a_far_future_first_frame_opens_nothing_and_sets_no_time_zero(tmp_path):
     files.place(stream, MediaType.AUDIO, 0, None, NOW_MS + MAX_SKEW_MS + 1, PCM)
     files.place(stream, MediaType.VIDEO, None, None, NOW_MS + 10 * 3600 * 1000, b"\xff\xd8")
     assert files.indexed == [] and not data.exists()  # type: ignore[attr-defined]
-    assert files.counters["media_refused"] == 2
+    assert value_of(files.metrics.media_refused) == 2
     files.place(stream, MediaType.AUDIO, 0, None, NOW_MS, PCM)
     files.flush()
     (info,) = files.indexed  # type: ignore[attr-defined]
@@ -140,14 +141,14 @@ def test_the_startup_buffer_then_live_audio_is_all_plausible(tmp_path):
     for i in range(0, 3000, 50):  # the burst: a packet every second of it, sent at once
         files.place(stream, MediaType.AUDIO, 0, None, buffered_from + 20 * i, PCM)
     files.place(stream, MediaType.AUDIO, 0, None, NOW_MS, PCM)  # then live
-    assert files.counters["media_refused"] == 0
+    assert value_of(files.metrics.media_refused) == 0
     # Ahead of what the clock allows now, yet plausible once that much time has passed.
     too_soon = buffered_from + LEAD_MS + 5_000
     files.place(stream, MediaType.AUDIO, 0, None, too_soon, PCM)
-    assert files.counters["media_refused"] == 1
+    assert value_of(files.metrics.media_refused) == 1
     clocks.elapsed = 6.0
     files.place(stream, MediaType.AUDIO, 0, None, too_soon, PCM)
-    assert files.counters["media_refused"] == 1
+    assert value_of(files.metrics.media_refused) == 1
 
 
 @pytest.mark.parametrize("codec", [Codec.H264, Codec.JPG])
@@ -158,7 +159,7 @@ def test_video_far_ahead_is_refused_and_replays_dropped(tmp_path, codec):
         files.place(stream, MediaType.VIDEO, None, None, stamp, b"\x00\x00\x00\x01\x09\xf0")
     (info,) = files.indexed  # type: ignore[attr-defined]
     assert (info.frames, info.first_ms, info.last_ms) == (3, NOW_MS, NOW_MS + 80)
-    assert files.counters["media_duplicates"] == 2 and files.counters["media_refused"] == 1
+    assert value_of(files.metrics.media_duplicates) == 2 and value_of(files.metrics.media_refused) == 1
 
 
 def test_a_carried_on_file_stored_outside_the_data_dir_is_not_opened(tmp_path):
@@ -173,7 +174,7 @@ def test_a_carried_on_file_stored_outside_the_data_dir_is_not_opened(tmp_path):
     files.place(Stream("m", "s"), MediaType.AUDIO, 0, None, NOW_MS, PCM)
     files.flush()
     assert outside.read_bytes() == b"RIFF precious"
-    assert files.counters["media_unwritten"] == 1
+    assert value_of(files.metrics.media_unwritten) == 1
 
 
 def test_a_carried_on_file_stored_by_an_earlier_version_is_appended(tmp_path):
@@ -192,4 +193,4 @@ def test_a_carried_on_file_stored_by_an_earlier_version_is_appended(tmp_path):
     files.place(stream, MediaType.AUDIO, 0, None, NOW_MS + 22, b"\x06\x00" * 320)
     files.flush()
     assert _pcm_of(tmp_path, stored) == PCM + b"\x06\x00" * 320
-    assert files.counters["media_duplicates"] == 1
+    assert value_of(files.metrics.media_duplicates) == 1

@@ -8,6 +8,7 @@ from urllib.parse import quote
 import av
 import pytest
 
+from rtms_gateway.metrics import value_of
 from rtms_gateway.protocol.constants import MediaType
 from rtms_gateway.simulator.media import encode_audio, silence_chunk, tone_chunk
 from rtms_gateway.sinks.audio_codecs import decode_alaw
@@ -261,7 +262,7 @@ async def test_opus_and_g722_are_decoded_into_the_time_aligned_wav(tmp_path, cod
         await run.settle()
         (f,) = await _media_index(run, handle.script.owner_id)
     assert (f["codec"], f["format"], f["sample_rate"]) == (codec, "wav", rate)
-    assert run.gateway.pipeline.counters["media_unwritten"] == 0
+    assert value_of(run.gateway.metrics.media_unwritten) == 0
     _, pcm = _read_wav(tmp_path / f["path"])
     per_chunk = rate // 50 * 2
     body = pcm[(record.t0_ms - f["origin_ms"]) * per_chunk // 20:]
@@ -291,14 +292,14 @@ async def test_jittered_mixed_audio_lands_whole_and_in_order(tmp_path):
         record = await handle.wait(30)
         await run.settle()
         (f,) = await _media_index(run, handle.script.owner_id)
-        metrics = run.gateway.manager.metrics()
+        metrics = run.gateway.metrics
     n = record.sent.audio_frames
     stamps = [record.stamp(1, 0, 20 * i) for i in range(n)]
     assert len({s - record.t0_ms - 20 * i for i, s in enumerate(stamps)}) == 11, "every shift in ±5 ms was sent"
     _, pcm = _read_wav(tmp_path / f["path"])
     # Every packet is within a few ms of where the one before ended: one run, from the start.
     assert pcm == b"".join(_chunk_of(handle.script, 20 * i) for i in range(n))
-    assert metrics["media_duplicates"] == 0 and metrics["media_refused"] == 0
+    assert value_of(metrics.media_duplicates) == 0 and value_of(metrics.media_refused) == 0
 
 
 async def test_jittered_per_participant_audio_lands_whole_and_in_order(tmp_path):

@@ -13,6 +13,7 @@ import sqlite3
 
 import pytest
 
+from rtms_gateway.metrics import GatewayMetrics, value_of
 from rtms_gateway.protocol.constants import MediaType
 from rtms_gateway.simulator.scenario import build_meeting
 from rtms_gateway.sinks.journal import Journal, JournalBatch
@@ -30,7 +31,7 @@ async def test_a_locked_store_sends_records_to_the_journal_and_loses_none(tmp_pa
     async with GatewayWithSimulator(tmp_path, RTMS_MEDIA="transcript,chat") as run:
         handle = run.simulator.start_meeting(duration=40.0, media=media)
         assert await handle.wait_streaming(15)
-        assert await eventually(lambda: run.gateway.pipeline.counters["committed"] > 0)  # into the meeting
+        assert await eventually(lambda: value_of(run.gateway.metrics.committed) > 0)  # into the meeting
         lock = sqlite3.connect(tmp_path / "rtms.sqlite3", isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")
         try:
@@ -50,7 +51,7 @@ async def test_a_locked_store_sends_records_to_the_journal_and_loses_none(tmp_pa
         stored = await run.gateway.store.transcript(handle.script.owner_id)
         chats = await run.gateway.store.chat(handle.script.owner_id)
     assert health["status"] == "ok" and health["journal_records"] == 0
-    counters = run.gateway.pipeline.counters
+    counters = _counts(run.gateway.metrics)
     assert counters["journaled"] > 0 and counters["replayed"] == counters["journaled"]
     assert f"rtms_journaled_records_total {float(counters['journaled'])}" in metrics
     assert [s.text for s in stored] == [t.data for t in record.transcripts]
@@ -102,14 +103,14 @@ async def test_a_record_the_store_refuses_is_set_aside_and_holds_back_nothing(tm
 
     try:
         # SQLite cannot hold an integer past 2**63: one such record in a batch of good ones
-        pipeline._segments.extend([seg(0, 1), seg(1, 2**70), seg(2, 3)])
+        pipeline.intake.put_back(JournalBatch(segments=[seg(0, 1), seg(1, 2**70), seg(2, 3)]))
         await pipeline.flush()
         assert [s.text for s in await store.transcript("m")] == ["t0", "t2"]
-        assert pipeline.counters["records_rejected"] == 1 and pipeline.counters["journaled"] == 0
+        assert value_of(pipeline.metrics.records_rejected) == 1 and value_of(pipeline.metrics.journaled) == 0
         (line,) = (tmp_path / "rejected" / "records.jsonl").read_bytes().splitlines()
         kept = msgspec.json.decode(line)
         assert kept["kind"] == "segments" and kept["record"]["text"] == "t1" and "Overflow" in kept["error"]
-        pipeline._segments.append(seg(3, 4))  # and the pipeline goes on
+        pipeline.intake.put_back(JournalBatch(segments=[seg(3, 4)]))  # and the pipeline goes on
         await pipeline.flush()
         assert len(await store.transcript("m")) == 3
     finally:
@@ -152,7 +153,7 @@ async def test_a_postgres_server_cut_off_mid_meeting_loses_nothing(tmp_path, cap
                 RTMS_DATABASE_SCHEMA=schema) as run:
             first = run.simulator.start_meeting(duration=40.0, media=media)
             assert await first.wait_streaming(15)
-            assert await eventually(lambda: run.gateway.pipeline.counters["committed"] > 0)  # into the meeting
+            assert await eventually(lambda: value_of(run.gateway.metrics.committed) > 0)  # into the meeting
             await proxy.switch_off()
             try:
                 async with run.http() as http:
@@ -177,7 +178,7 @@ async def test_a_postgres_server_cut_off_mid_meeting_loses_nothing(tmp_path, cap
     finally:
         await proxy.close()
     assert health["journal_records"] == 0 and health["store"]
-    counters = run.gateway.pipeline.counters
+    counters = _counts(run.gateway.metrics)
     assert counters["journaled"] > 0 and counters["replayed"] == counters["journaled"]
     assert counters["records_rejected"] == 0
     assert "the store cannot say whether it was taken before" in caplog.text
@@ -232,7 +233,7 @@ async def test_poison_records_hold_back_no_later_meeting(tmp_path, database):
             sum(c.data.count("\x00") for c in records[0].chat)
     assert records[0].sent.chat > 0 and nuls > 0
     assert health["status"] == "ok" and health["journal_records"] == 0
-    counters = run.gateway.pipeline.counters
+    counters = _counts(run.gateway.metrics)
     assert counters["records_rejected"] == 0 and counters["journaled"] == 0 and counters["updates_failed"] == 0
     replaced = nuls if database == "postgres" else 0
     assert store.counters["nul_replaced"] == replaced
@@ -273,7 +274,7 @@ async def test_a_journaled_batch_stays_in_the_journal_until_all_of_it_is_in(tmp_
         await store.engine.dispose()  # reconnect under the cap
         await pipeline.flush()
         assert [s.text for s in await store.transcript("m")] == ["first"]
-        assert pipeline.counters["records_rejected"] == 1 and not pipeline.store_ok
+        assert value_of(pipeline.metrics.records_rejected) == 1 and not pipeline.store_ok
         assert pipeline.journal.records == 3  # kept whole: what went in goes in again, idempotently
         cap.clear()
         await store.engine.dispose()  # room again
@@ -283,3 +284,8 @@ async def test_a_journaled_batch_stays_in_the_journal_until_all_of_it_is_in(tmp_
     finally:
         await pipeline.close()
         await store.close()
+
+
+def _counts(metrics: GatewayMetrics) -> dict[str, float]:
+    return {name: value_of(getattr(metrics, name))
+            for name in ("journaled", "replayed", "records_rejected", "updates_failed")}

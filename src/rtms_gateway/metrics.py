@@ -1,82 +1,222 @@
-"""Prometheus exposition of the gateway's counters, read when scraped (nothing is done
-per frame: the pipeline's plain integer counters are the source)."""
+"""The gateway's metrics, each declared once here as a typed attribute of `GatewayMetrics`
+(a misspelt one is an AttributeError, and a mypy error), exposed in the Prometheus text
+format by `render_metrics`.
+
+Three kinds:
+- counters the pipeline adds to as things happen (`Counter`, `inc()`);
+- gauges read when scraped (`Gauge.set_function`);
+- counts another object keeps (a stream's rejected frames, the store's replaced NULs,
+  the API's refused requests), read when scraped: `Reading` / `LabelledReading`, told
+  where to read with `read_from`.
+
+Each gateway has its own registry, so several gateways (tests) live in one process.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-# pipeline counter -> (metric name, help)
-COUNTERS = {
-    "segments": ("rtms_transcript_segments", "Transcript segments received"),
-    "chats": ("rtms_chat_messages", "Chat messages received"),
-    "events": ("rtms_timeline_events", "Timeline events received"),
-    "audio_frames": ("rtms_audio_frames", "Audio frames received"),
-    "video_frames": ("rtms_video_frames", "Video frames received"),
-    "share_frames": ("rtms_share_frames", "Screen-share frames received"),
-    "committed": ("rtms_records_committed", "Records committed to the store"),
-    "commit_errors": ("rtms_store_errors", "Failed store writes (retried)"),
-    "journaled": ("rtms_journaled_records", "Records that waited in the disk journal for the store"),
-    "replayed": ("rtms_journal_replayed_records", "Journaled records written once the store was back"),
-    "journal_full": ("rtms_journal_full", "Times the journal was full and records waited in memory"),
-    "media_duplicates": ("rtms_media_duplicate_frames", "Media frames received twice (replays), dropped"),
-    "media_unwritten": ("rtms_media_unwritten_frames", "Media frames that could not be written"),
-    "media_refused": ("rtms_media_refused_frames",
-                      "Media frames stamped implausibly far ahead of their stream's clock, refused"),
-    "frames_rejected": ("rtms_frames_rejected", "Malformed frames counted and skipped"),
-    "paused": ("rtms_backpressure_pauses", "Times a stream's reading was paused by backpressure"),
-    "records_rejected": ("rtms_records_rejected", "Records the store refused (kept in rejected/records.jsonl)"),
-    "updates_failed": ("rtms_updates_failed", "Meeting/stream updates the store refused, skipped"),
-    "api_refused": ("rtms_api_requests_refused", "API requests refused for a missing, unknown or too weak key"),
-    "live_overflowed": ("rtms_live_subscribers_overflowed",
-                        "Live feed subscribers closed for falling behind (told where to resume)"),
-    "live_refused": ("rtms_live_subscribers_refused", "Live feed subscriptions refused: too many at once"),
-    "nul_replaced": ("rtms_nul_characters_replaced",
-                     "NUL characters in text written to PostgreSQL, stored as U+FFFD (its text cannot hold NUL)"),
-    "webhooks_delivered": ("rtms_webhooks_delivered", "Outbound webhook deliveries answered 2xx"),
-    "webhook_attempts_failed": ("rtms_webhook_attempts_failed",
-                                "Outbound webhook attempts that failed (retried or dead-lettered)"),
-    "webhooks_dead": ("rtms_webhooks_dead", "Outbound webhook deliveries dead-lettered"),
-    "redis_items_sent": ("rtms_redis_items_sent", "Feed items added to the Redis streams"),
-    "redis_errors": ("rtms_redis_errors", "Failed sends to Redis (the items wait in the store, retried)"),
-}
-GAUGES = {
-    "streams_live": ("rtms_streams_live", "Streams held now"),
-    "pending_records": ("rtms_pending_records", "Records waiting for the next commit"),
-    "journal_records": ("rtms_journal_records", "Records in the disk journal now"),
-    "live_subscribers": ("rtms_live_subscribers", "Live feed (SSE and WebSocket) subscribers now"),
-    "webhook_subscriptions": ("rtms_webhook_subscriptions", "Outbound webhook subscriptions delivered to"),
-    "redis_backlog": ("rtms_redis_backlog", "Feed items stored and not yet sent to Redis (at most)"),
-    "redis_connected": ("rtms_redis_connected", "1 while the last send to Redis succeeded"),
-}
+# Counters as the gateway has always shown them: `<name>_total` only, no `<name>_created`.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
-class _Snapshot(Collector):
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.values = values
+class Reading(Collector):
+    """A counter kept elsewhere, read when scraped (0 until told where)."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self._read: Callable[[], float] = lambda: 0
+        registry.register(self)
+
+    def read_from(self, read: Callable[[], float]) -> None:
+        self._read = read
+
+    def value(self) -> float:
+        return float(self._read())
 
     def collect(self) -> Iterator[Metric]:
-        for key, (name, doc) in COUNTERS.items():
-            if key in self.values:
-                yield CounterMetricFamily(name, doc, value=self.values[key])
-        for key, (name, doc) in GAUGES.items():
-            if key in self.values:
-                yield GaugeMetricFamily(name, doc, value=self.values[key])
-        for key, name, doc, label in (("reconnects", "rtms_reconnects", "Whole-stream reconnects, by cause", "cause"),
-                                      ("streams_ended", "rtms_streams_ended", "Streams ended, by how", "state")):
-            family = CounterMetricFamily(name, doc, labels=[label])
-            for value, count in self.values.get(key, {}).items():
-                family.add_metric([value], count)
-            yield family
+        yield CounterMetricFamily(self.name, self.documentation, value=self.value())
 
 
-def render_metrics(values: dict[str, Any]) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(values))
-    return generate_latest(registry)
+class LabelledReading(Collector):
+    """Counters kept elsewhere as {label value: count}, read when scraped."""
+
+    def __init__(self, name: str, documentation: str, label: str, registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.label = name, documentation, label
+        self._read: Callable[[], Mapping[str, int]] = dict
+        registry.register(self)
+
+    def read_from(self, read: Callable[[], Mapping[str, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in self._read().items():
+            family.add_metric([value], count)
+        yield family
+
+
+class GaugeReading(Collector):
+    """A gauge kept elsewhere, read when scraped; absent until told where (a part of the
+    gateway that is not configured shows nothing rather than a misleading 0)."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self._read: Callable[[], float] | None = None
+        registry.register(self)
+
+    def read_from(self, read: Callable[[], float]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        if self._read is not None:
+            yield GaugeMetricFamily(self.name, self.documentation, value=float(self._read()))
+
+
+# Seconds: fine below 10 ms, where a healthy event loop lives, coarse above.
+LOOP_LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+                    0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayMetrics:
+    registry: CollectorRegistry
+    # received
+    segments: Counter
+    chats: Counter
+    events: Counter
+    audio_frames: Counter
+    video_frames: Counter
+    share_frames: Counter
+    # the writer
+    committed: Counter
+    commit_errors: Counter
+    journaled: Counter
+    replayed: Counter
+    journal_full: Counter
+    records_rejected: Counter
+    updates_failed: Counter
+    # media files
+    media_duplicates: Counter
+    media_unwritten: Counter
+    media_refused: Counter
+    # intake
+    paused: Counter
+    # kept elsewhere
+    frames_rejected: Reading
+    api_refused: Reading
+    nul_replaced: Reading
+    live_overflowed: Reading
+    live_refused: Reading
+    reconnects: LabelledReading
+    streams_ended: LabelledReading
+    webhooks_delivered: Reading
+    webhook_attempts_failed: Reading
+    webhooks_dead: Reading
+    redis_items_sent: Reading
+    redis_errors: Reading
+    # now
+    streams_live: Gauge
+    pending_records: Gauge
+    journal_records: Gauge
+    live_subscribers: Gauge
+    webhook_subscriptions: GaugeReading
+    redis_backlog: GaugeReading
+    redis_connected: GaugeReading
+    # how late the event loop wakes (gateway.loop_lag)
+    event_loop_lag: Histogram
+
+    @classmethod
+    def create(cls) -> GatewayMetrics:
+        r = CollectorRegistry(auto_describe=True)
+
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(name, doc, registry=r)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, registry=r)
+
+        return cls(
+            registry=r,
+            segments=counter("rtms_transcript_segments", "Transcript segments received"),
+            chats=counter("rtms_chat_messages", "Chat messages received"),
+            events=counter("rtms_timeline_events", "Timeline events received"),
+            audio_frames=counter("rtms_audio_frames", "Audio frames received"),
+            video_frames=counter("rtms_video_frames", "Video frames received"),
+            share_frames=counter("rtms_share_frames", "Screen-share frames received"),
+            committed=counter("rtms_records_committed", "Records committed to the store"),
+            commit_errors=counter("rtms_store_errors", "Failed store writes (retried)"),
+            journaled=counter("rtms_journaled_records", "Records that waited in the disk journal for the store"),
+            replayed=counter("rtms_journal_replayed_records",
+                             "Journaled records written once the store was back"),
+            journal_full=counter("rtms_journal_full", "Times the journal was full and records waited in memory"),
+            records_rejected=counter("rtms_records_rejected",
+                                     "Records the store refused (kept in rejected/records.jsonl)"),
+            updates_failed=counter("rtms_updates_failed", "Meeting/stream updates the store refused, skipped"),
+            media_duplicates=counter("rtms_media_duplicate_frames",
+                                     "Media frames received twice (replays), dropped"),
+            media_unwritten=counter("rtms_media_unwritten_frames", "Media frames that could not be written"),
+            media_refused=counter("rtms_media_refused_frames",
+                                  "Media frames stamped implausibly far ahead of their stream's clock, refused"),
+            paused=counter("rtms_backpressure_pauses", "Times a stream's reading was paused by backpressure"),
+            frames_rejected=Reading("rtms_frames_rejected", "Malformed frames counted and skipped", r),
+            api_refused=Reading("rtms_api_requests_refused",
+                                "API requests refused for a missing, unknown or too weak key", r),
+            nul_replaced=Reading("rtms_nul_characters_replaced",
+                                 "NUL characters in text written to PostgreSQL, stored as U+FFFD "
+                                 "(its text cannot hold NUL)", r),
+            live_overflowed=Reading("rtms_live_subscribers_overflowed",
+                                    "Live feed subscribers closed for falling behind (told where to resume)", r),
+            live_refused=Reading("rtms_live_subscribers_refused",
+                                 "Live feed subscriptions refused: too many at once", r),
+            reconnects=LabelledReading("rtms_reconnects", "Whole-stream reconnects, by cause", "cause", r),
+            streams_ended=LabelledReading("rtms_streams_ended", "Streams ended, by how", "state", r),
+            webhooks_delivered=Reading("rtms_webhooks_delivered", "Outbound webhook deliveries answered 2xx", r),
+            webhook_attempts_failed=Reading("rtms_webhook_attempts_failed",
+                                            "Outbound webhook attempts that failed (retried or dead-lettered)", r),
+            webhooks_dead=Reading("rtms_webhooks_dead", "Outbound webhook deliveries dead-lettered", r),
+            redis_items_sent=Reading("rtms_redis_items_sent", "Feed items added to the Redis streams", r),
+            redis_errors=Reading("rtms_redis_errors",
+                                 "Failed sends to Redis (the items wait in the store, retried)", r),
+            streams_live=gauge("rtms_streams_live", "Streams held now"),
+            pending_records=gauge("rtms_pending_records", "Records waiting for the next commit"),
+            journal_records=gauge("rtms_journal_records", "Records in the disk journal now"),
+            live_subscribers=gauge("rtms_live_subscribers", "Live feed (SSE and WebSocket) subscribers now"),
+            webhook_subscriptions=GaugeReading("rtms_webhook_subscriptions",
+                                               "Outbound webhook subscriptions delivered to", r),
+            redis_backlog=GaugeReading("rtms_redis_backlog",
+                                       "Feed items stored and not yet sent to Redis (at most)", r),
+            redis_connected=GaugeReading("rtms_redis_connected", "1 while the last send to Redis succeeded", r),
+            event_loop_lag=Histogram("rtms_event_loop_lag_seconds",
+                                     "How late the event loop woke for a 10 ms timer", buckets=LOOP_LAG_BUCKETS,
+                                     registry=r),
+        )
+
+
+def value_of(metric: Counter | Gauge | Reading) -> float:
+    """A metric's value now (an unlabelled counter's total, a gauge's reading)."""
+    if isinstance(metric, Reading):
+        return metric.value()
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") or family.type == "gauge":
+                return float(sample.value)
+    return 0.0
+
+
+def render_metrics(metrics: GatewayMetrics) -> bytes:
+    return generate_latest(metrics.registry)

@@ -7,6 +7,7 @@ open; every other route needs an API key (see `auth`), `/metrics` too unless
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -26,9 +27,9 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 
 from ..config import Settings
-from ..metrics import METRICS_CONTENT_TYPE, render_metrics
+from ..metrics import METRICS_CONTENT_TYPE, GatewayMetrics, render_metrics
 from ..protocol.constants import HEADER_TRACKING_ID
-from ..protocol.errors import RecordRefused, StoreUnavailable
+from ..protocol.errors import RecordRefused, RTMSError, StoreUnavailable
 from ..protocol.signature import url_validation_response
 from ..sinks.exports import (
     TRANSCRIPT_FORMATS,
@@ -43,10 +44,9 @@ from ..sinks.exports import (
 )
 from ..sinks.keys import KeyNameTaken, KeyStore, Scope
 from ..sinks.live import LiveHub
-from ..sinks.media_export import MEDIA_TYPES, frames_zip
+from ..sinks.media_export import MEDIA_TYPES, frames_zip, locate
 from ..sinks.outbox import Outbox
 from ..sinks.participants import participants
-from ..sinks.paths import MediaPathError, media_path
 from ..sinks.records import MediaFile
 from ..webhooks.dedup import Deliveries
 from ..webhooks.events import (
@@ -103,14 +103,13 @@ class StoreReader(Protocol):
 class Manager(Protocol):
     async def handle(self, event: object) -> None: ...
     def health(self) -> dict[str, Any]: ...
-    def metrics(self) -> dict[str, Any]: ...
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(RTMSError):
+    """A request body past its limit (answered 413, never read on)."""
 
 
-class _Gone(Exception):
+class _Gone(RTMSError):
     """The client went away (or was cut for sending too slowly) before its body was in."""
 
 
@@ -139,15 +138,15 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                clock: Callable[[], float] = time.time,
                live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: [],
                deliveries: Deliveries | None = None, live: LiveHub | None = None,
-               outbox: Outbox | None = None,
-               extra_metrics: Callable[[], dict[str, int]] = dict) -> FastAPI:
+               outbox: Outbox | None = None, metrics: GatewayMetrics | None = None) -> FastAPI:
     """The app for `settings`; reads no environment. `keys` holds the API keys made with
     `rtms-gateway keys` (without it, only `RTMS_API_KEYS` open the API and the key routes
     are absent). `clock` gives Unix seconds; `live_media` tells how the files still being
     written stand right now; `deliveries` recognises webhook retries (this process's memory
     alone unless given the store's); `live` is the hub the store's committed items are
     published to (without it, the live feed routes are absent). `outbox` sends outbound
-    webhooks (its routes are absent without it); `extra_metrics` adds to /metrics."""
+    webhooks (its routes are absent without it). `metrics` are what `/metrics` shows (the
+    API adds its refused requests and the live feed's counts)."""
     # Swagger UI and ReDoc from files the gateway serves itself: /docs works offline.
     app = FastAPIOffline(title="rtms-gateway", version="0.1.0",
                          description="Zoom Realtime Media Streams in; durable, queryable, live data out. "
@@ -155,6 +154,13 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                                      "`Authorization: Bearer <API key>`.")
     auth = Authenticator(settings.configured_api_keys, keys)
     app.state.auth = auth
+    gateway_metrics = metrics if metrics is not None else GatewayMetrics.create()
+    gateway_metrics.api_refused.read_from(lambda: auth.refused)
+    if live is not None:
+        hub = live
+        gateway_metrics.live_subscribers.set_function(lambda: hub.subscribers)
+        gateway_metrics.live_overflowed.read_from(lambda: hub.counters["overflowed"])
+        gateway_metrics.live_refused.read_from(lambda: hub.counters["refused"])
     reader = [Depends(auth.require(Scope.READ))]
     api = APIRouter(dependencies=reader, responses=_AUTH_ERRORS)
     deliveries = deliveries if deliveries is not None else Deliveries()
@@ -241,15 +247,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
              response_description="Counters and gauges in the Prometheus text format",
              dependencies=[] if settings.metrics_public else reader,
              responses={} if settings.metrics_public else _AUTH_ERRORS)
-    async def metrics() -> Response:
-        values = manager.metrics()
-        values["api_refused"] = auth.refused
-        if live is not None:
-            values.update(live_subscribers=live.subscribers,
-                          live_overflowed=live.counters["overflowed"],
-                          live_refused=live.counters["refused"])
-        values.update(extra_metrics())
-        return Response(render_metrics(values), media_type=METRICS_CONTENT_TYPE)
+    async def metrics_text() -> Response:
+        return Response(render_metrics(gateway_metrics), media_type=METRICS_CONTENT_TYPE)
 
     @api.get("/api/meetings", summary="List meetings",
              response_description="`{\"meetings\": [...]}`, newest first")
@@ -347,13 +346,11 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         f = await store.media_file(file_id)
         if f is None:
             raise HTTPException(404, f"no media file {file_id}")
-        try:
-            path = media_path(settings.data_dir, f.path)
-        except MediaPathError:
-            path = None
-        if path is None or not path.exists():
+        found = await asyncio.to_thread(locate, settings.data_dir, f.path)
+        if found is None:
             raise HTTPException(404, f"media file {file_id} is not on this gateway's disk")
-        if path.is_dir():
+        path, folder = found
+        if folder:
             return StreamingResponse(frames_zip(path), media_type="application/zip", headers={
                 "content-disposition": f'attachment; filename="{path.name}.zip"'})
         return FileResponse(path, media_type=MEDIA_TYPES.get(f.format, "application/octet-stream"),

@@ -386,20 +386,13 @@ class StreamManager:
     # ---- recording (in order with the stream's records) -----------------------------------
 
     def _record_start(self, meeting: MeetingRecord, record: StreamRecord) -> None:
-        store = self.pipeline.store
-
-        async def record_start() -> None:
-            await store.upsert_meeting(meeting)
-            await store.upsert_stream(record)
-
-        self.pipeline.run_in_order(record_start)
+        self.pipeline.record_start(meeting, record)
 
     def _record_touch(self, stream_ids: list[str]) -> None:
-        self.pipeline.run_in_order(partial(self.pipeline.store.touch_streams, stream_ids))
+        self.pipeline.record_alive(stream_ids)
 
     def _record_servers(self, stream_id: str, server_urls: str) -> None:
-        self.pipeline.run_in_order(partial(self.pipeline.store.mark_stream, stream_id,
-                                           server_urls=server_urls))
+        self.pipeline.record_stream(stream_id, server_urls=server_urls)
 
     def _record_state(self, stream: RtmsStream, state: StreamState, outcome: StreamOutcome) -> None:
         self._record_update(stream, state, stop_reason=outcome.stop_reason,
@@ -410,32 +403,20 @@ class StreamManager:
                        status_reason: str | None = None) -> None:
         """Put the stream's state in the store; a terminal state also ends the meeting
         (unless the task was cancelled)."""
-        store = self.pipeline.store
-        stream_id, meeting_uuid = stream.stream_id, stream.meeting_uuid
         now = int(time.time() * 1000)
         ended = state in TERMINAL
-
-        async def record() -> None:
-            await store.mark_stream(
-                stream_id, state=None if state is None else state.value,
-                stopped_at_ms=now if ended else None,
-                stop_reason=stop_reason, status_code=status_code, status_reason=status_reason,
-            )
-            if ended and state is not StreamState.CANCELLED:
-                await store.mark_meeting_stopped(meeting_uuid, now, stop_reason)
-
-        self.pipeline.run_in_order(record)
+        self.pipeline.record_stream(stream.stream_id, state=None if state is None else state.value,
+                                    stopped_at_ms=now if ended else None, stop_reason=stop_reason,
+                                    status_code=status_code, status_reason=status_reason)
+        if ended and state is not StreamState.CANCELLED:
+            self.pipeline.record_meeting_stopped(stream.meeting_uuid, now, stop_reason)
 
     def _record_stopped_elsewhere(self, stream_id: str, meeting_uuid: str,
                                   state: StreamState | None, reason: int | None) -> None:
-        store, now = self.pipeline.store, int(time.time() * 1000)
-
-        async def record() -> None:
-            await store.mark_stream(stream_id, state=None if state is None else state.value,
+        now = int(time.time() * 1000)
+        self.pipeline.record_stream(stream_id, state=None if state is None else state.value,
                                     stopped_at_ms=now, stop_reason=reason)
-            await store.mark_meeting_stopped(meeting_uuid, now, reason)
-
-        self.pipeline.run_in_order(record)
+        self.pipeline.record_meeting_stopped(meeting_uuid, now, reason)
 
     # ---- running ------------------------------------------------------------------------
 
@@ -449,18 +430,20 @@ class StreamManager:
 
     def health(self) -> dict[str, Any]:
         return {
-            "streams_live": len(self._tasks),
+            "streams_live": self.streams_live,
             "streams_ended": dict(self.outcomes),
             "reconnects": dict(self.reconnects),
             **self.pipeline.health(),
         }
 
-    def metrics(self) -> dict[str, Any]:
-        values: dict[str, Any] = {**self.pipeline.counters, **self.pipeline.store.counters,
-                                  **self.health()}
-        values["frames_rejected"] = (sum(s.frames_rejected for s in self.streams.values())
-                                     + self.frames_rejected_ended)
-        return values
+    @property
+    def frames_rejected(self) -> int:
+        """Malformed frames counted and skipped, on every stream held or ended."""
+        return sum(s.frames_rejected for s in self.streams.values()) + self.frames_rejected_ended
+
+    @property
+    def streams_live(self) -> int:
+        return len(self._tasks)
 
     async def wait_idle(self) -> None:
         while self._tasks:

@@ -22,6 +22,7 @@ from ..sinks.audio import repair_wav
 from ..sinks.media_files import finish_file
 from ..sinks.paths import MediaPathError, loggable, media_path
 from ..sinks.records import MediaFile
+from ..sinks.store import Store
 from .manager import StreamManager
 from .pipeline import Pipeline
 
@@ -36,9 +37,8 @@ class Recovery:
     files_finished: int = 0
 
 
-async def recover(data_dir: Path, pipeline: Pipeline, manager: StreamManager, *,
+async def recover(data_dir: Path, store: Store, pipeline: Pipeline, manager: StreamManager, *,
                   window_s: float) -> Recovery:
-    store = pipeline.store
     done = Recovery()
     now = int(time.time() * 1000)
     rejoin: list[tuple[StreamSpec, int]] = []

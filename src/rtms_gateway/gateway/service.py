@@ -19,16 +19,19 @@ from ..api.http_limits import LimitedH11Protocol
 from ..client.connection import PicowsTransport, TlsTrust
 from ..client.policy import ReconnectPolicy
 from ..config import Settings
+from ..metrics import GatewayMetrics
 from ..protocol.errors import StartupError, StoreUnavailable
 from ..sinks.bus import RedisBus
+from ..sinks.journal import Journal
 from ..sinks.keys import ensure_first_key
 from ..sinks.live import LiveHub
 from ..sinks.outbox import Outbox, OutboxConfig, RetryPolicy
 from ..sinks.store import Store
 from ..webhooks.dedup import Deliveries
 from .lock import DataDirLock
+from .loop_lag import LoopLagMonitor
 from .manager import Credentials, StreamManager
-from .pipeline import Pipeline
+from .pipeline import Pipeline, journal_path
 
 log = logging.getLogger(__name__)
 WS_MAX_MESSAGE = 64 * 1024
@@ -43,8 +46,10 @@ class Gateway:
     app: Any
     lock: DataDirLock
     live: LiveHub
-    outbox: Outbox | None = None
-    bus: RedisBus | None = None
+    metrics: GatewayMetrics
+    outbox: Outbox
+    bus: RedisBus | None
+    loop_lag: asyncio.Task[None]
 
     @classmethod
     async def open(cls, settings: Settings, lock: DataDirLock | None = None) -> Gateway:
@@ -85,7 +90,10 @@ class Gateway:
         live = LiveHub(queue_size=settings.live_queue_size,
                        max_subscribers=settings.live_max_subscribers)
         store.on_items(live.publish)
-        pipeline = Pipeline(store, data_dir=settings.data_dir)
+        metrics = GatewayMetrics.create()
+        metrics.nul_replaced.read_from(lambda: store.counters["nul_replaced"])
+        journal = await asyncio.to_thread(Journal, journal_path(settings.data_dir))  # read whole: off the loop
+        pipeline = Pipeline(store, metrics=metrics, journal=journal, data_dir=settings.data_dir)
         policy = ReconnectPolicy(initial_s=settings.reconnect_initial_s,
                                  cap_s=settings.reconnect_max_s,
                                  media_window_s=settings.media_window_s,
@@ -102,38 +110,47 @@ class Gateway:
             allow_insecure_ws=settings.allow_insecure_ws,
             ended_log=store.memory,
         )
-        pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
+        pipeline.set_pause(manager.pause_reading, manager.resume_reading)
+        metrics.frames_rejected.read_from(lambda: manager.frames_rejected)
+        metrics.streams_live.set_function(lambda: manager.streams_live)
+        metrics.reconnects.read_from(lambda: manager.reconnects)
+        metrics.streams_ended.read_from(lambda: manager.outcomes)
         pipeline.start()
-        await recover(settings.data_dir, pipeline, manager, window_s=policy.signaling_window_s)
+        await recover(settings.data_dir, store, pipeline, manager, window_s=policy.signaling_window_s)
         outbox = Outbox(store, OutboxConfig(
             retry=RetryPolicy(initial_s=settings.webhook_retry_initial_s,
                               cap_s=settings.webhook_retry_max_s,
                               max_age_s=settings.webhook_max_age_s),
             timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private))
         await outbox.start()
+        metrics.webhooks_delivered.read_from(lambda: outbox.counters.delivered)
+        metrics.webhook_attempts_failed.read_from(lambda: outbox.counters.failed_attempts)
+        metrics.webhooks_dead.read_from(lambda: outbox.counters.dead)
+        metrics.webhook_subscriptions.read_from(lambda: outbox.subscribed)
         bus = None
         if settings.redis_url.get_secret_value():
-            bus = RedisBus(store, settings.redis_url.get_secret_value(), maxlen=settings.redis_maxlen,
-                           prefix=settings.redis_prefix)
-            await bus.start()
-
-        def extra_metrics() -> dict[str, int]:
-            return {**outbox.metrics(), **(bus.metrics() if bus is not None else {})}
+            redis = bus = RedisBus(store, settings.redis_url.get_secret_value(), maxlen=settings.redis_maxlen,
+                                   prefix=settings.redis_prefix)
+            await redis.start()
+            metrics.redis_items_sent.read_from(lambda: redis.sent)
+            metrics.redis_errors.read_from(lambda: redis.errors)
+            metrics.redis_backlog.read_from(lambda: redis.backlog)
+            metrics.redis_connected.read_from(lambda: redis.connected)
+        loop_lag = asyncio.create_task(LoopLagMonitor(metrics.event_loop_lag.observe).run(), name="loop-lag")
 
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
-                         deliveries=Deliveries(store.memory), live=live, outbox=outbox,
-                         extra_metrics=extra_metrics)
-        return cls(settings, store, pipeline, manager, app, lock, live, outbox, bus)
+                         deliveries=Deliveries(store.memory), live=live, outbox=outbox, metrics=metrics)
+        return cls(settings, store, pipeline, manager, app, lock, live, metrics, outbox, bus, loop_lag)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let go of live streams, commit what is pending, close the store, then the lock."""
         try:
+            self.loop_lag.cancel()
             await self.manager.shutdown(timeout)
             await self.pipeline.close()
             self.live.close()
-            if self.outbox is not None:
-                await self.outbox.close()
+            await self.outbox.close()
             if self.bus is not None:
                 await self.bus.close()
             await self.store.close()

@@ -21,6 +21,7 @@ from ..protocol.constants import (
     StatusCode,
     TranscriptLanguage,
 )
+from ..protocol.errors import RTMSError
 from ..protocol.messages import (
     AudioParams,
     ChatParams,
@@ -53,7 +54,9 @@ _FIXED_AUDIO = {
 }
 
 
-class MediaRefused(Exception):
+class MediaRefused(RTMSError):
+    """A media handshake's parameters break a rule: the status Zoom answers and why."""
+
     def __init__(self, status: StatusCode, reason: str) -> None:
         super().__init__(reason)
         self.status = status

@@ -15,16 +15,20 @@ the track's origin. Senders' timestamps jitter by a few ms, so the rules are:
 A WAV holds at most 4 GiB of audio (its size fields are 32-bit): packets past that are not
 written (about 6 h of 48 kHz stereo, 37 h of 16 kHz mono).
 
-Gaps are never built in memory: `flush()` seeks past them (a hole on file systems that
-have them, zeros otherwise). Packets are buffered and written by `flush()`, which also
-rewrites the two size fields of the header, so a reader at any moment sees a
+Gaps are never built in memory: the write seeks past them (a hole on file systems that
+have them, zeros otherwise). Packets are buffered on the event loop; `take()` hands them
+over as a blocking write for the file's writer thread (`flush()` runs it in place), which
+also rewrites the two size fields of the header, so a reader at any moment sees a
 well-formed file.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 _HEADER_BYTES = 44
 MAX_DATA_BYTES = 0xFFFFFFFF - 36  # the RIFF size field counts 36 header bytes besides the audio
@@ -49,7 +53,7 @@ def repair_wav(path: Path) -> int:
             raise ValueError(f"{path} is not a WAV this gateway wrote")
         channels, = struct.unpack_from("<H", header, 22)
         block, = struct.unpack_from("<H", header, 32)
-        size = f.seek(0, 2) - _HEADER_BYTES
+        size: int = f.seek(0, 2) - _HEADER_BYTES
         size -= size % max(block, 2 * channels, 1)
         f.truncate(_HEADER_BYTES + size)
         f.seek(4)
@@ -72,6 +76,7 @@ class WavTrack:
         self.duplicates = 0
         self.gaps_filled_bytes = 0
         self._pending: list[bytes | int] = []  # PCM, and gaps as byte counts
+        self._file: BinaryIO
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and path.stat().st_size >= _HEADER_BYTES:
             # The same stream after a restart: carry on where the file ends.
@@ -113,13 +118,20 @@ class WavTrack:
     def duration_s(self) -> float:
         return self.end / (self.sample_rate * self.frame_bytes)
 
-    def flush(self) -> None:
+    def take(self) -> Callable[[], None] | None:
+        """On the event loop: the packets placed since the last take, as a blocking write
+        (the file's writer thread runs it; writes run in the order taken)."""
         if not self._pending:
-            return
+            return None
+        pending, self._pending = self._pending, []
+        start, self.written = self.written, self.end
+        return partial(self._write, pending, start, self.end)
+
+    def _write(self, pending: list[bytes | int], start: int, end: int) -> None:
         f = self._file
-        f.seek(_HEADER_BYTES + self.written)
+        f.seek(_HEADER_BYTES + start)
         run: list[bytes] = []
-        for item in self._pending:
+        for item in pending:
             if isinstance(item, int):
                 if run:
                     f.write(b"".join(run))
@@ -129,17 +141,31 @@ class WavTrack:
                 run.append(item)
         if run:
             f.write(b"".join(run))
-        self._pending.clear()
-        self.written = self.end
-        if f.tell() < _HEADER_BYTES + self.written:  # a gap is the last thing placed
-            f.truncate(_HEADER_BYTES + self.written)
+        if f.tell() < _HEADER_BYTES + end:  # a gap is the last thing placed
+            f.truncate(_HEADER_BYTES + end)
         f.seek(4)
-        f.write(struct.pack("<I", 36 + self.written))
+        f.write(struct.pack("<I", 36 + end))
         f.seek(40)
-        f.write(struct.pack("<I", self.written))
+        f.write(struct.pack("<I", end))
         f.flush()
 
+    def closing(self) -> Callable[[], None]:
+        """On the event loop: the last write and the close, as one blocking job."""
+        write = self.take()
+
+        def close() -> None:
+            if not self._file.closed:
+                if write is not None:
+                    write()
+                self._file.close()
+        return close
+
+    def flush(self) -> None:
+        """Blocking: write what was placed, here and now."""
+        write = self.take()
+        if write is not None:
+            write()
+
     def close(self) -> None:
-        if not self._file.closed:
-            self.flush()
-            self._file.close()
+        """Blocking: write what is left and close."""
+        self.closing()()

@@ -143,10 +143,6 @@ class RedisBus:
         """Items stored and not yet in Redis (an upper bound: sequence numbers may skip)."""
         return max(0, self.head - self.position)
 
-    def metrics(self) -> dict[str, int]:
-        return {"redis_items_sent": self.sent, "redis_errors": self.errors,
-                "redis_backlog": self.backlog, "redis_connected": int(self.connected)}
-
     async def _run(self, started: bool) -> None:
         wait = RETRY_S[0]
         while True:

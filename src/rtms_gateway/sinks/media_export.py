@@ -1,12 +1,16 @@
-"""Media files as the API and the CLI hand them out: descriptions, choice, ZIPs of frames."""
+"""Media files as the API and the CLI hand them out: descriptions, choice, where they
+are, ZIPs of frames. `locate` and `frames_zip` touch the disk: the API runs them in
+threads (`frames_zip` as a sync iterator, which Starlette reads in its thread pool)."""
 
 from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from .paths import MediaPathError, media_path
 from .records import MediaFile, is_nobody
 
 MEDIA_TYPES = {"wav": "audio/wav", "mp4": "video/mp4", "h264": "video/h264",
@@ -62,6 +66,19 @@ class _Chunks(io.RawIOBase):
     def take(self) -> list[bytes]:
         parts, self.parts = self.parts, []
         return parts
+
+
+def locate(data_dir: Path, relative: str) -> tuple[Path, bool] | None:
+    """Blocking (it resolves links and looks at the disk): where a file recorded at
+    `relative` is, and whether it is a folder of frames; None if it is not inside the data
+    directory or not there at all."""
+    try:
+        path = media_path(data_dir, relative)
+    except MediaPathError:
+        return None
+    if not path.exists():
+        return None
+    return path, path.is_dir()
 
 
 def frames_zip(folder: Path) -> Iterator[bytes]:

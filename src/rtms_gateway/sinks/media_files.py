@@ -13,14 +13,19 @@ them:
   anything.
 
 A track's `info` (a `MediaFile` record) is what the store indexes and the API lists.
+
+`place` runs on the event loop and only buffers; `take_writes` and `end_stream` hand the
+file work over as blocking jobs, which the pipeline runs in its media thread, in order.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from ..metrics import GatewayMetrics
 from ..protocol.constants import Codec, MediaType, SampleRate
 from .audio import DUPLICATE
 from .audio_codecs import CODEC_NAMES, pcm_decoder
@@ -44,8 +49,6 @@ KIND_NAMES = {MediaType.AUDIO: "audio", MediaType.VIDEO: "video", MediaType.DESK
 _FRAME_SUFFIX = {Codec.JPG: "jpg", Codec.PNG: "png"}
 # File names of tracks that follow no one participant.
 _UNNAMED = {MediaType.AUDIO: "mixed", MediaType.VIDEO: "active", MediaType.DESKSHARE: "screen"}
-# What `Track.place` answers, other than PLACED -> the counter it adds to.
-_OUTCOME_COUNTER = {DUPLICATE: "media_duplicates"}
 
 
 class MediaFiles:
@@ -53,7 +56,7 @@ class MediaFiles:
 
     def __init__(self, data_dir: Path, *, params_of: Callable[[Any, MediaType], Any],
                  on_file: Callable[[MediaFile], None] = lambda f: None,
-                 counters: dict[str, int] | None = None,
+                 metrics: GatewayMetrics | None = None,
                  clock: Callable[[], StreamClock] = StreamClock) -> None:
         self.data_dir = data_dir.resolve()
         self.params_of = params_of  # (stream, kind) -> the media parameters Zoom accepted
@@ -65,9 +68,8 @@ class MediaFiles:
         self._origins: dict[str, int] = {}  # fixed once a stream's first track opens
         self._first_packet: dict[str, int] = {}  # what Zoom said, until then
         self._resumed: dict[tuple[str, str, str], MediaFile] = {}
-        self.counters = counters if counters is not None else {}
-        for name in ("media_unwritten", "media_duplicates", "media_refused"):
-            self.counters.setdefault(name, 0)
+        self.metrics = metrics if metrics is not None else GatewayMetrics.create()
+        self.buffered = 0  # bytes placed since the last `take_writes` (the caller bounds it)
 
     def place(self, stream: object, kind: MediaType, user_id: UserId, user_name: str | None,
               timestamp_ms: int, payload: bytes) -> None:
@@ -84,18 +86,20 @@ class MediaFiles:
             entry = self._tracks[key] = self._open(stream, kind, user_id, user_name, timestamp_ms, clock)
         track, clock = entry
         if track is None:
-            self.counters["media_unwritten"] += 1
+            self.metrics.media_unwritten.inc()
             return
         if timestamp_ms > clock.limit_ms and not clock.admits(timestamp_ms):
             self._refuse(key[0], clock, timestamp_ms)
             return
         outcome = track.place(timestamp_ms, payload)
         if outcome:
-            self.counters[_OUTCOME_COUNTER.get(outcome, "media_unwritten")] += 1
+            (self.metrics.media_duplicates if outcome == DUPLICATE else self.metrics.media_unwritten).inc()
+        else:
+            self.buffered += len(payload)
 
     def _refuse(self, stream_id: str, clock: StreamClock, timestamp_ms: int) -> None:
         clock.refused += 1
-        self.counters["media_refused"] += 1
+        self.metrics.media_refused.inc()
         if clock.refused == 1 or clock.refused % 1000 == 0:  # a broken sender may send thousands
             log.warning("stream %s: media frame stamped %.0f s ahead of the stream's clock; refused (%d so far)",
                         loggable(stream_id), clock.ahead_s(timestamp_ms), clock.refused)
@@ -194,20 +198,31 @@ class MediaFiles:
     def live(self, meeting_uuid: str) -> list[MediaFile]:
         return [t.info for t, _ in self._tracks.values() if t is not None and t.info.meeting_uuid == meeting_uuid]
 
-    def flush(self) -> None:
+    def take_writes(self) -> list[Callable[[], None]]:
+        """On the event loop: what every track buffered, as blocking writes for the
+        writer thread (run them in this order)."""
+        writes = []
+        self.buffered = 0
         for track, _ in self._tracks.values():
             if track is not None:
-                track.flush()
+                write = track.take()
+                if write is not None:
+                    writes.append(write)
+        return writes
 
-    def end_stream(self, stream_id: str) -> list[tuple[Track, MediaFile]]:
-        """Close the stream's tracks; returns them so the caller can finish them (mux)
-        away from the event loop."""
+    def flush(self) -> None:
+        """Blocking: write what every track buffered, here and now."""
+        for write in self.take_writes():
+            write()
+
+    def end_stream(self, stream_id: str) -> list[tuple[Track, Callable[[], None]]]:
+        """Let go of the stream's tracks: each with the blocking job that writes its last
+        frames and closes it, for the writer thread, before the track is finished (mux)."""
         closed = []
         for key in [k for k in self._tracks if k[0] == stream_id]:
             track, _ = self._tracks.pop(key)
             if track is not None:
-                track.close()
-                closed.append((track, track.info))
+                closed.append((track, track.closing()))
         self._origins.pop(stream_id, None)
         self._first_packet.pop(stream_id, None)
         self._clocks.pop(stream_id, None)

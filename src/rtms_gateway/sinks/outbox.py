@@ -318,11 +318,10 @@ class Outbox:
         if deliverer is not None:
             deliverer.wake.set()
 
-    def metrics(self) -> dict[str, int]:
-        return {"webhooks_delivered": self.counters.delivered,
-                "webhook_attempts_failed": self.counters.failed_attempts,
-                "webhooks_dead": self.counters.dead,
-                "webhook_subscriptions": len(self._deliverers)}
+    @property
+    def subscribed(self) -> int:
+        """Subscriptions being delivered to now."""
+        return len(self._deliverers)
 
     async def _supervise(self) -> None:
         while True:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 import re
 import struct
+from collections.abc import Callable
 from fractions import Fraction
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
@@ -32,11 +34,35 @@ _FRAME_NAME = re.compile(r"(\d+)_(-?\d+)\.\w+")
 
 
 class Track(Protocol):
+    """`place` runs on the event loop and only buffers; `take` and `closing` hand what is
+    buffered over as one blocking job for the file's writer thread (jobs of a track run in
+    the order they were taken). `flush` and `close` run those jobs in place."""
+
     info: MediaFile
 
     def place(self, timestamp_ms: int, payload: bytes) -> int: ...
-    def flush(self) -> None: ...
-    def close(self) -> None: ...
+    def take(self) -> Callable[[], None] | None: ...
+    def closing(self) -> Callable[[], None]: ...
+
+
+class _Blocking:
+    """`flush` and `close` for callers with no writer thread (tests, recovery tools)."""
+
+    def take(self) -> Callable[[], None] | None:
+        raise NotImplementedError
+
+    def closing(self) -> Callable[[], None]:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Blocking: write what the track buffered."""
+        write = self.take()
+        if write is not None:
+            write()
+
+    def close(self) -> None:
+        """Blocking: write what is left, and close the track's files."""
+        self.closing()()
 
 
 def _note_frame(info: MediaFile, timestamp_ms: int, size: int) -> None:
@@ -47,7 +73,7 @@ def _note_frame(info: MediaFile, timestamp_ms: int, size: int) -> None:
     info.bytes += size
 
 
-class AudioTrack:
+class AudioTrack(_Blocking):
     """Decoded audio in a time-aligned WAV."""
 
     def __init__(self, path: Path, info: MediaFile, decode: PcmDecoder) -> None:
@@ -68,14 +94,14 @@ class AudioTrack:
             self.info.bytes = 44 + self.wav.end
         return done
 
-    def flush(self) -> None:
-        self.wav.flush()
+    def take(self) -> Callable[[], None] | None:
+        return self.wav.take()
 
-    def close(self) -> None:
-        self.wav.close()
+    def closing(self) -> Callable[[], None]:
+        return self.wav.closing()
 
 
-class RawTrack:
+class RawTrack(_Blocking):
     """Packets kept as received: per packet, `<timestamp ms: u64><length: u32>` then the
     bytes, little-endian. The codec and its parameters are in the file's index entry."""
 
@@ -98,16 +124,25 @@ class RawTrack:
         _note_frame(self.info, timestamp_ms, self._HEAD.size + len(payload))
         return PLACED
 
-    def flush(self) -> None:
-        if self._pending:
-            self._file.write(b"".join(self._pending))
-            self._pending.clear()
-            self._file.flush()
+    def take(self) -> Callable[[], None] | None:
+        if not self._pending:
+            return None
+        pending, self._pending = self._pending, []
+        return partial(self._write, b"".join(pending))
 
-    def close(self) -> None:
-        if not self._file.closed:
-            self.flush()
-            self._file.close()
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._file.flush()
+
+    def closing(self) -> Callable[[], None]:
+        write = self.take()
+
+        def close() -> None:
+            if not self._file.closed:
+                if write is not None:
+                    write()
+                self._file.close()
+        return close
 
 
 def _resume_raw(path: Path, info: MediaFile, head: struct.Struct) -> None:
@@ -127,7 +162,7 @@ def _resume_raw(path: Path, info: MediaFile, head: struct.Struct) -> None:
         f.truncate(at)
 
 
-class H264Track:
+class H264Track(_Blocking):
     """Annex-B access units appended as they arrive, and `<timestamp ms> <bytes>` per unit
     in a side index; `close()` leaves both for `mux_h264_to_mp4`."""
 
@@ -150,20 +185,29 @@ class H264Track:
         _note_frame(self.info, timestamp_ms, len(payload))
         return PLACED
 
-    def flush(self) -> None:
-        if self._pending:
-            self._file.write(b"".join(self._pending))
-            self._index.write("".join(self._pending_index))
-            self._pending.clear()
-            self._pending_index.clear()
-            self._file.flush()
-            self._index.flush()
+    def take(self) -> Callable[[], None] | None:
+        if not self._pending:
+            return None
+        units, lines = b"".join(self._pending), "".join(self._pending_index)
+        self._pending, self._pending_index = [], []
+        return partial(self._write, units, lines)
 
-    def close(self) -> None:
-        if not self._file.closed:
-            self.flush()
-            self._file.close()
-            self._index.close()
+    def _write(self, units: bytes, lines: str) -> None:
+        self._file.write(units)
+        self._index.write(lines)
+        self._file.flush()
+        self._index.flush()
+
+    def closing(self) -> Callable[[], None]:
+        write = self.take()
+
+        def close() -> None:
+            if not self._file.closed:
+                if write is not None:
+                    write()
+                self._file.close()
+                self._index.close()
+        return close
 
 
 def index_path(h264: Path) -> Path:
@@ -237,7 +281,7 @@ def mux_h264_to_mp4(h264: Path, mp4: Path, origin_ms: int) -> int:
     return written
 
 
-class FramesTrack:
+class FramesTrack(_Blocking):
     """One image file per frame: `<number>_<offset ms>.<jpg|png>` in the track's folder."""
 
     def __init__(self, folder: Path, info: MediaFile, suffix: str) -> None:
@@ -271,10 +315,20 @@ class FramesTrack:
         _note_frame(self.info, timestamp_ms, len(payload))
         return PLACED
 
-    def flush(self) -> None:
-        for name, payload in self._pending:
-            (self.folder / name).write_bytes(payload)
-        self._pending.clear()
+    def take(self) -> Callable[[], None] | None:
+        if not self._pending:
+            return None
+        pending, self._pending = self._pending, []
+        return partial(self._write, pending)
 
-    def close(self) -> None:
-        self.flush()
+    def _write(self, frames: list[tuple[str, bytes]]) -> None:
+        for name, payload in frames:
+            (self.folder / name).write_bytes(payload)
+
+    def closing(self) -> Callable[[], None]:
+        write = self.take()
+        return write if write is not None else _nothing
+
+
+def _nothing() -> None:
+    pass

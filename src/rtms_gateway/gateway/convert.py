@@ -1,0 +1,135 @@
+"""From protocol messages to records: pure functions, one per kind of message.
+
+Each takes the stream's ids and the message (and, where Zoom leaves a speaker or a name
+out, the stream's `SpeakerTimeline`) and returns what the store keeps. Nothing here
+holds state or does I/O; `intake` and `writer` take it from there.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from ..protocol.constants import DataOption, MediaType
+from ..protocol.messages import (
+    AudioParams,
+    ChatData,
+    EventUpdate,
+    TranscriptData,
+    VideoParams,
+)
+from ..sinks.records import ChatMessage, TimelineEvent, TranscriptSegment
+from .speakers import SpeakerTimeline, is_anonymous
+
+_json_object = msgspec.json.Decoder(dict[str, Any])
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def transcript_record(meeting_uuid: str, stream_id: str, msg: TranscriptData,
+                      speakers: SpeakerTimeline | None = None) -> TranscriptSegment:
+    """A segment; where Zoom named no speaker, the one holding the floor when the
+    utterance began (from the events timeline), marked as inferred."""
+    c = msg.content
+    user_id, user_name, inferred = c.user_id if c.user_id is not None else c.channel_id, c.user_name, False
+    if speakers is not None:
+        if is_anonymous(user_id, user_name):
+            found = speakers.speaker_during(c.start_time or c.timestamp, c.end_time)
+            if found is not None:
+                (user_id, user_name), inferred = found, True
+        elif not user_name:
+            user_name = speakers.name_of(user_id)
+    return TranscriptSegment(
+        meeting_uuid=meeting_uuid,
+        rtms_stream_id=stream_id,
+        user_id=user_id,
+        user_name=user_name,
+        speaker_inferred=inferred,
+        text=c.data,
+        timestamp=c.timestamp,
+        start_time=c.start_time,
+        end_time=c.end_time,
+        language=c.language,
+        attribute=c.attribute,
+        received_at_ms=now_ms(),
+    )
+
+
+def chat_record(meeting_uuid: str, stream_id: str, msg: ChatData) -> ChatMessage:
+    """Chat arrives as plain text in `data`, or as an object (possibly JSON-encoded in
+    `data`) whose fields complement those of `content`; merge what is there."""
+    c = msg.content
+    fields: dict[str, Any] = msgspec.structs.asdict(c)
+    data = c.data
+    if isinstance(data, str) and data.startswith("{"):
+        try:
+            data = _json_object.decode(data)
+        except msgspec.MsgspecError:
+            pass
+    if isinstance(data, dict):
+        fields.update({k: v for k, v in data.items() if v is not None})
+        text = str(data.get("text") or data.get("content") or data.get("message") or data.get("data") or "")
+    else:
+        text = data
+    sender = fields.get("sender") or {}
+    receiver = fields.get("receiver") or {}
+    session = fields.get("chat_session") or {}
+    return ChatMessage(
+        meeting_uuid=meeting_uuid,
+        rtms_stream_id=stream_id,
+        message_id=fields.get("message_id"),
+        sender_user_id=sender.get("user_id", fields.get("user_id")),
+        sender_name=sender.get("user_name", fields.get("user_name")),
+        receiver_user_id=receiver.get("user_id"),
+        receiver_name=receiver.get("user_name"),
+        chat_session_type=session.get("type"),
+        text=text,
+        operation_type=fields.get("operation_type"),
+        timestamp=fields.get("timestamp") or now_ms(),
+        raw=msgspec.to_builtins(c),
+    )
+
+
+def timeline_records(meeting_uuid: str, stream_id: str, msg: EventUpdate,
+                     speakers: SpeakerTimeline | None = None) -> list[TimelineEvent]:
+    """One row per participant for join/leave/video events, one row otherwise. Names Zoom
+    leaves out (leave events carry none) come from earlier events."""
+    ev = msg.event
+    ts = ev.timestamp or ev.event_ts or now_ms()
+    payload = msgspec.to_builtins(ev)
+    name_of = speakers.name_of if speakers is not None else (lambda user_id: None)
+    if ev.participants:
+        return [
+            TimelineEvent(meeting_uuid=meeting_uuid, rtms_stream_id=stream_id, event_type=ev.event_type,
+                          timestamp=ts, user_id=p.user_id, user_name=p.user_name or name_of(p.user_id),
+                          payload=payload)
+            for p in ev.participants
+        ]
+    return [TimelineEvent(meeting_uuid=meeting_uuid, rtms_stream_id=stream_id, event_type=ev.event_type,
+                          timestamp=ts, user_id=ev.user_id,
+                          user_name=ev.user_name or (name_of(ev.user_id) if ev.user_id is not None else None),
+                          payload=payload)]
+
+
+
+def per_participant(stream: Any, kind: MediaType) -> bool:
+    """Video in individual-stream mode comes one participant per stream."""
+    if kind is not MediaType.VIDEO:
+        return False
+    return accepted_params(stream, kind).data_opt == DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM
+
+
+def accepted_params(stream: Any, kind: MediaType) -> AudioParams | VideoParams:
+    """What Zoom accepted for `kind` on this stream; fields it left out take the protocol's
+    defaults (audio L16 16 kHz mono, video and share JPG)."""
+    accepted = stream.accepted_params(kind)
+    if kind == MediaType.AUDIO:
+        return (accepted.audio if accepted is not None else None) or AudioParams()
+    if kind == MediaType.VIDEO:
+        return (accepted.video if accepted is not None else None) or VideoParams()
+    return (accepted.deskshare if accepted is not None else None) or VideoParams()
+
