@@ -34,6 +34,8 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
         return _ints
     if tp is str:
         return st.text(max_size=40)
+    if tp is bytes:
+        return st.binary(max_size=40)
     if tp is Any:
         return _json
     if origin is list:

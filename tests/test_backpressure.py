@@ -4,7 +4,6 @@ once its records are committed, and nothing is dropped."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import threading
 import wave
 
@@ -67,7 +66,7 @@ class MediaStream(Stream):
 
 def _audio(i: int) -> AudioData:
     pcm = bytes([i % 256]) * 640  # 20 ms of 16 kHz mono L16
-    return AudioData(content=MediaContent(data=base64.b64encode(pcm).decode(), user_id=0,
+    return AudioData(content=MediaContent(data=pcm, user_id=0,
                                           timestamp=1_700_000_000_000 + 20 * i))
 
 

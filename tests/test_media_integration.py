@@ -337,7 +337,6 @@ async def test_jittered_per_participant_audio_lands_whole_and_in_order(tmp_path)
 
 
 async def test_a_frame_far_in_the_future_costs_nothing_and_is_counted(tmp_path):
-    import base64
     import resource
 
     from rtms_gateway.protocol.messages import AudioData, MediaContent, encode
@@ -349,7 +348,7 @@ async def test_a_frame_far_in_the_future_costs_nothing_and_is_counted(tmp_path):
         peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         pcm = tone_chunk(400, 16000, 1)
         for ahead_ms in (10 * 3600 * 1000, 2**40):
-            frame = AudioData(content=MediaContent(data=base64.b64encode(pcm).decode(), user_id=0, length=640,
+            frame = AudioData(content=MediaContent(data=pcm, user_id=0, length=640,
                                                    timestamp=handle.record.t0_ms + ahead_ms))
             handle.stream.served[MediaType.AUDIO].send(encode(frame))
         record = await handle.wait(30)

@@ -150,7 +150,7 @@ def test_media_session_handshake_and_data():
     assert isinstance(ev, HandshakeCompleted) and ev.socket == "audio"
     assert ms.state is MediaState.STREAMING
     frame = ms.receive(b'{"msg_type":14,"content":{"user_id":0,"data":"AAA=","timestamp":10,"length":2}}', 1.02)
-    assert isinstance(frame, m.AudioData) and frame.content.payload_bytes() == b"\x00\x00"
+    assert isinstance(frame, m.AudioData) and frame.content.data == b"\x00\x00"
     assert ms.media_frames == 1
 
 

@@ -220,7 +220,7 @@ async def test_a_dropped_media_socket_is_reconnected_alone_after_the_backoff(rea
     assert ready.stream.signaling_socket is signaling_socket and not ready.signaling.closed
     assert len(ready.stream.sockets) == 3 and ready.stream.media_sockets[MediaType.AUDIO].is_open
     assert ready.stream.state is S.READY and ready.observer.seen.count(Ready()) == 1
-    again.send(m.AudioData(content=m.MediaContent(data="AAAA", timestamp=5)))
+    again.send(m.AudioData(content=m.MediaContent(data=b"\x00\x00\x00", timestamp=5)))
     assert isinstance(ready.observer.seen[-1], m.AudioData)
 
 

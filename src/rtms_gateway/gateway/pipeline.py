@@ -30,7 +30,6 @@ import msgspec
 
 from ..metrics import GatewayMetrics
 from ..protocol.constants import EventType, MediaType
-from ..protocol.errors import ProtocolError
 from ..protocol.messages import (
     AudioData,
     ChatData,
@@ -181,11 +180,7 @@ class Pipeline:
 
     def _place(self, stream: Any, kind: MediaType, msg: Any) -> None:
         c = msg.content
-        try:
-            payload = c.payload_bytes()
-        except ProtocolError:
-            self.metrics.media_unwritten.inc()
-            return
+        payload = c.data
         user = c.user_id if c.user_id is not None else c.channel_id
         if kind is not MediaType.AUDIO and not per_participant(stream, kind):
             # One encoded stream whatever its subject (active speaker, whoever shares):

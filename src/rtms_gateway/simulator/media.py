@@ -9,7 +9,6 @@ PNG per participant, and H.264 sources plug in behind the same interface.
 
 from __future__ import annotations
 
-import base64
 import math
 import sys
 from array import array
@@ -265,7 +264,7 @@ class AudioFeed:
                 continue
             stamp = ts if self.jitter is None else ts + self.jitter(_AUDIO, key, at)
             self.sink.send(encode(AudioData(content=MediaContent(
-                data=base64.b64encode(payload).decode("ascii"), timestamp=stamp, length=len(payload),
+                data=payload, timestamp=stamp, length=len(payload),
                 **self._identity(speaker)))))  # type: ignore[arg-type]
             self.counts.audio_frames += 1
 
@@ -294,10 +293,9 @@ class AudioFeed:
 
     def _build(self, speaker: Speaker | None, who: tuple[Speaker | None, ...]) -> FrameTemplate:
         payload = encode_audio(self._pcm(speaker, who), self.codec)
-        data = base64.b64encode(payload).decode("ascii")
         ident = self._identity(speaker)
         return FrameTemplate(lambda ts: AudioData(content=MediaContent(
-            data=data, timestamp=ts, length=len(payload), **ident)))  # type: ignore[arg-type]
+            data=payload, timestamp=ts, length=len(payload), **ident)))  # type: ignore[arg-type]
 
 
 # ---- video and screen share -------------------------------------------------------------
@@ -351,7 +349,7 @@ class VideoFeed:
 
     def _emit(self, speaker: Speaker, ts: int) -> None:
         payload = self.encoder.frame_bytes(speaker, self.index)
-        content = MediaContent(data=base64.b64encode(payload).decode("ascii"), timestamp=ts,
+        content = MediaContent(data=payload, timestamp=ts,
                                length=len(payload), user_id=speaker.user_id,
                                user_name=speaker.user_name)
         if self.kind == MediaType.VIDEO:
