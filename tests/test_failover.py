@@ -231,25 +231,30 @@ async def test_a_duplicate_signal_request_is_retried_until_zoom_lets_the_old_soc
         assert stored.state == "stopped"
 
 
-async def test_a_signaling_url_that_refuses_connections_fails_over_to_the_next(tmp_path, caplog):
+@pytest.mark.parametrize("down", ["refuses", "never-answers"])
+async def test_a_signaling_url_that_cannot_be_reached_fails_over_to_the_next(tmp_path, caplog, down):
+    """Refused: a port bound but not listening. Never answers: a port that listens (the
+    kernel completes TCP) but no one reads the TLS hello: the connect timeout (10 s) ends it."""
     caplog.set_level(logging.INFO, logger="rtms_gateway.client.stream")
-    closed = socket.socket()  # bound, never listening: a connection to it is refused
-    closed.bind(("127.0.0.1", 0))
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    if down == "never-answers":
+        dead.listen(8)
     try:
-        async with GatewayWithSimulator(tmp_path, simulator={"webhook_url": None},
+        async with GatewayWithSimulator(tmp_path, simulator={"webhook_url": None, "connect_timeout": 60.0},
                                         RTMS_MEDIA="transcript", **FAST) as run:
             handle = run.simulator.start_meeting(duration=3.0, media=MediaType.TRANSCRIPT)
-            down = f"wss://localhost:{closed.getsockname()[1]}/signaling"
-            payload = dict(handle.started_payload, server_urls=f"{down},{handle.server_urls}")
+            first = f"wss://localhost:{dead.getsockname()[1]}/signaling"
+            payload = dict(handle.started_payload, server_urls=f"{first},{handle.server_urls}")
             await _deliver_started(run, payload)
-            record = await handle.wait(40)
+            record = await handle.wait(60)
             await run.settle()
             assert record.outcome == "completed"
             assert run.gateway.manager.reconnects == {}, "the next URL was taken at once"
-            assert any(down in r.getMessage() and "trying the next" in r.getMessage()
+            assert any(first in r.getMessage() and "trying the next" in r.getMessage()
                        for r in caplog.records), "the first URL was never tried"
             assert await _stored_texts(run, handle) == _sent_texts(record)
             stored = await run.gateway.store.stream(handle.script.rtms_stream_id)
             assert stored.state == "stopped" and stored.server_urls == payload["server_urls"]
     finally:
-        closed.close()
+        dead.close()
