@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from pydantic import ValidationError
 
+from rtms_gateway.client.connection import PicowsTransport, TlsTrust, _redacted, proxy_display
 from rtms_gateway.config import Settings, load_settings
 from rtms_gateway.protocol.constants import MediaType
 from rtms_gateway.protocol.errors import StartupError
@@ -216,3 +217,13 @@ def test_the_proxy_setting_is_a_secret_and_empty_means_direct():
     assert Settings(_env_file=None).proxy is None
     for scheme in ("https", "socks4", "socks5"):
         assert Settings(_env_file=None, RTMS_PROXY_URL=f"{scheme}://proxy.example:1080").proxy
+
+
+def test_a_proxy_is_shown_without_its_credentials_and_they_are_cut_from_error_text():
+    url = "http://us%40er:p%3Ass-word@proxy.example:3128"
+    assert proxy_display(url) == "http://proxy.example:3128"
+    assert proxy_display("socks5://[::1]:1080") == "socks5://[::1]:1080"
+    text = f"WSInvalidURL: {url}: bad; us%40er:p%3Ass-word; p%3Ass-word"
+    assert _redacted(text, url) == "WSInvalidURL: ***: bad; ***; ***"
+    assert repr(PicowsTransport(TlsTrust(), proxy=url)) == \
+        "PicowsTransport(proxy='http://proxy.example:3128')"

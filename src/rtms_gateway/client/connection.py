@@ -32,6 +32,8 @@ from .transport import EventHandler, Session, Socket
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # bounds a message reassembled from fragments
+
+
 def proxy_display(url: str) -> str:
     """`url` as it may be shown: scheme, host and port, never the credentials."""
     parsed = urllib.parse.urlsplit(url)
@@ -45,8 +47,9 @@ def _redacted(text: str, proxy: str | None) -> str:
     """`text` without the proxy's credentials, should a library have put them in."""
     if proxy is None:
         return text
-    parsed = urllib.parse.urlsplit(proxy)
-    for secret in (proxy, parsed.password, parsed.username):
+    userinfo, at, _ = urllib.parse.urlsplit(proxy).netloc.rpartition("@")
+    password = userinfo.partition(":")[2]
+    for secret in (proxy, userinfo if at else "", password):
         if secret:
             text = text.replace(secret, "***")
     return text
