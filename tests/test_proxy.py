@@ -185,6 +185,7 @@ async def test_a_proxy_that_refuses_loses_the_stream_with_a_clear_reason_and_no_
         handle = run.simulator.start_meeting(duration=3.0, media=MediaType.TRANSCRIPT)
         stream_id = handle.script.rtms_stream_id
         assert await eventually(lambda: run.gateway.manager.outcomes.get("lost") == 1, 30)
+        await run.gateway.pipeline.flush()  # the end is written in order, after the retries
         stored = await run.gateway.store.stream(stream_id)
         assert stored.state == "lost"
         assert f"through proxy {proxy.kind}://127.0.0.1:{proxy.port}" in stored.status_reason
