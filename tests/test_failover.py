@@ -212,7 +212,7 @@ async def _hold_signaling(run, handle):
 
 
 async def test_a_duplicate_signal_request_is_retried_until_zoom_lets_the_old_socket_go(tmp_path):
-    async with GatewayWithSimulator(tmp_path, simulator={"webhook_url": None},
+    async with GatewayWithSimulator(tmp_path, simulator={"webhook_url": None, "connect_timeout": 60.0},
                                     RTMS_MEDIA="transcript", **FAST) as run:
         handle = run.simulator.start_meeting(duration=4.0, media=MediaType.TRANSCRIPT)
         old = await _hold_signaling(run, handle)
