@@ -4,17 +4,23 @@ delivered while a socket was up is stored exactly once, and files stay time-alig
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import socket
 import time
 import wave
 
 import pytest
+import websockets
 
 from rtms_gateway.gateway.manager import INTERRUPTION_NOTICE_DELAY_MS
 from rtms_gateway.metrics import value_of
 from rtms_gateway.protocol.constants import MediaType, Product, StopReason
 from rtms_gateway.simulator.media import silence_chunk, tone_chunk
+from rtms_gateway.simulator.webhook_sender import WebhookSender
 
-from .gateway_harness import GatewayWithSimulator
+from .gateway_harness import CLIENT_ID, CLIENT_SECRET, SECRET_TOKEN, GatewayWithSimulator
+from .peers.minimal_client import handshake_signature
 from .serve_process import eventually
 
 FAST = {"RTMS_RECONNECT_INITIAL_S": "0.2", "RTMS_RECONNECT_MAX_S": "1"}
@@ -175,3 +181,81 @@ async def test_a_normal_stop_webhook_ends_the_stream_for_good(tmp_path):
         assert handle.script.rtms_stream_id not in run.gateway.manager.streams
         handle.request_stop()
         await handle.wait(20)
+
+
+# ---- Zoom still holding an old signaling socket; several signaling URLs ---------------
+
+
+async def _deliver_started(run, payload) -> None:
+    """Deliver a `rtms_started` the test wrote, signed as Zoom signs it (the simulator of
+    these tests sends no webhook by itself)."""
+    sender = WebhookSender(run.webhook_url, SECRET_TOKEN)
+    try:
+        delivery = await sender.send(Product.MEETING.started_event, payload)
+    finally:
+        await sender.aclose()
+    assert delivery.ok, delivery
+
+
+async def _hold_signaling(run, handle):
+    """A signaling socket of someone else's (a connection Zoom has not let go of yet),
+    its handshake accepted."""
+    script = handle.script
+    hello = {"msg_type": 1, "protocol_version": 1, "sequence": 1, "meeting_uuid": script.owner_id,
+             "rtms_stream_id": script.rtms_stream_id,
+             "signature": handshake_signature(CLIENT_ID, CLIENT_SECRET, script.owner_id,
+                                              script.rtms_stream_id)}
+    ws = await websockets.connect(handle.server_urls, ssl=run.simulator.client_ssl_context())
+    await ws.send(json.dumps(hello))
+    answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert answer["status_code"] == 0, answer
+    return ws
+
+
+async def test_a_duplicate_signal_request_is_retried_until_zoom_lets_the_old_socket_go(tmp_path):
+    async with GatewayWithSimulator(tmp_path, simulator={"webhook_url": None, "connect_timeout": 60.0},
+                                    RTMS_MEDIA="transcript", **FAST) as run:
+        handle = run.simulator.start_meeting(duration=4.0, media=MediaType.TRANSCRIPT)
+        old = await _hold_signaling(run, handle)
+        await _deliver_started(run, handle.started_payload)
+        # The simulator answers 8 while the old socket is open; the gateway keeps trying.
+        manager = run.gateway.manager
+        assert await eventually(lambda: manager.reconnects.get("rejected", 0) >= 2, 20)
+        assert manager.state_of(handle.script.rtms_stream_id) is not None, "gave up on 8"
+        await old.close()
+        record = await handle.wait(40)
+        await run.settle()
+        assert record.outcome == "completed"
+        assert set(manager.reconnects) == {"rejected"} and manager.outcomes == {"stopped": 1}
+        assert await _stored_texts(run, handle) == _sent_texts(record)
+        stored = await run.gateway.store.stream(handle.script.rtms_stream_id)
+        assert stored.state == "stopped"
+
+
+@pytest.mark.parametrize("down", ["refuses", "never-answers"])
+async def test_a_signaling_url_that_cannot_be_reached_fails_over_to_the_next(tmp_path, caplog, down):
+    """Refused: a port bound but not listening. Never answers: a port that listens (the
+    kernel completes TCP) but no one reads the TLS hello: the connect timeout (10 s) ends it."""
+    caplog.set_level(logging.INFO, logger="rtms_gateway.client.stream")
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    if down == "never-answers":
+        dead.listen(8)
+    try:
+        async with GatewayWithSimulator(tmp_path, simulator={"webhook_url": None, "connect_timeout": 60.0},
+                                        RTMS_MEDIA="transcript", **FAST) as run:
+            handle = run.simulator.start_meeting(duration=3.0, media=MediaType.TRANSCRIPT)
+            first = f"wss://localhost:{dead.getsockname()[1]}/signaling"
+            payload = dict(handle.started_payload, server_urls=f"{first},{handle.server_urls}")
+            await _deliver_started(run, payload)
+            record = await handle.wait(60)
+            await run.settle()
+            assert record.outcome == "completed"
+            assert run.gateway.manager.reconnects == {}, "the next URL was taken at once"
+            assert any(first in r.getMessage() and "trying the next" in r.getMessage()
+                       for r in caplog.records), "the first URL was never tried"
+            assert await _stored_texts(run, handle) == _sent_texts(record)
+            stored = await run.gateway.store.stream(handle.script.rtms_stream_id)
+            assert stored.state == "stopped" and stored.server_urls == payload["server_urls"]
+    finally:
+        dead.close()

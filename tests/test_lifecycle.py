@@ -36,6 +36,7 @@ LEGAL = {
                                  S.FAILED, S.CANCELLED)),
     (S.LOST, S.RECONNECTING),
     (S.STOPPED, S.RECONNECTING),
+    (S.REJECTED, S.RECONNECTING),
     *((S.INTERRUPTED, s) for s in (S.RECONNECTING, S.STOPPED, S.DETACHED, S.CANCELLED)),
     *((S.MOVED, s) for s in (S.RECONNECTING, S.STOPPED, S.DETACHED, S.CANCELLED)),
     *((S.RECONNECTING, s) for s in (S.CONNECTING, S.STOPPED, S.DETACHED, S.CANCELLED)),
@@ -79,8 +80,8 @@ def test_live_states_are_all_the_others_a_detached_and_a_reconnecting_stream_inc
     assert LIVE | TERMINAL == set(StreamState) and not LIVE & TERMINAL
 
 
-def test_retryable_ends_are_lost_stopped_interrupted_and_moved_the_last_two_at_once():
-    assert RETRYABLE == {S.LOST, S.STOPPED, S.INTERRUPTED, S.MOVED}
+def test_retryable_ends_are_lost_stopped_rejected_interrupted_and_moved_the_last_two_at_once():
+    assert RETRYABLE == {S.LOST, S.STOPPED, S.REJECTED, S.INTERRUPTED, S.MOVED}
     assert RECONNECT_AT_ONCE == {S.INTERRUPTED, S.MOVED}
 
 

@@ -232,6 +232,24 @@ async def test_a_reconnect_zoom_rejects_ends_the_stream_with_zoom_status(ready):
     assert ready.manager.outcomes == {"rejected": 1}
 
 
+async def test_a_duplicate_signal_request_is_retried_with_the_backoff_until_zoom_lets_go(gateway):
+    # Zoom still holds the socket a blip left behind: it answers 8 until it lets go of it.
+    await gateway.start()
+    await accept_signaling(gateway.transport, status=int(StatusCode.DUPLICATE_SIGNAL_REQUEST))
+    await until(lambda: gateway.state is S.RECONNECTING)
+    stored = await gateway.stored()
+    assert (stored.state, stored.status_code, stored.stopped_at_ms) == ("reconnecting", 8, None)
+    await until(lambda: 3.0 in gateway.clock.deadlines)
+    gateway.clock.advance(3.0)
+    await accept_signaling(gateway.transport, status=int(StatusCode.DUPLICATE_SIGNAL_REQUEST))
+    await until(lambda: 9.0 in gateway.clock.deadlines)  # the next wait, doubled
+    gateway.clock.advance(6.0)
+    await accept_stream(gateway.transport)
+    await until(lambda: gateway.state is S.READY)
+    assert gateway.manager.reconnects == {"rejected": 2}
+    assert (await gateway.stored()).state == "ready"
+
+
 async def test_a_stop_webhook_while_reconnecting_ends_the_stream_stopped_with_zoom_reason(ready):
     ready.transport.opened[0].close(1011)
     await until(lambda: ready.state is S.RECONNECTING)

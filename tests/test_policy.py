@@ -110,11 +110,41 @@ def test_refusals_failures_and_our_own_ends_are_not_retried(state):
     assert policy.classify(outcome, policy.stream_backoff(), 0.0) == Stop(outcome)
 
 
-def test_a_duplicate_signal_request_rejection_stops_for_now():
-    # Zoom's library retries it; the policy is where that would change (see classify).
-    outcome = StreamOutcome(S.REJECTED, status_code=int(StatusCode.DUPLICATE_SIGNAL_REQUEST))
+def test_a_duplicate_signal_request_is_retried_with_the_backoff_inside_zoom_window():
+    # Zoom answers 8 while it still holds the socket a blip left behind; its own library
+    # retries it. Past the signaling window the stream ends rejected, with Zoom's status.
+    policy = ReconnectPolicy(random=lambda: MIDDLE)
+    backoff = policy.stream_backoff()
+    duplicate = StreamOutcome(S.REJECTED, status_code=int(StatusCode.DUPLICATE_SIGNAL_REQUEST),
+                              status_reason="duplicate signal request")
+    decisions, now = [], 0.0
+    while isinstance(decision := policy.classify(duplicate, backoff, now), Retry):
+        assert decision.cause is S.REJECTED
+        decisions.append(decision.delay)
+        now += decision.delay
+    assert decisions == [3, 6, 12, 24, 15] and now == 60.0
+    assert decision == Stop(StreamOutcome(
+        S.REJECTED, status_code=8,
+        status_reason="duplicate signal request; no connection within 60 s"))
+
+
+@pytest.mark.parametrize("code", [StatusCode.DUPLICATE_SIGNAL_REQUEST, StatusCode.INTERNAL_EXCEPTION,
+                                  StatusCode.CHAT_SESSION_KEY_NOT_AVAILABLE, 99])
+def test_transient_and_unknown_rejections_are_retried(code):
+    assert classify(S.REJECTED, status_code=int(code)) == Retry(3.0, S.REJECTED)
+
+
+@pytest.mark.parametrize("code", [*range(1, 8), *range(9, 44), 46])
+def test_rejections_the_reference_calls_final_stop(code):
+    outcome = StreamOutcome(S.REJECTED, status_code=code, status_reason="refused")
     policy = ReconnectPolicy()
-    assert isinstance(policy.classify(outcome, policy.stream_backoff(), 0.0), Stop)
+    assert policy.classify(outcome, policy.stream_backoff(), 0.0) == Stop(outcome)
+
+
+def test_a_rejection_without_a_status_stops():
+    outcome = StreamOutcome(S.REJECTED)
+    policy = ReconnectPolicy()
+    assert policy.classify(outcome, policy.stream_backoff(), 0.0) == Stop(outcome)
 
 
 def test_past_the_window_a_loss_ends_the_stream_lost_with_the_reason():

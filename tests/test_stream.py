@@ -150,6 +150,35 @@ async def test_a_rejected_signaling_handshake_ends_the_run_with_zoom_status(scen
     assert scene.transport.urls == [SIGNALING_URL] and scene.transport.opened[0].closed
 
 
+async def test_a_duplicate_signal_request_ends_the_run_rejected_with_status_8(scenes):
+    # The run reports it; whether to connect again is the policy's (it retries 8).
+    scene = new_stream()
+    await accept_signaling(scene.transport, status=int(StatusCode.DUPLICATE_SIGNAL_REQUEST))
+    outcome = await scene.ended()
+    assert outcome == StreamOutcome(S.REJECTED, status_code=8, status_reason="refused")
+    assert ReconnectPolicy().transient(outcome.status_code)
+
+
+async def test_a_signaling_url_that_cannot_be_reached_is_followed_by_the_next(scenes):
+    down = "wss://zoom-down.test/signaling"
+    scene = new_stream(f"{down}, {SIGNALING_URL}")
+    scenes.append(scene)
+    scene.transport.refuse(down)
+    await accept_stream(scene.transport)
+    await until(lambda: scene.stream.state is S.READY)
+    assert scene.transport.urls[:2] == [down, SIGNALING_URL]
+
+
+async def test_when_no_signaling_url_can_be_reached_the_run_is_lost_naming_the_last(scenes):
+    first, second = "wss://zoom-a.test/signaling", "wss://zoom-b.test/signaling"
+    scene = new_stream(f"{first},{second}")
+    scene.transport.refuse(first)
+    scene.transport.refuse(second)
+    outcome = await scene.ended()
+    assert outcome.state is S.LOST and second in (outcome.status_reason or "")
+    assert scene.transport.urls == [first, second]
+
+
 async def test_a_plain_ws_signaling_url_is_refused_before_any_socket_opens():
     scene = new_stream("ws://zoom.test/signaling")
     outcome = await scene.ended()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -37,6 +38,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The database URLs the store can open (it picks the async driver itself).
 DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg")
 MIN_API_KEY_CHARS = 16
+PROXY_SCHEMES = ("http", "https", "socks4", "socks5")  # what picows can tunnel through
 
 
 AUDIO_CODECS = {"l16": Codec.L16, "g711": Codec.G711, "g722": Codec.G722, "opus": Codec.OPUS}
@@ -102,6 +104,9 @@ class Settings(BaseSettings):
     # TLS only, unless asked: plain ws:// server URLs are refused (a forged or misrouted
     # rtms_started must not make us stream a meeting in clear text).
     allow_insecure_ws: bool = Field(default=False, validation_alias="RTMS_ALLOW_INSECURE_WS")
+    # Egress proxy for every signaling and media socket (HTTP CONNECT or SOCKS); it may
+    # hold credentials, so it is a secret: never logged, never in an error message.
+    proxy_url: SecretStr = Field(default=SecretStr(""), validation_alias="RTMS_PROXY_URL")
     media: str = Field(default=DEFAULT_MEDIA, validation_alias="RTMS_MEDIA")
     buffer_data: bool = Field(default=True, validation_alias="RTMS_BUFFER_DATA")
     log_level: str = Field(default="INFO", validation_alias="RTMS_LOG_LEVEL")
@@ -240,6 +245,32 @@ class Settings(BaseSettings):
         if url and url.split("://", 1)[0].lower() not in ("redis", "rediss", "unix"):
             raise ValueError("not a Redis URL (use redis://[:PASSWORD@]HOST:PORT/DB or rediss://...)")
         return value
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr) -> SecretStr:
+        # The message never repeats the URL: it may hold a password.
+        url = value.get_secret_value()
+        if not url:
+            return value
+        try:
+            parsed = urlsplit(url)
+            parsed.port  # noqa: B018 -- raises ValueError on a port that is not a number
+        except ValueError:
+            raise ValueError("not a valid URL") from None
+        if parsed.scheme.lower() not in PROXY_SCHEMES:
+            raise ValueError(f"the scheme must be one of {', '.join(PROXY_SCHEMES)} "
+                             "(http://[USER:PASSWORD@]HOST:PORT)")
+        if not parsed.hostname:
+            raise ValueError("no proxy host")
+        if parsed.fragment or parsed.query or parsed.path not in ("", "/"):
+            raise ValueError("a proxy URL has no path, query or fragment")
+        return value
+
+    @property
+    def proxy(self) -> str | None:
+        """The egress proxy URL, or None for direct connections."""
+        return self.proxy_url.get_secret_value() or None
 
     @field_validator("api_keys")
     @classmethod

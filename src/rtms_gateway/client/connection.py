@@ -4,6 +4,12 @@ touches picows.
 picows hands us frames through synchronous callbacks; each frame goes straight into the
 session and its result straight to the stream's handler, with no task or queue per frame
 (this path runs 50 times a second per media socket).
+
+With an egress proxy (`RTMS_PROXY_URL`) every socket, signaling and media, is opened
+through it, as Zoom's SDK offers: an HTTP(S) proxy by CONNECT, a SOCKS4/5 proxy by its
+own handshake (picows does both, SOCKS through python-socks). TLS to Zoom runs inside the
+tunnel, verified as without a proxy. The proxy URL (checked by the settings) may carry
+credentials: it is shown only as `proxy_display` gives it, and removed from error text.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import asyncio
 import logging
 import ssl
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
 import picows
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+from python_socks import ProxyError
 
 from ..protocol.errors import ConnectionLost
 from .transport import EventHandler, Session, Socket
@@ -24,6 +32,27 @@ from .transport import EventHandler, Session, Socket
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # bounds a message reassembled from fragments
+
+
+def proxy_display(url: str) -> str:
+    """`url` as it may be shown: scheme, host and port, never the credentials."""
+    parsed = urllib.parse.urlsplit(url)
+    host = parsed.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parsed.scheme}://{host}" + (f":{parsed.port}" if parsed.port else "")
+
+
+def _redacted(text: str, proxy: str | None) -> str:
+    """`text` without the proxy's credentials, should a library have put them in."""
+    if proxy is None:
+        return text
+    userinfo, at, _ = urllib.parse.urlsplit(proxy).netloc.rpartition("@")
+    password = userinfo.partition(":")[2]
+    for secret in (proxy, userinfo if at else "", password):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def client_ssl_context(ca_file: Path | str | None = None) -> ssl.SSLContext:
@@ -70,17 +99,24 @@ class TlsTrust:
 
 
 class PicowsTransport:
-    """Opens each socket with picows, verifying TLS with `tls`'s current context."""
+    """Opens each socket with picows, verifying TLS with `tls`'s current context, through
+    `proxy` when given (see the module's note)."""
 
-    def __init__(self, tls: TlsTrust, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, tls: TlsTrust, clock: Callable[[], float] = time.monotonic, *,
+                 proxy: str | None = None) -> None:
         self.tls = tls
         self.clock = clock
+        self._proxy = proxy
+
+    def __repr__(self) -> str:
+        shown = None if self._proxy is None else proxy_display(self._proxy)
+        return f"PicowsTransport(proxy={shown!r})"
 
     async def connect(self, url: str, session: Session, on_event: EventHandler, *,
                       name: str, timeout: float) -> Socket:
         conn = Connection(session, on_event, name=name, clock=self.clock)
         tls = self.tls.context() if url[:6].lower() == "wss://" else None
-        await conn.connect(url, tls, timeout)
+        await conn.connect(url, tls, timeout, proxy=self._proxy)
         return conn
 
 
@@ -105,7 +141,10 @@ class Connection(WSListener):
         self._closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._paused = False
 
-    async def connect(self, url: str, ssl_context: ssl.SSLContext | None, timeout: float) -> None:
+    async def connect(self, url: str, ssl_context: ssl.SSLContext | None, timeout: float, *,
+                      proxy: str | None = None) -> None:
+        """Open the socket (through `proxy` if given); ConnectionLost if it cannot be,
+        within `timeout` seconds (the proxy's handshake included)."""
         try:
             await asyncio.wait_for(
                 picows.ws_connect(
@@ -114,13 +153,17 @@ class Connection(WSListener):
                     ssl_context=ssl_context,
                     websocket_handshake_timeout=timeout,
                     max_frame_size=MAX_MESSAGE_BYTES,
+                    proxy=proxy,
                 ),
                 timeout,
             )
-        except (TimeoutError, OSError, picows.WSError) as exc:
+        except (TimeoutError, OSError, picows.WSError, ProxyError) as exc:
             self._finish(None)
-            why = f"{type(exc).__name__}: {exc}"
-            raise ConnectionLost(f"{self._name}: cannot connect: {why}") from exc
+            why = _redacted(f"{type(exc).__name__}: {exc}", proxy)
+            via = "" if proxy is None else f" through proxy {proxy_display(proxy)}"
+            # Through a proxy, the original exception's text may name its URL in full.
+            raise ConnectionLost(f"{self._name}: cannot connect{via}: {why}") from (
+                exc if proxy is None else None)
 
     @property
     def name(self) -> str:

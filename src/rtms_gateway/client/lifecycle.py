@@ -16,16 +16,18 @@ The moves (anything else is a LocalProtocolError):
         REFUSED      we refused a server URL that is not TLS (CONNECTING only)
         FAILED       a bug in the client
         CANCELLED    the task holding it was cancelled
-    LOST | STOPPED | INTERRUPTED | MOVED --the policy retries--> RECONNECTING --> CONNECTING
+    LOST | STOPPED | REJECTED | INTERRUPTED | MOVED --the policy retries--> RECONNECTING
+    RECONNECTING --> CONNECTING
     INTERRUPTED | MOVED | RECONNECTING --Zoom stops it / we shut down--> STOPPED | DETACHED
     DETACHED --the next start of the gateway rejoins it--> CONNECTING
 
 What follows from the table (and nothing else decides it):
 - terminal: a stream may end there, nothing follows but a retry (stopped, lost, rejected,
   refused, failed, cancelled); the store stamps `stopped_at_ms`;
-- retryable: a retry may follow (lost, stopped, interrupted, moved); the ones that are not
-  terminal (interrupted, moved: we ended them to connect again) reconnect at once, the
-  others after the backoff and only inside Zoom's window (`policy.ReconnectPolicy`);
+- retryable: a retry may follow (lost, stopped, rejected, interrupted, moved); the ones
+  that are not terminal (interrupted, moved: we ended them to connect again) reconnect at
+  once, the others after the backoff and only inside Zoom's window (`policy.ReconnectPolicy`, which
+  also says which rejections are worth another handshake);
 - live: every other state (connecting, ready, reconnecting, interrupted, moved, detached).
 """
 
@@ -69,7 +71,7 @@ MOVES: Mapping[StreamState, frozenset[StreamState]] = {
     _S.MOVED: _CUT_SHORT | {_S.RECONNECTING},
     _S.RECONNECTING: _CUT_SHORT | {_S.CONNECTING},
     _S.DETACHED: frozenset({_S.CONNECTING}),
-    _S.REJECTED: frozenset(),
+    _S.REJECTED: frozenset({_S.RECONNECTING}),  # Zoom's status says whether to (policy)
     _S.REFUSED: frozenset(),
     _S.FAILED: frozenset(),
     _S.CANCELLED: frozenset(),

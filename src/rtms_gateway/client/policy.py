@@ -6,6 +6,12 @@ seconds, doubling up to `cap`, each wait jittered so many clients do not come ba
 started over after a successful handshake. A window bounds the effort: Zoom keeps a media
 socket's place for 65 s and a whole stream's for 60 s (`protocol.constants`), and the
 gateway keeps trying until the window has closed, never giving up before.
+
+A signaling handshake Zoom refuses is final only for the statuses the reference calls
+final (`FINAL_REJECTIONS`: a bad signature, request, stream, media type or parameter,
+which no retry can mend). The others are transient: above all DUPLICATE_SIGNAL_REQUEST
+(8), Zoom's answer while it still holds the socket a blip left behind, which Zoom's own
+library retries; they are retried like a lost connection.
 """
 
 from __future__ import annotations
@@ -20,10 +26,22 @@ from ..protocol.constants import (
     RECONNECT_INITIAL_S,
     RECONNECT_MAX_S,
     SIGNALING_RECONNECT_WINDOW_S,
+    StatusCode,
 )
 from .lifecycle import RECONNECT_AT_ONCE, RETRYABLE, StreamOutcome, StreamState
 
 JITTER = 0.2  # each wait is drawn from ±20% around its nominal value
+
+# Handshake statuses after which no retry can succeed (the reference's auth, request,
+# stream and media categories, 1-7 and 9-43, and the transcript target language 46).
+# DUPLICATE_SIGNAL_REQUEST (8), INTERNAL_EXCEPTION (45), CHAT_SESSION_KEY_NOT_AVAILABLE
+# (47) and any code the enum does not know yet are worth another handshake.
+FINAL_REJECTIONS: frozenset[int] = frozenset({
+    *range(StatusCode.INVALID_MESSAGE_TYPE, StatusCode.DUPLICATE_SIGNAL_REQUEST),  # 1-7
+    *range(StatusCode.DUPLICATE_SIGNAL_REQUEST + 1,
+           StatusCode.INVALID_MEDIA_TRANSCRIPT_SOURCE_LANGUAGE + 1),  # 9-43
+    StatusCode.INVALID_MEDIA_TRANSCRIPT_TARGET_LANGUAGE,  # 46
+})
 
 
 @dataclass(slots=True)
@@ -96,19 +114,25 @@ class ReconnectPolicy:
             return StreamState.INTERRUPTED
         return StreamState.STOPPED
 
+    @staticmethod
+    def transient(status_code: int | None) -> bool:
+        """Whether a signaling handshake refused with this status is worth another."""
+        return status_code is not None and status_code not in FINAL_REJECTIONS
+
     def classify(self, outcome: StreamOutcome, backoff: Backoff, now: float) -> Retry | Stop:
         """Whether the stream whose connection ended so is connected again, and when.
 
         A connection we ended to connect again (interrupted, moved) is followed at once.
-        One that was lost, or that Zoom stopped for a failure reason (the failover guide's
-        10-19 and 24), waits its backoff, while Zoom's window is open. Anything else ends
-        the stream: a normal stop, a refusal, a rejected handshake. (Zoom's library retries
-        a first handshake refused with DUPLICATE_SIGNAL_REQUEST, 8; were we to, REJECTED
-        would move to RECONNECTING in the lifecycle table and its rule would go here.)"""
+        One that was lost, that Zoom stopped for a failure reason (the failover guide's
+        10-19 and 24), or whose handshake Zoom refused for a transient status (8 above
+        all), waits its backoff, while Zoom's window is open. Anything else ends the
+        stream: a normal stop, a refusal, a handshake refused for good."""
         state = outcome.state
         if state not in RETRYABLE:
             return Stop(outcome)
         if state is StreamState.STOPPED and outcome.stop_reason not in FAILURE_STOP_REASONS:
+            return Stop(outcome)
+        if state is StreamState.REJECTED and not self.transient(outcome.status_code):
             return Stop(outcome)
         if state in RECONNECT_AT_ONCE:
             return Retry(0.0, state)

@@ -224,13 +224,16 @@ class RtmsStream:
             urls = secure
         self.observer.on_lifecycle(self, Connecting(urls[0]))
         last: ConnectionLost | None = None
-        for url in urls:
+        for i, url in enumerate(urls):
             try:
                 socket = await self.transport.connect(
                     url, self.signaling, self._on_signaling_event, name="signaling",
                     timeout=self.connect_timeout)
             except ConnectionLost as exc:
                 last = exc
+                if i + 1 < len(urls):  # Zoom's failover: the next URL of `server_urls`
+                    log.info("stream %s: %s (%s); trying the next signaling URL",
+                             self.stream_id, exc, url)
                 continue
             self._signaling_socket = socket  # read even if paused: its handshake has a deadline
             self._spawn(self._watch_signaling(socket))

@@ -102,7 +102,7 @@ class Gateway:
             credentials=Credentials(settings.zoom_client_id, settings.zoom_client_secret.get_secret_value()),
             media=settings.media_types,
             pipeline=pipeline,
-            transport=PicowsTransport(tls),
+            transport=PicowsTransport(tls, proxy=settings.proxy),
             policy=policy,
             media_params=settings.media_params,
             buffer_data=None if settings.buffer_data else False,
