@@ -68,6 +68,7 @@ class SseClient:
     def __init__(self, port: int, path: str, on_event: Any, last_id: str | None = None) -> None:
         self.port, self.path, self.on_event, self.last_id = port, path, on_event, last_id
         self.writer: asyncio.StreamWriter | None = None
+        self.closing = False
 
     async def connect(self) -> asyncio.StreamReader:
         reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -85,13 +86,14 @@ class SseClient:
             raise RuntimeError(f"{self.path}: the body is not chunked")
         return reader
 
-    async def run(self, reader: asyncio.StreamReader) -> None:
+    async def run(self, reader: asyncio.StreamReader) -> str | None:
+        """Until the stream ends; why, if the server ended it."""
         buffer = b""
         try:
             while True:
                 size = int((await reader.readline()).strip() or b"0", 16)
                 if size == 0:
-                    return
+                    return "the server ended the stream"
                 buffer += (await reader.readexactly(size + 2))[:-2]
                 while b"\n\n" in buffer:
                     block, buffer = buffer.split(b"\n\n", 1)
@@ -101,10 +103,11 @@ class SseClient:
                         self.last_id = fields[b"id"].decode()
                     if b"data" in fields:
                         self.on_event(fields.get(b"event", b"").decode(), fields[b"data"])
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            return repr(exc) if not self.closing else None
 
     def close(self) -> None:
+        self.closing = True
         if self.writer is not None:
             self.writer.close()
 
@@ -113,14 +116,16 @@ def ws_url(port: int, query: str) -> str:
     return f"ws://127.0.0.1:{port}/api/live/ws?{query}"
 
 
-async def ws_follow(ws: Any, on_item: Any) -> None:
+async def ws_follow(ws: Any, on_item: Any) -> str | None:
+    """Hand each message to `on_item` until the socket closes; why it closed, if not by us."""
     import websockets
 
     try:
         async for message in ws:
             on_item(json.loads(message))
-    except websockets.ConnectionClosed:
-        return
+    except websockets.ConnectionClosed as exc:
+        return repr(exc)
+    return None
 
 
 # ---- the subscriber processes -----------------------------------------------------------
@@ -131,19 +136,20 @@ def subscribers_main(plan_file: str) -> None:
     latency until a line on stdin, then print the figures as JSON."""
     plan = json.loads(Path(plan_file).read_text())
     port = plan["port"]
-    sse_ms: list[float] = []
-    ws_ms: list[float] = []
+    sse_ms: list[tuple[float, float]] = []
+    ws_ms: list[tuple[float, float]] = []
     errors: list[str] = []
 
-    def note(into: list[float], item: dict[str, Any]) -> None:
-        if item.get("type") == SEGMENT:
-            into.append(time.time() * 1000 - item["data"]["end_time"])
+    def note(into: list[tuple[float, float]], item: dict[str, Any]) -> None:
+        if item.get("type") == SEGMENT:  # (sent at, latency)
+            now = time.time() * 1000
+            into.append((item["data"]["end_time"], now - item["data"]["end_time"]))
 
     async def main() -> None:
         import websockets
 
         gate = asyncio.Semaphore(CONNECT_AT_ONCE)
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[str | None]] = []
 
         async def open_sse(path: str) -> None:
             client = SseClient(port, path, lambda _event, data: note(sse_ms, json.loads(data)))
@@ -157,12 +163,18 @@ def subscribers_main(plan_file: str) -> None:
                                               subprotocols=["rtms.live"], max_queue=None)  # type: ignore[list-item]
             tasks.append(asyncio.ensure_future(ws_follow(ws, lambda item: note(ws_ms, item))))
 
+        def ended_early() -> list[str]:
+            return [f"{t.result()}" for t in tasks if t.done() and t.result() is not None]
+
         opened = await asyncio.gather(*(open_sse(p) for p in plan["sse"]),
                                       *(open_ws(q) for q in plan["ws"]), return_exceptions=True)
         errors.extend(repr(e) for e in opened if isinstance(e, BaseException))
         print(f"ready {len(opened) - len(errors)} {len(errors)}", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        errors.extend(ended_early())
         print(json.dumps({"sse_ms": sse_ms, "ws_ms": ws_ms, "errors": errors[:5]}), flush=True)
+        # stay connected until killed: the gateway is stopped first, and ends the feeds
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
     asyncio.run(main())
     os._exit(0)  # hundreds of open connections: no need to close them one by one
@@ -175,7 +187,7 @@ def receiver_main(port: int, secrets_file: str) -> None:
     A line `report` prints the figures as JSON."""
     secrets = {name: base64.b64decode(s.removeprefix("whsec_"))
                for name, s in json.loads(Path(secrets_file).read_text()).items()}
-    live_ms: list[float] = []
+    live_ms: list[tuple[float, float]] = []  # (sent at, latency)
     burst_at: list[float] = []
     seen: dict[str, set[str]] = defaultdict(set)
     counts = {"duplicates": 0, "bad_signatures": 0, "refused": 0}
@@ -206,7 +218,7 @@ def receiver_main(port: int, secrets_file: str) -> None:
         if name == "live":
             payload = json.loads(body)
             if payload["type"] == SEGMENT:
-                live_ms.append(now - payload["data"]["end_time"])
+                live_ms.append((payload["data"]["end_time"], now - payload["data"]["end_time"]))
         else:
             burst_at.append(now)
         return 200
@@ -281,7 +293,7 @@ class Resumer:
     def __init__(self, port: int, transport: str) -> None:
         self.port, self.transport = port, transport
         self.got: list[tuple[str, str]] = []  # (cursor, meeting_uuid) in arrival order
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[str | None] | None = None
         self.sse: SseClient | None = None
         self.ws: Any = None
 
@@ -321,8 +333,11 @@ async def stored_transcripts(port: int, uuids: list[str]) -> dict[str, list[str]
             cursors: list[str] = []
             after: str | None = ""
             while after is not None:
-                page = (await http.get(f"/api/meetings/{quote(uuid, safe='')}/transcript",
-                                       params={"after": after, "limit": 1000})).raise_for_status().json()
+                answer = await http.get(f"/api/meetings/{quote(uuid, safe='')}/transcript",
+                                        params={"after": after, "limit": 1000})
+                if answer.status_code == 404:  # a meeting that never started: nothing stored
+                    break
+                page = answer.raise_for_status().json()
                 cursors += [row["cursor"] for row in page["segments"]]
                 after = page["next"]
             out[uuid] = cursors
@@ -407,13 +422,17 @@ async def run_once(n: int, args: argparse.Namespace, workdir: Path) -> dict[str,
             await r.connect("")
 
         handles = [sim.start_meeting(s) for s in scripts]
-        await asyncio.gather(*(h.wait_streaming(120) for h in handles))
+        streaming = sum(await asyncio.gather(*(h.wait_streaming(120) for h in handles)))
+        await asyncio.sleep(1.0)  # the last connections settle
+        # steady state: segments sent from here on (the start-up, N meetings connecting at
+        # once, is reported apart)
+        steady_from = time.time() * 1000
         sim.pacer.reset_stats()
         cpu0, wall0 = sum(proc.cpu_times()[:2]), time.perf_counter()
         spying = None
         if args.py_spy:
-            spying = subprocess.Popen(["py-spy", "record", "-p", str(gateway.pid), "-d", str(int(args.duration * 0.6)),
-                                       "-f", "raw", "-o", f"{args.py_spy}.{n}", "-r", "100", "--gil"],
+            spying = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(gateway.pid), "-d", str(int(args.duration * 0.6)),
+                                       "-f", "raw", "-o", f"{args.py_spy}.{n}", "-r", "100"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await asyncio.sleep(args.duration / 2)  # mid-run: the resumers drop, and come back
         for r in resumers:
@@ -442,37 +461,42 @@ async def run_once(n: int, args: argparse.Namespace, workdir: Path) -> dict[str,
             await r.drop()
 
         results = [json.loads(await c.line("stop")) for c in children]
-        sse_ms = sorted(x for res in results for x in res["sse_ms"])
-        ws_ms = sorted(x for res in results for x in res["ws_ms"])
+        sse = [tuple(x) for res in results for x in res["sse_ms"]]
+        ws = [tuple(x) for res in results for x in res["ws_ms"]]
+        if args.dump:
+            Path(f"{args.dump}.{n}.json").write_text(json.dumps({"steady_from": steady_from, "sse": sse, "ws": ws}))
+        sse_ms = sorted(lat for at, lat in sse if at >= steady_from)
+        ws_ms = sorted(lat for at, lat in ws if at >= steady_from)
         out: dict[str, Any] = {
-            "n": n, "subscribers": args.subscribers, "ws": args.ws, "failed": failed,
+            "n": n, "streaming": streaming, "subscribers": args.subscribers, "ws": args.ws, "failed": failed,
             "sent": sent, "stored": sum(map(len, stored.values())),
             "sse_expected": sum(per_uuid[uuids[i % n]] for i in range(args.subscribers)),
             "ws_expected": sum(per_uuid[uuids[i % n]] for i in range(args.ws)),
-            "sse_got": len(sse_ms), "ws_got": len(ws_ms),
+            "sse_got": len(sse), "ws_got": len(ws),
             "sse_p50": percentile(sse_ms, 0.5), "sse_p99": percentile(sse_ms, 0.99),
             "ws_p50": percentile(ws_ms, 0.5), "ws_p99": percentile(ws_ms, 0.99),
+            "startup_p99": percentile(sorted(lat for at, lat in sse + ws if at < steady_from), 0.99),
             "gateway_cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0),
             "sim_late_p99": stats.lateness_p99_ms, "resume": checks,
             "errors": [e for res in results for e in res["errors"]][:3],
         }
         if receiver is not None:
-            out.update(await webhook_figures(receiver, sent))
+            out.update(await webhook_figures(receiver, sent, steady_from))
         return out
     finally:
-        for c in children:
-            c.stop()
-        if receiver is not None:
-            receiver.stop()
-        gateway.send_signal(signal.SIGINT)
+        gateway.send_signal(signal.SIGINT)  # first: it ends the feeds of clients still there
         try:
             gateway.wait(60)
         except subprocess.TimeoutExpired:
             gateway.kill()
+        for c in children:
+            c.stop()
+        if receiver is not None:
+            receiver.stop()
         await sim.stop()
 
 
-async def webhook_figures(receiver: Child, sent: int) -> dict[str, Any]:
+async def webhook_figures(receiver: Child, sent: int, steady_from: float) -> dict[str, Any]:
     """The live subscription's latencies (once it has every segment), then the burst:
     the receiver opens, and the drain rate is taken once it has every segment."""
     end = time.monotonic() + 60
@@ -487,7 +511,7 @@ async def webhook_figures(receiver: Child, sent: int) -> dict[str, Any]:
         await asyncio.sleep(0.5)
         burst = json.loads(await receiver.line("report"))
     at = burst["burst_at"]
-    live_ms = sorted(report["live_ms"])
+    live_ms = sorted(lat for at, lat in report["live_ms"] if at >= steady_from)
     return {"hook_got": report["live_ids"], "hook_p50": percentile(live_ms, 0.5),
             "hook_p99": percentile(live_ms, 0.99), "burst": len(at),
             "burst_per_s": (len(at) - 1) / max((at[-1] - at[0]) / 1000, 1e-9) if len(at) > 1 else 0.0,
@@ -500,7 +524,7 @@ def print_row(r: dict[str, Any]) -> None:
     print(f"{r['n']:>5} {r['subscribers']:>5} {r['ws']:>4} {r['sent']:>6} {r['stored']:>6} "
           f"{r['sse_got']:>6}/{r['sse_expected']:<6} {r['sse_p50']:>7.0f} {r['sse_p99']:>7.0f} "
           f"{r['ws_got']:>5}/{r['ws_expected']:<5} {r['ws_p50']:>7.0f} {r['ws_p99']:>7.0f} {hook} "
-          f"{r['gateway_cpu_pct']:>7.1f} {r['sim_late_p99']:>8.1f}", flush=True)
+          f"{r['gateway_cpu_pct']:>7.1f} {r['sim_late_p99']:>8.1f} {r['startup_p99']:>10.0f}", flush=True)
     for transport, c in r["resume"].items():
         print(f"      resume over {transport}: {c['received']} received of {c['expected']} stored: "
               f"lost {c['lost']}, duplicated {c['duplicated']}, unknown {c['unknown']}, "
@@ -508,6 +532,8 @@ def print_row(r: dict[str, Any]) -> None:
     if "hook_got" in r:
         print(f"      webhooks: duplicates (dropped by webhook-id) {r['hook_duplicates']}, "
               f"bad signatures {r['hook_bad_signatures']}", flush=True)
+    if r["streaming"] < r["n"]:
+        print(f"      only {r['streaming']} of {r['n']} meetings streamed", flush=True)
     if r["failed"] or r["errors"]:
         print(f"      subscribers refused: {r['failed']} {r['errors']}", flush=True)
 
@@ -516,7 +542,7 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'N':>5} {'S':>5} {'W':>4} {'sent':>6} {'stored':>6} {'SSE got/expected':>13} {'p50 ms':>7} "
               f"{'p99 ms':>7} {'WS got/exp':>11} {'p50 ms':>7} {'p99 ms':>7} {'hook':>6} {'p50 ms':>7} "
-              f"{'p99 ms':>7} {'burst':>6} {'burst/s':>8} {'gw CPU%':>7} {'sim late':>8}", flush=True)
+              f"{'p99 ms':>7} {'burst':>6} {'burst/s':>8} {'gw CPU%':>7} {'sim late':>8} {'start p99':>10}", flush=True)
         for n in (int(x) for x in args.meetings.split(",")):
             print_row(await run_once(n, args, Path(tmp)))
 
@@ -528,6 +554,7 @@ if __name__ == "__main__":
     parser.add_argument("--ws", type=int, default=100, help="WebSocket subscribers, spread over the meetings")
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--procs", type=int, default=2, help="processes the subscribers are dealt over")
+    parser.add_argument("--dump", help="write every (sent at, latency) to FILE.N.json")
     parser.add_argument("--py-spy", help="sample the gateway into FILE.N (py-spy raw)")
     parser.add_argument("--role", default="bench", choices=["bench", "subscribers", "receiver"])
     parser.add_argument("--plan")
