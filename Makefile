@@ -1,10 +1,11 @@
 # Everything a fresh machine needs: `make demo` runs the gateway's main job, `make test`
-# runs the whole suite. Both build their own virtual environment first.
+# runs the whole suite, `make lint` type-checks and lints. Each builds its own virtual
+# environment first.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test simulate bench clean
+.PHONY: demo test lint simulate bench clean
 
 $(BIN)/rtms-gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,10 @@ simulate: $(BIN)/rtms-gateway
 
 test: $(BIN)/rtms-gateway
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(BIN)/rtms-gateway
+	$(BIN)/mypy --strict src
+	$(BIN)/ruff check src tests bench
 
 bench: $(BIN)/rtms-gateway
 	$(BIN)/python bench/simulator_capacity.py

@@ -24,6 +24,8 @@ import uvicorn
 import websockets
 from fastapi import FastAPI, Request
 
+from tests.serve_process import eventually
+
 
 @dataclass
 class QuickstartState:
@@ -148,10 +150,10 @@ async def run_quickstart(client_id: str, client_secret: str, ca_file: Path) -> A
     config = uvicorn.Config(make_app(state), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+    started = await eventually(lambda: server.started or task.done())
+    if task.done():
+        task.result()  # raises what stopped it
+    assert started, "the quickstart never started"
     port = server.servers[0].sockets[0].getsockname()[1]
     state.webhook_url = f"http://127.0.0.1:{port}/webhook"
     try:

@@ -42,6 +42,7 @@ from ..sinks.exports import (
     with_iso,
 )
 from ..sinks.keys import KeyNameTaken, KeyStore, Scope
+from ..sinks.outbox import Outbox
 from ..sinks.media_export import MEDIA_TYPES, frames_zip
 from ..sinks.participants import participants
 from ..sinks.paths import MediaPathError, media_path
@@ -58,6 +59,7 @@ from ..webhooks.verify import WebhookRejected, verify_request
 from ..sinks.live import LiveHub
 from .auth import Authenticator
 from .live import LiveFeed, live_routes
+from .webhook_routes import webhook_routes
 from .reads import PageParam, read_page, search_routes
 
 log = logging.getLogger(__name__)
@@ -136,13 +138,16 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                keys: KeyStore | None = None,
                clock: Callable[[], float] = time.time,
                live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: [],
-               deliveries: Deliveries | None = None, live: LiveHub | None = None) -> FastAPI:
+               deliveries: Deliveries | None = None, live: LiveHub | None = None,
+               outbox: Outbox | None = None,
+               extra_metrics: Callable[[], dict[str, int]] = dict) -> FastAPI:
     """The app for `settings`; reads no environment. `keys` holds the API keys made with
     `rtms-gateway keys` (without it, only `RTMS_API_KEYS` open the API and the key routes
     are absent). `clock` gives Unix seconds; `live_media` tells how the files still being
     written stand right now; `deliveries` recognises webhook retries (this process's memory
     alone unless given the store's); `live` is the hub the store's committed items are
-    published to (without it, the live feed routes are absent)."""
+    published to (without it, the live feed routes are absent). `outbox` sends outbound
+    webhooks (its routes are absent without it); `extra_metrics` adds to /metrics."""
     # Swagger UI and ReDoc from files the gateway serves itself: /docs works offline.
     app = FastAPIOffline(title="rtms-gateway", version="0.1.0",
                          description="Zoom Realtime Media Streams in; durable, queryable, live data out. "
@@ -243,6 +248,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             values.update(live_subscribers=live.subscribers,
                           live_overflowed=live.counters["overflowed"],
                           live_refused=live.counters["refused"])
+        values.update(extra_metrics())
         return Response(render_metrics(values), media_type=METRICS_CONTENT_TYPE)
 
     @api.get("/api/meetings", summary="List meetings",
@@ -366,6 +372,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     app.include_router(search_routes(store, _AUTH_ERRORS), dependencies=reader)
     if keys is not None:
         app.include_router(key_routes(keys, auth))
+    if outbox is not None:
+        app.include_router(webhook_routes(outbox, auth, _AUTH_ERRORS))
     return app
 
 

@@ -126,7 +126,7 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
             url = f"{base}/api/meetings/{quote(uuid, safe='')}/transcript?format=txt"
             console.print(f'  curl -H "Authorization: Bearer {_key_argument(settings)}" {shlex.quote(url)}',
                           highlight=False, soft_wrap=True)
-            await server._task  # type: ignore[attr-defined]
+            await server.wait_stopped()
         return 0 if ok else 1
     finally:
         printing.cancel()

@@ -9,7 +9,7 @@ import logging
 import signal
 import socket
 import ssl
-from typing import Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +20,13 @@ from ..client.connection import PicowsTransport, TlsTrust
 from ..client.policy import ReconnectPolicy
 from ..config import Settings
 from ..protocol.errors import StartupError, StoreUnavailable
+from ..sinks.bus import RedisBus
 from ..sinks.keys import ensure_first_key
 from ..sinks.live import LiveHub
+from ..sinks.outbox import Outbox, OutboxConfig, RetryPolicy
 from ..sinks.store import Store
-from .lock import DataDirLock
 from ..webhooks.dedup import Deliveries
+from .lock import DataDirLock
 from .manager import Credentials, StreamManager
 from .pipeline import Pipeline
 
@@ -41,6 +43,8 @@ class Gateway:
     app: Any
     lock: DataDirLock
     live: LiveHub
+    outbox: Outbox | None = None
+    bus: RedisBus | None = None
 
     @classmethod
     async def open(cls, settings: Settings, lock: DataDirLock | None = None) -> Gateway:
@@ -101,10 +105,26 @@ class Gateway:
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()
         await recover(settings.data_dir, pipeline, manager, window_s=policy.signaling_window_s)
+        outbox = Outbox(store, OutboxConfig(
+            retry=RetryPolicy(initial_s=settings.webhook_retry_initial_s,
+                              cap_s=settings.webhook_retry_max_s,
+                              max_age_s=settings.webhook_max_age_s),
+            timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private))
+        await outbox.start()
+        bus = None
+        if settings.redis_url.get_secret_value():
+            bus = RedisBus(store, settings.redis_url.get_secret_value(), maxlen=settings.redis_maxlen,
+                           prefix=settings.redis_prefix)
+            await bus.start()
+
+        def extra_metrics() -> dict[str, int]:
+            return {**outbox.metrics(), **(bus.metrics() if bus is not None else {})}
+
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
-                         deliveries=Deliveries(store.memory), live=live)
-        return cls(settings, store, pipeline, manager, app, lock, live)
+                         deliveries=Deliveries(store.memory), live=live, outbox=outbox,
+                         extra_metrics=extra_metrics)
+        return cls(settings, store, pipeline, manager, app, lock, live, outbox, bus)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let go of live streams, commit what is pending, close the store, then the lock."""
@@ -112,6 +132,10 @@ class Gateway:
             await self.manager.shutdown(timeout)
             await self.pipeline.close()
             self.live.close()
+            if self.outbox is not None:
+                await self.outbox.close()
+            if self.bus is not None:
+                await self.bus.close()
             await self.store.close()
         finally:
             self.lock.release()
@@ -160,21 +184,32 @@ def http_config(gateway: Gateway) -> uvicorn.Config:
                           access_log=False, timeout_graceful_shutdown=5, ws_max_size=WS_MAX_MESSAGE)
 
 
-async def serve_http(gateway: Gateway, sock: socket.socket) -> uvicorn.Server:
+class HttpServer(uvicorn.Server):
+    """uvicorn serving in a task of its own: started by `serve_http`, ended by `stop_http`."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def wait_stopped(self) -> None:
+        if self.task is not None:
+            await self.task
+
+
+async def serve_http(gateway: Gateway, sock: socket.socket) -> HttpServer:
     """Start uvicorn on a bound socket; returns once it accepts connections."""
-    server = uvicorn.Server(http_config(gateway))
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    server = HttpServer(http_config(gateway))
+    task = server.task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    server._task = task  # type: ignore[attr-defined]
     return server
 
 
-async def stop_http(server: uvicorn.Server) -> None:
+async def stop_http(server: HttpServer) -> None:
     server.should_exit = True
-    await server._task  # type: ignore[attr-defined]
+    await server.wait_stopped()
 
 
 class _Server(uvicorn.Server):
