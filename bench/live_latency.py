@@ -8,10 +8,12 @@ SQLite). The subscribers run in `--procs` other processes (raw asyncio SSE clien
 bottleneck. Per N meetings (transcripts only):
 
 - latency = arrival time at the subscriber minus the segment's `end_time` (the utterance's
-  end, when the simulator sends it, as Zoom does), p50/p99 over every segment every
-  subscriber got; S SSE subscribers (`/api/meetings/{uuid}/live?kinds=transcript`) spread
-  over the N meetings, W WebSocket subscribers (`/api/live/ws?meeting=&kinds=transcript`)
-  likewise, one webhook subscription for `transcript.segment`;
+  end, when the simulator sends it, as Zoom does), p50/p99 over every segment sent once
+  every meeting streams plus `--warmup` seconds (the start-up's p99 apart), with the part
+  until the store wrote it (the item's `stored_at_ms`); S SSE subscribers
+  (`/api/meetings/{uuid}/live?kinds=transcript`) spread over the N meetings, W WebSocket
+  subscribers (`/api/live/ws?meeting=&kinds=transcript`) likewise, one webhook
+  subscription for `transcript.segment`;
 - webhook drain rate: a second subscription whose receiver answers 503 while the meetings
   run (deliveries wait, retried every 1-2 s), then 200: every stored segment delivered
   to it in a burst, deliveries per second from the first to the last;
@@ -24,7 +26,7 @@ The gateway gets `RTMS_LIVE_MAX_SUBSCRIBERS` and `RTMS_HTTP_MAX_CONNECTIONS` rai
 subscribers. Webhooks are measured when the gateway has `/api/webhooks` (else "n/a").
 
     .venv/bin/python bench/live_latency.py [--meetings 100,300] [--subscribers 1000] [--ws 100]
-        [--duration 30] [--procs 2] [--py-spy FILE]
+        [--duration 30] [--warmup 5] [--procs 2] [--no-webhooks] [--dump FILE] [--py-spy FILE]
 """
 
 from __future__ import annotations
@@ -413,7 +415,7 @@ async def run_once(n: int, args: argparse.Namespace, workdir: Path) -> dict[str,
         await wait_http(f"http://127.0.0.1:{port}/healthz")
         proc = psutil.Process(gateway.pid)
         receiver_port = free_port()
-        secrets = await add_webhooks(port, receiver_port)
+        secrets = None if args.no_webhooks else await add_webhooks(port, receiver_port)
         if secrets is not None:
             (data / "secrets.json").write_text(json.dumps(secrets))
             receiver = Child("--role", "receiver", "--receiver-port", str(receiver_port),
@@ -436,9 +438,9 @@ async def run_once(n: int, args: argparse.Namespace, workdir: Path) -> dict[str,
 
         handles = [sim.start_meeting(s) for s in scripts]
         streaming = sum(await asyncio.gather(*(h.wait_streaming(120) for h in handles)))
-        await asyncio.sleep(1.0)  # the last connections settle
-        # steady state: segments sent from here on (the start-up, N meetings connecting at
-        # once, is reported apart)
+        # steady state: segments sent from `--warmup` s after every meeting streams (the
+        # start-up, N meetings connecting at once, and the backlog it leaves, is reported apart)
+        await asyncio.sleep(args.warmup)
         steady_from = time.time() * 1000
         sim.pacer.reset_stats()
         cpu0, wall0 = sum(proc.cpu_times()[:2]), time.perf_counter()
@@ -488,7 +490,7 @@ async def run_once(n: int, args: argparse.Namespace, workdir: Path) -> dict[str,
             "sent": sent, "stored": sum(map(len, stored.values())),
             "sse_expected": sum(per_uuid[uuids[i % n]] for i in range(args.subscribers)),
             "ws_expected": sum(per_uuid[uuids[i % n]] for i in range(args.ws)),
-            "sse_got": len(sse), "ws_got": len(ws),
+            "sse_got": len(sse), "ws_got": len(ws), "steady": len(sse_ms) + len(ws_ms),
             "sse_p50": percentile(sse_ms, 0.5), "sse_p99": percentile(sse_ms, 0.99),
             "ws_p50": percentile(ws_ms, 0.5), "ws_p99": percentile(ws_ms, 0.99),
             "startup_p99": percentile(sorted(lat for at, lat, _ in sse + ws if at < steady_from), 0.99),
@@ -551,6 +553,9 @@ def print_row(r: dict[str, Any]) -> None:
     if "hook_got" in r:
         print(f"      webhooks: duplicates (dropped by webhook-id) {r['hook_duplicates']}, "
               f"bad signatures {r['hook_bad_signatures']}", flush=True)
+    if not r["steady"]:
+        print("      no segment was sent once every meeting streamed (the start-up outlasted the "
+              "meetings): the p50/p99 columns are empty; use a longer --duration", flush=True)
     if r["streaming"] < r["n"]:
         print(f"      only {r['streaming']} of {r['n']} meetings streamed", flush=True)
     if r["failed"] or r["errors"]:
@@ -573,6 +578,9 @@ if __name__ == "__main__":
     parser.add_argument("--ws", type=int, default=100, help="WebSocket subscribers, spread over the meetings")
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--procs", type=int, default=2, help="processes the subscribers are dealt over")
+    parser.add_argument("--warmup", type=float, default=5.0,
+                        help="seconds after every meeting streams before the steady state is measured")
+    parser.add_argument("--no-webhooks", action="store_true", help="SSE and WebSocket only")
     parser.add_argument("--dump", help="write every (sent at, latency) to FILE.N.json")
     parser.add_argument("--py-spy", help="sample the gateway into FILE.N (py-spy raw)")
     parser.add_argument("--role", default="bench", choices=["bench", "subscribers", "receiver"])
