@@ -549,7 +549,7 @@ def print_row(r: dict[str, Any]) -> None:
     for transport, c in r["resume"].items():
         print(f"      resume over {transport}: {c['received']} received of {c['expected']} stored: "
               f"lost {c['lost']}, duplicated {c['duplicated']}, unknown {c['unknown']}, "
-              f"meetings out of order {c['meetings_mismatched']}", flush=True)
+              f"meetings whose sequence differs {c['meetings_mismatched']}", flush=True)
     if "hook_got" in r:
         print(f"      webhooks: duplicates (dropped by webhook-id) {r['hook_duplicates']}, "
               f"bad signatures {r['hook_bad_signatures']}", flush=True)
