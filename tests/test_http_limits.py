@@ -123,3 +123,34 @@ async def test_a_response_longer_than_the_deadline_is_not_cut():
     finally:
         server.should_exit = True
         await task
+
+
+async def test_a_websocket_longer_than_the_deadline_is_not_cut():
+    """The upgrade request is in once the handshake is: the WebSocket lives on past the
+    deadline (a live feed's subscriber stays for hours)."""
+    import websockets
+
+    async def feed(scope, receive, send):  # type: ignore[no-untyped-def]
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        for i in range(8):
+            await send({"type": "websocket.send", "text": f"item {i}"})
+            await asyncio.sleep(0.25)
+        await send({"type": "websocket.close", "code": 1000})
+
+    sock = bind_socket("127.0.0.1", 0)
+    protocol = LimitedH11Protocol.with_limits(request_timeout=0.5, max_connections=10)
+    server = uvicorn.Server(uvicorn.Config(feed, http=protocol, lifespan="off", log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with websockets.connect(f"ws://127.0.0.1:{sock.getsockname()[1]}/") as ws:
+            got = [message async for message in ws]  # ends without error only on a clean close
+        assert loop.time() - started > 4 * 0.5
+        assert got == [f"item {i}" for i in range(8)]
+    finally:
+        server.should_exit = True
+        await task

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import socket
 from dataclasses import dataclass
@@ -468,3 +469,23 @@ def test_the_meeting_filter_knows_an_id_as_postgresql_stores_it():
     assert wanted.matches(_item(1, meeting="a\x00b")) and wanted.matches(_item(1, meeting="a\ufffdb"))
     assert not wanted.matches(_item(1, meeting="ab"))
     assert not wanted.matches(_item(1, FeedKind.CHAT, meeting="a\x00b"))
+
+
+
+async def test_websocket_subscribers_ended_while_uvicorn_shuts_down_end_without_an_error(tmp_path, caplog):
+    """A stopping gateway ends the feeds (the hub closes) and uvicorn closes their
+    connections; on a busy gateway both land at once. Each WebSocket is closed, and none
+    ends in an exception."""
+    async with GatewayWithSimulator(tmp_path) as run:
+        url = _ws_url(run)
+        subscribers = [await websockets.connect(url, additional_headers=AUTH) for _ in range(20)]
+        assert await eventually(lambda: run.gateway.live.subscribers == 20)
+        # What `serve` and uvicorn's shutdown do, in one step instead of 0.1 s apart.
+        for connection in list(run.server.server_state.connections):
+            connection.shutdown()
+        run.gateway.live.close()
+        for ws in subscribers:
+            await asyncio.wait_for(ws.wait_closed(), 30)
+            assert ws.close_code in (1001, 1012)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]

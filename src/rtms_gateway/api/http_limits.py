@@ -51,6 +51,7 @@ class LimitedH11Protocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        self._upgraded = False
 
     # The parameter is narrowed as uvicorn's own is (asyncio.Protocol takes a BaseTransport).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -71,7 +72,10 @@ class LimitedH11Protocol(H11Protocol):
         self._follow()  # a pipelined request may have begun
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        self._disarm()  # the WebSocket protocol takes the connection over
+        # The WebSocket protocol takes the connection over. uvicorn upgrades on the request's
+        # head, before h11 has seen its end: `_follow` must not arm the deadline again.
+        self._upgraded = True
+        self._disarm()
         super().handle_websocket_upgrade(event)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -85,7 +89,7 @@ class LimitedH11Protocol(H11Protocol):
         to come), off once it has arrived or nothing is pending (the keep-alive timer
         then watches the idle connection)."""
         state = self.conn.their_state
-        if state in _ARRIVED or (state is h11.IDLE and not self.conn.trailing_data[0]):
+        if self._upgraded or state in _ARRIVED or (state is h11.IDLE and not self.conn.trailing_data[0]):
             self._disarm()
         elif self._deadline is None:
             self._arm()

@@ -367,7 +367,7 @@ async def _send_items(websocket: WebSocket, live: LiveFeed, sub: Subscription, b
         for task in (gone, sending):
             task.cancel()
         await asyncio.gather(gone, sending, return_exceptions=True)
-    if sending.done() and not sending.cancelled():
+    if sending.done() and not sending.cancelled() and not gone.done():
         try:
             code = sending.result()
         except (WebSocketDisconnect, OSError, RuntimeError):
@@ -377,5 +377,5 @@ async def _send_items(websocket: WebSocket, live: LiveFeed, sub: Subscription, b
             code = WS_TRY_AGAIN_LATER
         try:
             await websocket.close(code=code)
-        except (RuntimeError, OSError):
+        except (WebSocketDisconnect, RuntimeError, OSError):  # it left meanwhile
             pass
