@@ -32,6 +32,7 @@ from . import schema as s
 from .exports import iso_utc
 from .feed import FeedItem
 from .store_errors import guarded
+from .store_open import writing
 
 if TYPE_CHECKING:
     from .store import Store
@@ -77,7 +78,7 @@ class FeedPositions:
     async def get_or_start(self, consumer: str) -> int:
         """Its position; a consumer new here starts at the feed's head (what comes next)."""
         p = s.feed_positions
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             head = (await conn.execute(select(func.max(s.feed_items.c.id)))).scalar() or 0
             await conn.execute(self._insert(p).values(consumer=consumer, position=head)
                                .on_conflict_do_nothing(index_elements=["consumer"]))
@@ -88,7 +89,7 @@ class FeedPositions:
     @guarded
     async def set(self, consumer: str, position: int) -> None:
         p = s.feed_positions
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(update(p).where(p.c.consumer == consumer, p.c.position < position)
                                .values(position=position))
 

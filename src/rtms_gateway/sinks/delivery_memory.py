@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from . import schema as s
 from .schema import key_of
 from .store_errors import guarded
+from .store_open import writing
 
 if TYPE_CHECKING:
     from .store import Store
@@ -60,7 +61,7 @@ class DeliveryMemory:
             index_elements=["delivery_key"], set_={"seen_at_ms": insert.excluded.seen_at_ms},
             where=t.c.seen_at_ms < now_ms - self.delivery_ttl_ms,  # an expired one is new again
         ).returning(t.c.id)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             taken_now = (await conn.execute(stmt)).first() is not None
             await self._prune(conn, t, t.c.seen_at_ms, now_ms, self.delivery_ttl_ms)
         return not taken_now
@@ -69,7 +70,7 @@ class DeliveryMemory:
     async def forget_delivery(self, delivery: tuple[Hashable, ...]) -> None:
         """So Zoom's retry of a delivery we failed to act on is taken again."""
         t = s.webhook_deliveries
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(delete(t).where(t.c.delivery_key == key_of(*delivery)))
 
     @guarded
@@ -78,7 +79,7 @@ class DeliveryMemory:
         stmt = self._insert(t).values(stream_key=key_of(rtms_stream_id), state=state, ended_at_ms=now_ms)
         stmt = stmt.on_conflict_do_update(index_elements=["stream_key"], set_={
             "state": stmt.excluded.state, "ended_at_ms": stmt.excluded.ended_at_ms})
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(stmt)
             await self._prune(conn, t, t.c.ended_at_ms, now_ms, self.ended_ttl_ms)
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..protocol.errors import RecordRefused
 from . import schema as s
 from .store_errors import guarded
+from .store_open import writing
 
 if TYPE_CHECKING:
     from .store import Store
@@ -92,7 +93,7 @@ class KeyStore:
         key = new_key()
         k = s.api_keys
         try:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 await conn.execute(insert(k).values(name=name, scope=scope.value, key_hash=key_hash(key),
                                                     shown=key[:SHOWN_CHARS], created_at_ms=_now_ms()))
         except IntegrityError:  # the live names are unique (a partial index)
@@ -111,7 +112,7 @@ class KeyStore:
     async def revoke(self, name: str) -> bool:
         """Whether a key of that name was there to revoke."""
         k = s.api_keys
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             done = await conn.execute(update(k).where(k.c.name == name, k.c.revoked_at_ms.is_(None))
                                       .values(revoked_at_ms=_now_ms()))
         return bool(done.rowcount)
@@ -127,7 +128,7 @@ class KeyStore:
             return None
         now = _now_ms()
         if row["last_used_at_ms"] is None or now - row["last_used_at_ms"] > self.TOUCH_EVERY_MS:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 await conn.execute(update(k).where(k.c.id == row["id"]).values(last_used_at_ms=now))
         return ApiKey(name=row["name"], scope=Scope(row["scope"]), shown=row["shown"],
                       created_at_ms=row["created_at_ms"], last_used_at_ms=now)

@@ -21,6 +21,7 @@ from . import schema as s
 from .cursors import format_cursor
 from .exports import iso_names, with_iso
 from .store_errors import guarded
+from .store_open import writing
 from .webhook_signing import webhook_id
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class OutboxStore:
     async def add(self, url: str, events: tuple[str, ...], secret: str) -> Subscription:
         """A subscription to what is stored from now on (its position: the feed's head)."""
         w, f = s.webhook_subscriptions, s.feed_items
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             head = (await conn.execute(select(func.max(f.c.id)))).scalar() or 0
             created = now_ms()
             new_id = (await conn.execute(insert(w).values(
@@ -137,7 +138,7 @@ class OutboxStore:
     async def remove(self, subscription_id: int) -> bool:
         """Whether there was such a subscription. Its deliveries' history stays."""
         w = s.webhook_subscriptions
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             done = await conn.execute(update(w).where(
                 w.c.id == subscription_id, w.c.deleted_at_ms.is_(None)).values(deleted_at_ms=now_ms()))
         return bool(done.rowcount)
@@ -145,7 +146,7 @@ class OutboxStore:
     @guarded
     async def advance(self, subscription_id: int, seq: int) -> None:
         """Done with everything up to `seq` (items it does not deliver)."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await _advance(conn, subscription_id, seq)
 
     # ---- deliveries ----------------------------------------------------------------------
@@ -177,7 +178,7 @@ class OutboxStore:
             "done_at_ms": at_ms if status != PENDING else None}
         row = {"subscription_id": delivery.subscription_id, "seq": delivery.seq,
                "type": delivery.type, "created_at_ms": delivery.created_at_ms, **values}
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             stmt = self._insert(d).values(**row)
             stmt = stmt.on_conflict_do_update(index_elements=["subscription_id", "seq"], set_=values)
             delivery_id = (await conn.execute(stmt.returning(d.c.id))).scalar_one()
@@ -204,7 +205,7 @@ class OutboxStore:
             set_={name: stmt.excluded[name] for name in (
                 "status", "attempts", "next_attempt_at_ms", "last_attempt_at_ms",
                 "last_status_code", "last_error", "done_at_ms")})
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(stmt, rows)
             for subscription_id in {x.subscription_id for x in delivered}:
                 await _advance(conn, subscription_id,
@@ -232,7 +233,7 @@ class OutboxStore:
         at = now_ms()
         where = and_(d.c.id == delivery_id, d.c.subscription_id == subscription_id,
                      d.c.status == DEAD)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             done = await conn.execute(update(d).where(where).values(
                 status=PENDING, attempts=0, created_at_ms=at, next_attempt_at_ms=at,
                 done_at_ms=None))
@@ -263,7 +264,7 @@ class OutboxStore:
     async def prune(self, delivered_before_ms: int, dead_before_ms: int) -> int:
         """Forget deliveries delivered before then, and dead ones (kept longer, for replay)."""
         d = s.outbound_deliveries
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             done = await conn.execute(delete(d).where(
                 ((d.c.status == DELIVERED) & (d.c.done_at_ms < delivered_before_ms))
                 | ((d.c.status == DEAD) & (d.c.done_at_ms < dead_before_ms))))

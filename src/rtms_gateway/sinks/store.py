@@ -52,7 +52,7 @@ from .records import (
 from .schema import key_of as _key
 from .search import SEARCHABLE, SearchHit, Term, parse_query, run_search
 from .store_errors import guarded
-from .store_open import open_engine
+from .store_open import open_engine, writing
 
 log = logging.getLogger(__name__)
 Listener = Callable[[list[FeedItem]], None]
@@ -152,7 +152,7 @@ class Store:
         One at a time: a sequence number taken is committed before the next is taken."""
         made: list[FeedItem] = []
         async with self._feed_lock:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 yield conn, made
             if made:
                 for listener in list(self._listeners):
@@ -375,7 +375,7 @@ class Store:
         """Note that these streams are still held (a restart rejoins only recent ones)."""
         if rtms_stream_ids:
             keys = [_key(self._id(x)) for x in rtms_stream_ids]
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 await conn.execute(update(s.streams).where(s.streams.c.stream_key.in_(keys))
                                    .values(updated_at_ms=_now_ms()))
 

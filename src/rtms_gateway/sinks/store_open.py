@@ -6,6 +6,10 @@ a StoreUnavailable whose message names the URL without its password.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,7 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..protocol.errors import StoreUnavailable
 from .store_errors import translate
@@ -25,6 +29,26 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 LOCK_WAIT_S = 2.0
 # How long connecting to PostgreSQL may take before the database counts as away.
 CONNECT_TIMEOUT_S = 10.0
+
+
+# SQLite has one writer at a time, and a transaction that read before it writes cannot wait
+# for the lock (SQLITE_BUSY at once): the gateway's writers (ingest, outbox, bus, keys,
+# delivery memory) take turns in the process instead of racing inside the database.
+_sqlite_writers: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """`engine.begin()` for a transaction that writes: on SQLite, one at a time per database."""
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            yield conn
+        return
+    lock = _sqlite_writers.get(engine.sync_engine)
+    if lock is None:
+        lock = _sqlite_writers[engine.sync_engine] = asyncio.Lock()
+    async with lock, engine.begin() as conn:
+        yield conn
 
 
 def async_url(url: str) -> str:
