@@ -46,6 +46,7 @@ from ..sinks.media_export import MEDIA_TYPES, frames_zip
 from ..sinks.participants import participants
 from ..sinks.paths import MediaPathError, media_path
 from ..sinks.records import MediaFile
+from ..web import mount_dashboard
 from ..webhooks.dedup import Deliveries
 from ..webhooks.events import (
     UnhandledEvent,
@@ -356,6 +357,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     app.include_router(search_routes(store, _AUTH_ERRORS), dependencies=reader)
     if keys is not None:
         app.include_router(key_routes(keys, auth))
+    mount_dashboard(app, settings, store=store, manager=manager, auth=auth, media_files=files_of)
     return app
 
 
