@@ -139,3 +139,125 @@ async def _is(value: Any, wanted: Any) -> bool:
 
 async def _near(value: Any, wanted: float) -> bool:
     return bool(abs(await value - wanted) < 0.05)
+
+
+async def ended_meeting(d: Dashboard, seed: int, duration_s: float = 4) -> MeetingScript:
+    script = scripted(seed=seed, duration_s=duration_s)
+    await d.sim.start_meeting(script).wait()
+    assert await eventually(lambda: all_stored(d, script), 60)
+    return script
+
+
+async def test_search_finds_a_phrase_and_opens_the_meeting_at_it(
+        dashboard: Dashboard, browser: Any, screenshots: Any) -> None:
+    d = dashboard
+    script = await ended_meeting(d, seed=11, duration_s=6)
+    said = next(u for u in script.utterances if u.text.startswith(("Good morning", "The release",
+                                                                  "Can you share", "Let me walk")))
+    phrase = " ".join(said.text.split()[1:4])
+    context = await browser.new_context(viewport={"width": 1440, "height": 900})
+    page = await context.new_page()
+    await log_in(page, d, d.read_key, "/search")
+    await page.get_by_label("Words or").fill(f'"{phrase}"')
+    await page.get_by_role("button", name="Search").click()
+    result = page.locator("#results a.result").first
+    await result.wait_for()
+    assert phrase.split()[0].strip(",.").lower() in (await result.locator("mark").first.inner_text()).lower()
+    assert said.speaker.user_name in await result.inner_text()
+    await shoot(page, screenshots, "search")
+
+    await result.click()
+    await page.wait_for_url(re.compile(r"/meetings/.*\?at="))
+    opened = page.locator("#transcript li.at")
+    assert await opened.locator(".text").inner_text() == said.text
+    assert await opened.is_visible() and await opened.evaluate(
+        "li => { const r = li.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }")
+    await context.close()
+
+
+async def test_logout_ends_the_session_and_admin_changes_need_the_csrf_token(
+        dashboard: Dashboard, browser: Any) -> None:
+    d = dashboard
+    context = await browser.new_context()
+    page = await context.new_page()
+    await log_in(page, d, d.admin_key, "/webhooks")
+    assert page.url.endswith("/webhooks")
+    await page.get_by_role("heading", name="Outbound webhooks").wait_for()
+
+    # The session alone (no token) cannot change anything; the page's token can.
+    make = """async ([withToken]) => {
+        const headers = {"Content-Type": "application/json"};
+        if (withToken) headers["X-CSRF-Token"] = document.querySelector('meta[name="csrf-token"]').content;
+        const r = await fetch("/api/keys", {method: "POST", headers,
+                                            body: JSON.stringify({name: withToken ? "made" : "forged", scope: "read"})});
+        return r.status;
+    }"""
+    assert await page.evaluate(make, [False]) == 403
+    assert await page.evaluate(make, [True]) == 201
+    await page.get_by_label("Name").fill("from-the-form")
+    await page.get_by_role("button", name="Create key").click()
+    await page.locator("#key-made").filter(has_text="shown this once").wait_for()
+    async with d.api() as http:
+        names = {k["name"] for k in (await http.get("/api/keys")).json()["keys"]}
+    assert {"made", "from-the-form"} <= names and "forged" not in names
+
+    # Logging out: the cookie is gone, and a copy of it kept aside no longer works either.
+    kept = next(c for c in await context.cookies() if c["name"] == "rtms_session")
+    await page.get_by_role("button", name="Log out").click()
+    await page.wait_for_url(re.compile(r"/login$"))
+    assert not [c for c in await context.cookies() if c["name"] == "rtms_session"]
+    await context.add_cookies([kept])
+    assert (await page.request.get(d.base + "/api/meetings")).status == 401
+    await page.goto(d.base + "/")
+    assert "/login" in page.url
+
+    # The logout form itself needs the token: a bare POST leaves the session standing. And a
+    # read key's session is not let into the admin page.
+    await log_in(page, d, d.read_key)
+    assert (await page.request.post(d.base + "/logout")).status == 403
+    assert (await page.request.get(d.base + "/api/meetings")).status == 200
+    assert (await page.request.get(d.base + "/webhooks")).status == 403
+    await context.close()
+
+
+def _live_routes() -> bool:
+    """Whether this gateway's app has the live feed routes (they come with the live feed)."""
+    from pathlib import Path
+    from tempfile import TemporaryDirectory
+
+    from rtms_gateway.api.app import create_app
+    from rtms_gateway.web.routes import route_paths
+
+    from ..gateway_harness import make_settings
+
+    with TemporaryDirectory() as tmp:
+        app = create_app(make_settings(Path(tmp)), store=None, manager=None)  # type: ignore[arg-type]
+        return "/api/live" in set(route_paths(app.routes))
+
+
+@pytest.mark.skipif(not _live_routes(), reason="needs the live feed routes")
+async def test_transcript_lines_arrive_live_in_order_with_their_speakers(
+        dashboard: Dashboard, browser: Any) -> None:
+    d = dashboard
+    script = scripted(seed=23, duration_s=10)
+    context = await browser.new_context()
+    page = await context.new_page()
+    await log_in(page, d, d.read_key)
+    handle = d.sim.start_meeting(script)
+    assert await eventually(lambda: _is(meeting_state(d, script.owner_id), "live"), 30)
+    await page.goto(f"{d.base}/meetings/{quote(script.owner_id, safe='')}")
+    lines = page.locator("#transcript li.line")
+    assert await lines.count() < len(script.utterances)  # the page came before the end
+    await page.locator("#meeting-state").filter(has_text="stopped").wait_for(timeout=60_000)
+    await handle.wait()
+    assert await eventually(lambda: _count_is(lines, len(script.utterances)), 30)
+    assert await lines.locator(".text").all_inner_texts() == [u.text for u in script.utterances]
+    who = [w.strip().removesuffix("ⓘ").strip() for w in await lines.locator(".who").all_inner_texts()]
+    assert who == [u.speaker.user_name for u in script.utterances]
+    inferred = [await line.locator("abbr.inferred").count() == 1 for line in await lines.all()]
+    assert inferred == [u.anonymous for u in script.utterances]
+    await context.close()
+
+
+async def _count_is(locator: Any, wanted: int) -> bool:
+    return bool(await locator.count() == wanted)

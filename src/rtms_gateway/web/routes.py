@@ -10,7 +10,7 @@ browser to `/login`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, urlencode
@@ -91,8 +91,25 @@ def _local_target(value: str | None) -> str:
     return value
 
 
+def route_paths(routes: Iterable[Any], prefix: str = "") -> Iterator[str]:
+    """Every path `routes` answer, looking into included routers (FastAPI keeps them whole)."""
+    for route in routes:
+        path = getattr(route, "path", None)
+        if path is not None:
+            yield prefix + path
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from route_paths(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+
+
 def has_route(request: Request, path: str) -> bool:
-    return any(getattr(route, "path", None) == path for route in request.app.routes)
+    return path in set(route_paths(request.app.routes))
+
+
+def has_meeting_feed(request: Request) -> bool:
+    return any(p.startswith("/api/meetings/") and p.endswith("/live")
+               for p in route_paths(request.app.routes))
 
 
 MediaFiles = Callable[[str], Awaitable[list[MediaFile]]]
@@ -125,6 +142,10 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: Authentica
         if not principal.scope.allows(scope):
             raise HTTPException(403, f"this page needs a key with the {scope.value} scope")
         return session, principal
+
+    def forbidden(request: Request, session: Session) -> Response:
+        return page(request, "error.html", session, status=403,
+                    title="Not allowed", message="This page needs an admin key; you logged in with a read key.")
 
     @router.get("/login")
     async def login_form(request: Request, next: str | None = None) -> Response:
@@ -191,7 +212,7 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: Authentica
                 "events": events, "participants": people,
                 "media": [{**f, "url": f"/api/media/{f['id']}"} for f in files],
                 "after": format_cursor(last_seq) if last_seq is not None else None,
-                "live_feed": has_route(request, "/api/meetings/{meeting_uuid:uuid_path}/live")}
+                "live_feed": has_meeting_feed(request)}
         api_base = "/api/meetings/" + quote(meeting_uuid, safe="")
         return page(request, "meeting.html", session, meeting=meeting, segments=segments, chat=chat,
                     events=events, people=people, files=files, data=data, at=at,
@@ -215,7 +236,9 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: Authentica
 
     @router.get("/webhooks")
     async def admin_page(request: Request) -> Response:
-        session, _ = await signed_in(request, Scope.ADMIN)
+        session, principal = await signed_in(request)
+        if not principal.scope.allows(Scope.ADMIN):
+            return forbidden(request, session)
         return page(request, "admin.html", session, webhooks_api=has_route(request, "/api/webhooks"),
                     keys_api=has_route(request, "/api/keys"))
 
