@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test simulate bench clean
+# The browser tests drive Debian's chromium (scripts/install-browser.sh), never a download.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+.PHONY: demo test simulate bench clean screenshots
 
 $(BIN)/rtms-gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,13 +16,18 @@ $(BIN)/rtms-gateway: pyproject.toml
 	touch $@
 
 demo: $(BIN)/rtms-gateway
-	$(BIN)/rtms-gateway demo
+	$(BIN)/rtms-gateway demo --keep-serving
 
 simulate: $(BIN)/rtms-gateway
 	$(BIN)/rtms-gateway simulate $(ARGS)
 
 test: $(BIN)/rtms-gateway
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The dashboard's screenshots in docs/screenshots, taken by its browser tests.
+screenshots: $(BIN)/rtms-gateway
+	scripts/install-browser.sh
+	RTMS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -p no:randomly tests/browser
 
 bench: $(BIN)/rtms-gateway
 	$(BIN)/python bench/simulator_capacity.py
