@@ -22,7 +22,14 @@ from markupsafe import Markup, escape
 
 from ..api.auth import Authenticator, Principal
 from ..sinks.cursors import format_cursor
-from ..sinks.exports import chat_json, cursored_json, event_json, media_file_json, segment_json
+from ..sinks.exports import (
+    chat_json,
+    cursored_json,
+    event_json,
+    hit_json,
+    media_file_json,
+    segment_json,
+)
 from ..sinks.keys import Scope, key_hash
 from ..sinks.participants import participants
 from ..sinks.records import MediaFile
@@ -229,7 +236,7 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: Authentica
             except BadSearch as exc:
                 error = str(exc)
             else:
-                results = [{"hit": hit, "href": meeting_href(hit.meeting_uuid) + "?" + urlencode(
+                results = [{**hit_json(hit), "href": meeting_href(hit.meeting_uuid) + "?" + urlencode(
                     {"at": _hit_cursor(hit)}) + "#c-" + _hit_cursor(hit)} for hit in hits]
         return page(request, "search.html", session, q=q, results=results, error=error,
                     status=400 if error else 200)

@@ -32,12 +32,12 @@
     if (m.meeting_id) first.append(el("div", { class: "muted" }, String(m.meeting_id)));
     return el("tr", { dataset: { uuid: m.meeting_uuid, state: m.state } },
       first,
-      el("td", {}, m.product || ""),
-      el("td", {}, el("span", { class: "state state-" + m.state }, m.state === "live" ? "● live" : m.state)),
-      el("td", {}, el("time", { datetime: m.started_at_iso || "" }, m.started_at_iso || "–")),
-      el("td", { class: "duration", dataset: { start: m.started_at_ms || "", stop: m.stopped_at_ms || "" } }, "–"),
-      el("td", {}, String(m.participant_count)),
-      el("td", {}, String(m.segment_count)));
+      el("td", { "data-label": "Product" }, m.product || ""),
+      el("td", { "data-label": "State" }, el("span", { class: "state state-" + m.state }, m.state === "live" ? "● live" : m.state)),
+      el("td", { "data-label": "Start" }, el("time", { datetime: m.started_at_iso || "" }, m.started_at_iso || "–")),
+      el("td", { "data-label": "Duration", class: "duration", dataset: { start: m.started_at_ms || "", stop: m.stopped_at_ms || "" } }, "–"),
+      el("td", { "data-label": "People" }, String(m.participant_count)),
+      el("td", { "data-label": "Segments" }, String(m.segment_count)));
   }
 
   let pending = null;
