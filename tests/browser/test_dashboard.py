@@ -111,7 +111,7 @@ async def test_a_wrong_key_is_refused_and_a_live_meeting_is_listed_then_shown(
     assert await lines.count() == len(script.utterances)
     texts = await lines.locator(".text").all_inner_texts()
     assert texts == [u.text for u in script.utterances]  # in order, the hostile line as text
-    who = [w.strip().removesuffix("ⓘ").strip() for w in await lines.locator(".who").all_inner_texts()]
+    who = [w.strip().removesuffix("inferred").strip() for w in await lines.locator(".who").all_inner_texts()]
     assert who == [u.speaker.user_name for u in script.utterances]
     inferred = [await line.locator("abbr.inferred").count() == 1 for line in await lines.all()]
     assert inferred == [u.anonymous for u in script.utterances] and any(inferred)
@@ -247,7 +247,7 @@ async def test_transcript_lines_arrive_live_in_order_with_their_speakers(
     await handle.wait()
     assert await eventually(lambda: _count_is(lines, len(script.utterances)), 30)
     assert await lines.locator(".text").all_inner_texts() == [u.text for u in script.utterances]
-    who = [w.strip().removesuffix("ⓘ").strip() for w in await lines.locator(".who").all_inner_texts()]
+    who = [w.strip().removesuffix("inferred").strip() for w in await lines.locator(".who").all_inner_texts()]
     assert who == [u.speaker.user_name for u in script.utterances]
     inferred = [await line.locator("abbr.inferred").count() == 1 for line in await lines.all()]
     assert inferred == [u.anonymous for u in script.utterances]

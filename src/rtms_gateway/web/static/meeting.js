@@ -120,7 +120,7 @@
   function addSegment(cursor, seg) {
     const start = seg.start_time || seg.timestamp;
     const who = el("span", { class: "who" }, seg.user_name || "user " + seg.user_id);
-    if (seg.speaker_inferred) who.append(" ", el("abbr", { class: "inferred", title: "speaker inferred from who was talking" }, "ⓘ"));
+    if (seg.speaker_inferred) who.append(" ", el("abbr", { class: "inferred", title: "speaker inferred from who was talking" }, "inferred"));
     const line = el("li", { class: "line", id: "c-" + cursor, dataset: { cursor, user: String(seg.user_id), start: String(start || "") } },
       el("button", { type: "button", class: "seek" }, el("span", { class: "t" }, clock(start, data.started_at_ms)), who, el("span", { class: "text" }, seg.text)));
     const follow = nearBottom(transcript);
