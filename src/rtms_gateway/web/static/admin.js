@@ -21,7 +21,9 @@
         api("/api/webhooks/" + encodeURIComponent(hook.id) + "/deliveries").then((d) => {
           const rows = Array.isArray(d) ? d : (d.deliveries || []);
           deliveries.replaceChildren(...rows.slice(0, 50).map((x) => {
-            const li = el("li", {}, String(x.type || "") + " · " + String(x.status || x.state || "") + " · attempts " + String(x.attempts ?? ""));
+            const failure = x.last_error || (x.last_status_code && x.last_status_code >= 300 ? "HTTP " + x.last_status_code : "");
+            const li = el("li", {}, String(x.type || "") + " · " + String(x.status || x.state || "") + " · attempts " + String(x.attempts ?? "")
+              + (failure ? " · last failure: " + String(failure) : ""));
             if (String(x.status || x.state || "").startsWith("dead")) {
               const button = el("button", { type: "button" }, "Replay");
               button.addEventListener("click", async () => {
