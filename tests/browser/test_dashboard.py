@@ -219,6 +219,12 @@ async def test_logout_ends_the_session_and_admin_changes_need_the_csrf_token(
     assert (await page.request.get(d.base + "/webhooks")).status == 403
     await context.close()
 
+    # A login form is small: a huge one is refused before it is read to the end.
+    async with d.api() as http:
+        huge = await http.post("/login", content=b"key=" + b"k" * 100_000,
+                               headers={"content-type": "application/x-www-form-urlencoded"})
+    assert huge.status_code == 413
+
 
 async def served_paths(d: Dashboard) -> set[str]:
     """The paths the running gateway's app routes (its OpenAPI document lists them)."""

@@ -9,6 +9,7 @@ browser to `/login`.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
-MAX_LOGIN_BODY = 4096
+MAX_FORM_BYTES = 4096
 LIST_LIMIT = 500
 SEARCH_LIMIT = 50
 EXPORT_FORMATS = ("txt", "vtt", "srt", "json")
@@ -98,6 +99,16 @@ def _local_target(value: str | None) -> str:
     return value
 
 
+async def small_form(request: Request) -> dict[str, list[str]]:
+    """A urlencoded form of a few fields; 413 past `MAX_FORM_BYTES`, read no further."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise HTTPException(413, f"a form is at most {MAX_FORM_BYTES} bytes")
+    return parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
+
+
 def route_paths(routes: Iterable[Any], prefix: str = "") -> Iterator[str]:
     """Every path `routes` answer, looking into included routers (FastAPI keeps them whole)."""
     for route in routes:
@@ -140,14 +151,13 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: Authentica
         response.headers["cache-control"] = "no-store"
         return response
 
-    async def signed_in(request: Request, scope: Scope = Scope.READ) -> tuple[Session, Principal]:
+    async def signed_in(request: Request) -> tuple[Session, Principal]:
+        """The session and whose key it stands for; without one, off to the login page."""
         session = sessions.read(request)
         principal = await auth.principal_of_hash(session.key_hash) if session is not None else None
         if session is None or principal is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise ToLogin(target)
-        if not principal.scope.allows(scope):
-            raise HTTPException(403, f"this page needs a key with the {scope.value} scope")
         return session, principal
 
     def forbidden(request: Request, session: Session) -> Response:
@@ -160,14 +170,12 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: Authentica
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        body = await request.body()
-        form = parse_qs(body[:MAX_LOGIN_BODY].decode("utf-8", "replace"), max_num_fields=4)
+        form = await small_form(request)
         key = (form.get("key") or [""])[0].strip()
         target = _local_target((form.get("next") or ["/"])[0])
-        principal = await auth.principal(key) if key and len(body) <= MAX_LOGIN_BODY else None
+        principal = await auth.principal(key) if key else None
         if principal is None:
-            auth.refused += 1
-            log.warning("dashboard login refused: %s", "no key" if not key else "unknown key")
+            auth.refuse("dashboard login with " + ("an unknown key" if key else "no key"))
             return page(request, "login.html", None, status=401, next=target,
                         error="That key is not valid (unknown or revoked).")
         response = RedirectResponse(target, status_code=303)
@@ -179,8 +187,9 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: Authentica
     @router.post("/logout")
     async def logout(request: Request) -> Response:
         session = sessions.read(request)
-        form = parse_qs((await request.body())[:MAX_LOGIN_BODY].decode("utf-8", "replace"))
-        if session is not None and (form.get("csrf_token") or [""])[0] != session.csrf:
+        form = await small_form(request)
+        sent = (form.get("csrf_token") or [""])[0]
+        if session is not None and not hmac.compare_digest(sent.encode(), session.csrf.encode()):
             raise HTTPException(403, "logging out needs the page's CSRF token")
         response = RedirectResponse("/login", status_code=303)
         sessions.end(response, session)
