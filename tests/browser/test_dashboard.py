@@ -72,7 +72,7 @@ async def shoot(page: Any, where: Any, name: str) -> None:
 async def test_a_wrong_key_is_refused_and_a_live_meeting_is_listed_then_shown(
         dashboard: Dashboard, browser: Any, screenshots: Any) -> None:
     d = dashboard
-    script = scripted(seed=7, duration_s=8, hostile_at=1)
+    script = scripted(seed=7, duration_s=12, hostile_at=1)  # live while the list is looked at
     dialogs: list[str] = []
     context = await browser.new_context(viewport={"width": 1440, "height": 900})
     page = await context.new_page()
