@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from ..api.auth import Authenticator, Principal
+from ..client.lifecycle import MeetingState
 from ..sinks.cursors import format_cursor
 from ..sinks.exports import (
     chat_json,
@@ -199,7 +200,7 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: Authentica
     async def meetings_page(request: Request, state: str = "", q: str = "") -> Response:
         session, _ = await signed_in(request)
         rows = [m.to_dict() for m in await store.list_meetings(LIST_LIMIT, 0)]
-        rows.sort(key=lambda m: m["state"] != "live")  # stable: newest first within each group
+        rows.sort(key=lambda m: m["state"] != MeetingState.LIVE)  # stable: newest first within each group
         return page(request, "meetings.html", session, meetings=rows, state=state, q=q,
                     live_feed=has_route(request, "/api/live"))
 
