@@ -117,11 +117,11 @@ class Authenticator:
             else:
                 principal = await self._cookie_principal(request)
             if principal is None:
-                self.refuse("unknown key")
+                self._refuse("unknown key")
                 raise HTTPException(401, "the API key is not valid (unknown or revoked)",
                                     headers={"WWW-Authenticate": REALM + ', error="invalid_token"'})
             if not principal.scope.allows(scope):
-                self.refuse(f"key {principal.name!r} lacks the {scope.value} scope")
+                self._refuse(f"key {principal.name!r} lacks the {scope.value} scope")
                 raise HTTPException(403, f"this needs a key with the {scope.value} scope",
                                     headers={"WWW-Authenticate": REALM + ', error="insufficient_scope"'})
             return principal
@@ -131,20 +131,19 @@ class Authenticator:
     async def _cookie_principal(self, request: Request) -> Principal | None:
         session = self.sessions.read(request) if self.sessions is not None else None
         if session is None:
-            self.refuse("no key")
+            self._refuse("no key")
             raise HTTPException(401, "an API key is required: send `Authorization: Bearer <key>`",
                                 headers={"WWW-Authenticate": REALM})
         if request.method not in SAFE_METHODS:
             # The browser sends the cookie with any request to us; only our own pages know the token.
             sent = request.headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent.encode(), session.csrf.encode()):
-                self.refuse("session request without its CSRF token")
+                self._refuse("session request without its CSRF token")
                 raise HTTPException(403, f"a request made with the session cookie needs its CSRF "
                                          f"token in {CSRF_HEADER}")
         return await self.principal_of_hash(session.key_hash)
 
-    def refuse(self, why: str) -> None:
-        """Count a refused request; log the first few, then one in a thousand."""
+    def _refuse(self, why: str) -> None:
         self.refused += 1
         # Someone guessing keys would fill the log: the first few, then one line per thousand.
         if self.refused <= 10 or self.refused % 1000 == 0:

@@ -176,7 +176,7 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: Authentica
         target = _local_target((form.get("next") or ["/"])[0])
         principal = await auth.principal(key) if key else None
         if principal is None:
-            auth.refuse("dashboard login with " + ("an unknown key" if key else "no key"))
+            auth._refuse("dashboard login with " + ("an unknown key" if key else "no key"))
             return page(request, "login.html", None, status=401, next=target,
                         error="That key is not valid (unknown or revoked).")
         response = RedirectResponse(target, status_code=303)
