@@ -183,6 +183,12 @@ async def test_logout_ends_the_session_and_admin_changes_need_the_csrf_token(
     await log_in(page, d, d.admin_key, "/webhooks")
     assert page.url.endswith("/webhooks")
     await page.get_by_role("heading", name="Outbound webhooks").wait_for()
+    if "/api/webhooks" not in await served_paths(d):
+        await page.locator("#webhooks-absent").wait_for()
+    await page.goto(d.base + "/health")
+    assert "reachable" in await page.locator("main").inner_text()
+    assert await page.locator("#health th", has_text="streams live").count() == 1
+    await page.goto(d.base + "/webhooks")
 
     # The session alone (no token) cannot change anything; the page's token can.
     make = """async ([withToken]) => {
