@@ -1,5 +1,6 @@
 # Everything a fresh machine needs: `make demo` runs the gateway's main job, `make test`
-# runs the whole suite. Both build their own virtual environment first.
+# runs the whole suite, `make lint` type-checks and lints. Each builds its own virtual
+# environment first.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -7,7 +8,7 @@ BIN    := $(VENV)/bin
 # The browser tests drive Debian's chromium (scripts/install-browser.sh), never a download.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: demo test simulate bench clean screenshots
+.PHONY: demo test lint simulate bench clean screenshots
 
 $(BIN)/rtms-gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,10 @@ simulate: $(BIN)/rtms-gateway
 
 test: $(BIN)/rtms-gateway
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(BIN)/rtms-gateway
+	$(BIN)/mypy --strict src
+	$(BIN)/ruff check src tests bench
 
 # The dashboard's screenshots in docs/screenshots, taken by its browser tests.
 screenshots: $(BIN)/rtms-gateway

@@ -40,9 +40,26 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from _common import (
+    API_KEY,
+    AUTH,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    TOKEN,
+    free_port,
+    percentile,
+    simulator_for,
+    wait_http,
+)
 
-from _common import API_KEY, AUTH, CLIENT_ID, CLIENT_SECRET, TOKEN, free_port, percentile, simulator_for, wait_http
-from rtms_gateway.protocol.constants import AudioChannel, Codec, ContentType, DataOption, MediaType, SampleRate
+from rtms_gateway.protocol.constants import (
+    AudioChannel,
+    Codec,
+    ContentType,
+    DataOption,
+    MediaType,
+    SampleRate,
+)
 
 MEDIA = MediaType.AUDIO | MediaType.TRANSCRIPT
 FRAME_BYTES = 640  # 20 ms of 16 kHz mono L16
@@ -132,7 +149,8 @@ async def run_gateway(n: int, duration: float, workdir: Path, profile: Path | No
     sim, data, ca = await simulator_for(workdir, f"gw{n}", port)
     cmd = [sys.executable, "-m", "rtms_gateway", "serve", "--port", str(port)]
     if profile is not None:
-        cmd = [sys.executable, "-m", "pyinstrument", "-r", "text", "-p", "flat=true", "-p", "show_all=true", "-o", str(profile),
+        cmd = [sys.executable, "-m", "pyinstrument", "-r", "text", "-p", "flat=true", "-p", "show_all=true",
+               "-o", str(profile),
                "-m", "rtms_gateway", "serve", "--port", str(port)]
     gateway = subprocess.Popen(cmd, env=gateway_env(data, ca, port), cwd=data)
     watcher = WavWatcher(data / "rtms.sqlite3", data)

@@ -18,10 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rtms_gateway.protocol.constants import MediaType  # noqa: E402
-from rtms_gateway.simulator.faults import Fault, FaultKind  # noqa: E402
-from tests.fuzz.drivers import GatewayProcess, fuzz_ids, fuzz_openapi, fuzz_webhooks  # noqa: E402
-from tests.gateway_harness import GatewayWithSimulator  # noqa: E402
+from tests.fuzz.drivers import GatewayProcess, fuzz_ids, fuzz_openapi, fuzz_webhooks
+from tests.gateway_harness import GatewayWithSimulator
+
+from rtms_gateway.protocol.constants import MediaType
+from rtms_gateway.simulator.faults import Fault, FaultKind
 
 
 def http_part(webhooks: int, openapi: int, run_seed: int) -> None:

@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 
 import psutil
-
 from _common import CLIENT_ID, CLIENT_SECRET, TOKEN, free_port, simulator_for, wait_http
+
 from rtms_gateway.protocol.constants import MediaType, Product
 from rtms_gateway.simulator import build_meeting
+
 
 class RowWatcher:
     """Notes when each committed segment first becomes visible to another process."""

@@ -95,7 +95,8 @@ def client_main(ca_file: str | None) -> None:
             self.pending = 2
 
         async def run(self) -> None:
-            _, listener = await ws_connect(lambda: Socket(self, {"msg_type": 1, **self.ids}), self.url, ssl_context=ctx())
+            _, listener = await ws_connect(lambda: Socket(self, {"msg_type": 1, **self.ids}), self.url,
+                                           ssl_context=ctx())
             self.signaling = listener.t
 
         async def open_media(self, urls: dict[str, str]) -> None:

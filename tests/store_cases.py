@@ -18,8 +18,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from rtms_gateway.protocol.errors import RecordRefused, StoreUnavailable
 from rtms_gateway.sinks import schema
 from rtms_gateway.sinks.delivery_memory import DeliveryMemory
-from rtms_gateway.sinks.store import Store
-from rtms_gateway.sinks.store_open import MIGRATIONS, async_url
 from rtms_gateway.sinks.records import (
     ChatMessage,
     MediaFile,
@@ -28,6 +26,8 @@ from rtms_gateway.sinks.records import (
     TimelineEvent,
     TranscriptSegment,
 )
+from rtms_gateway.sinks.store import Store
+from rtms_gateway.sinks.store_open import MIGRATIONS, async_url
 
 UUID = "Zk/9+abc==QQ"
 
@@ -60,7 +60,8 @@ async def case_round_trip_and_dedup(store) -> None:
     assert await store.chat(UUID) == [chat]
     assert await store.timeline(UUID) == [event]
     detail = (await store.get_meeting(UUID)).to_dict()
-    assert (detail["segment_count"], detail["chat_count"], detail["event_count"], detail["participant_count"]) == (5, 1, 1, 1)
+    counts = ("segment_count", "chat_count", "event_count", "participant_count")
+    assert [detail[c] for c in counts] == [5, 1, 1, 1]
     assert detail["state"] == "live" and detail["product"] == "webinar" and detail["streams"][0]["state"] == "ready"
 
 
@@ -268,7 +269,8 @@ async def case_migration_from_0002(url: str, pg_schema: str | None = None) -> No
         await conn.execute(text("INSERT INTO meetings (meeting_uuid, product, started_at_ms, created_at_ms) "
                                 "VALUES (:u, 'meeting', 1, 1)"), {"u": old_uuid})
         await conn.execute(text("INSERT INTO streams (rtms_stream_id, meeting_uuid, server_urls, state, "
-                                "updated_at_ms) VALUES (:s, :u, 'wss://x', 'ready', 1)"), {"s": old_stream, "u": old_uuid})
+                                "updated_at_ms) VALUES (:s, :u, 'wss://x', 'ready', 1)"),
+                           {"s": old_stream, "u": old_uuid})
         await conn.execute(text("INSERT INTO transcript_segments (dedup_key, meeting_uuid, rtms_stream_id, text, "
                                 "timestamp, received_at_ms, speaker_inferred) VALUES ('k1', :u, :s, 'before', 1, 1, "
                                 "false)"), {"u": old_uuid, "s": old_stream})

@@ -11,11 +11,10 @@ import pytest
 from rtms_gateway.api.app import create_app
 from rtms_gateway.protocol.constants import Product
 from rtms_gateway.protocol.signature import url_validation_response, webhook_signature
-from rtms_gateway.sinks.store import Store
-from rtms_gateway.webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
-
 from rtms_gateway.sinks.cursors import Cursored, format_cursor
 from rtms_gateway.sinks.exports import iso_utc
+from rtms_gateway.sinks.store import Store
+from rtms_gateway.webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
 
 from . import store_cases
 from .gateway_harness import AUTH, SECRET_TOKEN, make_settings
@@ -139,7 +138,7 @@ async def test_meetings_detail_and_transcripts(api):
 
 
 async def test_health_and_openapi(api):
-    http, store, _ = api
+    http, _, _ = api
     health = await http.get("/healthz")
     assert health.status_code == 200 and health.json()["store"] is True
     paths = (await http.get("/openapi.json")).json()["paths"]

@@ -12,13 +12,12 @@ import sys
 
 import httpx
 import pytest
-
 from fastapi import HTTPException
 
 from rtms_gateway.api.app import create_app
 from rtms_gateway.api.auth import OUTAGE_GRACE_S, Authenticator, Principal
-from rtms_gateway.protocol.errors import StoreUnavailable
 from rtms_gateway.gateway.service import Gateway
+from rtms_gateway.protocol.errors import StoreUnavailable
 from rtms_gateway.sinks.keys import KEY_FILE, ApiKey, Scope, key_hash, read_key_file
 from rtms_gateway.sinks.store import Store
 
@@ -137,8 +136,8 @@ async def test_refusals_are_counted_and_never_log_the_key(gateway_app, caplog):
 async def test_the_openapi_document_declares_the_scheme_and_docs_need_no_cdn(gateway_app):
     _, http, _ = await gateway_app()
     spec = (await http.get("/openapi.json")).json()
-    assert spec["components"]["securitySchemes"]["apiKey"] == {
-        "type": "http", "scheme": "bearer", "description": spec["components"]["securitySchemes"]["apiKey"]["description"]}
+    scheme = spec["components"]["securitySchemes"]["apiKey"]
+    assert scheme == {"type": "http", "scheme": "bearer", "description": scheme["description"]}
     assert spec["paths"]["/api/meetings"]["get"]["security"] == [{"apiKey": []}]
     assert "security" not in spec["paths"]["/webhook"]["post"] and "security" not in spec["paths"]["/healthz"]["get"]
     page = (await http.get("/docs")).text

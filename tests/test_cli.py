@@ -4,13 +4,13 @@ import json
 import os
 import re
 import shlex
+import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 
 PYTHON_M = [sys.executable, "-m", "rtms_gateway"]
 SCRIPT = Path(sys.executable).with_name("rtms-gateway")  # the console script pip installed
@@ -64,9 +64,9 @@ async def test_demo_then_meetings_and_export(tmp_path):
     out = tmp_path / "t.json"
     assert _cli("export", uuid, "--format", "json", "-o", str(out), cwd=tmp_path).returncode == 0
     exported = json.loads(out.read_text(encoding="utf-8"))
-    async with GatewayWithSimulator(tmp_path / "rtms-data") as run:  # the API over the same store
-        async with run.http() as http:
-            served = (await http.get(f"/api/meetings/{quote(uuid, safe='')}/transcript?format=json")).json()
+    # the API over the same store
+    async with GatewayWithSimulator(tmp_path / "rtms-data") as run, run.http() as http:
+        served = (await http.get(f"/api/meetings/{quote(uuid, safe='')}/transcript?format=json")).json()
     assert exported == served and [s["text"] for s in exported["segments"]] == texts
 
 
@@ -190,7 +190,7 @@ async def test_serve_exits_cleanly_on_sigterm_mid_meeting(tmp_path):
     import signal
 
     from .gateway_harness import CLIENT_SECRET, SECRET_TOKEN
-    from .serve_process import free_port, serve_env, simulator_for, start_serve
+    from .serve_process import eventually, free_port, health, serve_env, simulator_for, start_serve
 
     port = free_port()
     sim = await simulator_for(port)
@@ -198,8 +198,13 @@ async def test_serve_exits_cleanly_on_sigterm_mid_meeting(tmp_path):
     try:
         handle = sim.start_meeting(duration=60)
         assert await handle.wait_streaming(15)
-        await asyncio.sleep(2.0)
-        proc.send_signal(signal.SIGTERM)
+
+        async def held() -> bool:
+            return (await health(port))["streams_live"] == 1
+
+        assert await eventually(held), "the gateway never held the stream"
+        assert await eventually(lambda: handle.record.sent.transcripts > 0)  # something to keep
+        proc.send_signal(signal.SIGTERM)  # with a stream live
         code = await asyncio.wait_for(proc.wait(), 15)
         stderr = (tmp_path / "gateway.log").read_text()
         assert code == 0, stderr[-2000:]
@@ -245,7 +250,8 @@ async def test_simulate_against_serve_the_readme_way(tmp_path):
     meeting stores what the simulator sent, media included, and no run merges into another."""
     import asyncio
     import signal
-    import socket
+
+    from .serve_process import eventually
 
     shared, ((serve_env, serve_args), (_, simulate_args)) = readme_dev_flow()
     assert serve_args == ["serve"] and simulate_args[0] == "simulate"
@@ -262,12 +268,7 @@ async def test_simulate_against_serve_the_readme_way(tmp_path):
                                                    stderr=asyncio.subprocess.DEVNULL)
     lines = []
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
+        assert await eventually(lambda: _accepts(port)), "the gateway never listened"
         for _ in range(2):
             sim = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "rtms_gateway", *simulate_args, "--validate-endpoint", cwd=tmp_path,
@@ -319,3 +320,12 @@ def test_export_copies_no_file_from_outside_the_data_dir(tmp_path):
     done = _cli("export", "m==", "--format", "wav", "-o", str(out), cwd=tmp_path)
     assert done.returncode == 1 and "not exported" in done.stdout, done.stdout + done.stderr
     assert not out.exists()
+
+
+def _accepts(port: int) -> bool:
+    """Whether something listens on `port` of the loopback."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

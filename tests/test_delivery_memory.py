@@ -7,14 +7,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
 from rtms_gateway.gateway.service import Gateway, bind_socket, serve_http, stop_http
-from rtms_gateway.protocol.constants import HEADER_SIGNATURE, HEADER_TIMESTAMP, MediaType, Product, StopReason
+from rtms_gateway.protocol.constants import (
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    MediaType,
+    Product,
+    StopReason,
+)
 from rtms_gateway.protocol.signature import webhook_signature
 from rtms_gateway.simulator import Simulator, SimulatorConfig
 from rtms_gateway.simulator.scenario import build_meeting

@@ -3,7 +3,6 @@ delivered while a socket was up, files aligned, other streams untouched."""
 
 from __future__ import annotations
 
-import asyncio
 import wave
 
 import pytest

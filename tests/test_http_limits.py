@@ -12,13 +12,15 @@ from rtms_gateway.api.http_limits import LimitedH11Protocol
 from rtms_gateway.gateway.service import bind_socket
 
 from .gateway_harness import GatewayWithSimulator
+from .serve_process import eventually
 
 TIMEOUT_S = 2.0
 
 
-async def _trickle(port: int, head: bytes, drip: bytes) -> tuple[float, bytes]:
+async def _trickle(port: int, head: bytes, drip: bytes, dripping: list[int]) -> tuple[float, bytes]:
     """Send `head`, then `drip` every 0.2 s for as long as the server keeps the connection;
-    (seconds until the server closed it, what it answered)."""
+    (seconds until the server closed it, what it answered). Appends to `dripping` once the
+    head is sent."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -26,10 +28,11 @@ async def _trickle(port: int, head: bytes, drip: bytes) -> tuple[float, bytes]:
     try:
         writer.write(head)
         await writer.drain()
+        dripping.append(port)
         while True:
             try:
                 chunk = await asyncio.wait_for(reader.read(4096), 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 writer.write(drip)
                 await writer.drain()
                 continue
@@ -51,8 +54,10 @@ SLOW_BODY = (b"POST /webhook HTTP/1.1\r\nHost: gateway\r\nContent-Type: applicat
 async def test_trickling_headers_and_bodies_are_cut_while_other_requests_are_served(tmp_path):
     async with GatewayWithSimulator(tmp_path, RTMS_HTTP_REQUEST_TIMEOUT_S=str(TIMEOUT_S)) as run:
         port = int(run.base_url.rsplit(":", 1)[1])
-        slow = [asyncio.create_task(_trickle(port, *(SLOW_HEAD if i % 2 else SLOW_BODY))) for i in range(200)]
-        await asyncio.sleep(0.5)  # they are all connected and dripping
+        dripping: list[int] = []
+        slow = [asyncio.create_task(_trickle(port, *(SLOW_HEAD if i % 2 else SLOW_BODY), dripping))
+                for i in range(200)]
+        assert await eventually(lambda: len(dripping) == len(slow))  # all connected and dripping
         async with run.http() as http:
             assert (await http.get("/healthz")).status_code == 200
         # Without the deadline they would drip forever: this wait is the test's bound.
@@ -82,15 +87,14 @@ async def test_connections_past_the_bound_are_answered_503(tmp_path):
         assert refused.startswith(b"HTTP/1.1 503 ")
         held.pop()[1].close()  # one fewer: a new connection is served again
         async with run.http() as http:
-            for _ in range(200):
+
+            async def served() -> bool:
                 try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
+                    return (await http.get("/healthz")).status_code == 200
                 except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("no connection was served after one closed")
+                    return False
+
+            assert await eventually(served, 10), "no connection was served after one closed"
         for _, w in held:
             w.close()
 
@@ -109,8 +113,7 @@ async def test_a_response_longer_than_the_deadline_is_not_cut():
     server = uvicorn.Server(uvicorn.Config(feed, http=protocol, lifespan="off", log_config=None, access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
-            await asyncio.sleep(0.01)
+        assert await eventually(lambda: server.started)
         loop = asyncio.get_running_loop()
         started = loop.time()
         async with httpx.AsyncClient() as http:

@@ -3,24 +3,22 @@ unless RTMS_ALLOW_INSECURE_WS says otherwise."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from urllib.parse import quote
 
 from rtms_gateway.protocol.constants import MediaType
 
 from .gateway_harness import GatewayWithSimulator
+from .serve_process import eventually
 
 
 async def _stream_when(run, stream_id, states, timeout=20.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
+    async def reached():
         stream = await run.gateway.store.stream(stream_id)
-        if stream is not None and stream.state in states:
-            return stream
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"stream {stream_id} never reached {states}")
+        return stream if stream is not None and stream.state in states else None
+
+    assert await eventually(reached, timeout), f"stream {stream_id} never reached {states}"
+    return await reached()
 
 
 async def test_a_plain_ws_signaling_url_is_refused_with_its_reason(tmp_path, caplog):

@@ -17,7 +17,14 @@ from rtms_gateway.logs import ARG_LIMIT, CONTINUATION, THIRD_PARTY_LOGGERS, conf
 from rtms_gateway.protocol.constants import MediaType
 from rtms_gateway.simulator.scenario import build_meeting
 
-from .serve_process import eventually, free_port, no_stream_live, serve_env, simulator_for, start_serve
+from .serve_process import (
+    eventually,
+    free_port,
+    no_stream_live,
+    serve_env,
+    simulator_for,
+    start_serve,
+)
 
 RECORD_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) +\S+: ")
 

@@ -43,7 +43,9 @@ def _files(data_dir, clocks=None, video_codec=Codec.JPG) -> MediaFiles:
     indexed: list[MediaFile] = []
 
     def params(stream, kind):
-        return AudioParams(codec=1, sample_rate=1, channel=1) if kind == MediaType.AUDIO else VideoParams(codec=video_codec)
+        if kind == MediaType.AUDIO:
+            return AudioParams(codec=1, sample_rate=1, channel=1)
+        return VideoParams(codec=video_codec)
 
     files = MediaFiles(data_dir, params_of=params, on_file=indexed.append, clock=clocks.clock)
     files.indexed = indexed  # type: ignore[attr-defined]

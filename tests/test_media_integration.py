@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import wave
 from urllib.parse import quote
 
@@ -15,6 +14,7 @@ from rtms_gateway.sinks.audio_codecs import decode_alaw
 
 from .gateway_harness import GatewayWithSimulator
 from .media_checks import assert_mp4_duration
+from .serve_process import eventually
 
 AUDIO = MediaType.AUDIO | MediaType.TRANSCRIPT
 
@@ -344,8 +344,7 @@ async def test_a_frame_far_in_the_future_costs_nothing_and_is_counted(tmp_path):
     async with GatewayWithSimulator(tmp_path, RTMS_MEDIA="audio") as run:
         handle = run.simulator.start_meeting(duration=3.0, media=MediaType.AUDIO)
         assert await handle.wait_streaming(15)
-        while handle.record.sent.audio_frames < 25:  # the stream is flowing
-            await asyncio.sleep(0.02)
+        assert await eventually(lambda: handle.record.sent.audio_frames >= 25)  # the stream is flowing
         peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         pcm = tone_chunk(400, 16000, 1)
         for ahead_ms in (10 * 3600 * 1000, 2**40):

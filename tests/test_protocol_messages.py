@@ -7,7 +7,12 @@ from hypothesis import strategies as st
 
 from rtms_gateway.protocol import messages as m
 from rtms_gateway.protocol.constants import MsgType
-from rtms_gateway.protocol.errors import ProtocolError
+from rtms_gateway.protocol.errors import (
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+    RTMSError,
+)
 
 from .strategies import strategy_for
 
@@ -100,6 +105,18 @@ def test_rejections_name_the_field(frame, field):
     with pytest.raises(ProtocolError) as err:
         m.decode_server_message(frame)
     assert err.value.field == field
+
+
+@pytest.mark.parametrize("frame", [b"{", b"[1, 2]", b'{"msg_type":"2"}',
+                                   b'{"msg_type":17,"content":{"data":"\xc4\x28","timestamp":1}}'])
+def test_what_the_peer_sent_wrong_is_a_remote_protocol_error(frame):
+    for decode in (m.decode_server_message, m.decode_client_message):
+        with pytest.raises(RemoteProtocolError) as err:
+            decode(frame)
+        assert isinstance(err.value, RTMSError) and not isinstance(err.value, LocalProtocolError)
+    bad = m.decode_server_message(b'{"msg_type":14,"content":{"data":"*not base64*","timestamp":1}}')
+    with pytest.raises(RemoteProtocolError):
+        bad.content.payload_bytes()
 
 
 def test_handshake_owner_id_under_any_product_key():

@@ -1,9 +1,11 @@
+import typing
+
 import msgspec
 import pytest
 
 from rtms_gateway.protocol import messages as m
 from rtms_gateway.protocol.constants import EventType, MediaType, StatusCode, StreamState
-from rtms_gateway.protocol.errors import LocalProtocolError
+from rtms_gateway.protocol.errors import LocalProtocolError, RemoteProtocolError
 from rtms_gateway.protocol.session import (
     FrameRejected,
     HandshakeCompleted,
@@ -11,6 +13,7 @@ from rtms_gateway.protocol.session import (
     MediaSession,
     MediaState,
     ReadyAcknowledged,
+    SessionEvent,
     SignalingSession,
     SignalingState,
     StreamIdentity,
@@ -129,12 +132,14 @@ def test_malformed_and_unknown_frames_never_raise():
     s = connected_signaling()
     ev = s.receive(b"{not json", 2.0)
     assert isinstance(ev, FrameRejected) and s.frames_rejected == 1
+    assert isinstance(ev.error, RemoteProtocolError)  # the peer's fault, not ours
     assert isinstance(s.receive(b'{"msg_type":77}', 2.0), m.UnknownMessage)
     assert s.state is SignalingState.CONNECTED
 
 
 def test_media_session_handshake_and_data():
-    params = m.MediaParams(audio=m.AudioParams(content_type=2, sample_rate=1, channel=1, codec=1, data_opt=1, send_rate=20))
+    params = m.MediaParams(audio=m.AudioParams(content_type=2, sample_rate=1, channel=1, codec=1,
+                                               data_opt=1, send_rate=20))
     ms = MediaSession(IDENT, MediaType.AUDIO, params)
     ms.start()
     (req,) = sent(ms)
@@ -155,3 +160,23 @@ def test_media_session_rejection():
     ev = ms.receive(wire({"msg_type": 4, "status_code": 16, "reason": "duplicate"}), 1.0)
     assert ev == HandshakeFailed("transcript", 16, "duplicate")
     assert ms.state is MediaState.REJECTED
+
+
+def test_every_value_a_session_returns_is_one_of_its_typed_events():
+    kinds = typing.get_args(SessionEvent)
+    s = connected_signaling()
+    ms = MediaSession(IDENT, MediaType.AUDIO)
+    ms.start()
+    frames = [
+        b"{not json",
+        b'{"msg_type":77}',
+        wire({"msg_type": 6, "event": {"event_type": EventType.PARTICIPANT_JOIN, "timestamp": 1}}),
+        wire({"msg_type": 8, "state": StreamState.INTERRUPTED, "reason": 9}),
+        wire({"msg_type": 4, "status_code": 0}),
+        b'{"msg_type":14,"content":{"data":"AAA=","timestamp":10}}',
+        b'{"msg_type":17,"content":{"data":"hi","timestamp":10}}',
+    ]
+    for session in (s, ms):
+        for frame in frames:
+            event = session.receive(frame, 2.0)
+            assert event is not None and isinstance(event, kinds), (frame, event)

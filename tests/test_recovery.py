@@ -13,7 +13,18 @@ from rtms_gateway.simulator.media import silence_chunk, tone_chunk
 from rtms_gateway.simulator.stream import Phase
 from rtms_gateway.sinks.store import Store
 
-from .serve_process import eventually, free_port, no_stream_live, serve_env, simulator_for, start_serve
+from .serve_process import (
+    eventually,
+    free_port,
+    no_stream_live,
+    serve_env,
+    simulator_for,
+    start_serve,
+)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 async def test_sigkill_then_restart_keeps_what_was_committed_and_rejoins_the_stream(tmp_path):
@@ -25,15 +36,17 @@ async def test_sigkill_then_restart_keeps_what_was_committed_and_rejoins_the_str
     try:
         handle = sim.start_meeting(duration=14.0, media=MediaType.AUDIO | MediaType.TRANSCRIPT)
         assert await handle.wait_streaming(15)
-        await asyncio.sleep(4.0)
-        killed_ms = int(time.time() * 1000)
+        # Into the meeting: an utterance ended well before the kill (so it must be kept).
+        assert await eventually(lambda: any((t.end_time or t.timestamp) < _now_ms() - 1500
+                                            for t in handle.record.transcripts))
+        killed_ms = _now_ms()
         gateway.send_signal(signal.SIGKILL)
         await gateway.wait()
-        await asyncio.sleep(1.0)
+        assert await eventually(lambda: handle.stream.phase is Phase.INTERRUPTED, 10), "Zoom saw no drop"
         gateway = await start_serve(tmp_path, port, env, "gateway-2.log")
         # The restarted gateway rejoins on its own: no webhook comes.
         assert await eventually(lambda: handle.stream.phase is Phase.STREAMING, 10), "the stream was not rejoined"
-        back_ms = int(time.time() * 1000)
+        back_ms = _now_ms()
         record = await handle.wait(40)
         assert await eventually(lambda: no_stream_live(port), 10)
     finally:
@@ -107,10 +120,12 @@ async def test_streams_past_their_window_are_closed_and_their_files_finished(tmp
     wav.parent.mkdir()
     wav.write_bytes(wav_header(16000, 1, 0) + b"\x01\x00" * 16000 + b"\x01")
     await store.upsert_media_file(MediaFile(meeting_uuid="m==", rtms_stream_id="s1", kind="audio", user_id=0,
-                                            user_name=None, codec="l16", format="wav", path=str(wav.relative_to(tmp_path)),
+                                            user_name=None, codec="l16", format="wav",
+                                            path=str(wav.relative_to(tmp_path)),
                                             sample_rate=16000, channels=1, origin_ms=0))
     await store.close()
-    await asyncio.sleep(0.01)
+    stored_ms = _now_ms()
+    assert await eventually(lambda: _now_ms() > stored_ms + 5)  # older than the 5 ms window below
 
     gateway = await Gateway.open(make_settings(tmp_path, RTMS_SIGNALING_WINDOW_S="0.005"))
     try:

@@ -9,9 +9,10 @@ from typing import Any
 
 import websockets
 
-from rtms_gateway.protocol.constants import MediaType
+from rtms_gateway.protocol.constants import MediaType, StatusCode
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.peers.minimal_client import MediaRequest, WebhookReceiver, handshake_signature
+from tests.serve_process import eventually
 
 TIMEOUT = 15
 
@@ -174,10 +175,22 @@ async def test_media_socket_replaced_in_time(start_simulator):
     raw = RawStream(sim, handle)
     await raw.connect()
     await raw.media.close()
-    await asyncio.sleep(0.1)
-    second = await websockets.connect(f"{sim.base_url}/media/transcript/x", ssl=sim.client_ssl_context())
-    await second.send(json.dumps({"msg_type": 3, "media_type": 8, **raw.ids}))
-    assert json.loads(await second.recv())["status_code"] == 0
+
+    kept = []
+
+    async def replaced() -> bool:
+        """A new media socket, welcome once the simulator let go of the closed one."""
+        second = await websockets.connect(f"{sim.base_url}/media/transcript/x", ssl=sim.client_ssl_context())
+        await second.send(json.dumps({"msg_type": 3, "media_type": 8, **raw.ids}))
+        status = json.loads(await second.recv())["status_code"]
+        if status != 0:
+            assert status == StatusCode.DUPLICATE_MEDIA_DATA_CONNECTION, status  # the old one still holds it
+            await second.close()
+            return False
+        kept.append(second)  # open until the meeting ends
+        return True
+
+    assert await eventually(replaced, 5)
     record = await handle.wait(TIMEOUT)
     assert record.stop_reason == 6 and record.media_interruptions == 1
 
@@ -218,7 +231,7 @@ async def test_state_requests_and_video_subscription(start_simulator):
         assert (resp["user_id"], resp["status_code"]) == (user, expected)
     await raw.sig.send(b'{"msg_type": 99}')
     await raw.sig.send(b"garbage")
-    await asyncio.sleep(0.1)
+    await eventually(lambda: handle.record.frames_rejected >= 1)  # the last one sent
     assert handle.record.unexpected["signaling:UnknownMessage"] == 1 and handle.record.frames_rejected == 1
     handle.request_stop()
     await handle.wait(TIMEOUT)

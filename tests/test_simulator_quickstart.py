@@ -16,6 +16,7 @@ from rtms_gateway.simulator.scenario import build_meeting
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, SECRET_TOKEN
 from tests.peers.minimal_client import MinimalClient
 from tests.peers.quickstart_client import run_quickstart
+from tests.serve_process import eventually
 
 CLI = [sys.executable, "-c", "from rtms_gateway.cli import main; main()", "simulate"]
 
@@ -42,7 +43,9 @@ async def test_quickstart_receives_every_transcript(start_simulator, tmp_path):
         sim = await start_simulator(webhook_url=qs.webhook_url, ca_out=ca, keepalive_interval=0.3)
         handle = sim.start_meeting(duration=3.0, media=MediaType.ALL)
         record = await handle.wait(15)
-        await asyncio.sleep(0.1)
+        # The quickstart has had the stop webhook and every transcript sent.
+        owner = handle.script.owner_id
+        await eventually(lambda: qs.stopped and len(qs.transcripts.get(owner, [])) == len(record.transcripts))
     assert record.outcome == "completed" and record.handshakes_complete
     assert [h.socket for h in record.handshakes] == ["signaling", "transcript"]  # `all` URL, media_type 8
     sent = msgspec.to_builtins(record.transcripts)
@@ -56,11 +59,11 @@ async def test_cli_against_the_quickstart(tmp_path):
     async with run_quickstart(CLIENT_ID, CLIENT_SECRET, ca) as qs:
         code, out, err = await _cli(["--webhook-url", qs.webhook_url, "--meetings", "1", "--duration", "3",
                                      "--ca-out", str(ca), "--keepalive-interval", "0.5"], tmp_path, _env(**CREDS))
-        await asyncio.sleep(0.1)
-    assert code == 0, (out, err)
+        assert code == 0, (out, err)
+        seed = int(re.search(r", seed (\d+)", out).group(1))  # printed, so the run can be replayed
+        script = build_meeting(seed, 0, duration_s=3)  # the run's seed, meeting 0
+        await eventually(lambda: len(qs.transcripts.get(script.owner_id, [])) == len(script.utterances))
     assert "1/1 clients completed their handshakes" in out
-    seed = int(re.search(r", seed (\d+)", out).group(1))  # printed, so the run can be replayed
-    script = build_meeting(seed, 0, duration_s=3)  # the run's seed, meeting 0
     received = qs.transcripts[script.owner_id]
     assert [t["data"] for t in received] == [u.text for u in script.utterances]
     line = next(x for x in out.splitlines() if x.startswith(script.rtms_stream_id))

@@ -1,7 +1,6 @@
 import sqlite3
 
 import pytest
-
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext

@@ -32,6 +32,7 @@ from rtms_gateway.protocol.constants import (
     StatusCode,
     StopReason,
 )
+from rtms_gateway.protocol.constants import StreamState as ZoomStreamState
 from rtms_gateway.protocol.errors import LocalProtocolError
 
 from .memory_zoom import (
@@ -238,8 +239,13 @@ async def test_media_that_does_not_come_back_within_zoom_window_ends_the_stream_
                                     status_reason="audio media did not come back within 65 s")
 
 
-async def test_zoom_reporting_media_interrupted_while_every_socket_looks_up_reconnects_them(ready):
-    notice = m.EventUpdate(event=m.Event(event_type=int(EventType.MEDIA_CONNECTION_INTERRUPTED)))
+@pytest.mark.parametrize("notice", [
+    m.EventUpdate(event=m.Event(event_type=int(EventType.MEDIA_CONNECTION_INTERRUPTED))),
+    m.StreamStateUpdate(state=int(ZoomStreamState.INTERRUPTED),
+                        reason=int(StopReason.DATA_CONNECTION_INTERRUPTED)),
+], ids=["event", "state update"])
+async def test_zoom_reporting_media_interrupted_while_every_socket_looks_up_reconnects_them(
+        ready, notice):
     ready.signaling.send(notice)
     await until(lambda: ready.audio.closed and ready.transcripts.closed)
     assert not ready.signaling.closed and ready.observer.seen[-1] == notice

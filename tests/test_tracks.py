@@ -4,14 +4,19 @@ the MP4 an H.264 track becomes (real H.264 from the simulator's encoder)."""
 from __future__ import annotations
 
 import av
+import pytest
 
+from rtms_gateway.protocol.constants import Codec
+from rtms_gateway.protocol.errors import RTMSError
 from rtms_gateway.protocol.messages import VideoParams
+from rtms_gateway.simulator.media import StreamingEncoder
 from rtms_gateway.simulator.scenario import build_meeting
 from rtms_gateway.simulator.video import H264Pattern
-from rtms_gateway.sinks.audio import DUPLICATE, PLACED
+from rtms_gateway.sinks.audio import DUPLICATE, PLACED, UNWRITTEN
+from rtms_gateway.sinks.audio_codecs import UndecodableAudio, pcm_decoder
 from rtms_gateway.sinks.media_files import finish_file
 from rtms_gateway.sinks.records import MediaFile
-from rtms_gateway.sinks.tracks import FramesTrack, H264Track, RawTrack, index_path
+from rtms_gateway.sinks.tracks import AudioTrack, FramesTrack, H264Track, RawTrack, index_path
 
 from .media_checks import assert_mp4_duration
 
@@ -127,3 +132,19 @@ def test_raw_packets_carry_on_after_a_crash(tmp_path):
         stamps.append(stamp)
         at += RawTrack._HEAD.size + length
     assert stamps == [ORIGIN, ORIGIN + 20, ORIGIN + 40, ORIGIN + 60, ORIGIN + 81] and at == len(data)
+
+
+def test_a_corrupt_opus_frame_is_unwritten_and_the_next_one_lands(tmp_path):
+    decoder = pcm_decoder(Codec.OPUS, 16000, 1)
+    assert decoder is not None
+    with pytest.raises(UndecodableAudio) as err:
+        decoder(b"\xff" * 7)
+    assert isinstance(err.value, RTMSError)
+    info = MediaFile(meeting_uuid="m", rtms_stream_id="s", kind="audio", user_id=0, user_name=None,
+                     codec="opus", format="wav", path="a.wav", sample_rate=16000, channels=1, origin_ms=ORIGIN)
+    track = AudioTrack(tmp_path / "a.wav", info, pcm_decoder(Codec.OPUS, 16000, 1))
+    encoder = StreamingEncoder(Codec.OPUS, 16000, 1)
+    assert track.place(ORIGIN, b"\xff" * 7) == UNWRITTEN
+    assert track.place(ORIGIN + 20, encoder.encode(b"\x00\x01" * 320)) == PLACED
+    track.flush()
+    assert info.frames == 1

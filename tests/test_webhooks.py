@@ -82,7 +82,8 @@ def test_webinar_with_meeting_key_and_nested_object_form():
     (body("meeting.rtms_started", {"meeting_uuid": "m", "rtms_stream_id": "s"}), 422, "server_urls"),
     (body("meeting.rtms_started", {"meeting_uuid": "m", "rtms_stream_id": "s", "server_urls": 5}), 422, "server_urls"),
     (body("meeting.rtms_stopped", {"rtms_stream_id": "s"}), 422, "meeting_uuid"),
-    (body("meeting.rtms_stopped", {"meeting_uuid": "m", "rtms_stream_id": "s", "stop_reason": "x"}), 422, "stop_reason"),
+    (body("meeting.rtms_stopped", {"meeting_uuid": "m", "rtms_stream_id": "s", "stop_reason": "x"}),
+     422, "stop_reason"),
 ])
 def test_malformed_payloads_name_the_problem(raw, status, field):
     with pytest.raises(WebhookPayloadError) as err:
@@ -135,7 +136,8 @@ def test_webinar_prefers_its_own_key():
 
 
 @pytest.mark.parametrize("raw, field", [
-    (body("meeting.rtms_started", {"meeting_uuid": 7, "rtms_stream_id": "s", "server_urls": "wss://x"}), "meeting_uuid"),
+    (body("meeting.rtms_started", {"meeting_uuid": 7, "rtms_stream_id": "s", "server_urls": "wss://x"}),
+     "meeting_uuid"),
     (body("meeting.rtms_stopped", {"meeting_uuid": "m", "rtms_stream_id": ["s"]}), "rtms_stream_id"),
     (body("meeting.rtms_started", {"meeting_uuid": "m", "rtms_stream_id": "s", "server_urls": " "}), "server_urls"),
     (body("meeting.rtms_started", {"meeting_uuid": "m", "rtms_stream_id": "s", "server_urls": "w",

@@ -1,4 +1,4 @@
-"""The `rtms-gateway` command: serve | demo | simulate | meetings | export | keys."""
+"""The `rtms-gateway` command: serve | demo | simulate | meetings | export | keys | webhooks."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import sys
 import traceback
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich import box
@@ -16,6 +17,12 @@ from rich.table import Table
 from rich.text import Text
 
 from .logs import configure_logging, escape
+
+if TYPE_CHECKING:  # imported where used: `--help` stays quick
+    from .config import Settings
+    from .sinks.cursors import Cursored
+    from .sinks.records import MediaFile, TranscriptSegment
+    from .sinks.store import Store
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -26,7 +33,7 @@ console = Console()
 T = TypeVar("T")
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from .config import load_settings
 
     with startup_errors():
@@ -48,7 +55,7 @@ def startup_errors(settings: object = None) -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _using_store(settings: Any, action: Callable[[Any], Awaitable[T]]) -> T:
+def _using_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
     """`action(store)` against the configured store, which is closed after; a store that
     cannot be opened ends the command in one line."""
     from .gateway.service import open_store
@@ -137,12 +144,12 @@ def _meetings_table(rows: list[dict[str, Any]]) -> Table:
 def export(
     meeting_uuid: str = typer.Argument(..., help="The meeting's UUID, as Zoom gives it."),
     format: str = typer.Option("txt", "--format", "-f", help="txt | vtt | srt | json | wav | mp4"),
-    output: Optional[Path] = typer.Option(
+    output: Path | None = typer.Option(
         None, "-o", "--output",
         help="File to write (stdout if absent; required for wav/mp4, a folder when several files match)."),
-    participant: Optional[str] = typer.Option(
+    participant: str | None = typer.Option(
         None, "--participant", "-p", help="wav/mp4: this participant's file (user id or name)."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="mp4: video (default) or share."),
+    kind: str | None = typer.Option(None, "--kind", help="mp4: video (default) or share."),
 ) -> None:
     """Export a stored meeting's transcript, audio (wav) or video (mp4)."""
     from .sinks.exports import TRANSCRIPT_FORMATS, render_transcript
@@ -152,25 +159,20 @@ def export(
         known = ", ".join([*TRANSCRIPT_FORMATS, *EXPORT_FORMATS])
         console.print(f"[red]unknown format {format!r}[/red]; use one of {known}")
         raise typer.Exit(2)
-    if format in EXPORT_FORMATS and output is None:
-        console.print(f"[red]--output is required for {format}[/red]")
-        raise typer.Exit(2)
-    settings = _settings()
-
-    async def fetch(store: Any) -> tuple[Any, list[Any]]:
-        meeting = await store.get_meeting(meeting_uuid)
-        if format in EXPORT_FORMATS:
-            return meeting, await store.media_files(meeting_uuid)
-        return meeting, await store.transcript_page(meeting_uuid)
-
-    meeting, rows = _using_store(settings, fetch)
-    if meeting is None:
-        console.print(f"[red]no meeting {meeting_uuid!r} in the store[/red]")
-        raise typer.Exit(1)
     if format in EXPORT_FORMATS:
-        _export_media(pick_files(rows, format, kind=kind, participant=participant), settings.data_dir,
-                      output, format)  # type: ignore[arg-type]
+        if output is None:
+            console.print(f"[red]--output is required for {format}[/red]")
+            raise typer.Exit(2)
+        settings = _settings()
+        files = _using_store(settings, lambda store: _meeting_files(store, meeting_uuid))
+        if files is None:
+            _no_meeting(meeting_uuid)
+        chosen = pick_files(files, format, kind=kind, participant=participant)
+        _export_media(chosen, settings.data_dir, output, format)
         return
+    rows = _using_store(_settings(), lambda store: _meeting_transcript(store, meeting_uuid))
+    if rows is None:
+        _no_meeting(meeting_uuid)
     text = render_transcript(rows, format, meeting_uuid=meeting_uuid)
     if output:
         output.write_text(text, encoding="utf-8")
@@ -179,7 +181,27 @@ def export(
         sys.stdout.write(text)
 
 
-def _export_media(files: list, data_dir: Path, output: Path, fmt: str) -> None:  # type: ignore[type-arg]
+async def _meeting_files(store: Store, meeting_uuid: str) -> list[MediaFile] | None:
+    """The meeting's media files; None if there is no such meeting."""
+    if await store.get_meeting(meeting_uuid) is None:
+        return None
+    return await store.media_files(meeting_uuid)
+
+
+async def _meeting_transcript(store: Store,
+                              meeting_uuid: str) -> list[Cursored[TranscriptSegment]] | None:
+    """The meeting's whole transcript; None if there is no such meeting."""
+    if await store.get_meeting(meeting_uuid) is None:
+        return None
+    return await store.transcript_page(meeting_uuid)
+
+
+def _no_meeting(meeting_uuid: str) -> NoReturn:
+    console.print(f"[red]no meeting {meeting_uuid!r} in the store[/red]")
+    raise typer.Exit(1)
+
+
+def _export_media(files: list[MediaFile], data_dir: Path, output: Path, fmt: str) -> None:
     import shutil
 
     from .sinks.paths import MediaPathError, media_path
@@ -256,6 +278,64 @@ def keys_revoke(name: str = typer.Argument(..., help="The key's name.")) -> None
         console.print(f"[red]no live key named {name!r}[/red]")
         raise typer.Exit(1)
     console.print(f"revoked {name!r}", highlight=False)
+
+
+webhooks_app = typer.Typer(no_args_is_help=True,
+                           help="Outbound webhooks: signed POSTs of what the gateway stores.")
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: str = typer.Argument(..., help="Where to POST (http or https; not a private address "
+                                        "unless RTMS_WEBHOOK_ALLOW_PRIVATE=true)."),
+    events: list[str] = typer.Option(..., "--events", help="Event types, comma-separated or "
+                                     "repeated: transcript.segment, chat.message, participant.joined, "
+                                     "participant.left, meeting.started, meeting.ended, media.ready."),
+) -> None:
+    """Subscribe URL. Its secret (whsec_...) is printed once, on stdout."""
+    from .sinks.outbox import TooManySubscriptions, UnknownEventType, subscribe
+    from .sinks.outbox_store import OutboxStore
+    from .sinks.webhook_targets import TargetRefused
+
+    settings = _settings()
+    try:
+        added = _using_store(settings, lambda store: subscribe(
+            OutboxStore(store), url, events, allow_private=settings.webhook_allow_private))
+    except (TargetRefused, UnknownEventType, TooManySubscriptions) as exc:
+        Console(stderr=True).print(f"[red]refused:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    sys.stdout.write(added.secret + "\n")
+    Console(stderr=True).print(f"webhook {added.id} added for {', '.join(added.events)}; the secret "
+                               "above signs its deliveries and is not shown again", highlight=False)
+
+
+@webhooks_app.command("list")
+def webhooks_list() -> None:
+    """The subscriptions (never their secrets)."""
+    from .sinks.outbox_store import OutboxStore
+
+    found = _using_store(_settings(), lambda store: OutboxStore(store).live())
+    if not found:
+        console.print("no webhook subscriptions")
+        return
+    table = Table()
+    for column in ("id", "url", "events", "created"):
+        table.add_column(column)
+    for sub in found:
+        table.add_row(str(sub.id), Text(sub.url), ", ".join(sub.events), _when(sub.created_at_ms))
+    console.print(table, highlight=False)
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(subscription_id: int = typer.Argument(..., help="The subscription's id.")) -> None:
+    """Stop sending to a subscription (a running gateway stops within seconds)."""
+    from .sinks.outbox_store import OutboxStore
+
+    if not _using_store(_settings(), lambda store: OutboxStore(store).remove(subscription_id)):
+        console.print(f"[red]no webhook subscription {subscription_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"removed webhook {subscription_id}", highlight=False)
 
 
 def _when(ms: object, form: str = "%Y-%m-%d %H:%M:%S") -> str:

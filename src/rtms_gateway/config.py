@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .protocol.constants import (
@@ -40,18 +48,18 @@ VIDEO_STREAMS = {"active": DataOption.VIDEO_SINGLE_ACTIVE_STREAM,
                  "individual": DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM}
 
 
-_CHOICES: dict[str, tuple[dict[str, object], str]] = {
-    "audio_codec": (AUDIO_CODECS, "audio codec"),  # type: ignore[dict-item]
-    "video_codec": (VIDEO_CODECS, "video codec"),  # type: ignore[dict-item]
-    "share_codec": (VIDEO_CODECS, "video codec"),  # type: ignore[dict-item]
-    "video_resolution": (RESOLUTIONS, "resolution"),  # type: ignore[dict-item]
-    "share_resolution": (RESOLUTIONS, "resolution"),  # type: ignore[dict-item]
-    "audio_streams": (AUDIO_STREAMS, "audio stream mode"),  # type: ignore[dict-item]
-    "video_stream": (VIDEO_STREAMS, "video stream mode"),  # type: ignore[dict-item]
+_CHOICES: dict[str, tuple[Mapping[str, object], str]] = {
+    "audio_codec": (AUDIO_CODECS, "audio codec"),
+    "video_codec": (VIDEO_CODECS, "video codec"),
+    "share_codec": (VIDEO_CODECS, "video codec"),
+    "video_resolution": (RESOLUTIONS, "resolution"),
+    "share_resolution": (RESOLUTIONS, "resolution"),
+    "audio_streams": (AUDIO_STREAMS, "audio stream mode"),
+    "video_stream": (VIDEO_STREAMS, "video stream mode"),
 }
 
 
-def _choice(value: str, choices: dict[str, object], what: str) -> str:
+def _choice(value: str, choices: Mapping[str, object], what: str) -> str:
     value = value.strip().lower()
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r} (known: {', '.join(choices)})")
@@ -105,6 +113,23 @@ class Settings(BaseSettings):
     # hashed, in the store: `rtms-gateway keys create`).
     api_keys: SecretStr = Field(default=SecretStr(""), validation_alias="RTMS_API_KEYS")
     metrics_public: bool = Field(default=False, validation_alias="RTMS_METRICS_PUBLIC")
+    # Live feeds (SSE, WebSocket): items queued per subscriber before it is told it fell
+    # behind and closed; subscribers at once (more are answered 503); idle SSE comment every.
+    live_queue_size: int = Field(default=1000, ge=1, le=1_000_000, validation_alias="RTMS_LIVE_QUEUE_SIZE")
+    live_max_subscribers: int = Field(default=1000, ge=1, validation_alias="RTMS_LIVE_MAX_SUBSCRIBERS")
+    live_heartbeat_s: float = Field(default=15.0, gt=0, le=3600, validation_alias="RTMS_LIVE_HEARTBEAT_S")
+    # Outbound webhooks: private/loopback targets refused unless allowed; each delivery
+    # retried with backoff (first wait, cap) until it is max-age old, then dead-lettered.
+    webhook_allow_private: bool = Field(default=False, validation_alias="RTMS_WEBHOOK_ALLOW_PRIVATE")
+    webhook_max_age_s: float = Field(default=86_400.0, gt=0, validation_alias="RTMS_WEBHOOK_MAX_AGE_S")
+    webhook_retry_initial_s: float = Field(default=5.0, gt=0, validation_alias="RTMS_WEBHOOK_RETRY_INITIAL_S")
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0, validation_alias="RTMS_WEBHOOK_RETRY_MAX_S")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, validation_alias="RTMS_WEBHOOK_TIMEOUT_S")
+    # Redis Streams: every feed item also goes to rtms:all and rtms:meeting:{uuid}, each
+    # trimmed to about this many entries.
+    redis_url: SecretStr = Field(default=SecretStr(""), validation_alias="RTMS_REDIS_URL")
+    redis_maxlen: int = Field(default=100_000, ge=1, validation_alias="RTMS_REDIS_MAXLEN")
+    redis_prefix: str = Field(default="rtms:", min_length=1, max_length=64, validation_alias="RTMS_REDIS_PREFIX")
     # Reconnecting (Zoom's failover guide): first wait, doubling up to the cap, jittered;
     # media alone within its window, signaling and media within theirs (Zoom's, by default).
     reconnect_initial_s: float = Field(default=RECONNECT_INITIAL_S, gt=0,
@@ -140,7 +165,7 @@ class Settings(BaseSettings):
                      "audio_streams", "video_stream")
     @classmethod
     def _one_of_the_choices(cls, value: str, info: ValidationInfo) -> str:
-        choices, what = _CHOICES[info.field_name]  # type: ignore[index]
+        choices, what = _CHOICES[str(info.field_name)]  # a field validator's field is named
         return _choice(value, choices, what)
 
     @field_validator("audio_sample_rate")
@@ -158,7 +183,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _zoom_accepts_the_combination(self) -> "Settings":
+    def _zoom_accepts_the_combination(self) -> Settings:
         """What Zoom refuses at the handshake, refused here at start with its name."""
         rules = (
             (self.audio_codec == "opus" and self.audio_sample_rate != 48000,
@@ -205,6 +230,15 @@ class Settings(BaseSettings):
         except (ArgumentError, ValueError):
             raise ValueError("not a valid database URL (sqlite:///PATH or "
                              "postgresql://USER:PASSWORD@HOST:PORT/DB)") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        # The message never repeats the URL: it may hold a password.
+        url = value.get_secret_value()
+        if url and url.split("://", 1)[0].lower() not in ("redis", "rediss", "unix"):
+            raise ValueError("not a Redis URL (use redis://[:PASSWORD@]HOST:PORT/DB or rediss://...)")
         return value
 
     @field_validator("api_keys")

@@ -64,7 +64,7 @@ def _safe_block(text: str) -> str:
     as a continuation."""
     lines = text.splitlines()  # splits on \r, \x0b, \x85, \u2028... too: each becomes a marked line
     if len(lines) > TRACEBACK_LINES:
-        lines = [f"({len(lines) - TRACEBACK_LINES} lines left out)"] + lines[-TRACEBACK_LINES:]
+        lines = [f"({len(lines) - TRACEBACK_LINES} lines left out)", *lines[-TRACEBACK_LINES:]]
     return "\n".join(CONTINUATION + cut(escape(line), TRACEBACK_LINE_LIMIT) for line in lines)
 
 
@@ -102,16 +102,19 @@ def _message(record: logging.LogRecord) -> str:
             return f"{msg} (unformattable arguments: {args!r})"
 
 
+class _GatewayHandler(logging.StreamHandler[TextIO]):
+    """The handler `configure_logging` installs (one at a time)."""
+
+
 def configure_logging(level: str, stream: TextIO | None = None) -> logging.Handler:
     """One handler on the root logger, writing one line per record to `stream` (stderr);
     the gateway's loggers at `level`, everyone else's at WARNING."""
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "wire_safe", False)]:
+    for old in [h for h in root.handlers if isinstance(h, _GatewayHandler)]:
         root.removeHandler(old)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _GatewayHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(WireSafeFilter())
-    handler.wire_safe = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     for name in THIRD_PARTY_LOGGERS:

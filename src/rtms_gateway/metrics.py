@@ -34,13 +34,26 @@ COUNTERS = {
     "records_rejected": ("rtms_records_rejected", "Records the store refused (kept in rejected/records.jsonl)"),
     "updates_failed": ("rtms_updates_failed", "Meeting/stream updates the store refused, skipped"),
     "api_refused": ("rtms_api_requests_refused", "API requests refused for a missing, unknown or too weak key"),
+    "live_overflowed": ("rtms_live_subscribers_overflowed",
+                        "Live feed subscribers closed for falling behind (told where to resume)"),
+    "live_refused": ("rtms_live_subscribers_refused", "Live feed subscriptions refused: too many at once"),
     "nul_replaced": ("rtms_nul_characters_replaced",
                      "NUL characters in text written to PostgreSQL, stored as U+FFFD (its text cannot hold NUL)"),
+    "webhooks_delivered": ("rtms_webhooks_delivered", "Outbound webhook deliveries answered 2xx"),
+    "webhook_attempts_failed": ("rtms_webhook_attempts_failed",
+                                "Outbound webhook attempts that failed (retried or dead-lettered)"),
+    "webhooks_dead": ("rtms_webhooks_dead", "Outbound webhook deliveries dead-lettered"),
+    "redis_items_sent": ("rtms_redis_items_sent", "Feed items added to the Redis streams"),
+    "redis_errors": ("rtms_redis_errors", "Failed sends to Redis (the items wait in the store, retried)"),
 }
 GAUGES = {
     "streams_live": ("rtms_streams_live", "Streams held now"),
     "pending_records": ("rtms_pending_records", "Records waiting for the next commit"),
     "journal_records": ("rtms_journal_records", "Records in the disk journal now"),
+    "live_subscribers": ("rtms_live_subscribers", "Live feed (SSE and WebSocket) subscribers now"),
+    "webhook_subscriptions": ("rtms_webhook_subscriptions", "Outbound webhook subscriptions delivered to"),
+    "redis_backlog": ("rtms_redis_backlog", "Feed items stored and not yet sent to Redis (at most)"),
+    "redis_connected": ("rtms_redis_connected", "1 while the last send to Redis succeeded"),
 }
 
 

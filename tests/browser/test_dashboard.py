@@ -194,8 +194,8 @@ async def test_logout_ends_the_session_and_admin_changes_need_the_csrf_token(
     make = """async ([withToken]) => {
         const headers = {"Content-Type": "application/json"};
         if (withToken) headers["X-CSRF-Token"] = document.querySelector('meta[name="csrf-token"]').content;
-        const r = await fetch("/api/keys", {method: "POST", headers,
-                                            body: JSON.stringify({name: withToken ? "made" : "forged", scope: "read"})});
+        const body = JSON.stringify({name: withToken ? "made" : "forged", scope: "read"});
+        const r = await fetch("/api/keys", {method: "POST", headers, body});
         return r.status;
     }"""
     assert await page.evaluate(make, [False]) == 403

@@ -16,13 +16,16 @@ import hashlib
 import hmac
 import json
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import uvicorn
 import websockets
 from fastapi import FastAPI, Request
+
+from tests.serve_process import eventually
 
 
 @dataclass
@@ -69,7 +72,7 @@ async def connect_to_signaling_websocket(state: QuickstartState, meeting_uuid: s
                     if msg["msg_type"] == 2 and msg["status_code"] == 0:  # SIGNALING_HAND_SHAKE_RESP
                         media_url = msg.get("media_server", {}).get("server_urls", {}).get("all")
                         if media_url:
-                            asyncio.create_task(
+                            asyncio.create_task(  # noqa: RUF006 - as the quickstart writes it
                                 connect_to_media_websocket(state, media_url, meeting_uuid, stream_id, ws))
                     if msg["msg_type"] == 12:  # KEEP_ALIVE_REQ
                         await ws.send(json.dumps({"msg_type": 13, "timestamp": msg["timestamp"]}))
@@ -130,7 +133,8 @@ def make_app(state: QuickstartState, webhook_path: str = "/webhook") -> FastAPI:
             server_urls = payload.get("server_urls")
             if all([meeting_uuid, rtms_stream_id, server_urls]):
                 state.started.append(meeting_uuid)
-                asyncio.create_task(connect_to_signaling_websocket(state, meeting_uuid, rtms_stream_id, server_urls))
+                asyncio.create_task(  # noqa: RUF006 - as the quickstart writes it
+                    connect_to_signaling_websocket(state, meeting_uuid, rtms_stream_id, server_urls))
         if event == "meeting.rtms_stopped":
             state.stopped.append(payload)
             meeting_uuid = payload.get("meeting_uuid")
@@ -148,10 +152,10 @@ async def run_quickstart(client_id: str, client_secret: str, ca_file: Path) -> A
     config = uvicorn.Config(make_app(state), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+    started = await eventually(lambda: server.started or task.done())
+    if task.done():
+        task.result()  # raises what stopped it
+    assert started, "the quickstart never started"
     port = server.servers[0].sockets[0].getsockname()[1]
     state.webhook_url = f"http://127.0.0.1:{port}/webhook"
     try:

@@ -42,7 +42,9 @@ from ..sinks.exports import (
     with_iso,
 )
 from ..sinks.keys import KeyNameTaken, KeyStore, Scope
+from ..sinks.live import LiveHub
 from ..sinks.media_export import MEDIA_TYPES, frames_zip
+from ..sinks.outbox import Outbox
 from ..sinks.participants import participants
 from ..sinks.paths import MediaPathError, media_path
 from ..sinks.records import MediaFile
@@ -57,7 +59,9 @@ from ..webhooks.events import (
 )
 from ..webhooks.verify import WebhookRejected, verify_request
 from .auth import Authenticator
+from .live import LiveFeed, live_routes
 from .reads import PageParam, read_page, search_routes
+from .webhook_routes import webhook_routes
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +139,16 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                keys: KeyStore | None = None,
                clock: Callable[[], float] = time.time,
                live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: [],
-               deliveries: Deliveries | None = None) -> FastAPI:
+               deliveries: Deliveries | None = None, live: LiveHub | None = None,
+               outbox: Outbox | None = None,
+               extra_metrics: Callable[[], dict[str, int]] = dict) -> FastAPI:
     """The app for `settings`; reads no environment. `keys` holds the API keys made with
     `rtms-gateway keys` (without it, only `RTMS_API_KEYS` open the API and the key routes
     are absent). `clock` gives Unix seconds; `live_media` tells how the files still being
     written stand right now; `deliveries` recognises webhook retries (this process's memory
-    alone unless given the store's)."""
+    alone unless given the store's); `live` is the hub the store's committed items are
+    published to (without it, the live feed routes are absent). `outbox` sends outbound
+    webhooks (its routes are absent without it); `extra_metrics` adds to /metrics."""
     # Swagger UI and ReDoc from files the gateway serves itself: /docs works offline.
     app = FastAPIOffline(title="rtms-gateway", version="0.1.0",
                          description="Zoom Realtime Media Streams in; durable, queryable, live data out. "
@@ -237,6 +245,11 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     async def metrics() -> Response:
         values = manager.metrics()
         values["api_refused"] = auth.refused
+        if live is not None:
+            values.update(live_subscribers=live.subscribers,
+                          live_overflowed=live.counters["overflowed"],
+                          live_refused=live.counters["refused"])
+        values.update(extra_metrics())
         return Response(render_metrics(values), media_type=METRICS_CONTENT_TYPE)
 
     @api.get("/api/meetings", summary="List meetings",
@@ -353,10 +366,15 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         body: dict[str, Any] = (await meeting_or_404(meeting_uuid)).to_dict()
         return body
 
+    if live is not None:  # before `api`: its meeting route would take ".../live" as a UUID
+        feed = LiveFeed(store, live, settings.live_heartbeat_s)  # type: ignore[arg-type]
+        app.include_router(live_routes(feed, auth, _AUTH_ERRORS))
     app.include_router(api)
     app.include_router(search_routes(store, _AUTH_ERRORS), dependencies=reader)
     if keys is not None:
         app.include_router(key_routes(keys, auth))
+    if outbox is not None:
+        app.include_router(webhook_routes(outbox, auth, _AUTH_ERRORS))
     mount_dashboard(app, settings, store=store, manager=manager, auth=auth, media_files=files_of)
     return app
 

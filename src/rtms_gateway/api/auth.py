@@ -16,7 +16,8 @@ import hmac
 import logging
 import time
 from collections import OrderedDict
-from typing import Awaitable, Callable, Iterable, Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
 import msgspec
 from fastapi import Depends, HTTPException, Request

@@ -21,6 +21,7 @@ import asyncio
 from typing import Any
 
 import h11
+from h11._state import MIGHT_SWITCH_PROTOCOL  # defined by h11, left out of its __all__
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
@@ -34,7 +35,7 @@ BUSY = _response("503 Service Unavailable", "too many connections; try again\n")
 TOO_SLOW = _response("408 Request Timeout", "the request did not arrive in time\n")
 
 # Their side's states once a request is in: nothing more to wait for.
-_ARRIVED = frozenset({h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR, h11.MIGHT_SWITCH_PROTOCOL,
+_ARRIVED = frozenset({h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR, MIGHT_SWITCH_PROTOCOL,
                       h11.SWITCHED_PROTOCOL})
 
 
@@ -51,6 +52,7 @@ class LimitedH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
 
+    # The parameter is narrowed as uvicorn's own is (asyncio.Protocol takes a BaseTransport).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.max_connections:
             self.transport = transport

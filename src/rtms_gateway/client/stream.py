@@ -22,7 +22,7 @@ import time
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from ..protocol.constants import (
     CLIENT_SILENCE_LIMIT_S,
@@ -33,13 +33,23 @@ from ..protocol.constants import (
 )
 from ..protocol.constants import StreamState as ZoomStreamState
 from ..protocol.errors import ConnectionLost, InsecureUrl
-from ..protocol.messages import EventUpdate, MediaParams, StreamStateUpdate
+from ..protocol.messages import (
+    AudioData,
+    Event,
+    EventUpdate,
+    MediaParams,
+    Message,
+    ReceivedMessage,
+    StreamStateUpdate,
+    UnknownMessage,
+)
 from ..protocol.session import (
     DEFAULT_EVENTS,
     FrameRejected,
     HandshakeCompleted,
     HandshakeFailed,
     MediaSession,
+    SessionEvent,
     SignalingSession,
     SignalingState,
     StreamIdentity,
@@ -71,7 +81,7 @@ log = logging.getLogger(__name__)
 
 
 class StreamObserver(Protocol):
-    def on_message(self, stream: RtmsStream, msg: object) -> None:
+    def on_message(self, stream: RtmsStream, msg: ReceivedMessage) -> None:
         """A typed protocol message: media data, event update, state update."""
 
     def on_lifecycle(self, stream: RtmsStream, change: LifecycleChange) -> None:
@@ -181,8 +191,8 @@ class RtmsStream:
             await self._connect_signaling()
             result = await first_of(self.clock, handshake, self.connect_timeout,
                                     "signaling handshake")
-            if self.outcome is not None:  # stopped meanwhile (the result is _STOPPED)
-                return self.outcome
+            if (stopped := self._outcome()) is not None:  # meanwhile (the result is _STOPPED)
+                return stopped
             if isinstance(result, HandshakeFailed):
                 return self._finish(StreamOutcome(StreamState.REJECTED, status_reason=result.reason,
                                                   status_code=result.status_code))
@@ -266,18 +276,21 @@ class RtmsStream:
 
     # ---- events from the sockets (synchronous, called per frame) ------------------------
 
-    def _on_signaling_event(self, socket: Socket, event: object) -> None:
-        if isinstance(event, (HandshakeCompleted, HandshakeFailed)):
-            if self._handshake is not None and not self._handshake.done():
-                self._handshake.set_result(event)
-            return
-        if isinstance(event, FrameRejected):
-            self._rejected(socket, event)
-            return
-        self.observer.on_message(self, event)
+    def _on_signaling_event(self, socket: Socket, event: SessionEvent) -> None:
+        match event:
+            case HandshakeCompleted() | HandshakeFailed():
+                if self._handshake is not None and not self._handshake.done():
+                    self._handshake.set_result(event)
+            case FrameRejected():
+                self._rejected(socket, event)
+            case _:
+                self._on_signaling_message(event)
+
+    def _on_signaling_message(self, msg: ReceivedMessage) -> None:
+        self.observer.on_message(self, msg)
         if self.signaling.state is SignalingState.CLOSED:
             self._finish(StreamOutcome(StreamState.STOPPED, stop_reason=self.signaling.stop_reason))
-        elif _media_interrupted(event):
+        elif _media_interrupted(msg):
             # Zoom lost a media connection. If we saw one drop, that is the one (already
             # reconnecting); if every socket still looks up to us, one is half-open and the
             # notice does not say which: connect them all again.
@@ -288,32 +301,37 @@ class RtmsStream:
                 for media_socket in up:
                     self._spawn(media_socket.close())
 
-    def _on_media_event(self, socket: Socket, event: object) -> None:
-        kind = type(event)
-        if kind is not HandshakeCompleted and kind is not HandshakeFailed \
-                and kind is not FrameRejected:
-            self.observer.on_message(self, event)  # media data: the path taken 50 times a second
-            return
-        if isinstance(event, FrameRejected):
-            self._rejected(socket, event)
-            return
+    def _on_media_event(self, socket: Socket, event: SessionEvent) -> None:
+        match event:
+            # Media data, 50 frames a second per socket: audio, the most frequent, matches
+            # on its exact type (cheaper than the base class check after it).
+            case AudioData() | Message() | UnknownMessage():
+                self.observer.on_message(self, event)
+            case FrameRejected():
+                self._rejected(socket, event)
+            case HandshakeCompleted() | HandshakeFailed():
+                self._on_media_handshake(socket, event)
+            case _:
+                assert_never(event)
+
+    def _on_media_handshake(self, socket: Socket,
+                            event: HandshakeCompleted | HandshakeFailed) -> None:
         session = self._session_of(socket)
         if session is None or self.outcome is not None:
             return  # a handshake answered after its socket or the stream ended: nothing to do
-        if isinstance(event, HandshakeCompleted):
-            self._media_retries.pop(session.media_type, None)  # back: the next drop starts over
-            if self.signaling.media_ready(session.media_type):
-                self._ready()
-            self._signaling_flush()
-        elif isinstance(event, HandshakeFailed):
-            self.media_rejected[session.key] = event.status_code
-            log.warning("stream %s: %s handshake rejected: %s %s: %s", self.stream_id, session.key,
-                        event.status_code, status_name(event.status_code), event.reason)
-            self.observer.on_lifecycle(self, MediaRejected(session.key, event.status_code,
-                                                           event.reason))
-            if self.signaling.media_rejected(session.media_type):
-                self._ready()
-            self._signaling_flush()
+        match event:
+            case HandshakeCompleted():
+                self._media_retries.pop(session.media_type, None)  # back: the next drop starts over
+                if self.signaling.media_ready(session.media_type):
+                    self._ready()
+            case HandshakeFailed(status_code=code, reason=reason):
+                self.media_rejected[session.key] = code
+                log.warning("stream %s: %s handshake rejected: %s %s: %s", self.stream_id,
+                            session.key, code, status_name(code), reason)
+                self.observer.on_lifecycle(self, MediaRejected(session.key, code, reason))
+                if self.signaling.media_rejected(session.media_type):
+                    self._ready()
+        self._signaling_flush()
 
     def _session_of(self, socket: Socket) -> MediaSession | None:
         for kind, held in self._media_sockets.items():
@@ -368,7 +386,7 @@ class RtmsStream:
         Zoom at times closes media just before signaling says the stream ended: after
         each wait, nothing is done if it has."""
         backoff = self._media_retries.setdefault(kind, self.policy.media_backoff())
-        while self.outcome is None and self.signaling.state is not SignalingState.CLOSED:
+        while not self._ending():
             delay = backoff.next_delay(self.clock.now())
             if delay is None:
                 self._finish(StreamOutcome(StreamState.LOST, status_reason=(
@@ -377,7 +395,7 @@ class RtmsStream:
             log.info("stream %s: %s media socket closed; reconnecting in %.1f s",
                      self.stream_id, media_key(kind), delay)
             await self.clock.sleep(delay)
-            if self.outcome is not None or self.signaling.state is SignalingState.CLOSED:
+            if self._ending():  # it may have, while we waited
                 return
             try:
                 await self._open_media(kind, self._media_urls[kind])
@@ -386,6 +404,15 @@ class RtmsStream:
                 continue
             self.media_reconnects += 1
             return
+
+    def _outcome(self) -> StreamOutcome | None:
+        """`self.outcome` read afresh: after an await, another task may have set it (mypy
+        would keep a narrowing from before the await)."""
+        return self.outcome
+
+    def _ending(self) -> bool:
+        """Whether the connection ended or Zoom has ended the stream."""
+        return self.outcome is not None or self.signaling.state is SignalingState.CLOSED
 
     async def _watch_silence(self) -> None:
         step = max(0.05, min(5.0, self.silence_limit / 4))
@@ -457,11 +484,13 @@ class RtmsStream:
         await asyncio.gather(*(s.close() for s in self.sockets), return_exceptions=True)
 
 
-def _media_interrupted(event: object) -> bool:
+def _media_interrupted(msg: ReceivedMessage) -> bool:
     """Zoom's two ways of saying a media connection broke on its side."""
-    if isinstance(event, EventUpdate):
-        return event.event.event_type == EventType.MEDIA_CONNECTION_INTERRUPTED
-    if isinstance(event, StreamStateUpdate):
-        return (event.state == ZoomStreamState.INTERRUPTED
-                and event.reason == StopReason.DATA_CONNECTION_INTERRUPTED)
-    return False
+    match msg:
+        case EventUpdate(event=Event(event_type=EventType.MEDIA_CONNECTION_INTERRUPTED)):
+            return True
+        case StreamStateUpdate(state=ZoomStreamState.INTERRUPTED,
+                               reason=StopReason.DATA_CONNECTION_INTERRUPTED):
+            return True
+        case _:
+            return False

@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ..protocol.errors import ConnectionLost
+from ..protocol.session import SessionEvent
+
+if TYPE_CHECKING:
+    from ..protocol.session import MediaSession, SignalingSession
 
 T = TypeVar("T")
 
@@ -21,10 +25,16 @@ T = TypeVar("T")
 class Session(Protocol):
     """What a socket needs of a protocol session (`SignalingSession`, `MediaSession`)."""
 
-    def receive(self, data: bytes | memoryview, now: float) -> object: ...
+    def receive(self, data: bytes | memoryview | str, now: float) -> SessionEvent | None: ...
     def data_to_send(self) -> list[bytes]: ...
     def closed(self) -> None: ...
     def silent_for(self, now: float) -> float: ...
+
+
+if TYPE_CHECKING:
+    def _sessions_are_sessions(signaling: SignalingSession, media: MediaSession) -> list[Session]:
+        """Never called: mypy checks here that the real sessions keep to `Session`."""
+        return [signaling, media]
 
 
 class Socket(Protocol):
@@ -48,8 +58,8 @@ class Socket(Protocol):
         """Close with 1000 and wait for the peer (bounded)."""
 
 
-# Called with each value the session returns for a received frame (never None), in order.
-EventHandler = Callable[[Socket, object], None]
+# Called with each event the session returns for a received frame (never None), in order.
+EventHandler = Callable[[Socket, SessionEvent], None]
 
 
 class Transport(Protocol):

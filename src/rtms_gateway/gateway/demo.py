@@ -14,16 +14,17 @@ import shlex
 import sys
 from urllib.parse import quote
 
+import msgspec
 from pydantic import SecretStr
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.engine import make_url
 
 from ..config import Settings
-from ..protocol.constants import EventType
 from ..simulator import Simulator, SimulatorConfig
+from ..sinks.feed import FeedItem, FeedKind
 from ..sinks.keys import KEY_FILE, read_key_file
-from ..sinks.records import ChatMessage, TimelineEvent, TranscriptSegment
+from ..sinks.live import OVERFLOWED, LiveFilter, Subscription
 from .lock import DataDirLock
 from .service import Gateway, bind_socket, serve_http, stop_http
 
@@ -48,22 +49,25 @@ class TranscriptPrinter:
     def _colour(self, who: object) -> str:
         return self.colours.setdefault(who, _COLOURS[len(self.colours) % len(_COLOURS)])
 
-    def show(self, item: object) -> None:
+    def show(self, item: FeedItem) -> None:
+        """One committed feed item: a segment, a chat message, a join or a leave."""
         out = self.console.print
-        if isinstance(item, TranscriptSegment):
-            name = item.user_name or f"user {item.user_id}"
-            out(f"[dim]{self._clock(item.start_time or item.timestamp)}[/dim] "
-                f"[bold {self._colour(item.user_id)}]{escape(name)}[/]: {escape(item.text)}", highlight=False)
-        elif isinstance(item, ChatMessage):
-            sender = escape(item.sender_name or "?")
-            out(f"[dim]{self._clock(item.timestamp)} chat[/dim] [bold]{sender}[/bold]: {escape(item.text)}",
+        data = msgspec.json.decode(item.data)
+        if item.type == "transcript.segment":
+            name = data["user_name"] or f"user {data['user_id']}"
+            out(f"[dim]{self._clock(data['start_time'] or data['timestamp'])}[/dim] "
+                f"[bold {self._colour(data['user_id'])}]{escape(name)}[/]: {escape(data['text'])}",
                 highlight=False)
-        elif isinstance(item, TimelineEvent) and item.event_type in (EventType.PARTICIPANT_JOIN, EventType.PARTICIPANT_LEAVE):
-            verb = "joined" if item.event_type == EventType.PARTICIPANT_JOIN else "left"
-            if item.user_name:
-                self.names[item.user_id] = item.user_name
-            name = self.names.get(item.user_id, f"user {item.user_id}")
-            out(f"[dim]{self._clock(item.timestamp)} {escape(name)} {verb}[/dim]", highlight=False)
+        elif item.type == "chat.message":
+            sender = escape(data["sender_name"] or "?")
+            out(f"[dim]{self._clock(data['timestamp'])} chat[/dim] [bold]{sender}[/bold]: "
+                f"{escape(data['text'])}", highlight=False)
+        elif item.type in ("participant.joined", "participant.left"):
+            verb = "joined" if item.type == "participant.joined" else "left"
+            if data["user_name"]:
+                self.names[data["user_id"]] = data["user_name"]
+            name = self.names.get(data["user_id"], f"user {data['user_id']}")
+            out(f"[dim]{self._clock(data['timestamp'])} {escape(name)} {verb}[/dim]", highlight=False)
 
 
 async def run_demo(settings: Settings, console: Console, *, duration: float, port: int,
@@ -96,7 +100,8 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
         raise
     server = await serve_http(gateway, sock)
     printer = TranscriptPrinter(console)
-    feed = gateway.pipeline.live.subscribe()
+    feed = gateway.live.subscribe(LiveFilter(kinds=(FeedKind.TRANSCRIPT, FeedKind.CHAT,
+                                                    FeedKind.PARTICIPANT)))
     printing = asyncio.get_running_loop().create_task(_print_feed(feed, printer))
     try:
         console.print(f"[bold]rtms-gateway demo[/bold]: gateway on {base}, simulator on {sim.base_url}")
@@ -126,7 +131,7 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
             url = f"{base}/api/meetings/{quote(uuid, safe='')}/transcript?format=txt"
             console.print(f'  curl -H "Authorization: Bearer {_key_argument(settings)}" {shlex.quote(url)}',
                           highlight=False, soft_wrap=True)
-            await server._task  # type: ignore[attr-defined]
+            await server.wait_stopped()
         return 0 if ok else 1
     finally:
         printing.cancel()
@@ -163,6 +168,14 @@ def this_command() -> str:
     return shlex.quote(started_as)
 
 
-async def _print_feed(feed, printer: TranscriptPrinter) -> None:  # type: ignore[no-untyped-def]
-    async for item in feed:
-        printer.show(item)
+async def _print_feed(feed: Subscription, printer: TranscriptPrinter) -> None:
+    while True:
+        try:
+            item = await feed.get()
+        except StopAsyncIteration:
+            return
+        if isinstance(item, FeedItem):
+            printer.show(item)
+        elif item is OVERFLOWED:  # the terminal cannot keep up: the store has it all
+            printer.console.print("[dim](the live view fell behind; the store has everything)[/dim]")
+            return

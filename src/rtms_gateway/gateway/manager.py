@@ -40,7 +40,7 @@ from ..client.stream import RtmsStream
 from ..client.transport import SYSTEM_CLOCK, Clock, Transport, until_set
 from ..protocol.constants import CLIENT_SILENCE_LIMIT_S, MediaType, status_name
 from ..protocol.errors import StoreError
-from ..protocol.messages import MediaParams
+from ..protocol.messages import MediaParams, ReceivedMessage
 from ..sinks.records import MeetingRecord, StreamRecord
 from ..webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
 from .pipeline import Pipeline
@@ -86,7 +86,6 @@ class _Held:
     stop_reason: int | None = None  # Zoom's, when it stopped it
     next_spec: StreamSpec | None = None  # a new rtms_started moved it here
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    connections: int = 0
 
 
 class StreamManager:
@@ -288,7 +287,6 @@ class StreamManager:
                     self._go_to_new_servers(held, held.next_spec)
                 stream = held.stream = self._connect(held.spec)
                 self.streams[stream_id] = stream
-                held.connections += 1
                 try:
                     outcome = await stream.run()
                 except Exception as exc:  # a bug in one stream must not touch the others
@@ -365,7 +363,7 @@ class StreamManager:
 
     # ---- observer hooks (called by RtmsStream) -------------------------------------------
 
-    def on_message(self, stream: RtmsStream, msg: object) -> None:
+    def on_message(self, stream: RtmsStream, msg: ReceivedMessage) -> None:
         self.pipeline.on_message(stream, msg)
 
     def on_lifecycle(self, stream: RtmsStream, change: LifecycleChange) -> None:

@@ -42,7 +42,6 @@ from ..protocol.messages import (
     VideoParams,
 )
 from ..sinks.journal import Journal, JournalBatch, JournalFull
-from ..sinks.live import LiveHub
 from ..sinks.media_files import MediaFiles, Track
 from ..sinks.records import ChatMessage, MediaFile, TimelineEvent, TranscriptSegment
 from .speakers import SpeakerTimeline, is_anonymous
@@ -146,7 +145,6 @@ class Pipeline:
         self,
         store: Any,
         *,
-        live: LiveHub | None = None,
         batch_interval: float = 0.02,
         high_watermark: int = 50_000,
         low_watermark: int = 10_000,
@@ -177,7 +175,6 @@ class Pipeline:
         self._paused_streams: dict[str, Any] = {}
         self._speakers: dict[str, SpeakerTimeline] = {}
         self._finishing: set[asyncio.Task[None]] = set()
-        self.live = live or LiveHub()
         self.batch_interval = batch_interval
         self.high_watermark = high_watermark
         self.low_watermark = low_watermark
@@ -212,12 +209,10 @@ class Pipeline:
                                     self._speakers.get(stream.stream_id))
             self._segments.append(rec)
             self.counters["segments"] += 1
-            self.live.publish(rec.meeting_uuid, rec)
         elif kind is ChatData:
             rec = chat_record(stream.meeting_uuid, stream.stream_id, msg)  # type: ignore[arg-type]
             self._chats.append(rec)
             self.counters["chats"] += 1
-            self.live.publish(rec.meeting_uuid, rec)
         elif kind is EventUpdate:
             speakers = self._speakers.get(stream.stream_id)
             if speakers is None:
@@ -229,8 +224,6 @@ class Pipeline:
             recs = timeline_records(stream.meeting_uuid, stream.stream_id, msg, speakers)  # type: ignore[arg-type]
             self._events.extend(recs)
             self.counters["events"] += len(recs)
-            for rec in recs:
-                self.live.publish(rec.meeting_uuid, rec)
         elif kind is VideoData:
             self.counters["video_frames"] += 1
             if self.media is not None:

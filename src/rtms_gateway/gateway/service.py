@@ -9,7 +9,7 @@ import logging
 import signal
 import socket
 import ssl
-from typing import Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,14 +20,18 @@ from ..client.connection import PicowsTransport, TlsTrust
 from ..client.policy import ReconnectPolicy
 from ..config import Settings
 from ..protocol.errors import StartupError, StoreUnavailable
+from ..sinks.bus import RedisBus
 from ..sinks.keys import ensure_first_key
+from ..sinks.live import LiveHub
+from ..sinks.outbox import Outbox, OutboxConfig, RetryPolicy
 from ..sinks.store import Store
-from .lock import DataDirLock
 from ..webhooks.dedup import Deliveries
+from .lock import DataDirLock
 from .manager import Credentials, StreamManager
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+WS_MAX_MESSAGE = 64 * 1024
 
 
 @dataclass
@@ -38,6 +42,9 @@ class Gateway:
     manager: StreamManager
     app: Any
     lock: DataDirLock
+    live: LiveHub
+    outbox: Outbox | None = None
+    bus: RedisBus | None = None
 
     @classmethod
     async def open(cls, settings: Settings, lock: DataDirLock | None = None) -> Gateway:
@@ -74,6 +81,10 @@ class Gateway:
                 log.info("no API key was configured: an admin key was made and written to %s "
                          "(send it as `Authorization: Bearer <key>`; `rtms-gateway keys` manages keys)",
                          made.resolve())
+        # Fed by the store once each write commits: what the live feeds hand out is durable.
+        live = LiveHub(queue_size=settings.live_queue_size,
+                       max_subscribers=settings.live_max_subscribers)
+        store.on_items(live.publish)
         pipeline = Pipeline(store, data_dir=settings.data_dir)
         policy = ReconnectPolicy(initial_s=settings.reconnect_initial_s,
                                  cap_s=settings.reconnect_max_s,
@@ -94,17 +105,37 @@ class Gateway:
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()
         await recover(settings.data_dir, pipeline, manager, window_s=policy.signaling_window_s)
+        outbox = Outbox(store, OutboxConfig(
+            retry=RetryPolicy(initial_s=settings.webhook_retry_initial_s,
+                              cap_s=settings.webhook_retry_max_s,
+                              max_age_s=settings.webhook_max_age_s),
+            timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private))
+        await outbox.start()
+        bus = None
+        if settings.redis_url.get_secret_value():
+            bus = RedisBus(store, settings.redis_url.get_secret_value(), maxlen=settings.redis_maxlen,
+                           prefix=settings.redis_prefix)
+            await bus.start()
+
+        def extra_metrics() -> dict[str, int]:
+            return {**outbox.metrics(), **(bus.metrics() if bus is not None else {})}
+
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
-                         deliveries=Deliveries(store.memory))
-        return cls(settings, store, pipeline, manager, app, lock)
+                         deliveries=Deliveries(store.memory), live=live, outbox=outbox,
+                         extra_metrics=extra_metrics)
+        return cls(settings, store, pipeline, manager, app, lock, live, outbox, bus)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let go of live streams, commit what is pending, close the store, then the lock."""
         try:
             await self.manager.shutdown(timeout)
             await self.pipeline.close()
-            self.pipeline.live.close()
+            self.live.close()
+            if self.outbox is not None:
+                await self.outbox.close()
+            if self.bus is not None:
+                await self.bus.close()
             await self.store.close()
         finally:
             self.lock.release()
@@ -142,30 +173,43 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def http_config(gateway: Gateway) -> uvicorn.Config:
     """uvicorn as the gateway runs it: HTTP/1.1 with the request deadline and connection
-    bound of the settings; its loggers left to the gateway's logging setup (no handlers of
-    its own, no access log: request lines would carry meeting UUIDs)."""
+    bound of the settings; WebSocket messages (live feed clients') of 64 KiB at most; its
+    loggers left to the gateway's logging setup (no handlers of its own, no access log:
+    request lines would carry meeting UUIDs)."""
     settings = gateway.settings
     protocol = LimitedH11Protocol.with_limits(request_timeout=settings.http_request_timeout_s,
                                               max_connections=settings.http_max_connections)
+    # A live feed's WebSocket client has nothing to say: what it sends is read and dropped.
     return uvicorn.Config(gateway.app, http=protocol, lifespan="off", log_config=None, log_level=None,
-                          access_log=False, timeout_graceful_shutdown=5)
+                          access_log=False, timeout_graceful_shutdown=5, ws_max_size=WS_MAX_MESSAGE)
 
 
-async def serve_http(gateway: Gateway, sock: socket.socket) -> uvicorn.Server:
+class HttpServer(uvicorn.Server):
+    """uvicorn serving in a task of its own: started by `serve_http`, ended by `stop_http`."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def wait_stopped(self) -> None:
+        if self.task is not None:
+            await self.task
+
+
+async def serve_http(gateway: Gateway, sock: socket.socket) -> HttpServer:
     """Start uvicorn on a bound socket; returns once it accepts connections."""
-    server = uvicorn.Server(http_config(gateway))
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    server = HttpServer(http_config(gateway))
+    task = server.task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    server._task = task  # type: ignore[attr-defined]
     return server
 
 
-async def stop_http(server: uvicorn.Server) -> None:
+async def stop_http(server: HttpServer) -> None:
     server.should_exit = True
-    await server._task  # type: ignore[attr-defined]
+    await server.wait_stopped()
 
 
 class _Server(uvicorn.Server):
@@ -193,8 +237,15 @@ async def run_server(settings: Settings, host: str, port: int) -> None:
         raise
     server = _Server(http_config(gateway))
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        server.should_exit = True
+        # Live feeds never end on their own: ended now, so that the server need not wait
+        # for them (their clients resume from the store once a gateway is back).
+        gateway.live.close()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(signum, stop)
     log.info("gateway listening on http://%s:%d (webhook %s)", host, sock.getsockname()[1],
              settings.webhook_path)
     try:

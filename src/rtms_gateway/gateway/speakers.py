@@ -11,24 +11,22 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from ..protocol.constants import EventType
-from ..protocol.messages import Event
-from ..sinks.records import UserId
-
-_NO_USER = (None, 0, -1, "", "0", "-1")
+from ..protocol.messages import Event, UserId
+from ..sinks.records import is_nobody
 
 
-def is_anonymous(user_id: UserId, user_name: str | None) -> bool:
-    """True when a frame names nobody: user 0 / -1 / absent and no name."""
-    return user_id in _NO_USER and not user_name
+def is_anonymous(user_id: UserId | None, user_name: str | None) -> bool:
+    """True when a frame names nobody: no participant's id and no name."""
+    return is_nobody(user_id) and not user_name
 
 
 class SpeakerTimeline:
-    __slots__ = ("names", "_times", "_speakers")
+    __slots__ = ("_speakers", "_times", "names")
 
     def __init__(self) -> None:
-        self.names: dict[UserId, str] = {}
+        self.names: dict[UserId | None, str] = {}
         self._times: list[int] = []
-        self._speakers: list[tuple[int, UserId, str | None]] = []
+        self._speakers: list[tuple[int, UserId | None, str | None]] = []
 
     def on_event(self, ev: Event) -> None:
         kind = ev.event_type
@@ -36,7 +34,7 @@ class SpeakerTimeline:
             for p in ev.participants:
                 if p.user_name:
                     self.names[p.user_id] = p.user_name
-        elif kind == EventType.ACTIVE_SPEAKER_CHANGE and ev.user_id not in _NO_USER:
+        elif kind == EventType.ACTIVE_SPEAKER_CHANGE and not is_nobody(ev.user_id):
             if ev.user_name:
                 self.names[ev.user_id] = ev.user_name
             at = ev.timestamp or 0
@@ -44,20 +42,20 @@ class SpeakerTimeline:
             index = bisect_right(self._times, at)
             self._times.insert(index, at)
             self._speakers.insert(index, (at, ev.user_id, ev.user_name or self.names.get(ev.user_id)))
-        elif kind == EventType.SHARING_START and ev.user_name and ev.user_id not in _NO_USER:
+        elif kind == EventType.SHARING_START and ev.user_name and not is_nobody(ev.user_id):
             self.names[ev.user_id] = ev.user_name
 
-    def name_of(self, user_id: UserId) -> str | None:
+    def name_of(self, user_id: UserId | None) -> str | None:
         return self.names.get(user_id)
 
-    def speaker_during(self, start_ms: int, end_ms: int | None = None) -> tuple[UserId, str | None] | None:
+    def speaker_during(self, start_ms: int, end_ms: int | None = None) -> tuple[UserId | None, str | None] | None:
         """Who held the floor longest between `start_ms` and `end_ms` (an utterance), or
         at `start_ms`. Active-speaker changes trail the start of speech a little, so the
         whole span decides, not its first instant."""
         end_ms = max(end_ms or start_ms, start_ms)
         first = bisect_right(self._times, start_ms) - 1
         last = bisect_right(self._times, end_ms) - 1
-        held: dict[UserId, int] = {}
+        held: dict[UserId | None, int] = {}
         for i in range(max(first, 0), last + 1):
             begin = max(self._times[i], start_ms)
             until = min(self._times[i + 1] if i + 1 < len(self._times) else end_ms, end_ms)

@@ -3,7 +3,7 @@
 Pure and synchronous: no sockets, no asyncio, no clock. Transports drive it.
 """
 
-from .constants import *  # noqa: F403
+from .constants import *  # noqa: F403  (every constant, by name)
 from .errors import (
     ConnectionLost,
     HandshakeRejected,
@@ -20,3 +20,18 @@ from .signature import (
     webhook_signature,
     webhook_signature_valid,
 )
+
+__all__ = [  # noqa: RUF022  (grouped by module, as imported)
+    "ConnectionLost",
+    "HandshakeRejected",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "RTMSError",
+    "SignatureInvalid",
+    "handshake_signature_valid",
+    "signature",
+    "url_validation_response",
+    "webhook_signature",
+    "webhook_signature_valid",
+]

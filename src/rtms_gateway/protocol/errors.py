@@ -27,7 +27,9 @@ class LocalProtocolError(ProtocolError):
 
 
 class RemoteProtocolError(ProtocolError):
-    """The peer sent something the protocol forbids."""
+    """The peer sent something the protocol forbids: bytes that do not decode to a
+    message, a field out of its range, a reply nobody asked for. The decoders raise it;
+    inside a session it arrives as a `FrameRejected` event."""
 
 
 class HandshakeRejected(RTMSError):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from .constants import MsgType
-from .errors import ProtocolError
+from .errors import RemoteProtocolError
 
 # Every integer on the wire fits in 64 bits (timestamps in ms, ids, enums): a larger one
 # is a malformed frame, not a value to carry into the store.
@@ -28,7 +28,10 @@ class Message(msgspec.Struct, tag_field="msg_type", omit_defaults=True, gc=False
 
     @property
     def msg_type(self) -> int:
-        return self.__struct_config__.tag  # type: ignore[return-value]
+        tag = self.__struct_config__.tag
+        if not isinstance(tag, int):  # only the base class, which nothing sends, has none
+            raise TypeError(f"{type(self).__name__} has no msg_type")
+        return tag
 
 
 # ---- shared pieces -----------------------------------------------------------------------
@@ -246,7 +249,7 @@ class MediaContent(msgspec.Struct, omit_defaults=True, gc=False):
         try:
             return base64.b64decode(self.data, validate=True)
         except ValueError as exc:
-            raise ProtocolError(f"media data is not base64: {exc}", field="$.content.data") from None
+            raise RemoteProtocolError(f"media data is not base64: {exc}", field="$.content.data") from None
 
 
 class TranscriptContent(msgspec.Struct, omit_defaults=True, gc=False):
@@ -332,48 +335,52 @@ class UnknownMessage(msgspec.Struct):
     body: dict[str, Any]
 
 
-ClientMessage = Union[
-    SignalingHandshakeReq,
-    DataHandshakeReq,
-    EventSubscription,
-    ClientReadyAck,
-    SessionStateReq,
-    KeepAliveResp,
-    StreamStateReq,
-    StreamCloseReq,
-    VideoSubscriptionReq,
-]
+ClientMessage = (
+    SignalingHandshakeReq
+    | DataHandshakeReq
+    | EventSubscription
+    | ClientReadyAck
+    | SessionStateReq
+    | KeepAliveResp
+    | StreamStateReq
+    | StreamCloseReq
+    | VideoSubscriptionReq
+)
 
-ServerMessage = Union[
-    SignalingHandshakeResp,
-    DataHandshakeResp,
-    EventUpdate,
-    StreamStateUpdate,
-    SessionStateUpdate,
-    SessionStateResp,
-    KeepAliveReq,
-    AudioData,
-    VideoData,
-    ShareData,
-    TranscriptData,
-    ChatData,
-    StreamStateResp,
-    StreamCloseResp,
-    AudioMetadata,
-    VideoSubscriptionResp,
-]
+ServerMessage = (
+    SignalingHandshakeResp
+    | DataHandshakeResp
+    | EventUpdate
+    | StreamStateUpdate
+    | SessionStateUpdate
+    | SessionStateResp
+    | KeepAliveReq
+    | AudioData
+    | VideoData
+    | ShareData
+    | TranscriptData
+    | ChatData
+    | StreamStateResp
+    | StreamCloseResp
+    | AudioMetadata
+    | VideoSubscriptionResp
+)
 
-MediaMessage = Union[AudioData, VideoData, ShareData, TranscriptData, ChatData]
+MediaMessage = AudioData | VideoData | ShareData | TranscriptData | ChatData
 
-_client_decoder = msgspec.json.Decoder(ClientMessage)
-_server_decoder = msgspec.json.Decoder(ServerMessage)
+# What a client hands on from a socket: a server message, or one whose type it does not know.
+ReceivedMessage = ServerMessage | UnknownMessage
+
+_Decoded = TypeVar("_Decoded")
+_client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
+_server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
 _dict_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
 _FIELD_PATH = re.compile(r"at `([^`]+)`")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
-def _translate(exc: msgspec.MsgspecError) -> ProtocolError:
+def _translate(exc: msgspec.MsgspecError) -> RemoteProtocolError:
     text = str(exc)
     path = _FIELD_PATH.search(text)
     missing = _MISSING_FIELD.search(text)
@@ -381,10 +388,12 @@ def _translate(exc: msgspec.MsgspecError) -> ProtocolError:
         field: str | None = f"{path.group(1) if path else '$'}.{missing.group(1)}"
     else:
         field = path.group(1) if path else None
-    return ProtocolError(text, field=field)
+    return RemoteProtocolError(text, field=field)
 
 
-def _decode(decoder: msgspec.json.Decoder, data: bytes | memoryview | str) -> Any:
+def _decode(
+    decoder: msgspec.json.Decoder[_Decoded], data: bytes | memoryview | str
+) -> _Decoded | UnknownMessage:
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -405,8 +414,8 @@ def _decode(decoder: msgspec.json.Decoder, data: bytes | memoryview | str) -> An
         raise _invalid_utf8(exc) from None
 
 
-def _invalid_utf8(exc: UnicodeDecodeError) -> ProtocolError:
-    return ProtocolError(f"invalid UTF-8 in a string: {exc.reason}")
+def _invalid_utf8(exc: UnicodeDecodeError) -> RemoteProtocolError:
+    return RemoteProtocolError(f"invalid UTF-8 in a string: {exc.reason}")
 
 
 def decode_server_message(data: bytes | memoryview | str) -> ServerMessage | UnknownMessage:

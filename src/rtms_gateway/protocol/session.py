@@ -1,8 +1,9 @@
 """Client-side state machines of one signaling socket and one media socket (sans-I/O).
 
 A transport feeds each received frame and the current time to `receive()`, sends what
-`data_to_send()` returns, and acts on the value `receive()` gives back: a typed message
-(media, events, state updates), a session event defined here, or None. Keep-alive answers
+`data_to_send()` returns, and acts on the value `receive()` gives back: a `SessionEvent`
+(a typed message -- media, events, state updates -- or one of the session's own events
+defined here), or None. Consumers handle it with `match`. Keep-alive answers
 are produced here, not by the transport. Nothing in this module touches sockets, asyncio or
 the clock.
 
@@ -16,9 +17,12 @@ Signaling lifecycle (the only legal moves; anything else is a LocalProtocolError
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable
+from typing import Generic, TypeAlias, TypeVar
+
+import msgspec
 
 from .constants import (
     AUTOMATIC_EVENTS,
@@ -30,7 +34,7 @@ from .constants import (
     StatusCode,
     StreamState,
 )
-from .errors import HandshakeRejected, LocalProtocolError, ProtocolError
+from .errors import HandshakeRejected, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .messages import (
     AudioData,
     ChatData,
@@ -43,6 +47,7 @@ from .messages import (
     KeepAliveResp,
     MediaParams,
     Message,
+    ServerMessage,
     ShareData,
     SignalingHandshakeReq,
     SignalingHandshakeResp,
@@ -50,6 +55,7 @@ from .messages import (
     StreamCloseResp,
     StreamStateUpdate,
     TranscriptData,
+    UnknownMessage,
     VideoData,
     VideoSubscriptionReq,
     decode_server_message,
@@ -96,6 +102,13 @@ class ReadyAcknowledged:
     """CLIENT_READY_ACK was queued: every media socket completed its handshake."""
 
     media_types: frozenset[MediaType]
+
+
+# What `receive()` gives back for a frame: a message from Zoom (answered keep-alives
+# excepted), a message type this side does not know, or one of the session's own events.
+SessionEvent: TypeAlias = (
+    ServerMessage | UnknownMessage | HandshakeCompleted | HandshakeFailed | FrameRejected
+)
 
 
 class SignalingState(Enum):
@@ -146,23 +159,21 @@ class StreamIdentity:
     signature: str
     id_key: str = "meeting_uuid"  # the product's own key, sent besides meeting_uuid
 
-    def id_fields(self) -> dict[str, str]:
-        fields = {"meeting_uuid": self.owner_id}
-        if self.id_key != "meeting_uuid":
-            fields[self.id_key] = self.owner_id
-        return fields
+
+_Request = TypeVar("_Request", SignalingHandshakeReq, DataHandshakeReq)
+_State = TypeVar("_State", SignalingState, MediaState)
 
 
-class _Socket:
+class _Socket(Generic[_State]):
     """What both session kinds share: the transition rule, the handshake's identifying
     fields, outgoing queue, liveness, keep-alive answers."""
 
-    _MOVES: dict = {}
-    _NAME = ""
-    state: Enum
-
-    def __init__(self, identity: StreamIdentity) -> None:
+    def __init__(self, identity: StreamIdentity, name: str, state: _State,
+                 moves: Mapping[_State, frozenset[_State]]) -> None:
         self.identity = identity
+        self._name = name
+        self.state: _State = state
+        self._moves: Mapping[_State, frozenset[_State]] = moves
         self._outgoing: list[bytes] = []
         self._sequence = 0
         self.last_received: float | None = None
@@ -170,20 +181,26 @@ class _Socket:
         self.frames_rejected = 0
         self.keep_alives_answered = 0
 
-    def _move(self, new: Enum) -> None:
-        if new not in self._MOVES[self.state]:
-            raise LocalProtocolError(f"{self._NAME} cannot go from {self.state.value} to {new.value}")
+    def _move(self, new: _State) -> None:
+        if new not in self._moves[self.state]:
+            raise LocalProtocolError(f"{self._name} cannot go from {self.state.value} to {new.value}")
         self.state = new
 
-    def _handshake_fields(self) -> dict[str, object]:
+    def _identified(self, request: _Request) -> _Request:
+        """`request` with the stream's identifying fields and the next sequence number;
+        the owner id goes under meeting_uuid and, besides, under the product's own key."""
         self._sequence += 1
-        return {
-            "rtms_stream_id": self.identity.rtms_stream_id,
-            "signature": self.identity.signature,
-            "protocol_version": PROTOCOL_VERSION,
-            "sequence": self._sequence,
-            **self.identity.id_fields(),
-        }
+        identity = self.identity
+        own_key = {} if identity.id_key == "meeting_uuid" else {identity.id_key: identity.owner_id}
+        return msgspec.structs.replace(
+            request,
+            rtms_stream_id=identity.rtms_stream_id,
+            signature=identity.signature,
+            protocol_version=PROTOCOL_VERSION,
+            sequence=self._sequence,
+            meeting_uuid=identity.owner_id,
+            **own_key,
+        )
 
     def _send(self, msg: Message) -> None:
         self._outgoing.append(encode(msg))
@@ -197,7 +214,7 @@ class _Socket:
         """Seconds since the last frame (0 before the first frame was expected)."""
         return 0.0 if self.last_received is None else now - self.last_received
 
-    def _decode(self, data: bytes | memoryview | str, now: float) -> object:
+    def _decode(self, data: bytes | memoryview | str, now: float) -> SessionEvent | None:
         self.last_received = now
         self.frames_received += 1
         try:
@@ -205,17 +222,14 @@ class _Socket:
         except ProtocolError as exc:
             self.frames_rejected += 1
             return FrameRejected(exc, len(data))
-        if type(msg) is KeepAliveReq:
+        if type(msg) is KeepAliveReq:  # an isinstance() miss on a Struct costs more, per frame
             self.keep_alives_answered += 1
             self._send(KeepAliveResp(timestamp=msg.timestamp, sequence=msg.sequence))
             return None
         return msg
 
 
-class SignalingSession(_Socket):
-    _MOVES = _SIGNALING_MOVES
-    _NAME = "signaling"
-
+class SignalingSession(_Socket[SignalingState]):
     def __init__(
         self,
         identity: StreamIdentity,
@@ -224,14 +238,13 @@ class SignalingSession(_Socket):
         buffer_data: bool | None = None,
         client_agent: str | None = None,
     ) -> None:
-        super().__init__(identity)
+        super().__init__(identity, "signaling", SignalingState.IDLE, _SIGNALING_MOVES)
         bad = set(events) & AUTOMATIC_EVENTS
         if bad:
             raise LocalProtocolError(f"events {sorted(bad)} are sent automatically and cannot be subscribed")
         self.events = tuple(int(e) for e in events)
         self.buffer_data = buffer_data
         self.client_agent = client_agent
-        self.state = SignalingState.IDLE
         self.media_urls: dict[str, str] = {}
         self._expected_media: frozenset[MediaType] = frozenset()
         self._ready_media: set[MediaType] = set()
@@ -240,13 +253,10 @@ class SignalingSession(_Socket):
 
     def start(self) -> None:
         self._move(SignalingState.HANDSHAKING)
-        self._send(
-            SignalingHandshakeReq(
-                buffer_data=self.buffer_data,
-                rtms_client_agent=self.client_agent,
-                **self._handshake_fields(),  # type: ignore[arg-type]
-            )
-        )
+        self._send(self._identified(SignalingHandshakeReq(
+            rtms_stream_id="", signature="",  # filled in by _identified
+            buffer_data=self.buffer_data, rtms_client_agent=self.client_agent,
+        )))
 
     def expect_media(self, media_types: Iterable[MediaType]) -> None:
         """The media sockets whose handshakes must succeed before CLIENT_READY_ACK."""
@@ -302,21 +312,23 @@ class SignalingSession(_Socket):
         if self.state is not SignalingState.CLOSED:
             self._move(SignalingState.CLOSED)
 
-    def receive(self, data: bytes | memoryview | str, now: float) -> object:
-        msg = self._decode(data, now)
-        kind = type(msg)
-        if kind is SignalingHandshakeResp:
-            return self._on_handshake(msg)  # type: ignore[arg-type]
-        if kind is StreamStateUpdate and msg.state == StreamState.TERMINATED:  # type: ignore[union-attr]
-            self.stop_reason = msg.any_reason  # type: ignore[union-attr]
-            self.closed()
-        elif kind is StreamCloseResp and self.state is SignalingState.CLOSING:
-            self.closed()
-        return msg
+    def receive(self, data: bytes | memoryview | str, now: float) -> SessionEvent | None:
+        event = self._decode(data, now)
+        match event:
+            case SignalingHandshakeResp():
+                return self._on_handshake(event)
+            case StreamStateUpdate(state=StreamState.TERMINATED):
+                self.stop_reason = event.any_reason
+                self.closed()
+            case StreamCloseResp() if self.state is SignalingState.CLOSING:
+                self.closed()
+        return event
 
-    def _on_handshake(self, msg: SignalingHandshakeResp) -> object:
+    def _on_handshake(
+        self, msg: SignalingHandshakeResp
+    ) -> HandshakeCompleted | HandshakeFailed | FrameRejected:
         if self.state is not SignalingState.HANDSHAKING:
-            return FrameRejected(ProtocolError("unexpected signaling handshake response"), 0)
+            return FrameRejected(RemoteProtocolError("unexpected signaling handshake response"), 0)
         if msg.status_code != StatusCode.OK:
             self._move(SignalingState.REJECTED)
             return HandshakeFailed("signaling", msg.status_code, msg.reason)
@@ -325,12 +337,8 @@ class SignalingSession(_Socket):
         return HandshakeCompleted("signaling", self.media_urls)
 
 
-class MediaSession(_Socket):
+class MediaSession(_Socket[MediaState]):
     """One media socket: its handshake, keep-alives and the media it carries."""
-
-    _MEDIA = frozenset({AudioData, VideoData, ShareData, TranscriptData, ChatData})
-    _MOVES = _MEDIA_MOVES
-    _NAME = "media socket"
 
     def __init__(
         self,
@@ -338,13 +346,12 @@ class MediaSession(_Socket):
         media_type: MediaType,
         media_params: MediaParams | None = None,
     ) -> None:
-        super().__init__(identity)
+        super().__init__(identity, "media socket", MediaState.IDLE, _MEDIA_MOVES)
         if media_type == MediaType.UNDEFINED or media_type >= MediaType.ALL << 1:
             raise LocalProtocolError(f"invalid media_type {int(media_type)}")
         self.media_type = media_type
         self.media_params = media_params
         self.accepted_params: MediaParams | None = None
-        self.state = MediaState.IDLE
         self.media_frames = 0
 
     @property
@@ -353,14 +360,11 @@ class MediaSession(_Socket):
 
     def start(self) -> None:
         self._move(MediaState.HANDSHAKING)
-        self._send(
-            DataHandshakeReq(
-                media_type=int(self.media_type),
-                payload_encryption=False,
-                media_params=self._own_params(),
-                **self._handshake_fields(),  # type: ignore[arg-type]
-            )
-        )
+        self._send(self._identified(DataHandshakeReq(
+            rtms_stream_id="", signature="",  # filled in by _identified
+            media_type=int(self.media_type), payload_encryption=False,
+            media_params=self._own_params(),
+        )))
 
     def _own_params(self) -> MediaParams | None:
         """Only the parameters of the types this socket carries: Zoom validates each one."""
@@ -378,18 +382,24 @@ class MediaSession(_Socket):
         if self.state is not MediaState.CLOSED:
             self._move(MediaState.CLOSED)
 
-    def receive(self, data: bytes | memoryview | str, now: float) -> object:
-        msg = self._decode(data, now)
-        if type(msg) in self._MEDIA:
-            self.media_frames += 1
-            return msg
-        if type(msg) is DataHandshakeResp:
-            if self.state is not MediaState.HANDSHAKING:
-                return FrameRejected(ProtocolError("unexpected media handshake response"), 0)
-            if msg.status_code != StatusCode.OK:  # type: ignore[union-attr]
-                self._move(MediaState.REJECTED)
-                return HandshakeFailed(self.key, msg.status_code, msg.reason)  # type: ignore[union-attr]
-            self._move(MediaState.STREAMING)
-            self.accepted_params = msg.media_params  # type: ignore[union-attr]
-            return HandshakeCompleted(self.key, {}, self.accepted_params)
-        return msg
+    def receive(self, data: bytes | memoryview | str, now: float) -> SessionEvent | None:
+        event = self._decode(data, now)
+        match event:
+            # Most frequent first: each pattern is an isinstance() check, per frame.
+            case AudioData() | VideoData() | ShareData() | TranscriptData() | ChatData():
+                self.media_frames += 1
+            case DataHandshakeResp():
+                return self._on_handshake(event)
+        return event
+
+    def _on_handshake(
+        self, msg: DataHandshakeResp
+    ) -> HandshakeCompleted | HandshakeFailed | FrameRejected:
+        if self.state is not MediaState.HANDSHAKING:
+            return FrameRejected(RemoteProtocolError("unexpected media handshake response"), 0)
+        if msg.status_code != StatusCode.OK:
+            self._move(MediaState.REJECTED)
+            return HandshakeFailed(self.key, msg.status_code, msg.reason)
+        self._move(MediaState.STREAMING)
+        self.accepted_params = msg.media_params
+        return HandshakeCompleted(self.key, {}, self.accepted_params)

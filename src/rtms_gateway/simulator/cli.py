@@ -10,12 +10,28 @@ from typing import Optional
 import typer
 
 from ..logs import configure_logging
-from ..protocol.constants import Product
+from ..protocol.constants import MEDIA_TYPE_BY_KEY, MediaType, Product
+from .credentials import AppCredentials
 from .faults import FaultKind, parse_fault
 from .records import MeetingRecord
 from .runner import SimulationConfig, Simulator, run_simulation
 
 _PRODUCTS = ", ".join(p.value for p in Product)
+_FAULT_KINDS = ", ".join(k.value for k in FaultKind)
+
+
+def _parse_media(value: str) -> MediaType:
+    """`"audio,transcript"` -> MediaType bits; ValueError naming an unknown kind."""
+    bits = MediaType.UNDEFINED
+    for name in (part.strip().lower() for part in value.split(",")):
+        if not name:
+            continue
+        if name not in MEDIA_TYPE_BY_KEY:
+            raise ValueError(f"unknown media type {name!r} (known: {', '.join(sorted(MEDIA_TYPE_BY_KEY))})")
+        bits |= MEDIA_TYPE_BY_KEY[name]
+    if bits == MediaType.UNDEFINED:
+        raise ValueError("no media type given")
+    return bits
 
 
 def _parse_products(value: str) -> tuple[Product, ...]:
@@ -54,7 +70,7 @@ def simulate(
                    "printed, so every run has its own meeting ids and any run can be replayed."),
     fault: list[str] = typer.Option(
         [], "--fault", help="Zoom failure to play in every meeting: KIND, KIND@SECONDS or KIND@SECONDS=ARGUMENT; "
-                            f"repeatable. Kinds: {', '.join(k.value for k in FaultKind)}."),
+                            f"repeatable. Kinds: {_FAULT_KINDS}."),
     random_faults: int = typer.Option(0, "--random-faults", min=0,
                                       help="This many faults per meeting, drawn from --seed."),
     timestamp_jitter_ms: int = typer.Option(
@@ -63,19 +79,7 @@ def simulate(
              "(its content stays its slot's), as real senders' timestamps wander."),
 ) -> None:
     """Zoom's side of RTMS alone: signed webhooks, signaling and media servers, scripted meetings."""
-    from ..config import load_settings, parse_media
-    from ..protocol.errors import StartupError
-
-    try:
-        settings = load_settings()
-    except StartupError as exc:  # names the bad variable, never a secret's value
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    creds = {
-        "ZOOM_CLIENT_ID": settings.zoom_client_id,
-        "ZOOM_CLIENT_SECRET": settings.zoom_client_secret.get_secret_value(),
-        "ZOOM_SECRET_TOKEN": settings.zoom_secret_token.get_secret_value(),
-    }
+    creds = AppCredentials().by_name()
     missing = [name for name, value in creds.items() if not value]
     if missing:
         typer.echo(f"missing credentials: set {', '.join(missing)} (environment or .env); the simulator "
@@ -88,7 +92,7 @@ def simulate(
         typer.echo("--ca-out writes the throwaway CA: not with --no-tls or --tls-cert", err=True)
         raise typer.Exit(2)
     try:
-        offered = parse_media(media)
+        offered = _parse_media(media)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--media") from None
 

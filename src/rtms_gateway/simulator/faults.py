@@ -1,5 +1,9 @@
 """Zoom's failure cases, on demand: what the simulator can do wrong, and when.
 
+This module names the faults, parses and draws them, makes the bad frames they send, and
+decides what each socket-level one does to a stream (`FaultInjector`, which plugs into the
+stream's sans-I/O session); the webhook ones (`interrupted-webhook`, `move`) the runner posts.
+
 A fault is written `kind[@seconds][=argument]`: `drop-media@3`, `silent@2=70`,
 `reject@0=3`. Without `@` it happens 2 s into streaming. `random_faults` draws some for a
 meeting from a seed, so a failing run can be replayed.
@@ -11,6 +15,9 @@ import json
 import random
 from dataclasses import dataclass
 from enum import StrEnum
+
+from ..protocol.constants import StatusCode
+from .session import Drop, PauseReading, SendRaw, StreamSession
 
 
 class FaultKind(StrEnum):
@@ -82,6 +89,31 @@ def random_faults(seed: int, index: int, count: int, duration_s: float) -> list[
     return sorted(faults, key=lambda f: f.at_s)
 
 
+# ---- bad frames -------------------------------------------------------------------------
+
+# What a `malformed` fault sends: not JSON, JSON that is not an object, and messages of
+# known types with fields of the wrong shape.
+MALFORMED_FRAMES = (
+    b"\x00\xffnot json at all",
+    b"[1, 2, 3]",
+    b'{"msg_type": "fourteen"}',
+    b'{"msg_type": 17, "content": "not an object"}',
+    b'{"msg_type": 14, "content": {"data": "%%%not base64%%%", "timestamp": 1}}',
+)
+# What an `unknown-type` fault sends: well-formed frames of types that do not exist.
+UNKNOWN_TYPE_FRAMES = (
+    b'{"msg_type":99,"content":{"data":"from the future"}}',
+    b'{"msg_type":0}',
+)
+_SOME_FRAME = b'{"msg_type":12,"timestamp":1}'  # cut short when a socket sent nothing yet
+
+
+def truncated(frame: bytes | None) -> bytes:
+    """A `truncated` fault's frame: the first half of the last one sent."""
+    whole = frame or _SOME_FRAME
+    return whole[: max(1, len(whole) // 2)]
+
+
 # ---- garbage, for the `fuzz` fault ------------------------------------------------------
 
 _FIELDS = ("msg_type", "content", "event", "user_id", "user_name", "data", "timestamp", "state", "reason",
@@ -126,3 +158,73 @@ def garbage_frame(rng: random.Random, real: bytes | None) -> bytes:
         return json.dumps(body, allow_nan=rng.random() < 0.1).encode()
     except ValueError:
         return b"{}"
+
+
+# ---- what a fault does to a stream ------------------------------------------------------
+
+FUZZ_PER_TICK = 200  # garbage frames per 20 ms tick: 10,000/s
+
+
+class FaultInjector:
+    """The socket-level faults of one stream: each one's effect, through its session."""
+
+    def __init__(self, session: StreamSession) -> None:
+        self.session = session
+        self._fuzz_left = 0
+        self._fuzz_rng = random.Random(0)
+
+    def inject(self, fault: Fault, now: float) -> None:
+        """Do `fault` now: queue its drops, pauses and frames, or set what the session's
+        rules consult (silence, the next handshake's refusal)."""
+        session, kind = self.session, fault.kind
+        session.record.faults.append(str(fault))
+        media = [s for s in session.media if s.live]
+        live = session.live_sockets()
+        if kind is FaultKind.DROP_SIGNALING and session.signaling is not None:
+            session.queue(Drop(session.signaling))
+        elif kind is FaultKind.DROP_MEDIA and media:
+            session.queue(Drop(media[0]))
+        elif kind is FaultKind.SILENT:
+            session.silence(now + (fault.value or 0))
+        elif kind is FaultKind.REJECT:
+            session.refuse_next_signaling(int(fault.value or StatusCode.INVALID_SIGNATURE))
+            if session.signaling is not None:
+                session.queue(Drop(session.signaling))  # so that the client has to handshake again
+        elif kind is FaultKind.MALFORMED:
+            for socket in live:
+                session.queue(SendRaw(socket, MALFORMED_FRAMES))
+        elif kind is FaultKind.TRUNCATED:
+            for socket in live:
+                session.queue(SendRaw(socket, (truncated(socket.last_payload),)))
+        elif kind is FaultKind.UNKNOWN_TYPE:
+            for socket in live:
+                session.queue(SendRaw(socket, UNKNOWN_TYPE_FRAMES))
+        elif kind is FaultKind.DUPLICATE:
+            for socket in media:
+                session.queue(SendRaw(socket, tuple(socket.recent)))
+        elif kind is FaultKind.SLOW_READER:
+            for socket in live:
+                session.queue(PauseReading(socket, fault.value or 0))
+        elif kind is FaultKind.FUZZ:
+            self._fuzz_left += int(fault.value or 0)
+            self._fuzz_rng = random.Random(f"rtms-fuzz:{session.rtms_stream_id}:{fault}")
+
+    @property
+    def fuzzing(self) -> bool:
+        return self._fuzz_left > 0
+
+    def fuzz(self) -> None:
+        """One tick's share of the `fuzz` fault's frames, over every live socket."""
+        session = self.session
+        live = session.live_sockets()
+        if not self._fuzz_left or not live:
+            return
+        rng = self._fuzz_rng
+        last = {s: s.last_payload for s in live}  # each garbage frame mutates the one before
+        for _ in range(min(FUZZ_PER_TICK, self._fuzz_left)):
+            socket = rng.choice(live)
+            frame = garbage_frame(rng, last[socket])
+            last[socket] = frame
+            session.queue(SendRaw(socket, (frame,)))
+            self._fuzz_left -= 1
+            session.record.garbage_sent += 1

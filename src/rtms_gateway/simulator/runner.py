@@ -138,9 +138,7 @@ class MeetingHandle:
 
     def request_stop(self, reason: StopReason = StopReason.HOST_TRIGGERED) -> None:
         """End the meeting now, as Zoom would when the host stops the app."""
-        if self.stream.stop_requested is None:
-            self.stream.stop_requested = reason
-            self.stream.wake()
+        self.stream.request_stop(reason)
 
 
 class Simulator:
@@ -276,7 +274,7 @@ class Simulator:
             script = dataclasses.replace(script, rtms_stream_id=stream_id)
         if script.rtms_stream_id in self.server.streams:
             raise ValueError(f"stream {script.rtms_stream_id!r} is already running")
-        stream = SimStream(script, self.server, self.pacer, self._settings, self.config.video_source)
+        stream = SimStream(script, self.pacer, self._settings, self.config.video_source)
         handle = MeetingHandle(script, stream, self.server.signaling_url(script.rtms_stream_id))
         handle.webhook_delay = webhook_delay
         handle.faults = list(faults)
@@ -313,8 +311,7 @@ class Simulator:
                 reason = stream.poll(now)
                 if reason is None and stream.t0 is None and now >= connect_deadline:
                     reason = StopReason.CONNECTION_TIMEOUT
-                while stream.interruptions_to_report:
-                    stream.interruptions_to_report -= 1
+                for _ in range(stream.session.take_interruptions()):
                     pending.append(loop.create_task(
                         self._post(record, product.interrupted_event, script.interrupted_payload())))
                 if reason is None:

@@ -7,16 +7,19 @@ The stream a socket belongs to is the one its handshake names; the path is infor
 (a client that opens the `all` URL and asks for transcripts only gets transcripts, as the
 quickstart does). Client JSON is accepted in text and binary frames, fragmented or not,
 with unknown fields ignored; the server answers in text frames.
+
+This module only moves bytes and time: whether a handshake is accepted is
+`session.HandshakeRules`, what follows is the stream's `session.StreamSession`; a socket's
+own state (keep-alive clock, recent frames) is its `session.ServerSocket`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import ssl
-from collections import deque
-from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from picows import (
@@ -31,31 +34,28 @@ from picows import (
     ws_create_server,
 )
 
-from ..protocol.constants import ID_KEYS, MEDIA_KEY, PROTOCOL_VERSION, MediaType, StatusCode, status_name
-from ..protocol.errors import ProtocolError
-from ..protocol.messages import (
-    DataHandshakeReq,
-    DataHandshakeResp,
-    MediaParams,
-    MediaServer,
-    Message,
-    SignalingHandshakeReq,
-    SignalingHandshakeResp,
-    decode_client_message,
-    encode,
+from ..protocol.constants import MEDIA_KEY, MediaType, StatusCode
+from ..protocol.messages import MediaServer, Message, encode
+from .records import HandshakeRecord
+from .session import (
+    ClientFrame,
+    CloseCode,
+    DuplicatePolicy,
+    HandshakeRules,
+    MediaGrant,
+    Refusal,
+    Role,
+    ServerSocket,
+    SocketState,
+    StreamSession,
+    handshake_response,
 )
-from ..protocol.signature import handshake_signature_valid
-from .params import MediaRefused, accept_params, status_for_field, wanted_media
-from .records import SIGNALING, HandshakeRecord, media_label
+from .wire import StreamEndpoint
 
-if TYPE_CHECKING:
-    from .stream import SimStream
-
-DuplicatePolicy = Literal["reject", "evict"]  # a second signaling socket for a live stream
+__all__ = ["Connection", "DuplicatePolicy", "RTMSServer"]
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 1 << 20  # client messages are small JSON; refuse runaway fragments
-RECENT_FRAMES = 8  # kept per socket, sent again by the `duplicate` fault
 WRITE_BUFFER_LIMIT = 8 << 20  # a client that stops reading loses frames past this, never memory
 CLOSE_GRACE_S = 1.0
 SIGNALING_PATH = "signaling"
@@ -64,34 +64,24 @@ _SUBPROTOCOL = "websocket"  # what Zoom's SDK offers
 
 
 class Connection(WSListener):
-    """One accepted WebSocket: frame reassembly, decoding, sending, keep-alive counters."""
+    """One accepted WebSocket: frame reassembly and sending. What the frames mean is the
+    socket's session (`self.socket`) and, once its handshake is accepted, its stream's."""
 
-    def __init__(self, server: RTMSServer, role: str) -> None:
+    def __init__(self, server: RTMSServer, role: Role) -> None:
         super().__init__()
         self.server = server
-        self.role = role  # SIGNALING or MEDIA
         self.transport: WSTransport | None = None
-        self.stream: SimStream | None = None
-        self.label = role  # after a media handshake: what it serves ("audio", "all", ...)
-        self.media = MediaType.UNDEFINED  # single media types this socket carries
-        self.unified = False  # opened with media_type ALL
-        self.params: MediaParams | None = None  # what its handshake accepted
-        self.closed = False
-        self.last_sent = 0.0
-        self.ka_sequence = 0
-        self.ka_pending: list[int] = []  # timestamps of unanswered KEEP_ALIVE_REQ
+        self._clock = asyncio.get_running_loop().time
+        self.socket = ServerSocket(role, self._clock())
+        self.endpoint: StreamEndpoint | None = None  # the stream, while it listens
         self.dropped = 0
-        self.last_payload: bytes | None = None
-        self.recent: deque[bytes] = deque(maxlen=RECENT_FRAMES)  # for the `duplicate` fault
         self._paused = False
         self._fragments: bytearray | None = None
-        self._clock = asyncio.get_running_loop().time
 
     # ---- picows callbacks --------------------------------------------------------------
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
-        self.last_sent = self._clock()
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
@@ -107,19 +97,20 @@ class Connection(WSListener):
             self._fragments += frame.get_payload_as_memoryview()
             if len(self._fragments) > MAX_MESSAGE_BYTES:
                 self._fragments = None
-                self.close(WSCloseCode.MESSAGE_TOO_BIG)
+                self.close(CloseCode.MESSAGE_TOO_BIG)
             elif frame.fin:
                 data, self._fragments = bytes(self._fragments), None
                 self._on_message(data)
         elif kind == WSMsgType.CLOSE:
             if not transport.is_close_frame_sent:
+                self.socket.closing()
                 transport.send_close(frame.get_close_code())
             transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        self.closed = True
-        if self.stream is not None:
-            self.stream.on_disconnected(self)
+        self.socket.closed()
+        if self.endpoint is not None:
+            self.endpoint.on_disconnected(self)
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -130,63 +121,54 @@ class Connection(WSListener):
     # ---- ours --------------------------------------------------------------------------
 
     def _on_message(self, data: bytes) -> None:
-        try:
-            msg = decode_client_message(data)
-        except ProtocolError as exc:
-            if self.stream is None:
-                self.server.reject_undecodable(self, exc)
-            else:
-                self.stream.record.frames_rejected += 1
-            return
-        if self.stream is None:
-            self.server.on_handshake(self, msg)
-        else:
-            self.stream.on_message(self, msg)
+        frame = self.socket.receive(data)
+        if self.socket.state is SocketState.HANDSHAKING:
+            self.server.on_handshake(self, frame)
+        elif self.endpoint is not None:
+            self.endpoint.on_frame(self, frame)
+        # else: a refused or replaced socket, closing: what it says is no news
 
     def send(self, data: bytes) -> None:
-        if self._paused and self.transport is not None:
-            if self.transport.underlying_transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
-                self.dropped += 1
-                return
-        if self.transport is not None:
-            self.transport.send(WSMsgType.TEXT, data)
-            self.last_sent = self._clock()
-            self.last_payload = data
-            self.recent.append(data)
+        if self.transport is None:
+            return
+        if self._paused and self.transport.underlying_transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+            self.dropped += 1
+            return
+        self.transport.send(WSMsgType.TEXT, data)
+        self.socket.sent(data, self._clock())
 
     def send_message(self, msg: Message) -> None:
         self.send(encode(msg))
 
-    @property
-    def live(self) -> bool:
-        return not self.closed and self.transport is not None and not self.transport.is_close_frame_sent
+    def detach(self) -> None:
+        self.endpoint = None
 
-    def close(self, code: WSCloseCode = WSCloseCode.OK, reason: str = "") -> None:
+    def close(self, code: CloseCode = CloseCode.OK, reason: str = "") -> None:
         """Start the closing handshake; drop the TCP connection if the peer does not answer."""
-        if self.transport is None or self.closed:
+        if self.transport is None or self.socket.state is SocketState.CLOSED:
             return
-        self.transport.send_close(code, reason.encode() if reason else None)
+        self.socket.closing()
+        self.transport.send_close(WSCloseCode(int(code)), reason.encode() if reason else None)
         asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self.transport.disconnect)
 
     def drop(self) -> None:
         """The connection dies: no close frame, as when a server or a network fails."""
-        if self.transport is not None and not self.closed:
+        if self.transport is not None and self.socket.state is not SocketState.CLOSED:
             self.transport.disconnect()
 
     def pause_reading_for(self, seconds: float) -> None:
-        if self.transport is None or self.closed:
+        if self.transport is None or self.socket.state is SocketState.CLOSED:
             return
         underlying = self.transport.underlying_transport
         underlying.pause_reading()
         asyncio.get_running_loop().call_later(
-            seconds, lambda: None if self.closed else underlying.resume_reading())
+            seconds, lambda: None if self.socket.state is SocketState.CLOSED else underlying.resume_reading())
 
     async def wait_closed(self) -> None:
-        if self.transport is not None and not self.closed:
-            try:
+        if self.transport is not None and self.socket.state is not SocketState.CLOSED:
+            # picows re-raises a callback's error here; it was logged already
+            with contextlib.suppress(Exception):
                 await self.transport.wait_disconnected()
-            except Exception:  # picows re-raises a callback's error here; it was logged already
-                pass
 
 
 class RTMSServer:
@@ -203,15 +185,13 @@ class RTMSServer:
         public_host: str = "localhost",
         duplicate_signaling: DuplicatePolicy = "reject",
     ) -> None:
-        self._client_id = client_id
-        self._client_secret = client_secret
+        self.rules = HandshakeRules(client_id, client_secret, duplicate_signaling)
         self.host = host
         self.port = port
         self.public_host = public_host
-        self.duplicate_signaling = duplicate_signaling
         self._ssl = ssl_context
         self._servers: list[asyncio.AbstractServer] = []
-        self.streams: dict[str, SimStream] = {}
+        self.streams: dict[str, StreamEndpoint] = {}
         self.stray_handshakes: list[HandshakeRecord] = []  # for streams we do not know
 
     @property
@@ -249,21 +229,21 @@ class RTMSServer:
             await server.wait_closed()
         self._servers.clear()
 
-    def register(self, stream: SimStream) -> None:
-        self.streams[stream.script.rtms_stream_id] = stream
+    def register(self, stream: StreamEndpoint) -> None:
+        self.streams[stream.session.rtms_stream_id] = stream
 
-    def unregister(self, stream: SimStream) -> None:
-        if self.streams.get(stream.script.rtms_stream_id) is stream:
-            del self.streams[stream.script.rtms_stream_id]
+    def unregister(self, stream: StreamEndpoint) -> None:
+        if self.streams.get(stream.session.rtms_stream_id) is stream:
+            del self.streams[stream.session.rtms_stream_id]
 
     # ---- upgrade and handshakes ---------------------------------------------------------
 
     def _factory(self, request: WSUpgradeRequest) -> Connection | WSUpgradeResponseWithListener | None:
         parts = request.path.decode("latin-1").split("?", 1)[0].strip("/").split("/")
         if parts[0] == SIGNALING_PATH:
-            conn = Connection(self, SIGNALING)
+            conn = Connection(self, "signaling")
         elif parts[0] == MEDIA_PATH:
-            conn = Connection(self, MEDIA_PATH)
+            conn = Connection(self, "media")
         else:
             return None  # 404
         offered = request.headers.get("sec-websocket-protocol") or ""
@@ -273,98 +253,35 @@ class RTMSServer:
             return WSUpgradeResponseWithListener(response, conn)
         return conn
 
-    def reply(self, conn: Connection, status: int, reason: str, sequence: int | None = None,
-              **fields: Any) -> None:
-        """The handshake response for the socket's role."""
-        kind = SignalingHandshakeResp if conn.role == SIGNALING else DataHandshakeResp
-        conn.send_message(kind(status_code=int(status), reason=reason, protocol_version=PROTOCOL_VERSION,
-                               sequence=sequence or 0, **fields))
+    def _find(self, stream_id: str) -> StreamSession | None:
+        stream = self.streams.get(stream_id)
+        return stream.session if stream is not None else None
 
-    def refuse(self, conn: Connection, status: StatusCode, reason: str, sequence: int | None,
-               stream: SimStream | None = None) -> None:
-        """Answer a handshake with an error status, record it, and close the socket."""
-        self.reply(conn, status, reason, sequence)
-        record = HandshakeRecord(conn.label, int(status), reason)
-        (stream.record.handshakes if stream is not None else self.stray_handshakes).append(record)
-        conn.close(WSCloseCode.OK)
-
-    def reject_undecodable(self, conn: Connection, exc: ProtocolError) -> None:
-        status = status_for_field(exc.field) if conn.role == MEDIA_PATH else StatusCode.INVALID_PAYLOAD
-        where = exc.field or "the message"
-        self.refuse(conn, status, f"invalid handshake: {where}: {exc}", None)
-
-    def on_handshake(self, conn: Connection, msg: object) -> None:
-        expected = SignalingHandshakeReq if conn.role == SIGNALING else DataHandshakeReq
-        if type(msg) is not expected:
-            self.refuse(conn, StatusCode.INVALID_MESSAGE_TYPE,
-                        f"expected a {expected.__name__} (msg_type {expected.__struct_config__.tag})",
-                        None)
+    def on_handshake(self, conn: Connection, frame: ClientFrame) -> None:
+        """The first frame of a socket: the rules decide, this pumps the answer."""
+        socket = conn.socket
+        decision = self.rules.admit(socket, frame, self._find)
+        if isinstance(decision, Refusal):
+            conn.send_message(handshake_response(socket.role, decision.status, decision.reason, decision.sequence))
+            if decision.stream is not None:
+                decision.stream.refused(socket, decision)
+            else:
+                socket.refused()
+                self.stray_handshakes.append(HandshakeRecord(socket.label, int(decision.status), decision.reason))
+            conn.close(CloseCode.OK)
             return
-        req: SignalingHandshakeReq | DataHandshakeReq = msg
-        if type(req) is DataHandshakeReq:
-            conn.label = media_label(req.media_type)
-        stream = self.streams.get(req.rtms_stream_id)
-        if stream is None or stream.ended:
-            self.refuse(conn, StatusCode.INVALID_RTMS_STREAM_ID,
-                        f"unknown rtms_stream_id {req.rtms_stream_id!r}", req.sequence)
-            return
-        owner = req.owner_id
-        if owner is None:
-            self.refuse(conn, StatusCode.INVALID_PAYLOAD,
-                        f"missing the meeting id: send one of {', '.join(ID_KEYS)}", req.sequence, stream)
-            return
-        if not handshake_signature_valid(self._client_id, self._client_secret, owner,
-                                         req.rtms_stream_id, req.signature):
-            self.refuse(conn, StatusCode.INVALID_SIGNATURE,
-                        "signature does not verify: expected hex HMAC-SHA256 of "
-                        "client_id,meeting_uuid,rtms_stream_id keyed with the client secret",
-                        req.sequence, stream)
-            return
-        if owner != stream.script.owner_id:
-            self.refuse(conn, StatusCode.INVALID_SIGNATURE,
-                        f"the signed id is not this stream's {stream.script.product.id_key}",
-                        req.sequence, stream)
-            return
-        if type(req) is SignalingHandshakeReq:
-            self._accept_signaling(conn, req, stream)
+        req = decision.request
+        stream = self.streams[req.rtms_stream_id]
+        conn.endpoint = stream
+        if isinstance(decision, MediaGrant):
+            conn.send_message(handshake_response(socket.role, StatusCode.OK, "", req.sequence,
+                                                 media_params=decision.params))
+            stream.attach_media(conn, decision)
         else:
-            self._accept_media(conn, req, stream)  # type: ignore[arg-type]
-
-    def _accept_signaling(self, conn: Connection, req: SignalingHandshakeReq, stream: SimStream) -> None:
-        if stream.reject_next is not None:  # a `reject` fault
-            status, stream.reject_next = stream.reject_next, None
-            self.refuse(conn, StatusCode(status), f"refused by fault injection ({status_name(status)})",
-                        req.sequence, stream)
-            return
-        if stream.signaling_live:
-            if self.duplicate_signaling == "reject":
-                self.refuse(conn, StatusCode.DUPLICATE_SIGNAL_REQUEST,
-                            "duplicate signal request: this stream already has a live signaling connection",
-                            req.sequence, stream)
-                return
-            stream.take_over()
-        urls = self.media_urls(req.rtms_stream_id, stream.script.offered)
-        self.reply(conn, StatusCode.OK, "", req.sequence, media_server=MediaServer(server_urls=urls))
-        stream.attach_signaling(conn, req)
-
-    def _accept_media(self, conn: Connection, req: DataHandshakeReq, stream: SimStream) -> None:
-        try:
-            wanted = wanted_media(req.media_type, stream.script.offered)
-            unified, taken = stream.media_in_use()
-            if unified:
-                raise MediaRefused(StatusCode.MEDIA_DATA_ALL_CONNECTION_EXIST,
-                                     "an `all` media connection is already open")
-            asks_all = bool(req.media_type & MediaType.ALL)
-            if wanted & taken or (asks_all and taken):
-                raise MediaRefused(StatusCode.DUPLICATE_MEDIA_DATA_CONNECTION,
-                                     f"{media_label(wanted & taken or taken)} already has a media connection")
-            params = accept_params(wanted, req.media_params)
-        except MediaRefused as exc:
-            self.refuse(conn, exc.status, exc.reason, req.sequence, stream)
-            return
-        conn.unified = asks_all
-        self.reply(conn, StatusCode.OK, "", req.sequence, payload_encrypted=False, media_params=params)
-        stream.attach_media(conn, wanted, params)
+            urls = self.media_urls(req.rtms_stream_id, decision.stream.offered)
+            conn.send_message(handshake_response(socket.role, StatusCode.OK, "", req.sequence,
+                                                 media_server=MediaServer(server_urls=urls)))
+            stream.attach_signaling(conn, decision.request)
 
 
 MAX_PATH_PART = 256

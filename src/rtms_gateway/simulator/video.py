@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from functools import lru_cache
+from typing import cast
 
 import av
 
@@ -39,7 +40,7 @@ class H264Pattern:
         fps = params.fps or 25
         ctx = av.CodecContext.create("libx264", "w")
         ctx.width, ctx.height, ctx.pix_fmt = self.width, self.height, "yuv420p"
-        ctx.time_base, ctx.framerate, ctx.gop_size = Fraction(1, fps), fps, fps
+        ctx.time_base, ctx.framerate, ctx.gop_size = Fraction(1, fps), Fraction(fps), fps
         ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
                        "x264-params": f"keyint={fps}:min-keyint={fps}:repeat-headers=1:annexb=1:bframes=0"}
         ctx.open()
@@ -70,7 +71,7 @@ def still_image(codec: Codec, width: int, height: int, colour: tuple[int, int, i
     for plane, value in zip(frame.planes, colour):
         plane.update(bytes([value]) * plane.buffer_size)
     name, pix_fmt = ("mjpeg", "yuvj420p") if codec == Codec.JPG else ("png", "rgb24")
-    ctx = av.CodecContext.create(name, "w")
+    ctx = cast("av.VideoCodecContext", av.CodecContext.create(name, "w"))
     ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = width, height, pix_fmt, Fraction(1, 1)
     ctx.open()
     packets = ctx.encode(frame.reformat(format=pix_fmt)) + ctx.encode(None)

@@ -8,13 +8,18 @@ None and the caller keeps the packets as received.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from ..protocol.constants import Codec
+from ..protocol.errors import RTMSError
 
 log = logging.getLogger(__name__)
 
 PcmDecoder = Callable[[bytes], bytes]
+
+
+class UndecodableAudio(RTMSError):
+    """A payload its codec's decoder cannot read (a corrupt or truncated frame)."""
 
 CODEC_NAMES = {Codec.L16: "l16", Codec.G711: "g711", Codec.G722: "g722", Codec.OPUS: "opus",
                Codec.JPG: "jpg", Codec.PNG: "png", Codec.H264: "h264"}
@@ -48,7 +53,10 @@ class _AvDecoder:
         import av
 
         self._av = av
-        self.ctx = av.CodecContext.create(name, "r")
+        ctx = av.CodecContext.create(name, "r")
+        if not isinstance(ctx, av.AudioCodecContext):
+            raise TypeError(f"{name} is not an audio decoder")
+        self.ctx = ctx
         self.ctx.sample_rate = sample_rate
         self.ctx.layout = "stereo" if channels == 2 else "mono"
         self.bytes_per_sample = 2 * channels
@@ -56,9 +64,12 @@ class _AvDecoder:
 
     def __call__(self, payload: bytes) -> bytes:
         out: list[bytes] = []
-        for frame in self.ctx.decode(self._av.Packet(payload)):
-            for pcm in self.resampler.resample(frame):
-                out.append(bytes(pcm.planes[0])[: pcm.samples * self.bytes_per_sample])
+        try:
+            for frame in self.ctx.decode(self._av.Packet(payload)):
+                for pcm in self.resampler.resample(frame):
+                    out.append(bytes(pcm.planes[0])[: pcm.samples * self.bytes_per_sample])
+        except self._av.FFmpegError as exc:
+            raise UndecodableAudio(f"{self.ctx.name} frame not decodable: {exc.strerror}") from None
         return b"".join(out)
 
 
@@ -73,6 +84,6 @@ def pcm_decoder(codec: Codec, sample_rate: int, channels: int) -> PcmDecoder | N
         return None
     try:
         return _AvDecoder(name, sample_rate, channels)
-    except Exception as exc:  # PyAV missing, or built without this decoder
+    except (ImportError, ValueError) as exc:  # PyAV missing, or built without this decoder (UnknownCodecError)
         log.info("no %s decoder (%s); keeping the packets as received", name, exc)
         return None

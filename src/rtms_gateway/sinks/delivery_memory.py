@@ -11,7 +11,8 @@ Keys are hashes (`schema.key_of`), so a delivery or a stream id of any length fi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Hashable
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -54,9 +55,9 @@ class DeliveryMemory:
         """True if `delivery` was taken within the TTL; records it (as of `now_ms`) if not.
         One statement, so two gateways on one database agree on who takes it."""
         t = s.webhook_deliveries
-        stmt = self._insert(t).values(delivery_key=key_of(*delivery), seen_at_ms=now_ms)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["delivery_key"], set_={"seen_at_ms": stmt.excluded.seen_at_ms},
+        insert = self._insert(t).values(delivery_key=key_of(*delivery), seen_at_ms=now_ms)
+        stmt = insert.on_conflict_do_update(
+            index_elements=["delivery_key"], set_={"seen_at_ms": insert.excluded.seen_at_ms},
             where=t.c.seen_at_ms < now_ms - self.delivery_ttl_ms,  # an expired one is new again
         ).returning(t.c.id)
         async with self.engine.begin() as conn:

@@ -21,7 +21,7 @@ import msgspec
 from ..protocol.constants import EventType
 from .cursors import Cursored, format_cursor
 from .media_export import media_json
-from .records import ChatMessage, MediaFile, TimelineEvent, TranscriptSegment
+from .records import ChatMessage, MediaFile, TimelineEvent, TranscriptSegment, is_nobody
 
 if TYPE_CHECKING:
     from .search import SearchHit
@@ -196,7 +196,7 @@ def _clock(ms: int, sep: str) -> str:
 def _speaker(seg: TranscriptSegment) -> str:
     if seg.user_name:
         return seg.user_name
-    return f"User {seg.user_id}" if seg.user_id not in (None, 0, "") else "Unknown speaker"
+    return "Unknown speaker" if is_nobody(seg.user_id) else f"User {seg.user_id}"
 
 
 def _vtt_escape(text: str) -> str:

@@ -34,7 +34,7 @@ KEY_FILE = "api-key"
 FIRST_KEY_NAME = "admin"
 
 
-class Scope(str, enum.Enum):
+class Scope(enum.StrEnum):
     """What a key may do: `read` every route that reads, `admin` also those that change."""
 
     READ = "read"

@@ -16,7 +16,7 @@ moves nothing: neither the anchor, nor a track, nor the stream's time zero.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 LEAD_MS = 70_000  # Zoom's 60 s buffer, and a margin
 MAX_SKEW_MS = 300_000  # how far ahead of our wall clock a stream's first timestamp may be
@@ -27,7 +27,7 @@ class StreamClock:
     """Per frame, `ts <= clock.limit_ms or clock.admits(ts)`: the common case is one
     comparison; the clock is read only when a timestamp passes the cached limit."""
 
-    __slots__ = ("limit_ms", "refused", "_anchor_ms", "_anchored_at", "_now", "_wall")
+    __slots__ = ("_anchor_ms", "_anchored_at", "_now", "_wall", "limit_ms", "refused")
 
     def __init__(self, *, now: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
@@ -37,10 +37,6 @@ class StreamClock:
         self._anchored_at = 0.0
         self._now = now
         self._wall = wall
-
-    @property
-    def anchored(self) -> bool:
-        return self._anchor_ms is not None
 
     def admits(self, timestamp_ms: int) -> bool:
         if timestamp_ms <= self.limit_ms:

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .records import MediaFile
+from .records import MediaFile, is_nobody
 
 MEDIA_TYPES = {"wav": "audio/wav", "mp4": "video/mp4", "h264": "video/h264",
                "raw": "application/octet-stream", "frames": "application/zip"}
@@ -41,7 +41,7 @@ def pick_files(files: list[MediaFile], fmt: str, *, kind: str | None = None,
     if participant is not None:
         return [f for f in chosen if str(f.user_id) == participant or f.user_name == participant]
     if fmt == "wav":
-        mixed = [f for f in chosen if f.user_id in (0, None)]
+        mixed = [f for f in chosen if is_nobody(f.user_id)]
         return mixed or chosen
     return chosen
 

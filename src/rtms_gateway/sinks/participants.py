@@ -11,15 +11,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..protocol.constants import EventType
+from ..protocol.messages import UserId
 from .exports import iso_names, with_iso
-from .records import ChatMessage, TimelineEvent, TranscriptSegment, UserId
+from .records import ChatMessage, TimelineEvent, TranscriptSegment, is_nobody
 
 _TIMES = iso_names("joins", "leaves", "joined_at_ms", "left_at_ms")
 
 
 @dataclass
 class Participant:
-    user_id: UserId
+    user_id: UserId | None
     user_name: str | None = None
     joins: list[int] = field(default_factory=list)  # ms since the epoch
     leaves: list[int] = field(default_factory=list)
@@ -39,7 +40,7 @@ def participants(events: Iterable[TimelineEvent], segments: Iterable[TranscriptS
                  chats: Iterable[ChatMessage] = (), *, end_ms: int | None = None) -> list[Participant]:
     people: dict[str, Participant] = {}
 
-    def person(user_id: UserId, name: str | None) -> Participant:
+    def person(user_id: UserId | None, name: str | None) -> Participant:
         p = people.get(str(user_id))
         if p is None:
             p = people[str(user_id)] = Participant(user_id=user_id)
@@ -51,7 +52,7 @@ def participants(events: Iterable[TimelineEvent], segments: Iterable[TranscriptS
     floor: tuple[Participant, int] | None = None  # who holds it, since when
     last = end_ms if end_ms is not None else (ordered[-1].timestamp if ordered else None)
     for ev in ordered:
-        if ev.user_id is None or ev.user_id in (0, -1, "0", "-1", ""):
+        if is_nobody(ev.user_id):
             continue
         p = person(ev.user_id, ev.user_name)
         if ev.event_type == EventType.PARTICIPANT_JOIN:

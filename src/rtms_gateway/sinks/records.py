@@ -7,8 +7,19 @@ from typing import Any
 import msgspec
 
 from ..client.lifecycle import StreamState
+from ..protocol.messages import UserId
 
-UserId = int | str | None
+__all__ = ["ChatMessage", "MediaFile", "MeetingRecord", "StreamRecord", "TimelineEvent", "TranscriptSegment",
+           "UserId", "is_nobody"]  # UserId re-exported: the type of every record's user ids
+
+# Zoom names no one with user 0 (the mixed audio), -1, or no id at all, as a number or a
+# string; every place that asks "is this somebody?" asks `is_nobody`.
+_NOBODY: frozenset[UserId | None] = frozenset((None, 0, -1, "", "0", "-1"))
+
+
+def is_nobody(user_id: UserId | None) -> bool:
+    """True when `user_id` names no participant: the mixed audio's user 0, -1, or none."""
+    return user_id in _NOBODY
 
 
 class MeetingRecord(msgspec.Struct, kw_only=True):
@@ -36,7 +47,7 @@ class StreamRecord(msgspec.Struct, kw_only=True):
 class TranscriptSegment(msgspec.Struct, kw_only=True, gc=False):
     meeting_uuid: str
     rtms_stream_id: str
-    user_id: UserId
+    user_id: UserId | None
     user_name: str | None
     text: str
     timestamp: int  # ms since the epoch, as Zoom sends it
@@ -52,9 +63,9 @@ class ChatMessage(msgspec.Struct, kw_only=True):
     meeting_uuid: str
     rtms_stream_id: str
     message_id: str | None
-    sender_user_id: UserId
+    sender_user_id: UserId | None
     sender_name: str | None
-    receiver_user_id: UserId
+    receiver_user_id: UserId | None
     receiver_name: str | None
     chat_session_type: int | None
     text: str
@@ -68,7 +79,7 @@ class TimelineEvent(msgspec.Struct, kw_only=True):
     rtms_stream_id: str
     event_type: int
     timestamp: int
-    user_id: UserId = None
+    user_id: UserId | None = None
     user_name: str | None = None
     payload: dict[str, Any] | None = None
 
@@ -79,7 +90,7 @@ class MediaFile(msgspec.Struct, kw_only=True):
     meeting_uuid: str
     rtms_stream_id: str
     kind: str  # audio | video | share
-    user_id: UserId
+    user_id: UserId | None
     user_name: str | None
     codec: str  # l16 | g711 | g722 | opus | h264 | jpg | png
     format: str  # wav | raw | h264 | mp4 | frames

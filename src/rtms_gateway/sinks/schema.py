@@ -224,3 +224,46 @@ feed_items = Table(
     Index("ix_feed_kind", "kind", "id"),
     sqlite_autoincrement=True,
 )
+
+# Outbound webhooks (`sinks.outbox_store`): a subscription's `position` is the last feed
+# item it is done with (delivered or dead-lettered); its secret signs every delivery, so it
+# is kept as it is (it cannot be hashed). A removed subscription keeps its row and its
+# deliveries' history (`deleted_at_ms`).
+webhook_subscriptions = Table(
+    "webhook_subscriptions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),  # the types, comma-separated
+    Column("secret", Text, nullable=False),
+    Column("position", SEQ, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("deleted_at_ms", BigInteger),
+)
+
+# One row per feed item a subscription delivers (or tries to): its attempts and its fate.
+# `status`: pending (attempts go on at `next_attempt_at_ms`), delivered, dead.
+outbound_deliveries = Table(
+    "outbound_deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Integer, nullable=False),
+    Column("seq", SEQ, nullable=False),
+    Column("type", String(48), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("next_attempt_at_ms", BigInteger, nullable=False),
+    Column("last_attempt_at_ms", BigInteger),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("done_at_ms", BigInteger),
+    Index("ux_outbound_subscription_seq", "subscription_id", "seq", unique=True),
+    Index("ix_outbound_status", "subscription_id", "status", "seq"),
+)
+
+# Where a consumer of the feed that is not a subscription (the Redis bus) stands: the last
+# feed item it has handed on.
+feed_positions = Table(
+    "feed_positions", metadata,
+    Column("consumer", String(32), primary_key=True),
+    Column("position", SEQ, nullable=False),
+)

@@ -32,8 +32,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..protocol.errors import RTMSError
+from ..protocol.messages import UserId
 from .feed import CHAT_KEY, SEGMENT_KEY, FeedKind
-from .records import UserId
 from .store_rows import from_uid
 
 # Frozen into migration 0005's index expressions (PostgreSQL uses an index only for the
@@ -144,7 +144,7 @@ class SearchHit(msgspec.Struct, kw_only=True):
     kind: FeedKind
     seq: int  # the record's place in the feed
     meeting_uuid: str
-    user_id: UserId  # the speaker, or the chat message's sender
+    user_id: UserId | None  # the speaker, or the chat message's sender
     user_name: str | None
     speaker_inferred: bool
     time_ms: int  # when it was said (a segment's start) or sent

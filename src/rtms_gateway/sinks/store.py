@@ -338,7 +338,9 @@ class Store:
             streams = (await conn.execute(select(s.streams).where(s.streams.c.meeting_uuid == uuid)
                                           .order_by(s.streams.c.id))).mappings().all()
         detail: MeetingDetail = _summary(MeetingDetail, row, [x["state"] for x in streams])
-        detail.account_id, detail.operator_id, detail.session_key = row["account_id"], row["operator_id"], row["session_key"]
+        detail.account_id = row["account_id"]
+        detail.operator_id = row["operator_id"]
+        detail.session_key = row["session_key"]
         detail.streams = [stream_json(x) for x in streams]
         return detail
 
@@ -468,7 +470,8 @@ def _counts() -> list[Any]:
         count(s.transcript_segments).label("segment_count"),
         count(s.chat_messages).label("chat_count"),
         count(e).label("event_count"),
-        count(e, e.c.event_type == int(EventType.PARTICIPANT_JOIN), what=e.c.user_id.distinct()).label("participant_count"),
+        count(e, e.c.event_type == int(EventType.PARTICIPANT_JOIN),
+              what=e.c.user_id.distinct()).label("participant_count"),
     ]
 
 

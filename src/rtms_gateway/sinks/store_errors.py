@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from typing import Any, Awaitable, Callable, Iterator, TypeVar
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
@@ -154,15 +155,28 @@ async def translate(exc: Exception, engine: AsyncEngine) -> StoreError:
     return kind(label, detail=lines[0][:300] if lines else "")
 
 
-T = TypeVar("T")
+class _Guarded(Protocol):
+    """What `guarded` needs of the object whose coroutines it wraps."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+    @property
+    def closed(self) -> bool: ...
 
 
-def guarded(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+_Owner = TypeVar("_Owner", bound=_Guarded)
+_Args = ParamSpec("_Args")
+_Result = TypeVar("_Result")
+
+
+def guarded(
+    method: Callable[Concatenate[_Owner, _Args], Coroutine[Any, Any, _Result]],
+) -> Callable[Concatenate[_Owner, _Args], Coroutine[Any, Any, _Result]]:
     """For the store's public coroutines (on an object with `engine` and `closed`): any
     failure leaves as StoreUnavailable or RecordRefused; a closed store is unavailable."""
 
     @functools.wraps(method)
-    async def run(self: Any, *args: Any, **kwargs: Any) -> T:
+    async def run(self: _Owner, /, *args: _Args.args, **kwargs: _Args.kwargs) -> _Result:
         if self.closed:
             raise StoreUnavailable("the store is closed")
         try:

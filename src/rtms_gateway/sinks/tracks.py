@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .audio import DUPLICATE, PLACED, UNWRITTEN, WavTrack
-from .audio_codecs import PcmDecoder
+from .audio_codecs import PcmDecoder, UndecodableAudio
 from .records import MediaFile
 
 MS = Fraction(1, 1000)  # timestamps are ms; the muxer picks its own stream time base
@@ -55,14 +55,12 @@ class AudioTrack:
         self.decode = decode
         self.wav = WavTrack(path, sample_rate=info.sample_rate or 16000, channels=info.channels or 1,
                             origin_ms=info.origin_ms)
-        self.undecodable = 0
         info.bytes = 44 + self.wav.end
 
     def place(self, timestamp_ms: int, payload: bytes) -> int:
         try:
             pcm = self.decode(payload)
-        except Exception:
-            self.undecodable += 1
+        except UndecodableAudio:  # counted by the caller as unwritten; the next frame may decode
             return UNWRITTEN
         done = self.wav.place(timestamp_ms, pcm)
         if done == PLACED:

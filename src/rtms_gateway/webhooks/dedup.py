@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import Hashable, Protocol
+from collections.abc import Hashable
+from typing import Protocol
 
 from ..protocol.errors import StoreError
 
@@ -74,7 +75,7 @@ class Deliveries:
             return False
         try:
             return await asyncio.wait_for(self.durable.seen_delivery(key, int(now * 1000)), self.timeout_s)
-        except (StoreError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, StoreError) as exc:
             log.warning("webhook %s for stream %s: the store cannot say whether it was taken before (%s); "
                         "acting on it", key[0], key[1], type(exc).__name__)
             return False
@@ -86,6 +87,6 @@ class Deliveries:
             return
         try:
             await asyncio.wait_for(self.durable.forget_delivery(key), self.timeout_s)
-        except (StoreError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, StoreError) as exc:
             log.warning("webhook %s for stream %s: the store did not forget it (%s); Zoom's retry "
                         "will be taken as a duplicate", key[0], key[1], type(exc).__name__)

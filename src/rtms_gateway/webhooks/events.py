@@ -97,11 +97,16 @@ class _Payload:
     def fail(self, message: str) -> WebhookPayloadError:
         return WebhookPayloadError(422, message, event=self._event)
 
-    def text(self, key: str, *, required: bool, numeric_ok: bool = False) -> str | None:
+    def required_text(self, key: str) -> str:
+        value = self.text(key)
+        if value is None:
+            raise self.fail(f"payload.{key} is required")
+        return value
+
+    def text(self, key: str, *, numeric_ok: bool = False) -> str | None:
+        """The field's text; None when absent or empty."""
         value = self.get(key)
         if value is None or value == "":
-            if required:
-                raise self.fail(f"payload.{key} is required")
             return None
         if numeric_ok and isinstance(value, int) and not isinstance(value, bool):
             return str(value)
@@ -131,7 +136,7 @@ def parse_webhook(body: bytes) -> WebhookEvent:
         raise WebhookPayloadError(422, "payload is required and must be an object", event=name)
     payload = _Payload(raw_payload, name)
     if name == URL_VALIDATION_EVENT:
-        return UrlValidation(payload.text("plainToken", required=True))  # type: ignore[arg-type]
+        return UrlValidation(payload.required_text("plainToken"))
 
     product, kind = _EVENTS[name]
     event_ts = data.get("event_ts", 0)
@@ -142,8 +147,8 @@ def parse_webhook(body: bytes) -> WebhookEvent:
     id_key = product.id_key
     if product is Product.WEBINAR and payload.get(id_key) is None:
         id_key = "meeting_uuid"  # some webinar deliveries carry the meeting key instead
-    owner_id: str = payload.text(id_key, required=True)  # type: ignore[assignment]
-    stream_id: str = payload.text("rtms_stream_id", required=True)  # type: ignore[assignment]
+    owner_id = payload.required_text(id_key)
+    stream_id = payload.required_text("rtms_stream_id")
 
     if kind is StreamStarted:
         urls = payload.get("server_urls")
@@ -151,10 +156,10 @@ def parse_webhook(body: bytes) -> WebhookEvent:
             raise payload.fail("payload.server_urls is required and must be a non-empty string")
         return StreamStarted(
             product, owner_id, stream_id, urls, event_ts,
-            operator_id=payload.text("operator_id", required=False),
-            account_id=payload.text("account_id", required=False),
-            meeting_id=payload.text("meeting_id", required=False, numeric_ok=True),
-            session_key=payload.text("session_key", required=False),
+            operator_id=payload.text("operator_id"),
+            account_id=payload.text("account_id"),
+            meeting_id=payload.text("meeting_id", numeric_ok=True),
+            session_key=payload.text("session_key"),
         )
     if kind is StreamStopped:
         reason = payload.get("stop_reason")

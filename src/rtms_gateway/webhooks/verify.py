@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..protocol.constants import HEADER_SIGNATURE, HEADER_TIMESTAMP, WEBHOOK_REPLAY_WINDOW_S
 from ..protocol.errors import SignatureInvalid
