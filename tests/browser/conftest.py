@@ -44,7 +44,7 @@ async def dashboard(tmp_path: Path) -> AsyncIterator[Dashboard]:
     sim = await simulator_for(port)
     proc = None
     try:
-        env = serve_env(sim, tmp_path, RTMS_API_KEYS=ADMIN_KEY, RTMS_MEDIA=MEDIA)
+        env = serve_env(sim, tmp_path, RTMS_API_KEYS=ADMIN_KEY, RTMS_MEDIA=MEDIA, RTMS_WEBHOOK_ALLOW_PRIVATE="true")
         proc = await start_serve(tmp_path, port, env)
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as http:
