@@ -10,9 +10,17 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from ..api.auth import Authenticator
 from ..config import Settings
-from .routes import STATIC, DashboardStore, HealthSource, MediaFiles, ToLogin, to_login, web_routes
+from .routes import (
+    STATIC,
+    DashboardStore,
+    HealthSource,
+    KeyChecker,
+    MediaFiles,
+    ToLogin,
+    to_login,
+    web_routes,
+)
 from .session import Sessions, session_secret
 
 log = logging.getLogger(__name__)
@@ -21,7 +29,7 @@ __all__ = ["mount_dashboard"]
 
 
 def mount_dashboard(app: FastAPI, settings: Settings, *, store: DashboardStore, manager: HealthSource,
-                    auth: Authenticator, media_files: MediaFiles) -> Sessions:
+                    auth: KeyChecker, media_files: MediaFiles) -> Sessions:
     """Add the pages and `/static` to `app`, and let `auth` take the session cookie."""
     try:
         secret = session_secret(settings.data_dir)

@@ -21,7 +21,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from ..api.auth import Authenticator, Principal
 from ..client.lifecycle import MeetingState
 from ..sinks.cursors import format_cursor
 from ..sinks.exports import (
@@ -68,6 +67,26 @@ class DashboardStore(Protocol):
     async def search(self, q: str, *, meeting_uuid: str | None = None, kinds: Any = ...,
                      limit: int = 20) -> list[Any]: ...
     async def ping(self) -> bool: ...
+
+
+class KeyHolder(Protocol):
+    """Whose key: what the API's principals tell."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def scope(self) -> Scope: ...
+
+
+class KeyChecker(Protocol):
+    """The API's authenticator, as the pages use it (the dashboard does not import the API:
+    the API mounts the dashboard)."""
+
+    sessions: Any
+
+    async def principal(self, key: str) -> KeyHolder | None: ...
+    async def principal_of_hash(self, hashed: str) -> KeyHolder | None: ...
+    def _refuse(self, why: str) -> None: ...
 
 
 class HealthSource(Protocol):
@@ -134,7 +153,7 @@ def has_meeting_feed(request: Request) -> bool:
 MediaFiles = Callable[[str], Awaitable[list[MediaFile]]]
 
 
-def web_routes(*, store: DashboardStore, manager: HealthSource, auth: Authenticator,
+def web_routes(*, store: DashboardStore, manager: HealthSource, auth: KeyChecker,
                sessions: Sessions, media_files: MediaFiles, webhook_path: str) -> APIRouter:
     """The pages; `media_files` lists a meeting's files as the API's media route does."""
     templates = Jinja2Templates(directory=str(TEMPLATES))
@@ -152,7 +171,7 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: Authentica
         response.headers["cache-control"] = "no-store"
         return response
 
-    async def signed_in(request: Request) -> tuple[Session, Principal]:
+    async def signed_in(request: Request) -> tuple[Session, KeyHolder]:
         """The session and whose key it stands for; without one, off to the login page."""
         session = sessions.read(request)
         principal = await auth.principal_of_hash(session.key_hash) if session is not None else None
