@@ -5,7 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint simulate bench clean
+# The browser tests drive Debian's chromium (scripts/install-browser.sh), never a download.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+.PHONY: demo test lint simulate bench clean screenshots
 
 $(BIN)/rtms-gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +17,7 @@ $(BIN)/rtms-gateway: pyproject.toml
 	touch $@
 
 demo: $(BIN)/rtms-gateway
-	$(BIN)/rtms-gateway demo
+	$(BIN)/rtms-gateway demo --keep-serving
 
 simulate: $(BIN)/rtms-gateway
 	$(BIN)/rtms-gateway simulate $(ARGS)
@@ -25,6 +28,11 @@ test: $(BIN)/rtms-gateway
 lint: $(BIN)/rtms-gateway
 	$(BIN)/mypy --strict src
 	$(BIN)/ruff check src tests bench
+
+# The dashboard's screenshots in docs/screenshots, taken by its browser tests.
+screenshots: $(BIN)/rtms-gateway
+	scripts/install-browser.sh
+	RTMS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -p no:randomly tests/browser
 
 bench: $(BIN)/rtms-gateway
 	$(BIN)/python bench/simulator_capacity.py

@@ -70,6 +70,46 @@ async def test_demo_then_meetings_and_export(tmp_path):
     assert exported == served and [s["text"] for s in exported["segments"]] == texts
 
 
+async def test_demo_keeps_serving_the_dashboard_it_names_until_interrupted(tmp_path):
+    """`make demo`: the dashboard's address and a key to log in with come first, the
+    meeting can be looked at there, and Ctrl-C ends it."""
+    import asyncio
+    import signal
+
+    import httpx
+
+    proc = await asyncio.create_subprocess_exec(
+        *PYTHON_M, "demo", "--duration", "3", "--keep-serving", cwd=tmp_path, env=_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        seen: list[str] = []
+
+        async def line_with(text: str) -> str:
+            while True:
+                line = (await asyncio.wait_for(proc.stdout.readline(), 90)).decode()
+                assert line, "".join(seen)
+                seen.append(line)
+                if text in line:
+                    return line
+
+        found = re.search(r"dashboard: (http://\S+/); log in with the key (\S+)", await line_with("dashboard:"))
+        assert found, "".join(seen)
+        base, key = found.groups()
+        await line_with("serving on")  # the meeting is over and stored
+        async with httpx.AsyncClient(base_url=base) as http:
+            login = await http.post("/login", data={"key": key, "next": "/"})
+            assert login.status_code == 303 and "rtms_session" in login.cookies
+            listed = await http.get("/")
+            assert listed.status_code == 200 and "stopped" in listed.text
+            assert (await http.get("/api/meetings")).json()["meetings"]  # the cookie opens the API too
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 def test_demo_names_the_command_as_it_was_started(monkeypatch):
     from rtms_gateway.gateway.demo import this_command
 

@@ -48,6 +48,7 @@ from ..sinks.media_export import MEDIA_TYPES, frames_zip, locate
 from ..sinks.outbox import Outbox
 from ..sinks.participants import participants
 from ..sinks.records import MediaFile
+from ..web import mount_dashboard
 from ..webhooks.dedup import Deliveries
 from ..webhooks.events import (
     UnhandledEvent,
@@ -371,6 +372,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         app.include_router(key_routes(keys, auth))
     if outbox is not None:
         app.include_router(webhook_routes(outbox, auth, _AUTH_ERRORS))
+    mount_dashboard(app, settings, store=store, manager=manager, auth=auth, media_files=files_of)
     return app
 
 

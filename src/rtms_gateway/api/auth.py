@@ -4,6 +4,10 @@ API's own documentation.
 `Authorization: Bearer <key>`; the key is one of `RTMS_API_KEYS` (admin) or one made with
 `rtms-gateway keys create` (read or admin), found by its hash. A missing or unknown key is
 answered 401 with `WWW-Authenticate: Bearer`, a key without the scope a route needs 403.
+
+Without the header, the dashboard's session cookie stands for the key it was exchanged for
+(checked again on every request, so a revoked key ends its sessions); a request that can
+change something must then also carry the session's CSRF token in `X-CSRF-Token`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 import msgspec
-from fastapi import Depends, HTTPException
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..protocol.errors import StoreUnavailable
@@ -48,6 +52,23 @@ class Principal(msgspec.Struct, frozen=True):
     scope: Scope
 
 
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CookieSession(Protocol):
+    @property
+    def key_hash(self) -> str: ...
+    @property
+    def csrf(self) -> str: ...
+
+
+class SessionReader(Protocol):
+    """Finds the session a request's cookie holds (signed, unexpired, not logged out)."""
+
+    def read(self, request: Request) -> CookieSession | None: ...
+
+
 class Authenticator:
     def __init__(self, configured: Iterable[str], keys: KeyLookup | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -56,9 +77,12 @@ class Authenticator:
         self.clock = clock
         self._confirmed: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self.refused = 0
+        self.sessions: SessionReader | None = None  # the dashboard's cookies, once it is mounted
 
     async def principal(self, key: str) -> Principal | None:
-        hashed = key_hash(key)
+        return await self.principal_of_hash(key_hash(key))
+
+    async def principal_of_hash(self, hashed: str) -> Principal | None:
         matched = False
         for candidate in self._configured:  # every one compared: no early exit to time
             matched |= hmac.compare_digest(candidate, hashed)
@@ -87,12 +111,12 @@ class Authenticator:
     def require(self, scope: Scope) -> Callable[..., Awaitable[Principal]]:
         """A FastAPI dependency: the caller's principal, or 401/403."""
 
-        async def dependency(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
-            if credentials is None:
-                self._refuse("no key")
-                raise HTTPException(401, "an API key is required: send `Authorization: Bearer <key>`",
-                                    headers={"WWW-Authenticate": REALM})
-            principal = await self.principal(credentials.credentials)
+        async def dependency(request: Request,
+                             credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+            if credentials is not None:
+                principal = await self.principal(credentials.credentials)
+            else:
+                principal = await self._cookie_principal(request)
             if principal is None:
                 self._refuse("unknown key")
                 raise HTTPException(401, "the API key is not valid (unknown or revoked)",
@@ -104,6 +128,21 @@ class Authenticator:
             return principal
 
         return dependency
+
+    async def _cookie_principal(self, request: Request) -> Principal | None:
+        session = self.sessions.read(request) if self.sessions is not None else None
+        if session is None:
+            self._refuse("no key")
+            raise HTTPException(401, "an API key is required: send `Authorization: Bearer <key>`",
+                                headers={"WWW-Authenticate": REALM})
+        if request.method not in SAFE_METHODS:
+            # The browser sends the cookie with any request to us; only our own pages know the token.
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+                self._refuse("session request without its CSRF token")
+                raise HTTPException(403, f"a request made with the session cookie needs its CSRF "
+                                         f"token in {CSRF_HEADER}")
+        return await self.principal_of_hash(session.key_hash)
 
     def _refuse(self, why: str) -> None:
         self.refused += 1

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from ..config import Settings
 from ..simulator import Simulator, SimulatorConfig
 from ..sinks.feed import FeedItem, FeedKind
-from ..sinks.keys import KEY_FILE
+from ..sinks.keys import KEY_FILE, read_key_file
 from ..sinks.live import OVERFLOWED, LiveFilter, Subscription
 from .lock import DataDirLock
 from .service import Gateway, bind_socket, serve_http, stop_http
@@ -105,6 +105,11 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
     printing = asyncio.get_running_loop().create_task(_print_feed(feed, printer))
     try:
         console.print(f"[bold]rtms-gateway demo[/bold]: gateway on {base}, simulator on {sim.base_url}")
+        if keep_serving:  # the dashboard outlives the meeting: worth opening now, to watch it live
+            key = _login_key(settings)
+            console.print(f"dashboard: [bold]{base}/[/bold]; log in with the key "
+                          f"{escape(key) if key else '(one from `rtms-gateway keys create`)'}",
+                          highlight=False, soft_wrap=True)
         handle = sim.start_meeting(duration=duration, seed=secrets.randbelow(2**31))
         uuid = handle.script.owner_id
         console.print(f"meeting [bold]{uuid}[/bold] started; transcript follows\n", highlight=False)
@@ -122,7 +127,7 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
             console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)  # whole, to copy
         ok = meeting is not None and len(segments) == len(handle.script.utterances)
         if keep_serving:  # an address only while something answers there
-            console.print(f"serving on {base}; Ctrl-C to stop", highlight=False)
+            console.print(f"serving on {base} (dashboard at {base}/); Ctrl-C to stop", highlight=False)
             url = f"{base}/api/meetings/{quote(uuid, safe='')}/transcript?format=txt"
             console.print(f'  curl -H "Authorization: Bearer {_key_argument(settings)}" {shlex.quote(url)}',
                           highlight=False, soft_wrap=True)
@@ -135,6 +140,13 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
             await stop_http(server)
         await gateway.close()
         await sim.stop()
+
+
+def _login_key(settings: Settings) -> str | None:
+    """A key to log in to the dashboard with: the configured one, or the one the gateway
+    wrote to its data dir on its first start."""
+    configured = settings.configured_api_keys
+    return configured[0] if configured else read_key_file(settings.data_dir)
 
 
 def _key_argument(settings: Settings) -> str:
