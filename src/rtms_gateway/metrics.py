@@ -45,6 +45,10 @@ COUNTERS = {
     "webhooks_dead": ("rtms_webhooks_dead", "Outbound webhook deliveries dead-lettered"),
     "redis_items_sent": ("rtms_redis_items_sent", "Feed items added to the Redis streams"),
     "redis_errors": ("rtms_redis_errors", "Failed sends to Redis (the items wait in the store, retried)"),
+    "concurrency_near_limit_notices": ("rtms_concurrency_near_limit_notices",
+                                       "Zoom's notices that the account's streams near its cap"),
+    "concurrency_limited_notices": ("rtms_concurrency_limited_notices",
+                                    "Zoom's notices that a stream was refused at the account's cap"),
 }
 GAUGES = {
     "streams_live": ("rtms_streams_live", "Streams held now"),
@@ -54,6 +58,8 @@ GAUGES = {
     "webhook_subscriptions": ("rtms_webhook_subscriptions", "Outbound webhook subscriptions delivered to"),
     "redis_backlog": ("rtms_redis_backlog", "Feed items stored and not yet sent to Redis (at most)"),
     "redis_connected": ("rtms_redis_connected", "1 while the last send to Redis succeeded"),
+    "concurrency_number": ("rtms_concurrency_streams", "The account's streams, as Zoom's last "
+                                                      "concurrency notice counted them"),
 }
 
 

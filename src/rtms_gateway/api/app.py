@@ -42,13 +42,16 @@ from ..sinks.exports import (
     with_iso,
 )
 from ..sinks.keys import KeyNameTaken, KeyStore, Scope
-from ..sinks.outbox import Outbox
+from ..sinks.live import LiveHub
 from ..sinks.media_export import MEDIA_TYPES, frames_zip
+from ..sinks.outbox import Outbox
 from ..sinks.participants import participants
 from ..sinks.paths import MediaPathError, media_path
 from ..sinks.records import MediaFile
+from ..webhooks.concurrency import ConcurrencyWatch
 from ..webhooks.dedup import Deliveries
 from ..webhooks.events import (
+    ConcurrencyNotice,
     UnhandledEvent,
     UrlValidation,
     WebhookPayloadError,
@@ -56,11 +59,10 @@ from ..webhooks.events import (
     parse_webhook,
 )
 from ..webhooks.verify import WebhookRejected, verify_request
-from ..sinks.live import LiveHub
 from .auth import Authenticator
 from .live import LiveFeed, live_routes
-from .webhook_routes import webhook_routes
 from .reads import PageParam, read_page, search_routes
+from .webhook_routes import webhook_routes
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +142,16 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: [],
                deliveries: Deliveries | None = None, live: LiveHub | None = None,
                outbox: Outbox | None = None,
-               extra_metrics: Callable[[], dict[str, int]] = dict) -> FastAPI:
+               extra_metrics: Callable[[], dict[str, int]] = dict,
+               concurrency: ConcurrencyWatch | None = None) -> FastAPI:
     """The app for `settings`; reads no environment. `keys` holds the API keys made with
     `rtms-gateway keys` (without it, only `RTMS_API_KEYS` open the API and the key routes
     are absent). `clock` gives Unix seconds; `live_media` tells how the files still being
     written stand right now; `deliveries` recognises webhook retries (this process's memory
     alone unless given the store's); `live` is the hub the store's committed items are
     published to (without it, the live feed routes are absent). `outbox` sends outbound
-    webhooks (its routes are absent without it); `extra_metrics` adds to /metrics."""
+    webhooks (its routes are absent without it); `extra_metrics` adds to /metrics;
+    `concurrency` keeps Zoom's account-level concurrency notices (one of its own if not given)."""
     # Swagger UI and ReDoc from files the gateway serves itself: /docs works offline.
     app = FastAPIOffline(title="rtms-gateway", version="0.1.0",
                          description="Zoom Realtime Media Streams in; durable, queryable, live data out. "
@@ -159,6 +163,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     api = APIRouter(dependencies=reader, responses=_AUTH_ERRORS)
     deliveries = deliveries if deliveries is not None else Deliveries()
     secret_token = settings.zoom_secret_token.get_secret_value()
+    watch = concurrency if concurrency is not None else ConcurrencyWatch()
 
     def refuse(status: int, reason: str, request: Request, event: str | None = None) -> JSONResponse:
         # One line per refusal; never the token, the signature header or the body.
@@ -201,9 +206,11 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             return JSONResponse({"status": "ignored"})
         key = delivery_key(event)
         if await deliveries.seen(key, clock()):
-            log.info("webhook %s for stream %s is a repeat; ignored",
-                     type(event).__name__, event.rtms_stream_id)
+            log.info("webhook %s for %s is a repeat; ignored", type(event).__name__, key[1])
             return JSONResponse({"status": "duplicate"})
+        if isinstance(event, ConcurrencyNotice):
+            watch.note(event)
+            return JSONResponse({"status": "ok"})
         log.debug("webhook %s for stream %s accepted", type(event).__name__, event.rtms_stream_id)
         try:
             await manager.handle(event)
@@ -235,6 +242,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         waiting = health.get("journal_records", 0) or not health.get("store_ok", True)
         body: dict[str, Any] = {"status": "ok" if store_ok and not waiting else "degraded", "store": store_ok}
         body.update({k: v for k, v in health.items() if k not in body})
+        if watch.latest:
+            body["concurrency"] = watch.health()
         return JSONResponse(body, status_code=200 if store_ok else 503)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
@@ -248,6 +257,7 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             values.update(live_subscribers=live.subscribers,
                           live_overflowed=live.counters["overflowed"],
                           live_refused=live.counters["refused"])
+        values.update(watch.metrics())
         values.update(extra_metrics())
         return Response(render_metrics(values), media_type=METRICS_CONTENT_TYPE)
 
