@@ -46,6 +46,7 @@ RESOLUTIONS = {res.name.lower(): res for res in Resolution}
 AUDIO_STREAMS = {"mixed": DataOption.AUDIO_MIXED_STREAM, "multi": DataOption.AUDIO_MULTI_STREAMS}
 VIDEO_STREAMS = {"active": DataOption.VIDEO_SINGLE_ACTIVE_STREAM,
                  "individual": DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM}
+ON_REVOKED = {"delete": "delete", "keep": "keep"}
 
 
 _CHOICES: dict[str, tuple[Mapping[str, object], str]] = {
@@ -56,6 +57,7 @@ _CHOICES: dict[str, tuple[Mapping[str, object], str]] = {
     "share_resolution": (RESOLUTIONS, "resolution"),
     "audio_streams": (AUDIO_STREAMS, "audio stream mode"),
     "video_stream": (VIDEO_STREAMS, "video stream mode"),
+    "on_revoked": (ON_REVOKED, "RTMS_ON_REVOKED choice"),
 }
 
 
@@ -154,6 +156,9 @@ class Settings(BaseSettings):
     share_codec: str = Field(default="jpg", validation_alias="RTMS_SHARE_CODEC")
     share_resolution: str = Field(default="fhd", validation_alias="RTMS_SHARE_RESOLUTION")
     share_fps: int = Field(default=1, ge=1, le=30, validation_alias="RTMS_SHARE_FPS")
+    # A stream Zoom revokes (stop reason 8): Zoom asks that its data be deleted at once
+    # (`delete`, the default); `keep` only by explicit choice.
+    on_revoked: str = Field(default="delete", validation_alias="RTMS_ON_REVOKED")
 
     @field_validator("media")
     @classmethod
@@ -162,7 +167,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("audio_codec", "video_codec", "share_codec", "video_resolution", "share_resolution",
-                     "audio_streams", "video_stream")
+                     "audio_streams", "video_stream", "on_revoked")
     @classmethod
     def _one_of_the_choices(cls, value: str, info: ValidationInfo) -> str:
         choices, what = _CHOICES[str(info.field_name)]  # a field validator's field is named

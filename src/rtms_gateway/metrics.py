@@ -49,6 +49,8 @@ COUNTERS = {
                                        "Zoom's notices that the account's streams near its cap"),
     "concurrency_limited_notices": ("rtms_concurrency_limited_notices",
                                     "Zoom's notices that a stream was refused at the account's cap"),
+    "streams_revoked": ("rtms_streams_revoked", "Streams Zoom revoked (stop reason 8)"),
+    "streams_erased": ("rtms_streams_erased", "Revoked streams whose data was erased"),
 }
 GAUGES = {
     "streams_live": ("rtms_streams_live", "Streams held now"),

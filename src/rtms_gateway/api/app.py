@@ -48,6 +48,7 @@ from ..sinks.outbox import Outbox
 from ..sinks.participants import participants
 from ..sinks.paths import MediaPathError, media_path
 from ..sinks.records import MediaFile
+from ..sinks.revoke import Revocations
 from ..webhooks.concurrency import ConcurrencyWatch
 from ..webhooks.dedup import Deliveries
 from ..webhooks.events import (
@@ -132,7 +133,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No meeting with that UUID"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No meeting with that UUID"},
+    410: {"description": "Zoom revoked the meeting's streams: their data was deleted "
+                         "(`detail.revoked`: stream ids, stop reason, time)"}}
 _UUID_DOC = "The meeting UUID; percent-encode `/`, `+` and `=` (`%2F`, `%2B`, `%3D`)."
 
 
@@ -143,7 +147,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                deliveries: Deliveries | None = None, live: LiveHub | None = None,
                outbox: Outbox | None = None,
                extra_metrics: Callable[[], dict[str, int]] = dict,
-               concurrency: ConcurrencyWatch | None = None) -> FastAPI:
+               concurrency: ConcurrencyWatch | None = None,
+               revocations: Revocations | None = None) -> FastAPI:
     """The app for `settings`; reads no environment. `keys` holds the API keys made with
     `rtms-gateway keys` (without it, only `RTMS_API_KEYS` open the API and the key routes
     are absent). `clock` gives Unix seconds; `live_media` tells how the files still being
@@ -151,7 +156,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     alone unless given the store's); `live` is the hub the store's committed items are
     published to (without it, the live feed routes are absent). `outbox` sends outbound
     webhooks (its routes are absent without it); `extra_metrics` adds to /metrics;
-    `concurrency` keeps Zoom's account-level concurrency notices (one of its own if not given)."""
+    `concurrency` keeps Zoom's account-level concurrency notices (one of its own if not given);
+    `revocations` knows the streams Zoom revoked (their meetings answer 410 Gone)."""
     # Swagger UI and ReDoc from files the gateway serves itself: /docs works offline.
     app = FastAPIOffline(title="rtms-gateway", version="0.1.0",
                          description="Zoom Realtime Media Streams in; durable, queryable, live data out. "
@@ -270,6 +276,11 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     async def meeting_or_404(meeting_uuid: str) -> Any:
         found = await store.get_meeting(meeting_uuid)
         if found is None:
+            gone = await revocations.gone(meeting_uuid) if revocations is not None else []
+            if gone:  # Zoom revoked its streams: their data was deleted, as Zoom asks
+                raise HTTPException(410, {"message": f"meeting {meeting_uuid!r}: its streams were "
+                                                     "revoked by Zoom and their data deleted",
+                                          "revoked": [t.to_json() for t in gone]})
             raise HTTPException(404, f"no meeting {meeting_uuid!r}")
         return found
 

@@ -24,11 +24,13 @@ from ..sinks.bus import RedisBus
 from ..sinks.keys import ensure_first_key
 from ..sinks.live import LiveHub
 from ..sinks.outbox import Outbox, OutboxConfig, RetryPolicy
+from ..sinks.revoke import Revocations
 from ..sinks.store import Store
 from ..webhooks.dedup import Deliveries
 from .lock import DataDirLock
 from .manager import Credentials, StreamManager
 from .pipeline import Pipeline
+from .revoked import RevokedStreams
 
 log = logging.getLogger(__name__)
 WS_MAX_MESSAGE = 64 * 1024
@@ -45,6 +47,7 @@ class Gateway:
     live: LiveHub
     outbox: Outbox | None = None
     bus: RedisBus | None = None
+    revoked: RevokedStreams | None = None
 
     @classmethod
     async def open(cls, settings: Settings, lock: DataDirLock | None = None) -> Gateway:
@@ -86,6 +89,9 @@ class Gateway:
                        max_subscribers=settings.live_max_subscribers)
         store.on_items(live.publish)
         pipeline = Pipeline(store, data_dir=settings.data_dir)
+        revocations = Revocations(store)
+        revoked = RevokedStreams(revocations, pipeline, settings.data_dir,
+                                 erase=settings.on_revoked == "delete")
         policy = ReconnectPolicy(initial_s=settings.reconnect_initial_s,
                                  cap_s=settings.reconnect_max_s,
                                  media_window_s=settings.media_window_s,
@@ -101,6 +107,7 @@ class Gateway:
             silence_limit=settings.silence_limit_s,
             allow_insecure_ws=settings.allow_insecure_ws,
             ended_log=store.memory,
+            on_revoked=revoked.revoked,
         )
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()
@@ -118,18 +125,24 @@ class Gateway:
             await bus.start()
 
         def extra_metrics() -> dict[str, int]:
-            return {**outbox.metrics(), **(bus.metrics() if bus is not None else {})}
+            return {**outbox.metrics(), **(bus.metrics() if bus is not None else {}),
+                    **revoked.counters}
 
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
                          deliveries=Deliveries(store.memory), live=live, outbox=outbox,
-                         extra_metrics=extra_metrics)
-        return cls(settings, store, pipeline, manager, app, lock, live, outbox, bus)
+                         extra_metrics=extra_metrics, revocations=revocations)
+        return cls(settings, store, pipeline, manager, app, lock, live, outbox, bus, revoked)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let go of live streams, commit what is pending, close the store, then the lock."""
         try:
             await self.manager.shutdown(timeout)
+            if self.revoked is not None:  # erasures under way finish (or wait for the next start)
+                try:
+                    await asyncio.wait_for(self.revoked.settled(), timeout)
+                except TimeoutError:
+                    await self.revoked.close()
             await self.pipeline.close()
             self.live.close()
             if self.outbox is not None:
