@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     video_resolution: str = Field(default="hd", validation_alias="RTMS_VIDEO_RESOLUTION")
     video_fps: int = Field(default=25, ge=1, le=30, validation_alias="RTMS_VIDEO_FPS")
     video_stream: str = Field(default="active", validation_alias="RTMS_VIDEO_STREAM")
+    # With RTMS_VIDEO_STREAM=individual: whose video the gateway subscribes to by itself, a
+    # user id or a user name (unset: the active speaker, as speaker changes say).
+    video_follow: str | None = Field(default=None, min_length=1, max_length=256,
+                                     validation_alias="RTMS_VIDEO_FOLLOW")
     share_codec: str = Field(default="jpg", validation_alias="RTMS_SHARE_CODEC")
     share_resolution: str = Field(default="fhd", validation_alias="RTMS_SHARE_RESOLUTION")
     share_fps: int = Field(default=1, ge=1, le=30, validation_alias="RTMS_SHARE_FPS")

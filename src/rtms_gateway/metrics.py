@@ -51,6 +51,9 @@ COUNTERS = {
                                     "Zoom's notices that a stream was refused at the account's cap"),
     "streams_revoked": ("rtms_streams_revoked", "Streams Zoom revoked (stop reason 8)"),
     "streams_erased": ("rtms_streams_erased", "Revoked streams whose data was erased"),
+    "close_requests": ("rtms_stream_close_requests", "Streams asked to close (STREAM_CLOSE_REQ)"),
+    "video_requests": ("rtms_video_subscription_requests",
+                       "Video subscriptions asked (VIDEO_SUBSCRIPTION_REQ), by the API or to follow"),
 }
 GAUGES = {
     "streams_live": ("rtms_streams_live", "Streams held now"),

@@ -25,6 +25,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 
+from ..client.control import StreamControl
 from ..config import Settings
 from ..metrics import METRICS_CONTENT_TYPE, render_metrics
 from ..protocol.constants import HEADER_TRACKING_ID
@@ -63,6 +64,7 @@ from ..webhooks.verify import WebhookRejected, verify_request
 from .auth import Authenticator
 from .live import LiveFeed, live_routes
 from .reads import PageParam, read_page, search_routes
+from .streams import stream_routes
 from .webhook_routes import webhook_routes
 
 log = logging.getLogger(__name__)
@@ -148,7 +150,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                outbox: Outbox | None = None,
                extra_metrics: Callable[[], dict[str, int]] = dict,
                concurrency: ConcurrencyWatch | None = None,
-               revocations: Revocations | None = None) -> FastAPI:
+               revocations: Revocations | None = None,
+               control: StreamControl | None = None) -> FastAPI:
     """The app for `settings`; reads no environment. `keys` holds the API keys made with
     `rtms-gateway keys` (without it, only `RTMS_API_KEYS` open the API and the key routes
     are absent). `clock` gives Unix seconds; `live_media` tells how the files still being
@@ -157,7 +160,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     published to (without it, the live feed routes are absent). `outbox` sends outbound
     webhooks (its routes are absent without it); `extra_metrics` adds to /metrics;
     `concurrency` keeps Zoom's account-level concurrency notices (one of its own if not given);
-    `revocations` knows the streams Zoom revoked (their meetings answer 410 Gone)."""
+    `revocations` knows the streams Zoom revoked (their meetings answer 410 Gone);
+    `control` acts on held streams (the stream routes are absent without it)."""
     # Swagger UI and ReDoc from files the gateway serves itself: /docs works offline.
     app = FastAPIOffline(title="rtms-gateway", version="0.1.0",
                          description="Zoom Realtime Media Streams in; durable, queryable, live data out. "
@@ -395,6 +399,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         app.include_router(key_routes(keys, auth))
     if outbox is not None:
         app.include_router(webhook_routes(outbox, auth, _AUTH_ERRORS))
+    if control is not None:
+        app.include_router(stream_routes(control, auth, _AUTH_ERRORS))
     return app
 
 

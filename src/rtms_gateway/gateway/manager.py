@@ -41,7 +41,13 @@ from ..client.stream import RtmsStream
 from ..client.transport import SYSTEM_CLOCK, Clock, Transport, until_set
 from ..protocol.constants import CLIENT_SILENCE_LIMIT_S, MediaType, StopReason, status_name
 from ..protocol.errors import StoreError
-from ..protocol.messages import MediaParams, ReceivedMessage
+from ..protocol.messages import (
+    EventUpdate,
+    MediaParams,
+    ReceivedMessage,
+    StreamCloseResp,
+    VideoSubscriptionResp,
+)
 from ..sinks.records import MeetingRecord, StreamRecord
 from ..webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
 from .pipeline import Pipeline
@@ -66,6 +72,9 @@ INTERRUPTION_NOTICE_DELAY_MS = 2_000
 # How long a webhook waits for the store to say whether its stream ended already; past
 # that the stream is started (keeping meetings flowing beats refusing Zoom).
 ENDED_LOOKUP_TIMEOUT_S = 2.0
+
+
+_CONTROL_MESSAGES = frozenset({StreamCloseResp, VideoSubscriptionResp, EventUpdate})
 
 
 class EndedLog(Protocol):
@@ -107,6 +116,7 @@ class StreamManager:
         allow_insecure_ws: bool = False,
         ended_log: EndedLog | None = None,
         on_revoked: Callable[[str, str | None, int], None] | None = None,
+        on_control: Callable[[RtmsStream, ReceivedMessage], None] | None = None,
     ) -> None:
         self.credentials = credentials
         self.allow_insecure_ws = allow_insecure_ws
@@ -127,6 +137,8 @@ class StreamManager:
         self.ended_log = ended_log
         # Told (stream id, meeting, reason) of a stream Zoom revoked, once it ended here.
         self.on_revoked = on_revoked
+        # Told of the signaling messages stream control acts on (answers, events).
+        self.on_control = on_control
         self.outcomes: dict[str, int] = {}
         self.reconnects: dict[str, int] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -375,6 +387,8 @@ class StreamManager:
 
     def on_message(self, stream: RtmsStream, msg: ReceivedMessage) -> None:
         self.pipeline.on_message(stream, msg)
+        if self.on_control is not None and type(msg) in _CONTROL_MESSAGES:
+            self.on_control(stream, msg)
 
     def on_lifecycle(self, stream: RtmsStream, change: LifecycleChange) -> None:
         stream_id = stream.stream_id

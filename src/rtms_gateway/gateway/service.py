@@ -17,9 +17,13 @@ import uvicorn
 
 from ..api.http_limits import LimitedH11Protocol
 from ..client.connection import PicowsTransport, TlsTrust
+from ..client.control import StreamControl, VideoFollower
 from ..client.policy import ReconnectPolicy
+from ..client.stream import RtmsStream
 from ..config import Settings
+from ..protocol.constants import MediaType
 from ..protocol.errors import StartupError, StoreUnavailable
+from ..protocol.messages import ReceivedMessage
 from ..sinks.bus import RedisBus
 from ..sinks.keys import ensure_first_key
 from ..sinks.live import LiveHub
@@ -109,6 +113,17 @@ class Gateway:
             ended_log=store.memory,
             on_revoked=revoked.revoked,
         )
+        control = StreamControl(manager.streams.get)
+        follower = None
+        if settings.video_stream == "individual" and MediaType.VIDEO in settings.media_types:
+            follower = VideoFollower(control, settings.video_follow)
+
+        def on_control(stream: RtmsStream, msg: ReceivedMessage) -> None:
+            control.answered(stream.stream_id, msg)
+            if follower is not None:
+                follower.on_message(stream, msg)
+
+        manager.on_control = on_control
         pipeline.pause, pipeline.resume = manager.pause_reading, manager.resume_reading
         pipeline.start()
         await recover(settings.data_dir, pipeline, manager, window_s=policy.signaling_window_s)
@@ -126,12 +141,12 @@ class Gateway:
 
         def extra_metrics() -> dict[str, int]:
             return {**outbox.metrics(), **(bus.metrics() if bus is not None else {}),
-                    **revoked.counters}
+                    **revoked.counters, **control.counters}
 
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
                          deliveries=Deliveries(store.memory), live=live, outbox=outbox,
-                         extra_metrics=extra_metrics, revocations=revocations)
+                         extra_metrics=extra_metrics, revocations=revocations, control=control)
         return cls(settings, store, pipeline, manager, app, lock, live, outbox, bus, revoked)
 
     async def close(self, timeout: float = 10.0) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import schema as s
 from .feed import CHAT_KEY, EVENT_KEY, SEGMENT_KEY, FeedKind
+from .outbox_store import PENDING
 from .paths import MediaPathError, media_path
 from .schema import key_of
 from .search import INDEXED_CHARS
@@ -127,7 +128,7 @@ class Revocations:
         o = s.outbound_deliveries
         for chunk in _chunks(seqs):
             erased.deliveries += (await conn.execute(delete(o).where(
-                o.c.seq.in_(chunk), o.c.status == "pending"))).rowcount or 0
+                o.c.seq.in_(chunk), o.c.status == PENDING))).rowcount or 0
             erased.feed_items += (await conn.execute(delete(s.feed_items).where(
                 s.feed_items.c.id.in_(chunk)))).rowcount or 0
 
