@@ -5,13 +5,16 @@ following the active speaker or a named participant by itself."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
 import httpx
 
 from rtms_gateway.protocol.constants import MediaType, StatusCode, StopReason
 from rtms_gateway.simulator import build_meeting
 
-from .gateway_harness import GatewayWithSimulator
-from .serve_process import eventually
+from .gateway_harness import API_KEY, GatewayWithSimulator
+from .serve_process import clean_env, eventually
 
 VIDEO = MediaType.VIDEO | MediaType.TRANSCRIPT
 
@@ -118,3 +121,30 @@ async def test_individual_video_follows_the_participant_named(tmp_path):
             assert "rtms_video_subscription_requests_total 1.0" in (await http.get("/metrics")).text
         handle.request_stop()
         await handle.wait(30)
+
+
+async def _cli(*args: str, cwd) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtms_gateway", *args, cwd=cwd, env=clean_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_streams_close_from_the_command_line(tmp_path):
+    async with GatewayWithSimulator(tmp_path) as run:
+        handle = run.simulator.start_meeting(duration=60.0)
+        assert await handle.wait_streaming(15)
+        stream_id = handle.script.rtms_stream_id
+        assert await eventually(lambda: run.gateway.manager.state_of(stream_id) is not None
+                                and run.gateway.manager.state_of(stream_id).value == "ready")
+        code, out, _ = await _cli("streams", "close", stream_id, "--url", run.base_url,
+                                  "--key", API_KEY, cwd=tmp_path)
+        assert code == 0 and "Zoom answered 0 OK" in out
+        await handle.wait(30)
+        await run.settle()
+        stored = await run.gateway.store.stream(stream_id)
+        assert stored.stop_reason == StopReason.RECEIVER_REQUEST_CLOSE
+        code, _, err = await _cli("streams", "close", stream_id, "--url", run.base_url,
+                                  "--key", API_KEY, cwd=tmp_path)
+        assert code == 1 and "404" in err
