@@ -1,4 +1,5 @@
-"""The `rtms-gateway` command: serve | demo | simulate | meetings | export | keys | webhooks."""
+"""The `rtms-gateway` command: serve | demo | simulate | meetings | export | keys | webhooks |
+streams."""
 
 from __future__ import annotations
 
@@ -336,6 +337,56 @@ def webhooks_remove(subscription_id: int = typer.Argument(..., help="The subscri
         console.print(f"[red]no webhook subscription {subscription_id}[/red]")
         raise typer.Exit(1)
     console.print(f"removed webhook {subscription_id}", highlight=False)
+
+
+streams_app = typer.Typer(no_args_is_help=True,
+                          help="The streams a running gateway holds (through its HTTP API).")
+app.add_typer(streams_app, name="streams")
+
+
+@streams_app.command("close")
+def streams_close(
+    rtms_stream_id: str = typer.Argument(..., help="The stream's rtms_stream_id."),
+    url: str | None = typer.Option(None, help="The gateway's address (default: http://HOST:PORT "
+                                              "of the settings)."),
+    key: str | None = typer.Option(None, envvar="RTMS_API_KEY", help="An admin API key (default: "
+                                   "the first of RTMS_API_KEYS, else the key file the gateway made)."),
+) -> None:
+    """Ask Zoom to end a stream the running gateway holds; prints Zoom's answer."""
+    import httpx
+
+    from .sinks.keys import KEY_FILE
+
+    settings = _settings()
+    if url is None:
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        url = f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
+    if key is None:
+        configured = settings.configured_api_keys
+        key_file = settings.data_dir / KEY_FILE
+        key = configured[0] if configured else (
+            key_file.read_text().strip() if key_file.is_file() else None)
+    if not key:
+        Console(stderr=True).print("no API key: give --key or RTMS_API_KEY", highlight=False)
+        raise typer.Exit(2)
+    from urllib.parse import quote
+
+    try:
+        answer = httpx.post(f"{url}/api/streams/{quote(rtms_stream_id, safe='')}/close",
+                            headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    except httpx.HTTPError as exc:
+        Console(stderr=True).print(f"[red]cannot reach the gateway at {escape(url)}:[/red] "
+                                   f"{type(exc).__name__}", highlight=False)
+        raise typer.Exit(2) from None
+    if answer.status_code != 200:
+        detail = answer.json().get("detail", answer.text) if answer.headers.get(
+            "content-type", "").startswith("application/json") else answer.text
+        Console(stderr=True).print(f"[red]{answer.status_code}:[/red] {escape(str(detail))}",
+                                   highlight=False)
+        raise typer.Exit(1)
+    body = answer.json()
+    console.print(f"stream {escape(rtms_stream_id)}: Zoom answered {body['status_code']} "
+                  f"{escape(str(body['status']))}", highlight=False)
 
 
 def _when(ms: object, form: str = "%Y-%m-%d %H:%M:%S") -> str:

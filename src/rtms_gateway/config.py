@@ -48,6 +48,7 @@ RESOLUTIONS = {res.name.lower(): res for res in Resolution}
 AUDIO_STREAMS = {"mixed": DataOption.AUDIO_MIXED_STREAM, "multi": DataOption.AUDIO_MULTI_STREAMS}
 VIDEO_STREAMS = {"active": DataOption.VIDEO_SINGLE_ACTIVE_STREAM,
                  "individual": DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM}
+ON_REVOKED = {"delete": "delete", "keep": "keep"}
 
 
 _CHOICES: dict[str, tuple[Mapping[str, object], str]] = {
@@ -58,6 +59,7 @@ _CHOICES: dict[str, tuple[Mapping[str, object], str]] = {
     "share_resolution": (RESOLUTIONS, "resolution"),
     "audio_streams": (AUDIO_STREAMS, "audio stream mode"),
     "video_stream": (VIDEO_STREAMS, "video stream mode"),
+    "on_revoked": (ON_REVOKED, "RTMS_ON_REVOKED choice"),
 }
 
 
@@ -156,9 +158,16 @@ class Settings(BaseSettings):
     video_resolution: str = Field(default="hd", validation_alias="RTMS_VIDEO_RESOLUTION")
     video_fps: int = Field(default=25, ge=1, le=30, validation_alias="RTMS_VIDEO_FPS")
     video_stream: str = Field(default="active", validation_alias="RTMS_VIDEO_STREAM")
+    # With RTMS_VIDEO_STREAM=individual: whose video the gateway subscribes to by itself, a
+    # user id or a user name (unset: the active speaker, as speaker changes say).
+    video_follow: str | None = Field(default=None, min_length=1, max_length=256,
+                                     validation_alias="RTMS_VIDEO_FOLLOW")
     share_codec: str = Field(default="jpg", validation_alias="RTMS_SHARE_CODEC")
     share_resolution: str = Field(default="fhd", validation_alias="RTMS_SHARE_RESOLUTION")
     share_fps: int = Field(default=1, ge=1, le=30, validation_alias="RTMS_SHARE_FPS")
+    # A stream Zoom revokes (stop reason 8): Zoom asks that its data be deleted at once
+    # (`delete`, the default); `keep` only by explicit choice.
+    on_revoked: str = Field(default="delete", validation_alias="RTMS_ON_REVOKED")
 
     @field_validator("media")
     @classmethod
@@ -167,7 +176,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("audio_codec", "video_codec", "share_codec", "video_resolution", "share_resolution",
-                     "audio_streams", "video_stream")
+                     "audio_streams", "video_stream", "on_revoked")
     @classmethod
     def _one_of_the_choices(cls, value: str, info: ValidationInfo) -> str:
         choices, what = _CHOICES[str(info.field_name)]  # a field validator's field is named

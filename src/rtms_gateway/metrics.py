@@ -76,15 +76,17 @@ class GaugeReading(Collector):
 
     def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
         self.name, self.documentation = name, documentation
-        self._read: Callable[[], float] | None = None
+        self._read: Callable[[], float | None] | None = None
         registry.register(self)
 
-    def read_from(self, read: Callable[[], float]) -> None:
+    def read_from(self, read: Callable[[], float | None]) -> None:
+        """`read` gives the value now, or None while there is none to show."""
         self._read = read
 
     def collect(self) -> Iterator[Metric]:
-        if self._read is not None:
-            yield GaugeMetricFamily(self.name, self.documentation, value=float(self._read()))
+        value = self._read() if self._read is not None else None
+        if value is not None:
+            yield GaugeMetricFamily(self.name, self.documentation, value=float(value))
 
 
 # Seconds: fine below 10 ms, where a healthy event loop lives, coarse above.
@@ -129,6 +131,12 @@ class GatewayMetrics:
     webhooks_dead: Reading
     redis_items_sent: Reading
     redis_errors: Reading
+    concurrency_near_limit_notices: Reading
+    concurrency_limited_notices: Reading
+    streams_revoked: Reading
+    streams_erased: Reading
+    close_requests: Reading
+    video_requests: Reading
     # now
     streams_live: Gauge
     pending_records: Gauge
@@ -137,6 +145,7 @@ class GatewayMetrics:
     webhook_subscriptions: GaugeReading
     redis_backlog: GaugeReading
     redis_connected: GaugeReading
+    concurrency_streams: GaugeReading
     # how late the event loop wakes (gateway.loop_lag)
     event_loop_lag: Histogram
 
@@ -192,6 +201,15 @@ class GatewayMetrics:
             redis_items_sent=Reading("rtms_redis_items_sent", "Feed items added to the Redis streams", r),
             redis_errors=Reading("rtms_redis_errors",
                                  "Failed sends to Redis (the items wait in the store, retried)", r),
+            concurrency_near_limit_notices=Reading("rtms_concurrency_near_limit_notices",
+                                                   "Zoom's notices that the account's streams near its cap", r),
+            concurrency_limited_notices=Reading("rtms_concurrency_limited_notices",
+                                                "Zoom's notices that a stream was refused at the account's cap", r),
+            streams_revoked=Reading("rtms_streams_revoked", "Streams Zoom revoked (stop reason 8)", r),
+            streams_erased=Reading("rtms_streams_erased", "Revoked streams whose data was erased", r),
+            close_requests=Reading("rtms_stream_close_requests", "Streams asked to close (STREAM_CLOSE_REQ)", r),
+            video_requests=Reading("rtms_video_subscription_requests",
+                                   "Video subscriptions asked (VIDEO_SUBSCRIPTION_REQ), by the API or to follow", r),
             streams_live=gauge("rtms_streams_live", "Streams held now"),
             pending_records=gauge("rtms_pending_records", "Records waiting for the next commit"),
             journal_records=gauge("rtms_journal_records", "Records in the disk journal now"),
@@ -201,6 +219,9 @@ class GatewayMetrics:
             redis_backlog=GaugeReading("rtms_redis_backlog",
                                        "Feed items stored and not yet sent to Redis (at most)", r),
             redis_connected=GaugeReading("rtms_redis_connected", "1 while the last send to Redis succeeded", r),
+            concurrency_streams=GaugeReading("rtms_concurrency_streams",
+                                             "The account's streams, as Zoom's last concurrency notice counted them",
+                                             r),
             event_loop_lag=Histogram("rtms_event_loop_lag_seconds",
                                      "How late the event loop woke for a 10 ms timer", buckets=LOOP_LAG_BUCKETS,
                                      registry=r),

@@ -26,6 +26,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 
+from ..client.control import StreamControl
 from ..config import Settings
 from ..metrics import METRICS_CONTENT_TYPE, GatewayMetrics, render_metrics
 from ..protocol.constants import HEADER_TRACKING_ID
@@ -48,9 +49,12 @@ from ..sinks.media_export import MEDIA_TYPES, frames_zip, locate
 from ..sinks.outbox import Outbox
 from ..sinks.participants import participants
 from ..sinks.records import MediaFile
+from ..sinks.revoke import Revocations
 from ..web import mount_dashboard
+from ..webhooks.concurrency import ConcurrencyWatch
 from ..webhooks.dedup import Deliveries
 from ..webhooks.events import (
+    ConcurrencyNotice,
     UnhandledEvent,
     UrlValidation,
     WebhookPayloadError,
@@ -61,6 +65,7 @@ from ..webhooks.verify import WebhookRejected, verify_request
 from .auth import Authenticator
 from .live import LiveFeed, live_routes
 from .reads import PageParam, read_page, search_routes
+from .streams import stream_routes
 from .webhook_routes import webhook_routes
 
 log = logging.getLogger(__name__)
@@ -130,7 +135,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No meeting with that UUID"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No meeting with that UUID"},
+    410: {"description": "Zoom revoked the meeting's streams: their data was deleted "
+                         "(`detail.revoked`: stream ids, stop reason, time)"}}
 _UUID_DOC = "The meeting UUID; percent-encode `/`, `+` and `=` (`%2F`, `%2B`, `%3D`)."
 
 
@@ -139,7 +147,10 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                clock: Callable[[], float] = time.time,
                live_media: Callable[[str], list[MediaFile]] = lambda meeting_uuid: [],
                deliveries: Deliveries | None = None, live: LiveHub | None = None,
-               outbox: Outbox | None = None, metrics: GatewayMetrics | None = None) -> FastAPI:
+               outbox: Outbox | None = None, metrics: GatewayMetrics | None = None,
+               concurrency: ConcurrencyWatch | None = None,
+               revocations: Revocations | None = None,
+               control: StreamControl | None = None) -> FastAPI:
     """The app for `settings`; reads no environment. `keys` holds the API keys made with
     `rtms-gateway keys` (without it, only `RTMS_API_KEYS` open the API and the key routes
     are absent). `clock` gives Unix seconds; `live_media` tells how the files still being
@@ -147,7 +158,10 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     alone unless given the store's); `live` is the hub the store's committed items are
     published to (without it, the live feed routes are absent). `outbox` sends outbound
     webhooks (its routes are absent without it). `metrics` are what `/metrics` shows (the
-    API adds its refused requests and the live feed's counts)."""
+    API adds its refused requests and the live feed's counts); `concurrency` keeps Zoom's
+    account-level concurrency notices (one of its own if not given); `revocations` knows the
+    streams Zoom revoked (their meetings answer 410 Gone); `control` acts on held streams
+    (the stream routes are absent without it)."""
     # Swagger UI and ReDoc from files the gateway serves itself: /docs works offline.
     app = FastAPIOffline(title="rtms-gateway", version="0.1.0",
                          description="Zoom Realtime Media Streams in; durable, queryable, live data out. "
@@ -166,6 +180,10 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     api = APIRouter(dependencies=reader, responses=_AUTH_ERRORS)
     deliveries = deliveries if deliveries is not None else Deliveries()
     secret_token = settings.zoom_secret_token.get_secret_value()
+    watch = concurrency if concurrency is not None else ConcurrencyWatch()
+    gateway_metrics.concurrency_near_limit_notices.read_from(lambda: watch.counts["near_limit"])
+    gateway_metrics.concurrency_limited_notices.read_from(lambda: watch.counts["limited"])
+    gateway_metrics.concurrency_streams.read_from(watch.streams)
 
     def refuse(status: int, reason: str, request: Request, event: str | None = None) -> JSONResponse:
         # One line per refusal; never the token, the signature header or the body.
@@ -208,9 +226,11 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             return JSONResponse({"status": "ignored"})
         key = delivery_key(event)
         if await deliveries.seen(key, clock()):
-            log.info("webhook %s for stream %s is a repeat; ignored",
-                     type(event).__name__, event.rtms_stream_id)
+            log.info("webhook %s for %s is a repeat; ignored", type(event).__name__, key[1])
             return JSONResponse({"status": "duplicate"})
+        if isinstance(event, ConcurrencyNotice):
+            watch.note(event)
+            return JSONResponse({"status": "ok"})
         log.debug("webhook %s for stream %s accepted", type(event).__name__, event.rtms_stream_id)
         try:
             await manager.handle(event)
@@ -242,6 +262,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         waiting = health.get("journal_records", 0) or not health.get("store_ok", True)
         body: dict[str, Any] = {"status": "ok" if store_ok and not waiting else "degraded", "store": store_ok}
         body.update({k: v for k, v in health.items() if k not in body})
+        if watch.latest:
+            body["concurrency"] = watch.health()
         return JSONResponse(body, status_code=200 if store_ok else 503)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
@@ -260,6 +282,11 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
     async def meeting_or_404(meeting_uuid: str) -> Any:
         found = await store.get_meeting(meeting_uuid)
         if found is None:
+            gone = await revocations.gone(meeting_uuid) if revocations is not None else []
+            if gone:  # Zoom revoked its streams: their data was deleted, as Zoom asks
+                raise HTTPException(410, {"message": f"meeting {meeting_uuid!r}: its streams were "
+                                                     "revoked by Zoom and their data deleted",
+                                          "revoked": [t.to_json() for t in gone]})
             raise HTTPException(404, f"no meeting {meeting_uuid!r}")
         return found
 
@@ -372,6 +399,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         app.include_router(key_routes(keys, auth))
     if outbox is not None:
         app.include_router(webhook_routes(outbox, auth, _AUTH_ERRORS))
+    if control is not None:
+        app.include_router(stream_routes(control, auth, _AUTH_ERRORS))
     mount_dashboard(app, settings, store=store, manager=manager, auth=auth, media_files=files_of)
     return app
 

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
@@ -38,9 +39,15 @@ from ..client.policy import Backoff, ReconnectPolicy, Retry, Stop
 from ..client.spec import StreamSpec
 from ..client.stream import RtmsStream
 from ..client.transport import SYSTEM_CLOCK, Clock, Transport, until_set
-from ..protocol.constants import CLIENT_SILENCE_LIMIT_S, MediaType, status_name
+from ..protocol.constants import CLIENT_SILENCE_LIMIT_S, MediaType, StopReason, status_name
 from ..protocol.errors import StoreError
-from ..protocol.messages import MediaParams, ReceivedMessage
+from ..protocol.messages import (
+    EventUpdate,
+    MediaParams,
+    ReceivedMessage,
+    StreamCloseResp,
+    VideoSubscriptionResp,
+)
 from ..sinks.records import MeetingRecord, StreamRecord
 from ..webhooks.events import StreamInterrupted, StreamStarted, StreamStopped
 from .pipeline import Pipeline
@@ -65,6 +72,9 @@ INTERRUPTION_NOTICE_DELAY_MS = 2_000
 # How long a webhook waits for the store to say whether its stream ended already; past
 # that the stream is started (keeping meetings flowing beats refusing Zoom).
 ENDED_LOOKUP_TIMEOUT_S = 2.0
+
+
+_CONTROL_MESSAGES = frozenset({StreamCloseResp, VideoSubscriptionResp, EventUpdate})
 
 
 class EndedLog(Protocol):
@@ -105,6 +115,8 @@ class StreamManager:
         silence_limit: float = CLIENT_SILENCE_LIMIT_S,
         allow_insecure_ws: bool = False,
         ended_log: EndedLog | None = None,
+        on_revoked: Callable[[str, str | None, int], None] | None = None,
+        on_control: Callable[[RtmsStream, ReceivedMessage], None] | None = None,
     ) -> None:
         self.credentials = credentials
         self.allow_insecure_ws = allow_insecure_ws
@@ -123,6 +135,10 @@ class StreamManager:
         self._ended: OrderedDict[str, str] = OrderedDict()
         self._ended_memory = ended_memory
         self.ended_log = ended_log
+        # Told (stream id, meeting, reason) of a stream Zoom revoked, once it ended here.
+        self.on_revoked = on_revoked
+        # Told of the signaling messages stream control acts on (answers, events).
+        self.on_control = on_control
         self.outcomes: dict[str, int] = {}
         self.reconnects: dict[str, int] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -258,6 +274,7 @@ class StreamManager:
             state = None if stream_id in self._ended else StreamState.STOPPED
             self._remember_ended(stream_id, StreamState.STOPPED)
             self._record_stopped_elsewhere(stream_id, meeting_uuid, state, reason)
+            self._revoked(stream_id, meeting_uuid, reason)
 
     def _connect(self, spec: StreamSpec) -> RtmsStream:
         return RtmsStream(
@@ -321,6 +338,7 @@ class StreamManager:
             self._remember_ended(stream_id, final.state)
         self.outcomes[final.state.value] = self.outcomes.get(final.state.value, 0) + 1
         self._record_state(stream, final.state, final)
+        self._revoked(stream_id, held.spec.owner_id, final.stop_reason)
         return final
 
     def _decide(self, held: _Held, outcome: StreamOutcome) -> Retry | Stop:
@@ -349,6 +367,10 @@ class StreamManager:
         held.backoff.reset()
         self._record_servers(spec.rtms_stream_id, spec.server_urls)
 
+    def _revoked(self, stream_id: str, meeting_uuid: str, reason: int | None) -> None:
+        if reason == StopReason.STREAM_REVOKED and self.on_revoked is not None:
+            self.on_revoked(stream_id, meeting_uuid, reason)
+
     def _count_reconnect(self, cause: StreamState) -> None:
         self.reconnects[cause.value] = self.reconnects.get(cause.value, 0) + 1
 
@@ -365,6 +387,8 @@ class StreamManager:
 
     def on_message(self, stream: RtmsStream, msg: ReceivedMessage) -> None:
         self.pipeline.on_message(stream, msg)
+        if self.on_control is not None and type(msg) in _CONTROL_MESSAGES:
+            self.on_control(stream, msg)
 
     def on_lifecycle(self, stream: RtmsStream, change: LifecycleChange) -> None:
         stream_id = stream.stream_id

@@ -17,21 +17,27 @@ import uvicorn
 
 from ..api.http_limits import LimitedH11Protocol
 from ..client.connection import PicowsTransport, TlsTrust
+from ..client.control import StreamControl, VideoFollower
 from ..client.policy import ReconnectPolicy
+from ..client.stream import RtmsStream
 from ..config import Settings
 from ..metrics import GatewayMetrics
+from ..protocol.constants import MediaType
 from ..protocol.errors import StartupError, StoreUnavailable
+from ..protocol.messages import ReceivedMessage
 from ..sinks.bus import RedisBus
 from ..sinks.journal import Journal
 from ..sinks.keys import ensure_first_key
 from ..sinks.live import LiveHub
 from ..sinks.outbox import Outbox, OutboxConfig, RetryPolicy
+from ..sinks.revoke import Revocations
 from ..sinks.store import Store
 from ..webhooks.dedup import Deliveries
 from .lock import DataDirLock
 from .loop_lag import LoopLagMonitor
 from .manager import Credentials, StreamManager
 from .pipeline import Pipeline, journal_path
+from .revoked import RevokedStreams
 
 log = logging.getLogger(__name__)
 WS_MAX_MESSAGE = 64 * 1024
@@ -50,6 +56,7 @@ class Gateway:
     outbox: Outbox
     bus: RedisBus | None
     loop_lag: asyncio.Task[None]
+    revoked: RevokedStreams
 
     @classmethod
     async def open(cls, settings: Settings, lock: DataDirLock | None = None) -> Gateway:
@@ -94,6 +101,9 @@ class Gateway:
         metrics.nul_replaced.read_from(lambda: store.counters["nul_replaced"])
         journal = await asyncio.to_thread(Journal, journal_path(settings.data_dir))  # read whole: off the loop
         pipeline = Pipeline(store, metrics=metrics, journal=journal, data_dir=settings.data_dir)
+        revocations = Revocations(store)
+        revoked = RevokedStreams(revocations, pipeline, settings.data_dir,
+                                 erase=settings.on_revoked == "delete")
         policy = ReconnectPolicy(initial_s=settings.reconnect_initial_s,
                                  cap_s=settings.reconnect_max_s,
                                  media_window_s=settings.media_window_s,
@@ -109,12 +119,28 @@ class Gateway:
             silence_limit=settings.silence_limit_s,
             allow_insecure_ws=settings.allow_insecure_ws,
             ended_log=store.memory,
+            on_revoked=revoked.revoked,
         )
+        control = StreamControl(manager.streams.get)
+        follower = None
+        if settings.video_stream == "individual" and MediaType.VIDEO in settings.media_types:
+            follower = VideoFollower(control, settings.video_follow)
+
+        def on_control(stream: RtmsStream, msg: ReceivedMessage) -> None:
+            control.answered(stream.stream_id, msg)
+            if follower is not None:
+                follower.on_message(stream, msg)
+
+        manager.on_control = on_control
         pipeline.set_pause(manager.pause_reading, manager.resume_reading)
         metrics.frames_rejected.read_from(lambda: manager.frames_rejected)
         metrics.streams_live.set_function(lambda: manager.streams_live)
         metrics.reconnects.read_from(lambda: manager.reconnects)
         metrics.streams_ended.read_from(lambda: manager.outcomes)
+        metrics.streams_revoked.read_from(lambda: revoked.counters["streams_revoked"])
+        metrics.streams_erased.read_from(lambda: revoked.counters["streams_erased"])
+        metrics.close_requests.read_from(lambda: control.counters["close_requests"])
+        metrics.video_requests.read_from(lambda: control.counters["video_requests"])
         pipeline.start()
         await recover(settings.data_dir, store, pipeline, manager, window_s=policy.signaling_window_s)
         outbox = Outbox(store, OutboxConfig(
@@ -140,14 +166,21 @@ class Gateway:
 
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
-                         deliveries=Deliveries(store.memory), live=live, outbox=outbox, metrics=metrics)
-        return cls(settings, store, pipeline, manager, app, lock, live, metrics, outbox, bus, loop_lag)
+                         deliveries=Deliveries(store.memory), live=live, outbox=outbox, metrics=metrics,
+                         revocations=revocations, control=control)
+        return cls(settings, store, pipeline, manager, app, lock, live, metrics, outbox, bus, loop_lag,
+                   revoked)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let go of live streams, commit what is pending, close the store, then the lock."""
         try:
             self.loop_lag.cancel()
             await self.manager.shutdown(timeout)
+            if self.revoked is not None:  # erasures under way finish (or wait for the next start)
+                try:
+                    await asyncio.wait_for(self.revoked.settled(), timeout)
+                except TimeoutError:
+                    await self.revoked.close()
             await self.pipeline.close()
             self.live.close()
             await self.outbox.close()

@@ -32,6 +32,7 @@ from .constants import (
     EventType,
     MediaType,
     StatusCode,
+    StopReason,
     StreamState,
 )
 from .errors import HandshakeRejected, LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -321,6 +322,8 @@ class SignalingSession(_Socket[SignalingState]):
                 self.stop_reason = event.any_reason
                 self.closed()
             case StreamCloseResp() if self.state is SignalingState.CLOSING:
+                if event.status_code == StatusCode.OK:  # the stream ends as we asked
+                    self.stop_reason = StopReason.RECEIVER_REQUEST_CLOSE
                 self.closed()
         return event
 

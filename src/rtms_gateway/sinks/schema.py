@@ -189,6 +189,18 @@ ended_streams = Table(
     Column("ended_at_ms", BigInteger, nullable=False, index=True),
 )
 
+# Streams Zoom revoked (stop reason 8): their records, feed items and files are erased
+# (`sinks.revoke`); this tombstone is what is kept, so the API answers 410 Gone for them.
+revoked_streams = Table(
+    "revoked_streams", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("stream_key", KEY, nullable=False, unique=True),
+    Column("rtms_stream_id", Text, nullable=False),
+    Column("meeting_key", KEY, nullable=False, index=True),
+    Column("stop_reason", Integer, nullable=False),
+    Column("revoked_at_ms", BigInteger, nullable=False),
+)
+
 api_keys = Table(
     "api_keys", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -52,6 +52,20 @@ class StreamInterrupted:
 
 
 @dataclass(frozen=True, slots=True)
+class ConcurrencyNotice:
+    """Account-level: Zoom's streams for the account are near the cap (`near_limit`), or a
+    stream was not started because the cap was reached (`limited`)."""
+
+    kind: str  # "near_limit" | "limited"
+    event_ts: int
+    concurrency_number: int | None = None
+    concurrency_limit: int | None = None
+    percentage: int | None = None
+    operator_id: str | None = None
+    owner_id: str | None = None  # the meeting, webinar or session refused (`limited`)
+
+
+@dataclass(frozen=True, slots=True)
 class UrlValidation:
     plain_token: str
 
@@ -62,7 +76,10 @@ class UnhandledEvent:
 
 
 RtmsEvent = StreamStarted | StreamStopped | StreamInterrupted
-WebhookEvent = RtmsEvent | UrlValidation | UnhandledEvent
+WebhookEvent = RtmsEvent | ConcurrencyNotice | UrlValidation | UnhandledEvent
+
+CONCURRENCY_EVENTS = {"rtms.concurrency_near_limit": "near_limit",
+                      "rtms.concurrency_limited": "limited"}
 
 _EVENTS: dict[str, tuple[Product, type]] = {}
 for _p in Product:
@@ -74,8 +91,10 @@ _decoder = msgspec.json.Decoder()
 _MISSING: Any = object()
 
 
-def delivery_key(event: RtmsEvent) -> tuple[str, str, int]:
+def delivery_key(event: RtmsEvent | ConcurrencyNotice) -> tuple[str, str, int]:
     """What identifies one delivery across Zoom's retries (the tracking id may change)."""
+    if isinstance(event, ConcurrencyNotice):
+        return (type(event).__name__, event.kind, event.event_ts)
     return (type(event).__name__, event.rtms_stream_id, event.event_ts)
 
 
@@ -129,7 +148,7 @@ def parse_webhook(body: bytes) -> WebhookEvent:
     name = data.get("event")
     if not isinstance(name, str) or not name:
         raise WebhookPayloadError(400, "event is required and must be a string")
-    if name != URL_VALIDATION_EVENT and name not in _EVENTS:
+    if name != URL_VALIDATION_EVENT and name not in _EVENTS and name not in CONCURRENCY_EVENTS:
         return UnhandledEvent(name)
     raw_payload = data.get("payload")
     if not isinstance(raw_payload, dict):
@@ -138,12 +157,15 @@ def parse_webhook(body: bytes) -> WebhookEvent:
     if name == URL_VALIDATION_EVENT:
         return UrlValidation(payload.required_text("plainToken"))
 
-    product, kind = _EVENTS[name]
     event_ts = data.get("event_ts", 0)
     if event_ts is None:
         event_ts = 0
     if isinstance(event_ts, bool) or not isinstance(event_ts, int):
         raise payload.fail("event_ts must be an integer")
+    if name in CONCURRENCY_EVENTS:
+        return _concurrency(CONCURRENCY_EVENTS[name], payload, event_ts)
+
+    product, kind = _EVENTS[name]
     id_key = product.id_key
     if product is Product.WEBINAR and payload.get(id_key) is None:
         id_key = "meeting_uuid"  # some webinar deliveries carry the meeting key instead
@@ -167,3 +189,21 @@ def parse_webhook(body: bytes) -> WebhookEvent:
             raise payload.fail("payload.stop_reason must be an integer")
         return StreamStopped(product, owner_id, stream_id, reason, event_ts)
     return StreamInterrupted(product, owner_id, stream_id, event_ts)
+
+
+def _concurrency(kind: str, payload: _Payload, event_ts: int) -> ConcurrencyNotice:
+    """Every field optional (Zoom documents them loosely); a present one must be typed right."""
+    numbers: dict[str, int | None] = {}
+    for key in ("concurrency_number", "concurrency_limit", "percentage"):
+        value = payload.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise payload.fail(f"payload.{key} must be an integer")
+        numbers[key] = value
+    owner = None
+    for id_key in ("meeting_uuid", "webinar_uuid", "session_id", "engagement_id"):
+        owner = payload.text(id_key)
+        if owner is not None:
+            break
+    return ConcurrencyNotice(kind, event_ts, numbers["concurrency_number"],
+                             numbers["concurrency_limit"], numbers["percentage"],
+                             operator_id=payload.text("operator_id"), owner_id=owner)
