@@ -63,6 +63,17 @@ def repair_wav(path: Path) -> int:
     return size
 
 
+def closing_job(file: BinaryIO, write: Callable[[], None] | None) -> Callable[[], None]:
+    """The blocking job that ends a track's file: its last write (if any), then the close."""
+
+    def close() -> None:
+        if not file.closed:
+            if write is not None:
+                write()
+            file.close()
+    return close
+
+
 class WavTrack:
     def __init__(self, path: Path, *, sample_rate: int, channels: int, origin_ms: int | None = None) -> None:
         self.path = path
@@ -151,14 +162,7 @@ class WavTrack:
 
     def closing(self) -> Callable[[], None]:
         """On the event loop: the last write and the close, as one blocking job."""
-        write = self.take()
-
-        def close() -> None:
-            if not self._file.closed:
-                if write is not None:
-                    write()
-                self._file.close()
-        return close
+        return closing_job(self._file, self.take())
 
     def flush(self) -> None:
         """Blocking: write what was placed, here and now."""

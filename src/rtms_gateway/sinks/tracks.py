@@ -24,7 +24,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
-from .audio import DUPLICATE, PLACED, UNWRITTEN, WavTrack
+from .audio import DUPLICATE, PLACED, UNWRITTEN, WavTrack, closing_job
 from .audio_codecs import PcmDecoder, UndecodableAudio
 from .records import MediaFile
 
@@ -135,14 +135,7 @@ class RawTrack(_Blocking):
         self._file.flush()
 
     def closing(self) -> Callable[[], None]:
-        write = self.take()
-
-        def close() -> None:
-            if not self._file.closed:
-                if write is not None:
-                    write()
-                self._file.close()
-        return close
+        return closing_job(self._file, self.take())
 
 
 def _resume_raw(path: Path, info: MediaFile, head: struct.Struct) -> None:
