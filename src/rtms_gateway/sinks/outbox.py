@@ -53,6 +53,7 @@ KEEP_DEAD_MS = 30 * 86_400_000  # dead ones (which may be replayed) after a mont
 FLUSH_EVERY = 100  # successful deliveries written to the store together, at most
 MAX_SUBSCRIPTIONS = 100
 ERROR_CHARS = 300
+MAX_ANSWER_BYTES = 64 * 1024  # of a receiver's answer, read to keep its connection
 
 
 class UnknownEventType(ValueError):
@@ -230,7 +231,14 @@ class Deliverer:
         try:
             async with self.client.stream("POST", sub.url, content=body, headers=headers(
                     sub.secret, delivery.webhook_id, sent_at // 1000, body)) as response:
-                code = response.status_code  # the body is never read: bounded, whatever comes
+                code = response.status_code
+                # A short answer is read to its end so the connection goes back to the pool;
+                # a long one is left unread (the connection is dropped): bounded either way.
+                read = 0
+                async for chunk in response.aiter_raw():
+                    read += len(chunk)
+                    if read > MAX_ANSWER_BYTES:
+                        break
             if not 200 <= code < 300:
                 error = f"HTTP {code}"
         except httpx.HTTPError as exc:
