@@ -42,6 +42,7 @@ _OUTCOMES = {
     StopReason.RECEIVER_REQUEST_CLOSE: "closed by the client (STREAM_CLOSE_REQ)",
     StopReason.KEEP_ALIVE_TIMEOUT: "stopped: keep-alives unanswered",
     StopReason.AWAIT_RECONNECTION_TIMEOUT: "stopped: the client did not reconnect in time",
+    StopReason.STREAM_REVOKED: "revoked: the app must delete what it kept",
 }
 
 
@@ -69,6 +70,10 @@ class SimulatorConfig:
     webhook_verify: ssl.SSLContext | str | bool = True
     video_source: VideoSource | None = None
     timestamp_jitter_ms: int = 0  # each media packet's timestamp off its slot by up to this, seeded
+    signaling_linger_s: float = 0.0  # a lost signaling socket "still closing": reconnecting meanwhile gets 8
+    replay_joins: bool = True  # send a late subscriber who is here (Zoom does not; False is faithful)
+    lid_warmup_s: float = 30.0  # transcripts in the source language this long, then as detected
+    ai_interpreter: bool = False  # send META_DATA_AUDIO (23) on audio sockets
 
 
 @dataclass
@@ -157,6 +162,10 @@ class Simulator:
             signaling_reconnect_window=config.signaling_reconnect_window,
             media_reconnect_window=config.media_reconnect_window,
             timestamp_jitter_ms=config.timestamp_jitter_ms,
+            signaling_linger_s=config.signaling_linger_s,
+            replay_joins=config.replay_joins,
+            lid_warmup_s=config.lid_warmup_s,
+            ai_interpreter=config.ai_interpreter,
         )
 
     # ---- lifecycle --------------------------------------------------------------------

@@ -215,7 +215,7 @@ class SimStream:
 
     def inject(self, fault: Fault) -> None:
         """Do one socket-level fault now (the runner does the webhook ones)."""
-        self.injector.inject(fault, self._clock())
+        self.injector.inject(fault, self._clock(), now_ms())
         self._apply()
 
     def poll(self, now: float) -> StopReason | None:
@@ -293,6 +293,8 @@ class SimStream:
         """Send everything due by `now` (called by the pacer every 20 ms)."""
         session = self.session
         if session.silent(now):  # a `silent` fault: what falls due waits
+            return
+        if session.paused_until is not None:  # paused: what falls due is lost (dropped on resume)
             return
         if now >= session.end_at:  # nothing past the meeting's end; the supervisor stops it
             now = session.end_at
