@@ -65,8 +65,9 @@ class SimulatorConfig:
     connect_timeout: float = 30.0  # from rtms_started to CLIENT_READY_ACK
     duplicate_signaling: DuplicatePolicy = "reject"
     webhook_timeout: float = 3.0
-    webhook_attempts: int = 3
-    webhook_retry_delay: float = 0.25
+    # Zoom retries a failed delivery 3 times, after 5, 20 and 60 minutes; scaled down here
+    # (`webhook_sender.ZOOM_RETRY_DELAYS_S` for the real schedule).
+    webhook_retry_delays: tuple[float, ...] = (0.25, 0.5, 1.0)
     webhook_verify: ssl.SSLContext | str | bool = True
     video_source: VideoSource | None = None
     timestamp_jitter_ms: int = 0  # each media packet's timestamp off its slot by up to this, seeded
@@ -192,7 +193,7 @@ class Simulator:
         self.pacer.start()
         if cfg.webhook_url:
             self.sender = WebhookSender(cfg.webhook_url, cfg.secret_token, timeout=cfg.webhook_timeout,
-                                        attempts=cfg.webhook_attempts, retry_delay=cfg.webhook_retry_delay,
+                                        retry_delays=cfg.webhook_retry_delays,
                                         verify=cfg.webhook_verify)
 
     async def stop(self) -> None:
