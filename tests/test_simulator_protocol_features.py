@@ -137,3 +137,25 @@ async def test_video_subscription_needs_data_opt_4(start_simulator):
     assert frame["content"]["user_id"] == user
     active.request_stop()
     individual.request_stop()
+
+
+async def test_server_urls_can_list_a_refusing_url_first_and_the_next_one_answers(start_simulator):
+    sim = await start_simulator(dead_first_url=True)
+    handle = sim.start_meeting(duration=30, media=MediaType.TRANSCRIPT)
+    urls = handle.started_payload["server_urls"].split(",")
+    assert len(urls) == 2 and urls[1] == handle.signaling_url and urls[0] != urls[1]
+    ctx = sim.client_ssl_context()
+    try:
+        await websockets.connect(urls[0], ssl=ctx, open_timeout=5)
+        raise AssertionError("the first URL should refuse")
+    except OSError:
+        pass  # refused: fail over to the next
+    raw = RawStream(sim, handle)
+    sig = await websockets.connect(urls[1], ssl=ctx)
+    await sig.send(json.dumps({"msg_type": 1, **raw.ids}))
+    assert json.loads(await asyncio.wait_for(sig.recv(), 5))["status_code"] == StatusCode.OK
+    await sig.close()
+    single = sim.start_meeting(duration=30, media=MediaType.TRANSCRIPT, dead_first_url=False)
+    assert single.started_payload["server_urls"] == single.signaling_url
+    handle.request_stop()
+    single.request_stop()
