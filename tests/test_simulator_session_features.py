@@ -171,7 +171,8 @@ def test_an_end_fault_with_a_reason_that_does_not_exist_is_refused_when_parsed()
 
 
 def test_random_faults_never_end_a_stream_or_refuse_its_handshakes():
-    assert not {FaultKind.REJECT, FaultKind.LINGER, FaultKind.REVOKE, FaultKind.END} & set(RANDOM_KINDS)
+    assert not {FaultKind.REJECT, FaultKind.LINGER, FaultKind.PAUSE, FaultKind.REVOKE, FaultKind.END} \
+        & set(RANDOM_KINDS)
 
 
 def test_stream_close_is_answered_with_22_and_ends_with_receiver_request_close():

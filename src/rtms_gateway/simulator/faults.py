@@ -43,10 +43,11 @@ DEFAULT_AT_S = 2.0
 DEFAULT_ARGUMENT = {FaultKind.SILENT: 70.0, FaultKind.REJECT: 3.0, FaultKind.SLOW_READER: 5.0,
                     FaultKind.FUZZ: 1000.0, FaultKind.LINGER: 5.0, FaultKind.PAUSE: 3.0,
                     FaultKind.END: float(StopReason.HOST_TRIGGERED)}
-# Faults that a random draw may pick: every one a client should ride out (a refused or
-# lingering handshake, a revoked or ended stream are chosen on purpose only).
-RANDOM_KINDS = tuple(k for k in FaultKind
-                     if k not in (FaultKind.REJECT, FaultKind.LINGER, FaultKind.REVOKE, FaultKind.END))
+# Faults that a random draw may pick: every one a client should ride out. A refused or
+# lingering handshake and a revoked or ended stream are chosen on purpose only, and so is
+# a pause (kinds added later stay out, so that a seed draws what it always drew).
+RANDOM_KINDS = tuple(k for k in FaultKind if k not in (FaultKind.REJECT, FaultKind.LINGER, FaultKind.PAUSE,
+                                                       FaultKind.REVOKE, FaultKind.END))
 
 
 @dataclass(frozen=True, slots=True)
