@@ -57,7 +57,10 @@ async def test_transcripts_arrive_complete_and_exact(sim_and_client):
         else:
             assert (c["user_id"], c["user_name"]) == (u.speaker.user_id, u.speaker.user_name)
         assert (c["timestamp"], c["start_time"], c["end_time"]) == (t0 + u.start_ms, t0 + u.start_ms, t0 + u.end_ms)
-        assert c["language"] == u.language
+        assert c["language"] == 9  # English: language detection starts 30 s into the stream
+        assert c.get("attribute") == u.attribute
+    assert any(u.attribute is not None for u in handle.script.utterances)
+    assert any(u.attribute is None for u in handle.script.utterances)
     assert record.outcome == "completed" and record.stop_reason == 6
 
 

@@ -83,7 +83,7 @@ def admit(stream, role, frame, rules=None, now=0.0):
     if isinstance(frame, bytes):
         frame = socket.receive(frame)
     decision = (rules or HandshakeRules(CLIENT_ID, SECRET)).admit(
-        socket, frame, lambda sid: stream if sid == STREAM else None)
+        socket, frame, lambda sid: stream if sid == STREAM else None, now)
     return socket, decision
 
 
@@ -398,16 +398,6 @@ def test_a_handshake_again_on_an_open_socket_is_answered_as_a_duplicate():
     assert sig_resp.status_code == StatusCode.DUPLICATE_SIGNAL_REQUEST and sig_resp.sequence == 9
     assert media_resp.status_code == StatusCode.DUPLICATE_MEDIA_DATA_CONNECTION
     assert stream.record.unexpected == {"signaling:SignalingHandshakeReq": 1, "audio:DataHandshakeReq": 1}
-
-
-def test_subscribing_to_video_of_the_same_user_twice_is_a_duplicate():
-    stream = new_stream()
-    sig, _ = streaming(stream)
-    for _ in range(2):
-        stream.receive(sig, m.VideoSubscriptionReq(user_id=7, subscribe=True), 1.0, STAMP)
-    first, second = sent(stream.effects())
-    assert first.status_code == StatusCode.OK and stream.video_user == 7
-    assert second.status_code == StatusCode.DUPLICATE_VIDEO_SUBSCRIPTION
 
 
 def test_a_join_sent_before_the_subscription_is_caught_up_once_subscribed():

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from rtms_gateway.protocol.constants import MediaType, Product
-from rtms_gateway.simulator.webhook_sender import WebhookSender
+from rtms_gateway.simulator.webhook_sender import ZOOM_RETRY_DELAYS_S, WebhookSender
 from tests.peers.minimal_client import WebhookReceiver
 
 STARTED_KEYS = {
@@ -68,7 +68,7 @@ async def test_headers_and_signature_over_exact_bytes(sim_and_client):
 
 async def test_retries_non_2xx_then_delivers(receiver, credentials):
     receiver.scripted_statuses = [500, 503]
-    sender = WebhookSender(receiver.url, credentials["secret_token"], retry_delay=0.01)
+    sender = WebhookSender(receiver.url, credentials["secret_token"], retry_delays=(0.01, 0.01, 0.01))
     try:
         delivery = await sender.send("meeting.rtms_started", {"meeting_uuid": "u", "rtms_stream_id": "s"})
     finally:
@@ -80,19 +80,27 @@ async def test_retries_non_2xx_then_delivers(receiver, credentials):
     assert len({d.headers["x-zm-trackingid"] for d in attempts}) == 3
 
 
-async def test_gives_up_after_bounded_attempts(receiver, credentials):
-    receiver.scripted_statuses = [500, 500, 500, 500]
-    sender = WebhookSender(receiver.url, credentials["secret_token"], attempts=3, retry_delay=0.01)
+async def test_gives_up_after_the_first_attempt_and_three_retries_as_zoom_does(receiver, credentials):
+    receiver.scripted_statuses = [500, 500, 500, 500, 500]
+    sender = WebhookSender(receiver.url, credentials["secret_token"], retry_delays=(0.01, 0.02, 0.03))
     try:
         delivery = await sender.send("meeting.rtms_stopped", {})
     finally:
         await sender.aclose()
-    assert not delivery.ok and delivery.statuses == (500, 500, 500)
+    assert not delivery.ok and delivery.statuses == (500, 500, 500, 500)
+    assert len(receiver.received) == 4
+
+
+def test_zoom_retries_three_times_after_5_20_and_60_minutes_and_bad_schedules_are_refused():
+    assert ZOOM_RETRY_DELAYS_S == (300.0, 1200.0, 3600.0)
+    for bad in ((-1.0,), (0.0,) * 17):
+        with pytest.raises(ValueError, match="retry_delays"):
+            WebhookSender("http://127.0.0.1:9/", "t", retry_delays=bad)
 
 
 async def test_slow_endpoint_times_out_and_is_retried(receiver, credentials):
     receiver.scripted_delay = 1.0
-    sender = WebhookSender(receiver.url, credentials["secret_token"], timeout=0.2, retry_delay=0.01)
+    sender = WebhookSender(receiver.url, credentials["secret_token"], timeout=0.2, retry_delays=(0.01,))
     try:
         delivery = await sender.send("meeting.rtms_started", {})
     finally:
@@ -101,7 +109,7 @@ async def test_slow_endpoint_times_out_and_is_retried(receiver, credentials):
 
 
 async def test_unreachable_endpoint_is_recorded(credentials):
-    sender = WebhookSender("http://127.0.0.1:9/webhook", credentials["secret_token"], attempts=2, retry_delay=0.01)
+    sender = WebhookSender("http://127.0.0.1:9/webhook", credentials["secret_token"], retry_delays=(0.01,))
     try:
         delivery = await sender.send("meeting.rtms_started", {})
     finally:
@@ -124,7 +132,7 @@ async def test_validate_endpoint_pass_and_fail(receiver, credentials):
 
 
 async def test_wrong_secret_token_is_refused_by_the_receiver(receiver):
-    sender = WebhookSender(receiver.url, "not-the-token", attempts=1)
+    sender = WebhookSender(receiver.url, "not-the-token", retry_delays=())
     try:
         delivery = await sender.send("meeting.rtms_started", {})
     finally:

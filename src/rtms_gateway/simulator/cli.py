@@ -77,6 +77,19 @@ def simulate(
         0, "--timestamp-jitter-ms", min=0, max=1000,
         help="Shift each media packet's timestamp by a seeded uniform amount within ±J ms "
              "(its content stays its slot's), as real senders' timestamps wander."),
+    dead_first_url: bool = typer.Option(
+        False, "--dead-first-url",
+        help="List a signaling URL that refuses connections first in server_urls: clients must fail over."),
+    signaling_linger: float = typer.Option(
+        0.0, "--signaling-linger", min=0.0,
+        help="Seconds a lost signaling socket counts as still closing: a reconnection meanwhile gets status 8."),
+    no_join_replay: bool = typer.Option(
+        False, "--no-join-replay", help="Do not send a late event subscriber who is already here (as Zoom)."),
+    lid_warmup: float = typer.Option(
+        30.0, "--lid-warmup", min=0.0,
+        help="Seconds of transcripts in the source language before language detection takes over."),
+    ai_interpreter: bool = typer.Option(
+        False, "--ai-interpreter", help="Send AI-interpreter audio metadata (msg 23) on audio sockets."),
 ) -> None:
     """Zoom's side of RTMS alone: signed webhooks, signaling and media servers, scripted meetings."""
     creds = AppCredentials().by_name()
@@ -110,7 +123,9 @@ def simulate(
         keepalive_interval=keepalive_interval, connect_timeout=connect_timeout, meetings=meetings,
         duration=duration, media=offered, products=_parse_products(products), stagger=stagger,
         validate_endpoint=validate_endpoint, seed=seed, faults=faults, random_faults=random_faults,
-        timestamp_jitter_ms=timestamp_jitter_ms,
+        timestamp_jitter_ms=timestamp_jitter_ms, dead_first_url=dead_first_url,
+        signaling_linger_s=signaling_linger, replay_joins=not no_join_replay, lid_warmup_s=lid_warmup,
+        ai_interpreter=ai_interpreter,
     )
     configure_logging("WARNING")
 

@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..protocol.constants import StatusCode
+from ..protocol.constants import StatusCode, StopReason
 from .session import Drop, PauseReading, SendRaw, StreamSession
 
 
@@ -33,13 +33,21 @@ class FaultKind(StrEnum):
     MOVE = "move"  # a new `*.rtms_started` for the live stream, with new server URLs
     SLOW_READER = "slow-reader"  # the server stops reading the client for `argument` seconds
     FUZZ = "fuzz"  # `argument` generated garbage frames (mutated real ones, random JSON, bytes)
+    LINGER = "linger"  # signaling dies and is held as "still closing" for `argument` s: reconnecting gets status 8
+    PAUSE = "pause"  # the session pauses for `argument` seconds, then resumes
+    REVOKE = "revoke"  # the stream ends with STREAM_REVOKED (8): the app must delete what it has
+    END = "end"  # the stream ends with stop reason `argument`
 
 
 DEFAULT_AT_S = 2.0
 DEFAULT_ARGUMENT = {FaultKind.SILENT: 70.0, FaultKind.REJECT: 3.0, FaultKind.SLOW_READER: 5.0,
-                    FaultKind.FUZZ: 1000.0}
-# Faults that a random draw may pick: every one a client should ride out.
-RANDOM_KINDS = tuple(k for k in FaultKind if k is not FaultKind.REJECT)
+                    FaultKind.FUZZ: 1000.0, FaultKind.LINGER: 5.0, FaultKind.PAUSE: 3.0,
+                    FaultKind.END: float(StopReason.HOST_TRIGGERED)}
+# Faults that a random draw may pick: every one a client should ride out. A refused or
+# lingering handshake and a revoked or ended stream are chosen on purpose only, and so is
+# a pause (kinds added later stay out, so that a seed draws what it always drew).
+RANDOM_KINDS = tuple(k for k in FaultKind if k not in (FaultKind.REJECT, FaultKind.LINGER, FaultKind.PAUSE,
+                                                       FaultKind.REVOKE, FaultKind.END))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +74,12 @@ def parse_fault(text: str) -> Fault:
     except ValueError:
         raise ValueError(f"unknown fault {name!r} (known: {', '.join(k.value for k in FaultKind)})") from None
     try:
-        return Fault(kind, float(at) if at else DEFAULT_AT_S, float(argument) if argument else None)
+        fault = Fault(kind, float(at) if at else DEFAULT_AT_S, float(argument) if argument else None)
     except ValueError:
         raise ValueError(f"fault {text!r}: time and argument are numbers (kind@seconds=argument)") from None
+    if kind is FaultKind.END and fault.value not in {float(r) for r in StopReason}:
+        raise ValueError(f"fault {text!r}: {argument} is not a stop reason (0-26)")
+    return fault
 
 
 def random_faults(seed: int, index: int, count: int, duration_s: float) -> list[Fault]:
@@ -173,9 +184,10 @@ class FaultInjector:
         self._fuzz_left = 0
         self._fuzz_rng = random.Random(0)
 
-    def inject(self, fault: Fault, now: float) -> None:
-        """Do `fault` now: queue its drops, pauses and frames, or set what the session's
-        rules consult (silence, the next handshake's refusal)."""
+    def inject(self, fault: Fault, now: float, stamp: int = 0) -> None:
+        """Do `fault` now (`stamp`: wall-clock ms for the messages it causes): queue its
+        drops, pauses and frames, or set what the session's rules consult (silence, the
+        next handshake's refusal)."""
         session, kind = self.session, fault.kind
         session.record.faults.append(str(fault))
         media = [s for s in session.media if s.live]
@@ -205,6 +217,14 @@ class FaultInjector:
         elif kind is FaultKind.SLOW_READER:
             for socket in live:
                 session.queue(PauseReading(socket, fault.value or 0))
+        elif kind is FaultKind.LINGER:
+            session.linger_signaling(now, fault.value or 0)
+        elif kind is FaultKind.PAUSE:
+            session.pause(now, stamp, fault.value or 0)
+        elif kind is FaultKind.REVOKE:
+            session.request_stop(StopReason.STREAM_REVOKED)
+        elif kind is FaultKind.END:
+            session.request_stop(StopReason(int(fault.value or StopReason.HOST_TRIGGERED)))
         elif kind is FaultKind.FUZZ:
             self._fuzz_left += int(fault.value or 0)
             self._fuzz_rng = random.Random(f"rtms-fuzz:{session.rtms_stream_id}:{fault}")

@@ -18,15 +18,15 @@ from typing import Callable, Protocol
 import msgspec
 
 from ..protocol.constants import (
-    ChatOperation,
-    ChatSessionType,
     Codec,
     DataOption,
     MediaType,
     SampleRate,
+    TranscriptLanguage,
 )
 from ..protocol.messages import (
     AudioData,
+    AudioMetadata,
     AudioParams,
     ChatContent,
     ChatData,
@@ -131,33 +131,62 @@ class StreamingEncoder:
 # ---- text and events ----------------------------------------------------------------
 
 
-def transcript_message(u: Utterance, t0_ms: int, params: TranscriptParams | None, *, zcc: bool) -> TranscriptData:
+def transcript_language(u: Utterance, params: TranscriptParams | None, lid_warmup_ms: int) -> int:
+    """The language Zoom labels an utterance with: the source language (`src_language`,
+    English by default) for the first `lid_warmup_ms` of the stream, then the one detected;
+    always the source language with `enable_lid: false`. A source of -1 (NONE) is
+    detection from the start."""
+    source = params.src_language if params is not None and params.src_language is not None \
+        else int(TranscriptLanguage.ENGLISH)
+    if source == TranscriptLanguage.NONE:
+        return u.language
+    lid = params is None or params.enable_lid is not False
+    return u.language if lid and u.start_ms >= lid_warmup_ms else source
+
+
+def transcript_message(u: Utterance, t0_ms: int, params: TranscriptParams | None, *, zcc: bool,
+                       lid_warmup_ms: int = 0) -> TranscriptData:
     """One utterance as Zoom sends it: at its end, stamped with its start and end, in the
-    language detected, or the one the client pinned with `enable_lid: false`."""
+    language `transcript_language` says, with `attribute` when the script has one."""
     start = t0_ms + u.start_ms
-    pinned = params is not None and params.enable_lid is False and params.src_language is not None
-    language = params.src_language if pinned else u.language  # type: ignore[union-attr]
+    content = TranscriptContent(data=u.text, timestamp=start, start_time=start, end_time=t0_ms + u.end_ms,
+                                language=transcript_language(u, params, lid_warmup_ms), attribute=u.attribute)
     if zcc:  # Contact Center names the channel, not the user
-        return TranscriptData(content=TranscriptContent(
-            data=u.text, timestamp=start, start_time=start, end_time=t0_ms + u.end_ms, language=language,
-            channel_id=u.speaker.channel_id, user_name=u.speaker.user_name))
-    if u.anonymous:  # user 0 and no name, as the mixed audio carries them
-        return TranscriptData(content=TranscriptContent(
-            data=u.text, timestamp=start, start_time=start, end_time=t0_ms + u.end_ms, language=language,
-            user_id=0))
-    return TranscriptData(content=TranscriptContent(
-        data=u.text, timestamp=start, start_time=start, end_time=t0_ms + u.end_ms, language=language,
-        user_id=u.speaker.user_id, user_name=u.speaker.user_name))
+        content = msgspec.structs.replace(content, channel_id=u.speaker.channel_id, user_name=u.speaker.user_name)
+    elif u.anonymous:  # user 0 and no name, as the mixed audio carries them
+        content = msgspec.structs.replace(content, user_id=0)
+    else:
+        content = msgspec.structs.replace(content, user_id=u.speaker.user_id, user_name=u.speaker.user_name)
+    return TranscriptData(content=content)
 
 
 def chat_message(line: ChatLine, t0_ms: int) -> ChatData:
+    """A structured chat message: session, operation, sender (and receiver for a direct
+    message), thread parent and files where the line has them."""
     sender = line.sender
+    receiver = line.receiver
     return ChatData(content=ChatContent(
         data=line.text, timestamp=t0_ms + line.at_ms, user_id=sender.user_id, user_name=sender.user_name,
-        message_id=line.message_id, operation_type=int(ChatOperation.NEW),
-        chat_session={"type": int(ChatSessionType.EVERYONE), "id": line.chat_session_id},
+        message_id=line.message_id, operation_type=int(line.operation),
+        parent_message_id=line.parent_message_id,
+        chat_session={"type": int(line.session_type), "id": line.chat_session_id},
         sender={"user_id": sender.user_id, "user_name": sender.user_name},
+        receiver={"user_id": receiver.user_id, "user_name": receiver.user_name} if receiver is not None else None,
+        files=[dict(f) for f in line.files] or None,
     ))
+
+
+def interpreter_metadata(script: MeetingScript, params: AudioParams, timestamp: int) -> AudioMetadata:
+    """META_DATA_AUDIO (23): the AI interpreter's language pairs, as the SDK's strings name
+    the fields (the nesting is not documented)."""
+    rate = {0: 8000, 1: 16000, 2: 32000, 3: 48000}.get(params.sample_rate or 1, 16000)
+    english, spanish = int(TranscriptLanguage.ENGLISH), int(TranscriptLanguage.SPANISH)
+    return AudioMetadata(content={"interpreter": {
+        "lid": english, "timestamp": timestamp, "channel_num": 1, "sample_rate": rate,
+        "channel": params.channel or 1,
+        "target": [{"lid": spanish, "tone": 0, "voice_id": "sim-voice-1", "engine": "sim"}],
+        "speaker": [{"lid": english, "user_id": p.user_id} for p in script.participants],
+    }})
 
 
 def event_message(event: Event, now_ms: int) -> EventUpdate:

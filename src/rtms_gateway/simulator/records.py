@@ -98,6 +98,8 @@ class MeetingRecord:
     close_requested: bool = False
     interruptions: int = 0  # signaling lost (webhook *.rtms_interrupted sent)
     media_interruptions: int = 0  # a media socket lost (EVENT_UPDATE 7 sent)
+    pauses: int = 0  # the session paused (SESSION_STATE_UPDATE PAUSED sent)
+    audio_metadata: int = 0  # META_DATA_AUDIO (23) messages sent
     faults: list[str] = field(default_factory=list)  # injected, as `kind@seconds=argument`
     garbage_sent: int = 0  # frames of the `fuzz` fault
     t0_ms: int | None = None  # wall-clock ms of the meeting's start: media timestamps count from it

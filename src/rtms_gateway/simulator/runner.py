@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ _OUTCOMES = {
     StopReason.RECEIVER_REQUEST_CLOSE: "closed by the client (STREAM_CLOSE_REQ)",
     StopReason.KEEP_ALIVE_TIMEOUT: "stopped: keep-alives unanswered",
     StopReason.AWAIT_RECONNECTION_TIMEOUT: "stopped: the client did not reconnect in time",
+    StopReason.STREAM_REVOKED: "revoked: the app must delete what it kept",
 }
 
 
@@ -64,11 +66,19 @@ class SimulatorConfig:
     connect_timeout: float = 30.0  # from rtms_started to CLIENT_READY_ACK
     duplicate_signaling: DuplicatePolicy = "reject"
     webhook_timeout: float = 3.0
-    webhook_attempts: int = 3
-    webhook_retry_delay: float = 0.25
+    # Zoom retries a failed delivery 3 times, after 5, 20 and 60 minutes; scaled down here
+    # (`webhook_sender.ZOOM_RETRY_DELAYS_S` for the real schedule).
+    webhook_retry_delays: tuple[float, ...] = (0.25, 0.5, 1.0)
     webhook_verify: ssl.SSLContext | str | bool = True
     video_source: VideoSource | None = None
     timestamp_jitter_ms: int = 0  # each media packet's timestamp off its slot by up to this, seeded
+    signaling_linger_s: float = 0.0  # a lost signaling socket "still closing": reconnecting meanwhile gets 8
+    replay_joins: bool = True  # send a late subscriber who is here (Zoom does not; False is faithful)
+    lid_warmup_s: float = 30.0  # transcripts in the source language this long, then as detected
+    ai_interpreter: bool = False  # send META_DATA_AUDIO (23) on audio sockets
+    # The webhook's `server_urls` lists first a signaling URL that refuses connections, then
+    # the live one: a client must fail over to the next URL.
+    dead_first_url: bool = False
 
 
 @dataclass
@@ -102,11 +112,14 @@ class SimulationSummary:
 class MeetingHandle:
     """A running meeting: its script, its live record, and its end."""
 
-    def __init__(self, script: MeetingScript, stream: SimStream, server_urls: str) -> None:
+    def __init__(self, script: MeetingScript, stream: SimStream, signaling_url: str,
+                 dead_urls: Sequence[str] = ()) -> None:
         self.script = script
         self.stream = stream
-        self.server_urls = server_urls
-        self.started_payload = script.started_payload(server_urls)
+        self.signaling_url = signaling_url  # the one that answers
+        # the webhook's comma-separated list: any refusing ones first, then the live one
+        self.server_urls = ",".join([*dead_urls, signaling_url])
+        self.started_payload = script.started_payload(self.server_urls)
         self.task: asyncio.Task[MeetingRecord] | None = None
         self.webhook_delay = 0.0
         self.faults: list[Fault] = []
@@ -152,11 +165,16 @@ class Simulator:
         self.pacer = Pacer()
         self.sender: WebhookSender | None = None
         self.meetings: list[MeetingHandle] = []
+        self._dead: list[socket.socket] = []  # bound, never listening: connections are refused
         self._settings = StreamSettings(
             keepalive_interval=config.keepalive_interval,
             signaling_reconnect_window=config.signaling_reconnect_window,
             media_reconnect_window=config.media_reconnect_window,
             timestamp_jitter_ms=config.timestamp_jitter_ms,
+            signaling_linger_s=config.signaling_linger_s,
+            replay_joins=config.replay_joins,
+            lid_warmup_s=config.lid_warmup_s,
+            ai_interpreter=config.ai_interpreter,
         )
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -183,8 +201,27 @@ class Simulator:
         self.pacer.start()
         if cfg.webhook_url:
             self.sender = WebhookSender(cfg.webhook_url, cfg.secret_token, timeout=cfg.webhook_timeout,
-                                        attempts=cfg.webhook_attempts, retry_delay=cfg.webhook_retry_delay,
+                                        retry_delays=cfg.webhook_retry_delays,
                                         verify=cfg.webhook_verify)
+
+    def dead_url(self, stream_id: str) -> str:
+        """A signaling URL on this host whose port refuses connections (bound, not
+        listening, for as long as the simulator runs, so no one else takes it)."""
+        assert self.server is not None, "start() first"
+        if not self._dead:
+            family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+            dead = socket.socket(family, socket.SOCK_STREAM)
+            dead.bind((self.config.host, 0))
+            self._dead.append(dead)
+            try:  # `localhost` may resolve to ::1 first: refuse there too
+                dead6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+                dead6.bind(("::1", dead.getsockname()[1]))
+                self._dead.append(dead6)
+            except OSError:
+                pass
+        port = self._dead[0].getsockname()[1]
+        live = self.server.signaling_url(stream_id)
+        return live.replace(f":{self.server.port}/", f":{port}/", 1)
 
     async def stop(self) -> None:
         """End running meetings (stop reason MEETING_ENDED), then shut everything down."""
@@ -202,6 +239,9 @@ class Simulator:
             await self.server.close()
         if self.sender is not None:
             await self.sender.aclose()
+        for dead in self._dead:
+            dead.close()
+        self._dead.clear()
 
     async def __aenter__(self) -> Simulator:
         await self.start()
@@ -258,13 +298,16 @@ class Simulator:
         faults: Sequence[Fault] = (),
         meeting_uuid: str | None = None,
         stream_id: str | None = None,
+        dead_first_url: bool | None = None,
     ) -> MeetingHandle:
         """Register a meeting and start its life (webhook first, if a URL is configured).
         `webhook_delay`: seconds between the stream's start and the webhook's delivery;
         Zoom buffers the audio of that time and sends it in a burst once the app connects.
         `faults`: Zoom's failure cases to play, each at its time after streaming starts.
         `meeting_uuid`, `stream_id`: ids of your choosing instead of the script's (the
-        meeting UUID stands for the product's id: webinar UUID, session id, ...)."""
+        meeting UUID stands for the product's id: webinar UUID, session id, ...).
+        `dead_first_url`: list a refusing signaling URL first in `server_urls` (default:
+        the config's `dead_first_url`)."""
         assert self.server is not None, "start() first"
         if script is None:
             script = build_meeting(seed, len(self.meetings), product=product, duration_s=duration, offered=media)
@@ -275,7 +318,9 @@ class Simulator:
         if script.rtms_stream_id in self.server.streams:
             raise ValueError(f"stream {script.rtms_stream_id!r} is already running")
         stream = SimStream(script, self.pacer, self._settings, self.config.video_source)
-        handle = MeetingHandle(script, stream, self.server.signaling_url(script.rtms_stream_id))
+        dead = self.config.dead_first_url if dead_first_url is None else dead_first_url
+        handle = MeetingHandle(script, stream, self.server.signaling_url(script.rtms_stream_id),
+                               [self.dead_url(script.rtms_stream_id)] if dead else [])
         handle.webhook_delay = webhook_delay
         handle.faults = list(faults)
         self.server.register(stream)
@@ -354,7 +399,7 @@ class Simulator:
                                  handle.script.interrupted_payload())
             elif fault.kind is FaultKind.MOVE:
                 handle.record.faults.append(str(fault))
-                moved = dict(handle.started_payload, server_urls=self._other_host(handle.server_urls))
+                moved = dict(handle.started_payload, server_urls=self._other_host(handle.signaling_url))
                 await self._post(handle.record, handle.script.product.started_event, moved)
             else:
                 stream.inject(fault)

@@ -19,11 +19,14 @@ from __future__ import annotations
 import base64
 import bisect
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from ..protocol.constants import (
     SINGLE_MEDIA_TYPES,
+    ChatOperation,
+    ChatSessionType,
+    DataAttribute,
     EventType,
     MediaType,
     Product,
@@ -89,17 +92,30 @@ class Utterance:
     text: str
     start_ms: int
     end_ms: int  # the transcript is sent when the utterance ends
-    language: int
+    language: int  # the language spoken (what detection finds once it runs)
     anonymous: bool = False  # sent with no speaker (user 0, no name), as Zoom at times does
+    attribute: int | None = None  # RTMS_DATA_MESSAGE_ATTRIBUTE, present on some transcripts
 
 
 @dataclass(frozen=True, slots=True)
 class ChatLine:
+    """One chat message as Zoom's structured chat carries it: a new message (maybe a reply
+    in a thread, a direct message, files), or an update or deletion of an earlier one
+    (same `message_id`)."""
+
     at_ms: int
     sender: Speaker
-    text: str
+    text: str  # "" for a deletion
     message_id: str
     chat_session_id: str
+    operation: ChatOperation = ChatOperation.NEW
+    parent_message_id: str | None = None  # a reply in the thread of this message
+    receiver: Speaker | None = None  # a direct message to this participant
+    files: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def session_type(self) -> ChatSessionType:
+        return ChatSessionType.INDIVIDUAL if self.receiver is not None else ChatSessionType.EVERYONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +149,18 @@ class MeetingScript:
     def __post_init__(self) -> None:
         self.utterances.sort(key=lambda u: u.start_ms)
         self._starts = [u.start_ms for u in self.utterances]
+        self._video_changes: list[int] = []  # offsets where who has video on changes
+        self._video_on: list[frozenset[int | str]] = []
+        on: set[int | str] = set()
+        for item in sorted(self.events, key=lambda e: e.at_ms):
+            kind = item.event.event_type
+            if self.product is Product.CONTACT_CENTER or kind not in (EventType.PARTICIPANT_VIDEO_ON,
+                                                                       EventType.PARTICIPANT_VIDEO_OFF):
+                continue
+            ids = {p.user_id for p in item.event.participants or ()}
+            on = on | ids if kind == EventType.PARTICIPANT_VIDEO_ON else on - ids
+            self._video_changes.append(item.at_ms)
+            self._video_on.append(frozenset(on))
 
     @property
     def duration_ms(self) -> int:
@@ -149,6 +177,23 @@ class MeetingScript:
         """The last one who talked (video's active-speaker view), else the host."""
         i = bisect.bisect_right(self._starts, offset_ms) - 1
         return self.utterances[i].speaker if i >= 0 else self.participants[0]
+
+    def video_on_at(self, offset_ms: int) -> frozenset[int | str]:
+        """The user ids with their video on at `offset_ms`, by the VIDEO_ON/OFF events."""
+        i = bisect.bisect_right(self._video_changes, offset_ms) - 1
+        return self._video_on[i] if i >= 0 else frozenset()
+
+    def video_subject_at(self, offset_ms: int) -> Speaker | None:
+        """Whose video the active-speaker view shows: the speaker if their video is on,
+        else someone whose video is on; nobody (no video flows) when all are off.
+        Contact Center scripts have no video events: the speaker."""
+        speaker = self.active_speaker_at(offset_ms)
+        if self.product is Product.CONTACT_CENTER:
+            return speaker
+        on = self.video_on_at(offset_ms)
+        if speaker.user_id in on:
+            return speaker
+        return next((p for p in self.participants if p.user_id in on), None)
 
     def timeline(self) -> list[tuple[int, Utterance | ChatLine | ScriptEvent]]:
         """Everything scripted, by the offset it is sent at (a transcript when its
@@ -208,8 +253,10 @@ def build_meeting(
     product: Product = Product.MEETING,
     duration_s: float = 20.0,
     offered: MediaType = ALL_SINGLE_MEDIA,
+    chat_lines: int | None = None,
 ) -> MeetingScript:
-    """The script of meeting `index` of a run seeded with `seed`."""
+    """The script of meeting `index` of a run seeded with `seed` (`chat_lines`: how many
+    chat messages instead of one per 4 s; the kinds cycle through `CHAT_KINDS`)."""
     rng = random.Random(f"rtms-sim:{seed}:{index}")
     offered = _singles(offered)
     owner_id = _zoom_uuid(rng, force_specials=index == 0)
@@ -240,11 +287,12 @@ def build_meeting(
         return here
 
     utterances = _utterances(rng, duration_ms, present)
-    chat = _chat(rng, duration_ms, present) if offered & MediaType.CHAT else []
+    chat = _chat(rng, duration_ms, present, chat_lines) if offered & MediaType.CHAT else []
     shares: list[Interval] = []
     if offered & MediaType.DESKSHARE:
         shares.append(Interval(int(duration_ms * 0.4), int(duration_ms * 0.6), people[0]))
-    events = _events(product, offered, initial, late, join_late_ms, leaver, leave_ms, utterances, shares)
+    events = _events(product, offered, initial, late, join_late_ms, leaver, leave_ms, utterances, shares,
+                     duration_ms)
     return MeetingScript(
         product=product, owner_id=owner_id, rtms_stream_id=stream_id, rtms_session_id=session_id,
         duration_s=duration_ms / 1000, offered=offered, participants=people,
@@ -293,6 +341,8 @@ def _product_ids(product: Product, rng: random.Random, index: int) -> dict[str, 
 
 # Every this many utterances, one comes without speaker metadata (zoom/rtms issues 80, 88).
 ANONYMOUS_EVERY = 4
+# Every this many utterances, one carries `attribute` (NEW), as some of Zoom's do.
+ATTRIBUTE_EVERY = 3
 
 
 def _utterances(rng: random.Random, duration_ms: int, present: Any) -> list[Utterance]:
@@ -309,19 +359,47 @@ def _utterances(rng: random.Random, duration_ms: int, present: Any) -> list[Utte
         speaker = rng.choice([p for p in here if p != previous] or here)
         previous = speaker
         text, language = TRANSCRIPT_LINES[(base + i) % len(TRANSCRIPT_LINES)]
-        out.append(Utterance(speaker, text, start, end, int(language), anonymous=i % ANONYMOUS_EVERY == 2))
+        attribute = int(DataAttribute.NEW) if i % ATTRIBUTE_EVERY == 1 else None
+        out.append(Utterance(speaker, text, start, end, int(language), anonymous=i % ANONYMOUS_EVERY == 2,
+                             attribute=attribute))
     return out
 
 
-def _chat(rng: random.Random, duration_ms: int, present: Any) -> list[ChatLine]:
-    count = max(2, round(duration_ms / 4000))
+# The kinds of chat messages, in turn: plain ones first (short meetings carry only those),
+# then a reply in a thread, a direct message, a file, an edit and a deletion.
+CHAT_KINDS = ("new", "new", "reply", "direct", "file", "update", "delete")
+
+
+def _chat(rng: random.Random, duration_ms: int, present: Any, count: int | None = None) -> list[ChatLine]:
+    count = max(2, round(duration_ms / 4000)) if count is None else max(0, count)
     step = duration_ms / (count + 1)
     session = rng.randbytes(8).hex()
-    lines = []
+    lines: list[ChatLine] = []
     for i in range(count):
         at = int(step * (i + 1))
-        lines.append(ChatLine(at, rng.choice(present(at)), CHAT_LINES[i % len(CHAT_LINES)],
-                              rng.randbytes(12).hex(), session))
+        here = present(at)
+        sender = rng.choice(here)
+        text = CHAT_LINES[i % len(CHAT_LINES)]
+        line = ChatLine(at, sender, text, rng.randbytes(12).hex(), session)
+        kind = CHAT_KINDS[i % len(CHAT_KINDS)]
+        plain = [x for x in lines if x.operation == ChatOperation.NEW and x.receiver is None and not x.files]
+        if kind == "reply" and plain:
+            line = replace(line, parent_message_id=plain[0].message_id)
+        elif kind == "direct" and len(here) > 1:
+            receiver = rng.choice([p for p in here if p != sender])
+            line = replace(line, receiver=receiver, chat_session_id=f"dm-{rng.randbytes(6).hex()}")
+        elif kind == "file":
+            file_id = rng.randbytes(8).hex()
+            line = replace(line, text="report.pdf", files=({
+                "file_id": file_id, "file_name": "report.pdf", "file_size": 48213, "file_type": "pdf",
+            },))
+        elif kind in ("update", "delete") and plain:
+            target = plain[-1] if kind == "update" else plain[0]
+            edited = target.text + " (edited)" if kind == "update" else ""
+            line = replace(line, sender=target.sender, text=edited, message_id=target.message_id,
+                           chat_session_id=target.chat_session_id,
+                           operation=ChatOperation.UPDATE if kind == "update" else ChatOperation.DELETE)
+        lines.append(line)
     return lines
 
 
@@ -335,25 +413,29 @@ def _events(
     leave_ms: int,
     utterances: list[Utterance],
     shares: list[Interval],
+    duration_ms: int,
 ) -> list[ScriptEvent]:
     if product is Product.CONTACT_CENTER:
-        roles = ((ZccEventType.CONSUMER_ANSWERED, "caller"), (ZccEventType.USER_ANSWERED, "callee"))
-        return [
-            ScriptEvent(0, Event(event_type=int(kind), participant_info={
-                "channel_id": who.channel_id, "participant_mode": mode, "display_name": who.user_name,
-            }))
-            for (kind, mode), who in zip(roles, initial)
-        ]
+        return _zcc_events(initial, duration_ms)
     out = [ScriptEvent(0, Event(event_type=int(EventType.PARTICIPANT_JOIN), participants=_people(initial)))]
-    if offered & MediaType.VIDEO:
+    video = bool(offered & MediaType.VIDEO)
+    if video:
         out.append(ScriptEvent(0, Event(event_type=int(EventType.PARTICIPANT_VIDEO_ON),
                                         participants=_ids_only(initial))))
     if late is not None:
         out.append(ScriptEvent(join_late_ms, Event(event_type=int(EventType.PARTICIPANT_JOIN),
                                                    participants=_people([late]))))
+        if video:
+            out.append(ScriptEvent(join_late_ms, Event(event_type=int(EventType.PARTICIPANT_VIDEO_ON),
+                                                       participants=_ids_only([late]))))
     if leaver is not None:
+        if video:  # a camera goes off with its owner
+            out.append(ScriptEvent(leave_ms, Event(event_type=int(EventType.PARTICIPANT_VIDEO_OFF),
+                                                   participants=_ids_only([leaver]))))
         out.append(ScriptEvent(leave_ms, Event(event_type=int(EventType.PARTICIPANT_LEAVE),
                                                participants=_ids_only([leaver]))))
+    if offered & MediaType.CHAT and len(initial) > 1:
+        out += _chat_group_events(initial, duration_ms)
     previous: Speaker | None = None
     for u in utterances:
         if u.speaker != previous:
@@ -367,6 +449,76 @@ def _events(
         out.append(ScriptEvent(share.end_ms, Event(event_type=int(EventType.SHARING_STOP))))
     out.sort(key=lambda e: e.at_ms)
     return out
+
+
+def _chat_group_events(people: list[Speaker], duration_ms: int) -> list[ScriptEvent]:
+    """A private chat group's life (events 10-14). Zoom does not document their fields;
+    these carry the group under `chat_group`."""
+    group_id = f"group-{people[0].user_id}"
+
+    def group(kind: EventType, at: float, members: list[Speaker], status: int | None = None) -> ScriptEvent:
+        body: dict[str, Any] = {"id": group_id, "name": "Breakout notes", "type": 0,
+                                "members": [{"user_id": p.user_id, **({"status": status} if status is not None else {})}
+                                            for p in members]}
+        return ScriptEvent(int(duration_ms * at), Event(event_type=int(kind), chat_group=body))
+
+    founders, joiner = people[:1], people[1:2]
+    return [
+        group(EventType.CHAT_GROUP_CREATE, 0.3, founders),
+        group(EventType.CHAT_GROUP_MEMBERS_ADD, 0.35, joiner),
+        group(EventType.CHAT_GROUP_MEMBER_STATUS_UPDATE, 0.5, joiner, status=1),  # in a breakout room
+        group(EventType.CHAT_GROUP_MEMBERS_DELETE, 0.65, joiner),
+        group(EventType.CHAT_GROUP_DELETE, 0.75, founders),
+    ]
+
+
+# A call's life in Contact Center events (8-29), by the fraction of the call it happens at
+# and whose participant_info it carries (0: the caller, 1: the agent).
+_ZCC_SCRIPT: tuple[tuple[ZccEventType, float, int], ...] = (
+    (ZccEventType.CONSUMER_ANSWERED, 0.0, 0),
+    (ZccEventType.USER_ANSWERED, 0.0, 1),
+    (ZccEventType.USER_HOLD, 0.1, 1),
+    (ZccEventType.USER_UNHOLD, 0.15, 1),
+    (ZccEventType.MONITOR_STARTED, 0.2, 1),
+    (ZccEventType.MONITOR_TRANSITIONED, 0.22, 1),
+    (ZccEventType.TAKEOVER_STARTED, 0.24, 1),
+    (ZccEventType.MONITOR_ENDED, 0.26, 1),
+    (ZccEventType.TRANSFER_INITIATED, 0.3, 1),
+    (ZccEventType.TRANSFER_CANCELED, 0.32, 1),
+    (ZccEventType.TRANSFER_INITIATED, 0.34, 1),
+    (ZccEventType.TRANSFER_REJECTED, 0.36, 1),
+    (ZccEventType.TRANSFER_INITIATED, 0.38, 1),
+    (ZccEventType.TRANSFER_TIMEOUT, 0.4, 1),
+    (ZccEventType.TRANSFER_INITIATED, 0.42, 1),
+    (ZccEventType.TRANSFER_ACCEPTED, 0.44, 1),
+    (ZccEventType.TRANSFER_COMPLETED, 0.46, 1),
+    (ZccEventType.CONFERENCE_PARTICIPANT_INVITED, 0.5, 1),
+    (ZccEventType.CONFERENCE_PARTICIPANT_REJECTED, 0.52, 1),
+    (ZccEventType.CONFERENCE_PARTICIPANT_INVITED, 0.54, 1),
+    (ZccEventType.CONFERENCE_PARTICIPANT_TIMEOUT, 0.56, 1),
+    (ZccEventType.CONFERENCE_PARTICIPANT_INVITED, 0.58, 1),
+    (ZccEventType.CONFERENCE_PARTICIPANT_CANCELED, 0.6, 1),
+    (ZccEventType.CONFERENCE_PARTICIPANT_INVITED, 0.62, 1),
+    (ZccEventType.CONFERENCE_PARTICIPANT_LEFT, 0.66, 1),
+    (ZccEventType.CONFERENCE_CANCELED, 0.68, 1),
+    (ZccEventType.USER_END, 0.97, 1),
+    (ZccEventType.CONSUMER_END, 0.98, 0),
+)
+
+
+def _zcc_events(people: list[Speaker], duration_ms: int) -> list[ScriptEvent]:
+    """Every Contact Center event, each with `participant_info` (its `event_ts` is
+    stamped when sent)."""
+    queue = {"queue_id": "q-sim-1", "queue_name": "Support", "account_id": "sim-account",
+             "division_id": "sim-division"}
+
+    def info(who: Speaker, mode: str) -> dict[str, Any]:
+        return {"channel_id": who.channel_id, "participant_mode": mode, "display_name": who.user_name,
+                "user_id": str(who.user_id), "phone_number": f"+1555010{who.channel_id:0>4}", **queue}
+
+    modes = ("caller", "callee")
+    return [ScriptEvent(int(duration_ms * at), Event(event_type=int(kind), participant_info=info(people[who], modes[who])))
+            for kind, at, who in _ZCC_SCRIPT]
 
 
 def _people(speakers: Iterable[Speaker]) -> list[Participant]:

@@ -260,7 +260,7 @@ class RTMSServer:
     def on_handshake(self, conn: Connection, frame: ClientFrame) -> None:
         """The first frame of a socket: the rules decide, this pumps the answer."""
         socket = conn.socket
-        decision = self.rules.admit(socket, frame, self._find)
+        decision = self.rules.admit(socket, frame, self._find, asyncio.get_running_loop().time())
         if isinstance(decision, Refusal):
             conn.send_message(handshake_response(socket.role, decision.status, decision.reason, decision.sequence))
             if decision.stream is not None:

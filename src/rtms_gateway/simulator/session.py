@@ -43,6 +43,7 @@ from ..protocol.constants import (
     PROTOCOL_VERSION,
     SIGNALING_RECONNECT_WINDOW_S,
     SINGLE_MEDIA_TYPES,
+    DataOption,
     EventType,
     MediaType,
     SessionState,
@@ -275,8 +276,8 @@ class HandshakeRules:
         self.duplicate_signaling: DuplicatePolicy = duplicate_signaling
 
     def admit(self, socket: ServerSocket, frame: ClientFrame,
-              find: Callable[[str], StreamSession | None]) -> Admission:
-        """The answer to the first frame of `socket`; `find` looks a stream up by id."""
+              find: Callable[[str], StreamSession | None], now: float = 0.0) -> Admission:
+        """The answer to the first frame of `socket` at `now`; `find` looks a stream up by id."""
         if isinstance(frame, Undecodable):
             exc = frame.error
             status = status_for_field(exc.field) if socket.role == MEDIA else StatusCode.INVALID_PAYLOAD
@@ -306,7 +307,7 @@ class HandshakeRules:
             return Refusal(StatusCode.INVALID_SIGNATURE, f"the signed id is not this stream's {stream.id_key}",
                            req.sequence, stream)
         if isinstance(req, SignalingHandshakeReq):
-            return stream.admit_signaling(req, self.duplicate_signaling)
+            return stream.admit_signaling(req, self.duplicate_signaling, now)
         return stream.admit_media(req)
 
 
@@ -413,6 +414,16 @@ class StreamSettings:
     signaling_reconnect_window: float = SIGNALING_RECONNECT_WINDOW_S
     media_reconnect_window: float = MEDIA_RECONNECT_WINDOW_S
     timestamp_jitter_ms: int = 0  # media timestamps off their slot by up to this, either way
+    # After a signaling socket is lost Zoom may hold it as "still closing" this long; a new
+    # signaling handshake meanwhile is refused with DUPLICATE_SIGNAL_REQUEST (8).
+    signaling_linger_s: float = 0.0
+    # A client that subscribes to joins late is sent who is here; Zoom replays nothing.
+    replay_joins: bool = True
+    # Transcripts are in the source language (English unless `src_language`) this long
+    # after the stream starts, then in the language detected, unless `enable_lid` is false.
+    lid_warmup_s: float = 30.0
+    # META_DATA_AUDIO (23): the AI interpreter's language pairs, on audio sockets.
+    ai_interpreter: bool = False
 
 
 DEFAULT_SETTINGS = StreamSettings()
@@ -445,6 +456,8 @@ class StreamSession:
         self.interruptions_to_report = 0  # `*.rtms_interrupted` webhooks owed
         self.silent_until = 0.0  # a `silent` fault holds everything until then
         self.reject_next: int | None = None  # a `reject` fault's status for the next signaling handshake
+        self.signaling_closing_until = 0.0  # a lost signaling socket still counts as closing until then
+        self.paused_until: float | None = None  # the session is paused (a `pause` fault) until then
         self._join_missed = False
         self._deadline: float | None = None  # reconnection window of an interruption
         self._deadline_reason = StopReason.AWAIT_RECONNECTION_TIMEOUT
@@ -486,10 +499,15 @@ class StreamSession:
 
     # ---- handshakes -------------------------------------------------------------------
 
-    def admit_signaling(self, req: SignalingHandshakeReq, duplicate: DuplicatePolicy) -> Refusal | SignalingGrant:
+    def admit_signaling(self, req: SignalingHandshakeReq, duplicate: DuplicatePolicy,
+                        now: float = 0.0) -> Refusal | SignalingGrant:
         if self.reject_next is not None:  # a `reject` fault
             status, self.reject_next = self.reject_next, None
             return Refusal(StatusCode(status), f"refused by fault injection ({status_name(status)})",
+                           req.sequence, self)
+        if now < self.signaling_closing_until:  # whatever the policy: Zoom has not let go yet
+            return Refusal(StatusCode.DUPLICATE_SIGNAL_REQUEST,
+                           "duplicate signal request: the previous signaling connection is still closing",
                            req.sequence, self)
         if self.signaling_live and duplicate == "reject":
             return Refusal(StatusCode.DUPLICATE_SIGNAL_REQUEST,
@@ -543,7 +561,7 @@ class StreamSession:
         self._media_lost &= ~grant.media
         if not self._media_lost:
             self._media_deadline = None
-        if self.phase is Phase.STREAMING:
+        if self.phase is Phase.STREAMING and self.paused_until is None:
             self._effects.append(StartFeeds(socket))
         self._effects.append(Wake())
 
@@ -573,9 +591,13 @@ class StreamSession:
             self._effects.append(Wake())
         elif isinstance(frame, StreamStateReq) and sig:
             state = StreamState.ACTIVE if self.phase is Phase.STREAMING else StreamState.INACTIVE
+            if self.paused_until is not None:
+                state = StreamState.PAUSED
             self._send(socket, StreamStateResp(state=int(state), rtms_stream_id=self.rtms_stream_id, timestamp=stamp))
         elif isinstance(frame, SessionStateReq) and sig:
             session = SessionState.STARTED if self.phase is Phase.STREAMING else SessionState.INACTIVE
+            if self.paused_until is not None:
+                session = SessionState.PAUSED
             self._send(socket, SessionStateResp(state=int(session), rtms_session_id=self.rtms_session_id,
                                                 timestamp=stamp))
         elif isinstance(frame, VideoSubscriptionReq) and sig:
@@ -588,6 +610,8 @@ class StreamSession:
             self.record.unexpected[f"{socket.label}:{type(frame).__name__}"] += 1
 
     def _start_streaming(self, signaling: ServerSocket, now: float, stamp: int) -> None:
+        """Media flows: the first time (the session STARTED) or again after a reconnection,
+        where the session goes on as it was: RESUMED is for a pause's end only."""
         resumed = self.started
         if not resumed:
             self.end_at = now + self.duration_s  # however long the client took to connect
@@ -595,10 +619,40 @@ class StreamSession:
         self.started = True
         self._send(signaling, StreamStateUpdate(state=int(StreamState.ACTIVE), reason=int(StopReason.UNDEFINED),
                                                 timestamp=stamp))
-        self._send(signaling, SessionStateUpdate(
-            state=int(SessionState.RESUMED if resumed else SessionState.STARTED), timestamp=stamp,
-            reason=int(StopReason.UNDEFINED), rtms_session_id=self.rtms_session_id))
+        if not resumed:
+            self._send(signaling, SessionStateUpdate(
+                state=int(SessionState.STARTED), timestamp=stamp,
+                reason=int(StopReason.UNDEFINED), rtms_session_id=self.rtms_session_id))
         self._effects.append(StartStreaming(resumed))
+        self._effects.append(Wake())
+
+    # ---- pause and resume (the host pauses the app's streaming) -------------------------
+
+    def pause(self, now: float, stamp: int, seconds: float) -> None:
+        """The session pauses for `seconds`: no media meanwhile (what falls due is lost),
+        keep-alives go on; SESSION_STATE_UPDATE PAUSED and STREAM_STATE_UPDATE PAUSED."""
+        sig = self.signaling
+        if self.phase is not Phase.STREAMING or self.paused_until is not None or sig is None:
+            return
+        self.paused_until = now + seconds
+        self.record.pauses += 1
+        self._send(sig, SessionStateUpdate(state=int(SessionState.PAUSED), timestamp=stamp,
+                                           rtms_session_id=self.rtms_session_id))
+        self._send(sig, StreamStateUpdate(state=int(StreamState.PAUSED), reason=int(StopReason.UNDEFINED),
+                                          timestamp=stamp))
+        self._effects.append(StopFeeds(None))
+        self._effects.append(Wake())
+
+    def _resume(self, stamp: int) -> None:
+        self.paused_until = None
+        sig = self.signaling
+        if self.phase is not Phase.STREAMING or sig is None:
+            return
+        self._send(sig, SessionStateUpdate(state=int(SessionState.RESUMED), timestamp=stamp,
+                                           rtms_session_id=self.rtms_session_id))
+        self._send(sig, StreamStateUpdate(state=int(StreamState.RESUMED), reason=int(StopReason.UNDEFINED),
+                                          timestamp=stamp))
+        self._effects.append(StartStreaming(resumed=True))
         self._effects.append(Wake())
 
     def _on_subscription(self, msg: EventSubscription) -> None:
@@ -612,14 +666,20 @@ class StreamSession:
             else:
                 self.subscribed.discard(item.event_type)
         self.record.subscribed = set(self.subscribed)
-        if self._join_missed and EventType.PARTICIPANT_JOIN in self.subscribed:
+        if self._join_missed and self.settings.replay_joins and EventType.PARTICIPANT_JOIN in self.subscribed:
             # who is already here, for a client that subscribed after the first joins
             self._join_missed = False
             self._effects.append(SendEvent(EventType.PARTICIPANT_JOIN, present=True))
 
     def _on_video_subscription(self, socket: ServerSocket, msg: VideoSubscriptionReq, stamp: int) -> None:
         status, reason = StatusCode.OK, ""
-        if msg.subscribe and msg.user_id == self.video_user:
+        video = self.served.get(MediaType.VIDEO)
+        params = video.params.video if video is not None and video.params is not None else None
+        if params is None or params.data_opt != DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM:
+            # one participant's video is for a video socket opened with data_opt 4 only
+            status = StatusCode.INVALID_MEDIA_VIDEO_DATA_OPT
+            reason = "video subscription needs a video connection with data_opt 4 (VIDEO_SINGLE_INDIVIDUAL_STREAM)"
+        elif msg.subscribe and msg.user_id == self.video_user:
             status, reason = StatusCode.DUPLICATE_VIDEO_SUBSCRIPTION, "already subscribed to this user"
         elif msg.subscribe:
             self.video_user = msg.user_id
@@ -635,7 +695,8 @@ class StreamSession:
     def scripted_event(self, event_type: int) -> None:
         """A scripted event is due; a join the client did not subscribe to yet is owed to
         it (with who is here) once it does."""
-        if event_type == EventType.PARTICIPANT_JOIN and event_type not in self.subscribed:
+        if event_type == EventType.PARTICIPANT_JOIN and event_type not in self.subscribed \
+                and self.settings.replay_joins:
             self._join_missed = True
 
     # ---- keep-alive, losses, timers ---------------------------------------------------
@@ -666,6 +727,8 @@ class StreamSession:
             return self._media_reason
         if self.silent(now):
             return None
+        if self.paused_until is not None and now >= self.paused_until:
+            self._resume(stamp)
         interval = self.settings.keepalive_interval
         for socket in [self.signaling, *self.media]:
             if socket is None or not socket.live or not socket.keepalive.due(now, interval):
@@ -689,6 +752,7 @@ class StreamSession:
             return
         if socket is self.signaling:
             self.signaling = None
+            self._linger(now, self.settings.signaling_linger_s)
             if not self.started:
                 self._move(Phase.WAITING)  # never streamed: just wait for the client again
             else:
@@ -701,6 +765,8 @@ class StreamSession:
         if self.phase is Phase.INTERRUPTED:
             return
         self._move(Phase.INTERRUPTED)
+        self.paused_until = None
+        self._linger(now, self.settings.signaling_linger_s)
         self._drop_sockets(CloseCode.GOING_AWAY, "keep-alive timeout" if reason == StopReason.KEEP_ALIVE_TIMEOUT else "")
         self._deadline = now + self.settings.signaling_reconnect_window
         self._deadline_reason = reason
@@ -748,6 +814,17 @@ class StreamSession:
 
     def refuse_next_signaling(self, status: int) -> None:
         self.reject_next = status
+
+    def _linger(self, now: float, seconds: float) -> None:
+        if seconds > 0:
+            self.signaling_closing_until = max(self.signaling_closing_until, now + seconds)
+
+    def linger_signaling(self, now: float, seconds: float) -> None:
+        """The signaling socket is lost and Zoom holds it as still closing for `seconds`:
+        a reconnection meanwhile is answered with DUPLICATE_SIGNAL_REQUEST (8)."""
+        self._linger(now, seconds)
+        if self.signaling is not None:
+            self._effects.append(Drop(self.signaling))
 
     # ---- stop -------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from .media import (
     VideoSource,
     chat_message,
     event_message,
+    interpreter_metadata,
     transcript_message,
 )
 from .pacer import Pacer
@@ -215,7 +216,7 @@ class SimStream:
 
     def inject(self, fault: Fault) -> None:
         """Do one socket-level fault now (the runner does the webhook ones)."""
-        self.injector.inject(fault, self._clock())
+        self.injector.inject(fault, self._clock(), now_ms())
         self._apply()
 
     def poll(self, now: float) -> StopReason | None:
@@ -276,9 +277,12 @@ class SimStream:
                 self.record.resumed_at_ms.append(first)
             feeds.append(AudioFeed(wire, self.script, p.audio, self.t0, self.t0_ms, first, self.record.sent,
                                    zcc=self.zcc, jitter=jitter))
+            if self.settings.ai_interpreter:  # the interpreter's language pairs, ahead of its audio
+                wire.send_message(interpreter_metadata(self.script, p.audio, self.t0_ms + first))
+                self.record.audio_metadata += 1
         if p.video is not None:
             who = self._video_subject if p.video.data_opt == DataOption.VIDEO_SINGLE_INDIVIDUAL_STREAM \
-                else self.script.active_speaker_at
+                else self.script.video_subject_at
             feeds.append(VideoFeed(wire, MediaType.VIDEO, p.video, who, self.video_source, *args))
         if p.deskshare is not None:
             feeds.append(VideoFeed(wire, MediaType.DESKSHARE, p.deskshare, self.script.sharer_at,
@@ -287,12 +291,18 @@ class SimStream:
             self._feeds[socket] = feeds
 
     def _video_subject(self, offset_ms: int) -> Speaker | None:
-        return next((p for p in self.script.participants if p.user_id == self.session.video_user), None)
+        """The participant subscribed to (VIDEO_SUBSCRIPTION_REQ), while their video is on."""
+        user = self.session.video_user
+        if user is None or (not self.zcc and user not in self.script.video_on_at(offset_ms)):
+            return None
+        return next((p for p in self.script.participants if p.user_id == user), None)
 
     def tick(self, now: float) -> None:
         """Send everything due by `now` (called by the pacer every 20 ms)."""
         session = self.session
         if session.silent(now):  # a `silent` fault: what falls due waits
+            return
+        if session.paused_until is not None:  # paused: what falls due is lost (dropped on resume)
             return
         if now >= session.end_at:  # nothing past the meeting's end; the supervisor stops it
             now = session.end_at
@@ -334,7 +344,8 @@ class SimStream:
             self.record.sent.dropped += 1
         elif isinstance(item, Utterance):
             params = socket.params.transcript if socket.params is not None else None
-            msg = transcript_message(item, self.t0_ms, params, zcc=self.zcc)
+            msg = transcript_message(item, self.t0_ms, params, zcc=self.zcc,
+                                     lid_warmup_ms=int(self.settings.lid_warmup_s * 1000))
             wire.send_message(msg)
             self.record.transcripts.append(msg.content)
             self.record.sent.transcripts += 1

@@ -3,8 +3,8 @@
 Each attempt is signed afresh (`x-zm-request-timestamp` in seconds, `x-zm-signature` over
 the exact bytes sent) and carries its own `x-zm-trackingid`; `event_ts` stays the same
 across retries, so receivers can deduplicate. Zoom waits 3 s for an answer and retries a
-non-2xx or silent endpoint; here the delays between attempts are scaled down so tests and
-load runs do not stall.
+non-2xx or silent endpoint 3 times, 5, 20 and 60 minutes later (`ZOOM_RETRY_DELAYS_S`);
+the delays are a parameter so that tests and load runs can scale them down.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import secrets
 import ssl
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ from ..protocol.signature import url_validation_response, webhook_signature
 from .records import DeliveryRecord
 
 ZOOM_RESPONSE_TIMEOUT_S = 3.0
+ZOOM_RETRY_DELAYS_S: tuple[float, ...] = (300.0, 1200.0, 3600.0)  # before retries 1, 2 and 3
+MAX_RETRIES = 16  # a bound on the schedule a caller may give
 _json = msgspec.json.Encoder()
 
 
@@ -53,14 +56,16 @@ class WebhookSender:
         secret_token: str,
         *,
         timeout: float = ZOOM_RESPONSE_TIMEOUT_S,
-        attempts: int = 3,
-        retry_delay: float = 0.25,
+        retry_delays: Sequence[float] = ZOOM_RETRY_DELAYS_S,
         verify: ssl.SSLContext | str | bool = True,
     ) -> None:
+        """`retry_delays`: seconds to wait before each retry; one first attempt plus one
+        retry per entry (Zoom: 3 retries after 5, 20 and 60 minutes)."""
+        if len(retry_delays) > MAX_RETRIES or any(d < 0 for d in retry_delays):
+            raise ValueError(f"retry_delays: at most {MAX_RETRIES} delays, none negative")
         self.url = url
         self._secret = secret_token
-        self._attempts = max(1, attempts)
-        self._retry_delay = retry_delay
+        self.retry_delays = tuple(retry_delays)
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, pool=None),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
@@ -84,9 +89,9 @@ class WebhookSender:
         """POST until a 2xx or the attempts run out; every attempt's outcome is recorded."""
         body = envelope(event, payload)
         statuses: list[int | str] = []
-        for attempt in range(self._attempts):
+        for attempt in range(1 + len(self.retry_delays)):
             if attempt:
-                await asyncio.sleep(self._retry_delay * (2 ** (attempt - 1)))
+                await asyncio.sleep(self.retry_delays[attempt - 1])
             try:
                 response = await self._client.post(self.url, content=body, headers=self._headers(body))
             except httpx.TimeoutException:
