@@ -256,7 +256,7 @@ async def test_media_params_accepted_with_defaults(start_simulator):
 
 
 async def test_unknown_path_is_404(meeting):
-    sim, handle = meeting
+    sim, _handle = meeting
     with pytest.raises(websockets.InvalidStatus) as err:
         await websockets.connect(f"{sim.base_url}/nowhere", ssl=sim.client_ssl_context())
     assert err.value.response.status_code == 404
@@ -264,7 +264,7 @@ async def test_unknown_path_is_404(meeting):
 
 @pytest.mark.parametrize("binary, fragmented", [(False, False), (True, False), (False, True), (True, True)])
 async def test_client_frames_text_binary_fragmented(sim_and_client, binary, fragmented):
-    sim, client = await sim_and_client(binary_frames=binary, fragmented=fragmented,
+    sim, _client = await sim_and_client(binary_frames=binary, fragmented=fragmented,
                                        media=[MediaRequest("transcript", 8), MediaRequest("audio", 1)],
                                        sim={"keepalive_interval": 0.2})
     handle = sim.start_meeting(duration=30.0, media=MediaType.TRANSCRIPT | MediaType.AUDIO)

@@ -12,7 +12,12 @@ import warnings
 import pytest
 
 from rtms_gateway.protocol.constants import MediaType, Product
-from rtms_gateway.simulator.scenario import TRANSCRIPT_LINES, MeetingScript, Utterance, build_meeting
+from rtms_gateway.simulator.scenario import (
+    TRANSCRIPT_LINES,
+    MeetingScript,
+    Utterance,
+    build_meeting,
+)
 from tests.peers.minimal_client import MediaRequest
 
 TIMEOUT = 15
@@ -174,7 +179,7 @@ async def test_events_follow_subscriptions(sim_and_client):
 
 
 async def test_active_speaker_events_when_subscribed(sim_and_client):
-    handle, record, log = await _run(sim_and_client, duration=2.0, events=(2,))
+    _handle, record, log = await _run(sim_and_client, duration=2.0, events=(2,))
     speakers = [m["event"] for m in log.of_type(6) if m["event"]["event_type"] == 2]
     assert speakers and all({"user_id", "user_name", "timestamp"} <= set(e) for e in speakers)
     assert record.events[2] == len(speakers)
@@ -197,7 +202,7 @@ async def test_video_and_deskshare_placeholders(sim_and_client):
 
 
 async def test_unified_all_socket_carries_everything(sim_and_client):
-    handle, record, log = await _run(sim_and_client, duration=2.0, offered=MediaType.ALL,
+    _handle, _record, log = await _run(sim_and_client, duration=2.0, offered=MediaType.ALL,
                                      media=[MediaRequest("all", 32)])
     kinds = {m["msg_type"] for m in log.media["all"]}
     assert {14, 15, 17, 18} <= kinds
@@ -205,7 +210,7 @@ async def test_unified_all_socket_carries_everything(sim_and_client):
 
 
 async def test_contact_center_streams_name_channels(sim_and_client):
-    handle, record, log = await _run(sim_and_client, duration=2.0, product=Product.CONTACT_CENTER)
+    handle, _record, log = await _run(sim_and_client, duration=2.0, product=Product.CONTACT_CENTER)
     assert handle.started_payload.keys() >= {"engagement_id", "rtms_stream_id", "server_urls"}
     contents = [m["content"] for m in log.of_type(17, "transcript")]
     assert contents and all("channel_id" in c and "user_id" not in c for c in contents)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 
 from rtms_gateway.protocol.constants import EventType, MediaType, Product
-from rtms_gateway.simulator.scenario import ALL_SINGLE_MEDIA, build_meeting, build_meetings, present_at
+from rtms_gateway.simulator.scenario import (
+    ALL_SINGLE_MEDIA,
+    build_meeting,
+    build_meetings,
+    present_at,
+)
 
 
 def test_deterministic_per_seed():

@@ -179,7 +179,8 @@ def test_a_wrong_signature_is_refused_and_recorded_on_the_stream():
     assert isinstance(decision, Refusal) and decision.status == StatusCode.INVALID_SIGNATURE
     stream.refused(socket, decision)
     assert socket.state is SocketState.REFUSED
-    assert [(h.socket, h.status_code) for h in stream.record.handshakes] == [("signaling", StatusCode.INVALID_SIGNATURE)]
+    handshakes = [(h.socket, h.status_code) for h in stream.record.handshakes]
+    assert handshakes == [("signaling", StatusCode.INVALID_SIGNATURE)]
 
 
 def test_a_valid_signature_over_another_meeting_is_refused():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -54,9 +53,10 @@ def simulate(
     duration: float = typer.Option(20.0, min=0.5, help="Seconds each meeting streams."),
     media: str = typer.Option("all", help="Media offered: any of audio, video, deskshare, transcript, chat, or all."),
     products: str = typer.Option("meeting", help=f"Products, taken in turn: {_PRODUCTS}."),
-    ca_out: Optional[Path] = typer.Option(None, "--ca-out", help="Write the throwaway CA (PEM) here for clients to trust."),
-    tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", help="Serve this certificate instead of a throwaway one."),
-    tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="Key of --tls-cert."),
+    ca_out: Path | None = typer.Option(None, "--ca-out",
+                                       help="Write the throwaway CA (PEM) here for clients to trust."),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="Serve this certificate instead of a throwaway one."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="Key of --tls-cert."),
     no_tls: bool = typer.Option(False, "--no-tls", help="Plain ws:// instead of wss://."),
     host: str = typer.Option("127.0.0.1", help="Interface the RTMS servers listen on."),
     port: int = typer.Option(0, help="Port of the RTMS servers (0 picks a free one)."),
@@ -65,7 +65,7 @@ def simulate(
     connect_timeout: float = typer.Option(30.0, min=0.1, help="Seconds a client has to connect and get ready."),
     stagger: float = typer.Option(0.0, min=0.0, help="Seconds between meeting starts."),
     validate_endpoint: bool = typer.Option(False, "--validate-endpoint", help="Send endpoint.url_validation first."),
-    seed: Optional[int] = typer.Option(
+    seed: int | None = typer.Option(
         None, help="Seed of the scripted meetings (and of --random-faults); default: a new one each run, "
                    "printed, so every run has its own meeting ids and any run can be replayed."),
     fault: list[str] = typer.Option(

@@ -144,7 +144,8 @@ def _value(rng: random.Random, depth: int = 0) -> object:
     if pick == 4:
         return rng.randint(0, 40)  # message types, enums
     if pick == 5:
-        return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") for _ in range(rng.randint(0, 64)))
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 64)))
     if pick == 6:
         return [_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
     return {rng.choice(_FIELDS): _value(rng, depth + 1) for _ in range(rng.randint(0, 5))}
@@ -154,7 +155,7 @@ def garbage_frame(rng: random.Random, real: bytes | None) -> bytes:
     """One frame a broken or hostile server might send: random bytes, a real frame cut or
     with bytes flipped, or JSON of a real message type with fields of any shape."""
     pick = rng.randrange(6)
-    if pick == 0 or real is None and pick < 3:
+    if pick == 0 or (real is None and pick < 3):
         return rng.randbytes(rng.randint(0, 200))
     if pick == 1 and real is not None:
         return real[: rng.randrange(len(real) or 1)]

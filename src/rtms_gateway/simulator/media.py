@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import sys
 from array import array
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable, Protocol
+from typing import Protocol
 
 import msgspec
 

@@ -13,9 +13,9 @@ import dataclasses
 import logging
 import socket
 import ssl
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..protocol.constants import (
     KEEP_ALIVE_INTERVAL_S,
@@ -27,12 +27,12 @@ from ..protocol.constants import (
 )
 from ..protocol.signature import signature
 from . import tls
+from .faults import Fault, FaultKind, random_faults
 from .media import VideoSource
 from .pacer import Pacer, PacerStats
 from .records import HandshakeRecord, MeetingRecord
 from .scenario import ALL_SINGLE_MEDIA, MeetingScript, build_meeting, build_meetings
 from .servers import DuplicatePolicy, RTMSServer
-from .faults import Fault, FaultKind, random_faults
 from .stream import SimStream, StreamSettings, now_ms
 from .webhook_sender import ValidationResult, WebhookSender
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import base64
 import bisect
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any
 
 from ..protocol.constants import (
     SINGLE_MEDIA_TYPES,
@@ -517,7 +518,8 @@ def _zcc_events(people: list[Speaker], duration_ms: int) -> list[ScriptEvent]:
                 "user_id": str(who.user_id), "phone_number": f"+1555010{who.channel_id:0>4}", **queue}
 
     modes = ("caller", "callee")
-    return [ScriptEvent(int(duration_ms * at), Event(event_type=int(kind), participant_info=info(people[who], modes[who])))
+    return [ScriptEvent(int(duration_ms * at),
+                        Event(event_type=int(kind), participant_info=info(people[who], modes[who])))
             for kind, at, who in _ZCC_SCRIPT]
 
 

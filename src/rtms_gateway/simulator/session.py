@@ -520,7 +520,8 @@ class StreamSession:
             wanted = wanted_media(req.media_type, self.offered)
             unified, taken = self.media_in_use()
             if unified:
-                raise MediaRefused(StatusCode.MEDIA_DATA_ALL_CONNECTION_EXIST, "an `all` media connection is already open")
+                raise MediaRefused(StatusCode.MEDIA_DATA_ALL_CONNECTION_EXIST,
+                                   "an `all` media connection is already open")
             asks_all = bool(req.media_type & MediaType.ALL)
             if wanted & taken or (asks_all and taken):
                 raise MediaRefused(StatusCode.DUPLICATE_MEDIA_DATA_CONNECTION,
@@ -767,7 +768,8 @@ class StreamSession:
         self._move(Phase.INTERRUPTED)
         self.paused_until = None
         self._linger(now, self.settings.signaling_linger_s)
-        self._drop_sockets(CloseCode.GOING_AWAY, "keep-alive timeout" if reason == StopReason.KEEP_ALIVE_TIMEOUT else "")
+        why = "keep-alive timeout" if reason == StopReason.KEEP_ALIVE_TIMEOUT else ""
+        self._drop_sockets(CloseCode.GOING_AWAY, why)
         self._deadline = now + self.settings.signaling_reconnect_window
         self._deadline_reason = reason
         self.record.interruptions += 1

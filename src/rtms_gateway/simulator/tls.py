@@ -55,7 +55,7 @@ def _san(hosts: tuple[str, ...]) -> x509.SubjectAlternativeName:
 
 def generate_localhost_material(hosts: tuple[str, ...] = DEFAULT_HOSTS) -> TLSMaterial:
     """A fresh CA and a leaf certificate for `hosts`, valid from a minute ago for 30 days."""
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("rtms-gateway simulator throwaway CA")
     ca_cert = (
