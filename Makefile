@@ -23,6 +23,7 @@ simulate: $(BIN)/rtms-gateway
 	$(BIN)/rtms-gateway simulate $(ARGS)
 
 test: $(BIN)/rtms-gateway
+	@scripts/install-browser.sh || echo "no chromium could be installed: the browser tests will be skipped"
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(BIN)/rtms-gateway
