@@ -170,7 +170,8 @@ async def run_gateway(n: int, duration: float, workdir: Path, profile: Path | No
         cpu0, wall0 = sum(proc.cpu_times()[:2]), time.perf_counter()
         spying = None
         if spy is not None:  # sample the gateway over the measured window (idle time excluded)
-            spying = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(gateway.pid), "-d",
+            py_spy = str(Path(sys.executable).with_name("py-spy"))  # beside the venv's Python
+            spying = subprocess.Popen([py_spy, "record", "-p", str(gateway.pid), "-d",
                                        str(max(int(first_end - loop.time() - 1), 1)), "-f", "raw",
                                        "-o", str(spy), "-r", "200", "--gil"], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
