@@ -19,7 +19,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .protocol.constants import (
     CLIENT_SILENCE_LIMIT_S,
     MEDIA_RECONNECT_WINDOW_S,
-    MEDIA_TYPE_BY_KEY,
     RECONNECT_INITIAL_S,
     RECONNECT_MAX_S,
     SIGNALING_RECONNECT_WINDOW_S,
@@ -29,6 +28,7 @@ from .protocol.constants import (
     MediaType,
     Resolution,
     SampleRate,
+    parse_media,
 )
 from .protocol.errors import StartupError
 from .protocol.messages import AudioParams, MediaParams, VideoParams
@@ -68,21 +68,6 @@ def _choice(value: str, choices: Mapping[str, object], what: str) -> str:
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r} (known: {', '.join(choices)})")
     return value
-
-
-def parse_media(value: str) -> MediaType:
-    """`"audio,transcript"` -> MediaType bits; raises ValueError naming an unknown kind."""
-    bits = MediaType.UNDEFINED
-    for name in (part.strip().lower() for part in value.split(",")):
-        if not name:
-            continue
-        if name not in MEDIA_TYPE_BY_KEY:
-            known = ", ".join(sorted(MEDIA_TYPE_BY_KEY))
-            raise ValueError(f"unknown media type {name!r} (known: {known})")
-        bits |= MEDIA_TYPE_BY_KEY[name]
-    if bits == MediaType.UNDEFINED:
-        raise ValueError("no media type given")
-    return bits
 
 
 def _split_keys(value: SecretStr) -> list[str]:

@@ -77,6 +77,21 @@ MEDIA_KEY: dict[MediaType, str] = {
 MEDIA_TYPE_BY_KEY: dict[str, MediaType] = {v: k for k, v in MEDIA_KEY.items()}
 MEDIA_TYPE_BY_KEY["sharescreen"] = MediaType.DESKSHARE  # alias used by Zoom's JS library
 
+
+def parse_media(value: str) -> MediaType:
+    """`"audio,transcript"` -> MediaType bits; raises ValueError naming an unknown kind."""
+    bits = MediaType.UNDEFINED
+    for name in (part.strip().lower() for part in value.split(",")):
+        if not name:
+            continue
+        if name not in MEDIA_TYPE_BY_KEY:
+            known = ", ".join(sorted(MEDIA_TYPE_BY_KEY))
+            raise ValueError(f"unknown media type {name!r} (known: {known})")
+        bits |= MEDIA_TYPE_BY_KEY[name]
+    if bits == MediaType.UNDEFINED:
+        raise ValueError("no media type given")
+    return bits
+
 # Media data message carried for each single media type.
 MEDIA_MSG_TYPE: dict[MediaType, MsgType] = {
     MediaType.AUDIO: MsgType.MEDIA_DATA_AUDIO,

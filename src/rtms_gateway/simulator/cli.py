@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ..logs import configure_logging
-from ..protocol.constants import MEDIA_TYPE_BY_KEY, MediaType, Product
+from ..protocol.constants import Product, parse_media
 from .credentials import AppCredentials
 from .faults import FaultKind, parse_fault
 from .records import MeetingRecord
@@ -17,20 +17,6 @@ from .runner import SimulationConfig, Simulator, run_simulation
 
 _PRODUCTS = ", ".join(p.value for p in Product)
 _FAULT_KINDS = ", ".join(k.value for k in FaultKind)
-
-
-def _parse_media(value: str) -> MediaType:
-    """`"audio,transcript"` -> MediaType bits; ValueError naming an unknown kind."""
-    bits = MediaType.UNDEFINED
-    for name in (part.strip().lower() for part in value.split(",")):
-        if not name:
-            continue
-        if name not in MEDIA_TYPE_BY_KEY:
-            raise ValueError(f"unknown media type {name!r} (known: {', '.join(sorted(MEDIA_TYPE_BY_KEY))})")
-        bits |= MEDIA_TYPE_BY_KEY[name]
-    if bits == MediaType.UNDEFINED:
-        raise ValueError("no media type given")
-    return bits
 
 
 def _parse_products(value: str) -> tuple[Product, ...]:
@@ -105,7 +91,7 @@ def simulate(
         typer.echo("--ca-out writes the throwaway CA: not with --no-tls or --tls-cert", err=True)
         raise typer.Exit(2)
     try:
-        offered = _parse_media(media)
+        offered = parse_media(media)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--media") from None
 
