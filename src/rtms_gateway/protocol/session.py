@@ -208,7 +208,9 @@ class _Socket(Generic[_State]):
 
     def data_to_send(self) -> list[bytes]:
         """Frames to write, in order; the queue is emptied."""
-        out, self._outgoing = self._outgoing, []
+        out = self._outgoing
+        if out:  # per frame there is mostly nothing: no new list then
+            self._outgoing = []
         return out
 
     def silent_for(self, now: float) -> float:

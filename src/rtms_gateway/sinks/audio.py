@@ -24,6 +24,7 @@ well-formed file.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable
 from functools import partial
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 _HEADER_BYTES = 44
+_SIZE = struct.Struct("<I")
 MAX_DATA_BYTES = 0xFFFFFFFF - 36  # the RIFF size field counts 36 header bytes besides the audio
 # What `place` did with a packet (tracks of every kind answer the same way).
 PLACED, DUPLICATE, UNWRITTEN = 0, 1, 2
@@ -63,6 +65,17 @@ def repair_wav(path: Path) -> int:
     return size
 
 
+def _pwrite_all(fd: int, data: bytes, at: int) -> int:
+    """Write all of `data` at offset `at` (a regular file may take less in one call);
+    returns the offset after it."""
+    written = os.pwrite(fd, data, at)
+    if written < len(data):
+        view = memoryview(data)
+        while written < len(data):
+            written += os.pwrite(fd, view[written:], at + written)
+    return at + written
+
+
 def closing_job(file: BinaryIO, write: Callable[[], None] | None) -> Callable[[], None]:
     """The blocking job that ends a track's file: its last write (if any), then the close."""
 
@@ -89,14 +102,18 @@ class WavTrack:
         self._pending: list[bytes | int] = []  # PCM, and gaps as byte counts
         self._file: BinaryIO
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Unbuffered, written with positioned writes: one system call per run of audio and
+        # one for the size fields, per write job (a buffered file's seeks cost several more).
         if path.exists() and path.stat().st_size >= _HEADER_BYTES:
             # The same stream after a restart: carry on where the file ends.
             self.end = self.written = repair_wav(path)
-            self._file = open(path, "r+b")  # noqa: SIM115 - kept open while the track grows
+            self._file = open(path, "r+b", buffering=0)  # noqa: SIM115 - kept open while the track grows
         else:
-            self._file = open(path, "wb")  # noqa: SIM115
+            self._file = open(path, "wb", buffering=0)  # noqa: SIM115
             self._file.write(wav_header(sample_rate, channels, 0))
-            self._file.flush()
+        self._fd = self._file.fileno()
+        # The header after the RIFF size field: all of it rewritten with each write, in one call.
+        self._header_tail = wav_header(sample_rate, channels, 0)[8:40]
 
     def place(self, timestamp_ms: int, pcm: bytes) -> int:
         """Place one packet (per frame: keep it lean): PLACED, DUPLICATE or UNWRITTEN."""
@@ -139,26 +156,20 @@ class WavTrack:
         return partial(self._write, pending, start, self.end)
 
     def _write(self, pending: list[bytes | int], start: int, end: int) -> None:
-        f = self._file
-        f.seek(_HEADER_BYTES + start)
+        # A gap is always followed by the packet that made it, so the file reaches `end`.
+        fd, at = self._fd, _HEADER_BYTES + start
         run: list[bytes] = []
         for item in pending:
-            if isinstance(item, int):
+            if isinstance(item, int):  # a gap: skipped over (a hole, or zeros)
                 if run:
-                    f.write(b"".join(run))
+                    at = _pwrite_all(fd, b"".join(run), at)
                     run.clear()
-                f.seek(item, 1)
+                at += item
             else:
                 run.append(item)
         if run:
-            f.write(b"".join(run))
-        if f.tell() < _HEADER_BYTES + end:  # a gap is the last thing placed
-            f.truncate(_HEADER_BYTES + end)
-        f.seek(4)
-        f.write(struct.pack("<I", 36 + end))
-        f.seek(40)
-        f.write(struct.pack("<I", end))
-        f.flush()
+            _pwrite_all(fd, run[0] if len(run) == 1 else b"".join(run), at)
+        _pwrite_all(fd, _SIZE.pack(36 + end) + self._header_tail + _SIZE.pack(end), 4)
 
     def closing(self) -> Callable[[], None]:
         """On the event loop: the last write and the close, as one blocking job."""
