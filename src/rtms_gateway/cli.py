@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -32,6 +32,18 @@ app = typer.Typer(
 )
 console = Console()
 T = TypeVar("T")
+
+
+def run_loop(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
+    """Run the gateway's main coroutine on the event loop the settings choose."""
+    if settings.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:  # not built for this platform (Windows): asyncio's own loop
+            pass
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def _settings() -> Settings:
@@ -83,7 +95,7 @@ def serve(
     settings = _settings()
     configure_logging(settings.log_level)
     with startup_errors(settings):
-        asyncio.run(run_server(settings, host or settings.host, port if port is not None else settings.port))
+        run_loop(settings, run_server(settings, host or settings.host, port if port is not None else settings.port))
 
 
 @app.command()
@@ -98,7 +110,7 @@ def demo(
     settings = _settings()
     configure_logging("WARNING")  # the terminal shows the meeting; warnings only
     with startup_errors(settings):
-        code = asyncio.run(run_demo(settings, console, duration=duration, port=port, keep_serving=keep_serving))
+        code = run_loop(settings, run_demo(settings, console, duration=duration, port=port, keep_serving=keep_serving))
     raise typer.Exit(code)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -97,6 +98,8 @@ class Settings(BaseSettings):
     media: str = Field(default=DEFAULT_MEDIA, validation_alias="RTMS_MEDIA")
     buffer_data: bool = Field(default=True, validation_alias="RTMS_BUFFER_DATA")
     log_level: str = Field(default="INFO", validation_alias="RTMS_LOG_LEVEL")
+    # uvloop's event loop costs less per socket read, timer and callback than asyncio's own.
+    event_loop: Literal["uvloop", "asyncio"] = Field(default="uvloop", validation_alias="RTMS_EVENT_LOOP")
     # HTTP: each request must arrive whole within the timeout (slow headers or bodies are
     # cut); connections past the bound are answered 503.
     http_request_timeout_s: float = Field(default=20.0, gt=0, validation_alias="RTMS_HTTP_REQUEST_TIMEOUT_S")
