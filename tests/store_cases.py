@@ -12,7 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from rtms_gateway.protocol.errors import RecordRefused, StoreUnavailable
@@ -328,8 +328,11 @@ async def case_migration_from_0004(url: str, pg_schema: str | None = None) -> No
         for table, rows in ((schema.transcript_segments, map(store_rows.segment_row, segments)),
                             (schema.chat_messages, map(store_rows.chat_row, chats)),
                             (schema.timeline_events, map(store_rows.event_row, events))):
+            # Only the columns the table had at 0004: later migrations add more.
+            columns = await conn.run_sync(lambda c, name=table.name: {
+                col["name"] for col in inspect(c).get_columns(name)})
             for row in rows:
-                await conn.execute(table.insert().values(row))
+                await conn.execute(table.insert().values({k: v for k, v in row.items() if k in columns}))
     await engine.dispose()
 
     store = await Store.open(url, pg_schema=pg_schema)

@@ -176,6 +176,7 @@ class FakeSegment:
     attribute: int = 0
     received_at_ms: int = 1_700_000_000_100
     speaker_inferred: bool = False
+    raw: dict | None = None
 
 
 @dataclass

@@ -40,6 +40,10 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
     ({"RTMS_CA_FILE": "{tmp}/a-file"}, "RTMS_CA_FILE"),
     ({"ZOOM_SECRET_TOKEN": ""}, "ZOOM_SECRET_TOKEN"),
     ({"HOST": "no-such-host.invalid"}, "HOST"),
+    # Zoom refuses a language outside its table (status 43): refused before any stream.
+    ({"RTMS_TRANSCRIPT_LANGUAGE": "klingon"}, "RTMS_TRANSCRIPT_LANGUAGE"),
+    ({"RTMS_TRANSCRIPT_LANGUAGE": "37"}, "RTMS_TRANSCRIPT_LANGUAGE"),
+    ({"RTMS_TRANSCRIPT_LID": "maybe"}, "RTMS_TRANSCRIPT_LID"),
 ])
 def test_serve_refuses_a_bad_setting_in_one_line(tmp_path, env, setting):
     (tmp_path / "a-file").write_text("not a certificate, not a directory\n")

@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rtms_gateway import config
-from rtms_gateway.config import Settings
+from rtms_gateway.config import Settings, load_settings
 from rtms_gateway.protocol import constants
+from rtms_gateway.protocol.errors import StartupError
+from rtms_gateway.protocol.messages import TranscriptParams
 
 RECONNECT_SETTINGS = ("RTMS_RECONNECT_INITIAL_S", "RTMS_RECONNECT_MAX_S", "RTMS_MEDIA_WINDOW_S",
                       "RTMS_SIGNALING_WINDOW_S")
@@ -46,3 +50,40 @@ def test_reading_settings_loads_no_client_module():
             "'rtms_gateway.gateway'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---- transcript language ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, language", [
+    ("english", constants.TranscriptLanguage.ENGLISH),
+    ("LANGUAGE_ID_GERMAN", constants.TranscriptLanguage.GERMAN),
+    ("French-France", constants.TranscriptLanguage.FRENCH_FRANCE),
+    (" 20 ", constants.TranscriptLanguage.JAPANESE),
+    ("36", constants.TranscriptLanguage.VIETNAMESE),
+    ("-1", constants.TranscriptLanguage.NONE),
+    ("auto", constants.TranscriptLanguage.NONE),
+])
+def test_the_transcript_language_by_name_or_number_goes_into_the_handshake(value, language):
+    settings = Settings(_env_file=None, RTMS_TRANSCRIPT_LANGUAGE=value, RTMS_TRANSCRIPT_LID="false")
+    assert settings.transcript_source is language
+    assert settings.media_params.transcript == TranscriptParams(
+        content_type=int(constants.ContentType.TEXT), src_language=int(language), enable_lid=False)
+
+
+def test_without_the_transcript_settings_zoom_keeps_its_defaults():
+    settings = Settings(_env_file=None)
+    assert settings.transcript_source is None and settings.media_params.transcript is None
+    only_lid = Settings(_env_file=None, RTMS_TRANSCRIPT_LID="true").media_params.transcript
+    assert only_lid == TranscriptParams(content_type=int(constants.ContentType.TEXT), enable_lid=True)
+
+
+@pytest.mark.parametrize("value", ["klingon", "37", "-2", "9.0", "english,german", "LANGUAGE_ID_"])
+def test_a_language_zoom_would_refuse_is_refused_at_start(value, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("RTMS_TRANSCRIPT_LANGUAGE", value)
+    with pytest.raises(StartupError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "RTMS_TRANSCRIPT_LANGUAGE" in message and "unknown transcript language" in message
+    assert "-1..36" in message

@@ -180,3 +180,51 @@ def test_every_value_a_session_returns_is_one_of_its_typed_events():
         for frame in frames:
             event = session.receive(frame, 2.0)
             assert event is not None and isinstance(event, kinds), (frame, event)
+
+
+# ---- fields no model declares ----------------------------------------------------------------
+
+FUTURE = {"future_field": {"since": "tomorrow", "values": [1, 2]}}
+
+
+def _streaming(kind: MediaType) -> MediaSession:
+    ms = MediaSession(IDENT, kind)
+    ms.start()
+    ms.receive(wire({"msg_type": 4, "status_code": 0}), 1.0)
+    return ms
+
+
+@pytest.mark.parametrize("frame, declared", [
+    ({"msg_type": 17, "content": {"data": "hi", "timestamp": 10, "language": 9, **FUTURE}},
+     {"data": "hi", "timestamp": 10, "language": 9}),
+    ({"msg_type": 18, "content": {"data": "yo", "timestamp": 10, "message_id": "m1", **FUTURE}},
+     {"data": "yo", "timestamp": 10, "message_id": "m1"}),
+    ({"msg_type": 6, "event": {"event_type": 3, "timestamp": 10,
+                               "participants": [{"user_id": 1, "email": "kept@example.com"}], **FUTURE}},
+     {"event_type": 3, "timestamp": 10, "participants": [{"user_id": 1, "email": "kept@example.com"}]}),
+])
+def test_transcripts_chat_and_events_keep_what_their_models_do_not_declare(frame, declared):
+    session = connected_signaling() if frame["msg_type"] == 6 else _streaming(MediaType.ALL)
+    msg = session.receive(wire({**frame, "rtms_session_id": "sess-9"}), 2.0)
+    assert isinstance(msg, m.KeepsReceived)
+    # the whole object as Zoom sent it (nested fields no model declares too), and what
+    # the frame carried beside it
+    assert msg.received == {**declared, **FUTURE, "_frame": {"rtms_session_id": "sess-9"}}
+    assert msg.undeclared == {**FUTURE, "_frame": {"rtms_session_id": "sess-9"}}
+
+
+def test_a_message_without_undeclared_fields_or_built_here_keeps_nothing_extra():
+    msg = _streaming(MediaType.TRANSCRIPT).receive(b'{"msg_type":17,"content":{"data":"hi","timestamp":10}}', 2.0)
+    assert isinstance(msg, m.TranscriptData)
+    assert msg.received == {"data": "hi", "timestamp": 10} and msg.undeclared == {}
+    built = m.TranscriptData(content=m.TranscriptContent(data="hi", timestamp=10))
+    assert built.received is None and built.undeclared == {}
+    assert m.encode(msg) == m.encode(built)  # keeping the frame changes nothing sent or compared
+    assert msg == built
+
+
+def test_audio_video_and_share_frames_are_decoded_once_and_keep_nothing():
+    ms = _streaming(MediaType.AUDIO)
+    frame = ms.receive(b'{"msg_type":14,"content":{"data":"AAA=","timestamp":10,"future_field":1}}', 2.0)
+    assert isinstance(frame, m.AudioData) and not isinstance(frame, m.KeepsReceived)
+    assert not hasattr(frame, "__dict__")  # no room to keep anything: the hot path is untouched

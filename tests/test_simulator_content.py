@@ -22,6 +22,8 @@ from rtms_gateway.protocol.constants import (
     ZccEventType,
 )
 from rtms_gateway.simulator.media import (
+    FUTURE_FIELDS,
+    FUTURE_FRAME_FIELDS,
     chat_message,
     interpreter_metadata,
     transcript_language,
@@ -207,3 +209,18 @@ async def test_ai_interpreter_metadata_precedes_the_audio(sim_and_client):
                                 media=[MediaRequest("audio", 1)])
     kinds = [msg["msg_type"] for msg in log.media["audio"] if msg["msg_type"] in (14, 23)]
     assert kinds[0] == 23 and kinds.count(23) == record.audio_metadata == 1 and 14 in kinds
+
+
+async def test_future_fields_ride_on_transcripts_chat_and_events_when_asked(sim_and_client):
+    script = build_meeting(3, duration_s=3.0, offered=MediaType.TRANSCRIPT | MediaType.CHAT)
+    _, record, log = await _run(sim_and_client, script, sim={"future_fields": True},
+                                media=[MediaRequest("transcript", 8), MediaRequest("chat", 16)])
+    frames = [*log.of_type(17, "transcript"), *log.of_type(18, "chat"), *log.of_type(6)]
+    assert len(frames) == record.sent.transcripts + record.sent.chat + record.sent.events > 0
+    for frame in frames:
+        payload = frame["event" if frame["msg_type"] == 6 else "content"]
+        assert {k: payload[k] for k in FUTURE_FIELDS} == FUTURE_FIELDS
+        assert {k: frame[k] for k in FUTURE_FRAME_FIELDS} == FUTURE_FRAME_FIELDS
+    # typed, they are what the simulator would send without them
+    assert [m.decode_server_message(json.dumps(f)).content for f in log.of_type(17, "transcript")] == \
+        record.transcripts

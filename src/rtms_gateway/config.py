@@ -29,10 +29,12 @@ from .protocol.constants import (
     MediaType,
     Resolution,
     SampleRate,
+    TranscriptLanguage,
+    parse_language,
     parse_media,
 )
 from .protocol.errors import StartupError
-from .protocol.messages import AudioParams, MediaParams, VideoParams
+from .protocol.messages import AudioParams, MediaParams, TranscriptParams, VideoParams
 
 DEFAULT_MEDIA = "transcript,chat"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -156,6 +158,11 @@ class Settings(BaseSettings):
     # A stream Zoom revokes (stop reason 8): Zoom asks that its data be deleted at once
     # (`delete`, the default); `keep` only by explicit choice.
     on_revoked: str = Field(default="delete", validation_alias="RTMS_ON_REVOKED")
+    # Transcripts: the language spoken (a name or number of Zoom's table; unset: Zoom's
+    # default, English until its language detection takes over) and whether Zoom detects
+    # the language (unset: Zoom's default, on). Neither is sent unless set.
+    transcript_language: str | None = Field(default=None, validation_alias="RTMS_TRANSCRIPT_LANGUAGE")
+    transcript_lid: bool | None = Field(default=None, validation_alias="RTMS_TRANSCRIPT_LID")
 
     @field_validator("media")
     @classmethod
@@ -169,6 +176,16 @@ class Settings(BaseSettings):
     def _one_of_the_choices(cls, value: str, info: ValidationInfo) -> str:
         choices, what = _CHOICES[str(info.field_name)]  # a field validator's field is named
         return _choice(value, choices, what)
+
+    @field_validator("transcript_language")
+    @classmethod
+    def _transcript_language(cls, value: str | None) -> str | None:
+        # Zoom refuses a language outside its table (status 43); refused here at start.
+        return None if value is None or not value.strip() else parse_language(value).name.lower()
+
+    @property
+    def transcript_source(self) -> TranscriptLanguage | None:
+        return None if self.transcript_language is None else parse_language(self.transcript_language)
 
     @field_validator("audio_sample_rate")
     @classmethod
@@ -322,7 +339,17 @@ class Settings(BaseSettings):
                 resolution=int(RESOLUTIONS[self.share_resolution]),
                 fps=self.share_fps,
             ),
+            transcript=self._transcript_params(),
         )
+
+    def _transcript_params(self) -> TranscriptParams | None:
+        """Only what was set: without either setting Zoom's defaults apply, as before."""
+        source = self.transcript_source
+        if source is None and self.transcript_lid is None:
+            return None
+        return TranscriptParams(content_type=int(ContentType.TEXT),
+                                src_language=None if source is None else int(source),
+                                enable_lid=self.transcript_lid)
 
 
 def load_settings() -> Settings:

@@ -56,6 +56,7 @@ def transcript_record(meeting_uuid: str, stream_id: str, msg: TranscriptData,
         language=c.language,
         attribute=c.attribute,
         received_at_ms=now_ms(),
+        raw=msg.undeclared or None,  # the declared fields all have columns
     )
 
 
@@ -90,7 +91,7 @@ def chat_record(meeting_uuid: str, stream_id: str, msg: ChatData) -> ChatMessage
         text=text,
         operation_type=fields.get("operation_type"),
         timestamp=fields.get("timestamp") or now_ms(),
-        raw=msgspec.to_builtins(c),
+        raw=msg.received or msgspec.to_builtins(c),  # as Zoom sent it, undeclared fields too
     )
 
 
@@ -100,7 +101,7 @@ def timeline_records(meeting_uuid: str, stream_id: str, msg: EventUpdate,
     leaves out (leave events carry none) come from earlier events."""
     ev = msg.event
     ts = ev.timestamp or ev.event_ts or now_ms()
-    payload = msgspec.to_builtins(ev)
+    payload = msg.received or msgspec.to_builtins(ev)  # as Zoom sent it, undeclared fields too
     name_of = speakers.name_of if speakers is not None else (lambda user_id: None)
     if ev.participants:
         return [

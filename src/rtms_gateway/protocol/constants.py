@@ -221,6 +221,28 @@ class TranscriptLanguage(IntEnum):
     VIETNAMESE = 36
 
 
+def parse_language(value: str | int) -> TranscriptLanguage:
+    """A transcript language by its number (-1..36) or its name in any case, with or
+    without Zoom's `LANGUAGE_ID_` prefix (`english`, `French-France`, `9`; `auto` is
+    NONE, -1); raises ValueError for anything outside Zoom's table, as Zoom refuses it
+    (INVALID_MEDIA_TRANSCRIPT_SOURCE_LANGUAGE)."""
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        try:
+            return TranscriptLanguage(int(text))
+        except ValueError:
+            pass
+    else:
+        name = text.upper().replace("-", "_").replace(" ", "_").removeprefix("LANGUAGE_ID_")
+        if name == "AUTO":
+            return TranscriptLanguage.NONE
+        if name in TranscriptLanguage.__members__:
+            return TranscriptLanguage[name]
+    low, high = min(TranscriptLanguage), max(TranscriptLanguage)
+    raise ValueError(f"unknown transcript language {text[:40]!r}: a name of Zoom's table "
+                     f"(e.g. english, german, japanese, auto) or a number {int(low)}..{int(high)}")
+
+
 class SessionState(IntEnum):
     INACTIVE = 0
     INITIALIZE = 1

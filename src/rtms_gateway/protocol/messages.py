@@ -9,7 +9,7 @@ that need bytes decode it (`payload_bytes`).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -103,6 +103,49 @@ class Event(msgspec.Struct, omit_defaults=True):
     chat_group: dict[str, Any] | None = None
 
 
+class KeepsReceived(Message, dict=True, gc=True):
+    """A low-rate message (transcript, chat, event) that can keep, beside its typed fields,
+    the frame as it was received: msgspec drops the fields a model does not declare, and
+    a field Zoom adds tomorrow must reach the store, not vanish. The frame is kept in the
+    instance's `__dict__` (not a field: nothing on the wire can set or shadow it), only
+    when a session calls `keep_received`; messages built here have none."""
+
+    payload_key: ClassVar[str] = "content"  # the object of the frame a record is made from
+
+    def keep_received(self, frame: bytes | memoryview | str) -> None:
+        """Decode `frame` (the one this message was decoded from) once more, as a plain
+        JSON object."""
+        try:
+            self.__dict__["_received"] = _dict_decoder.decode(frame)
+        except (msgspec.MsgspecError, UnicodeDecodeError):  # it decoded once: cannot happen
+            pass
+
+    @property
+    def received(self) -> dict[str, Any] | None:
+        """The payload object (`content`, `event`) as Zoom sent it, every field declared or
+        not; what the frame carried beside it (`msg_type` aside) is under `_frame`. None
+        when this message was not received (or not kept)."""
+        frame = self.__dict__.get("_received")
+        if frame is None:
+            return None
+        payload = frame.get(self.payload_key)
+        out = dict(payload) if isinstance(payload, dict) else {}
+        beside = {k: v for k, v in frame.items() if k not in ("msg_type", self.payload_key)}
+        if beside:
+            out["_frame"] = beside
+        return out
+
+    @property
+    def undeclared(self) -> dict[str, Any]:
+        """Only the fields of `received` its model does not declare (empty if none)."""
+        received = self.received
+        if not received:
+            return {}
+        payload = getattr(self, self.payload_key)
+        declared = type(payload).__struct_encode_fields__
+        return {k: v for k, v in received.items() if k not in declared}
+
+
 # ---- client -> server --------------------------------------------------------------------
 
 
@@ -194,7 +237,8 @@ class DataHandshakeResp(Message, tag=int(MsgType.DATA_HAND_SHAKE_RESP)):
     media_params: MediaParams | None = None
 
 
-class EventUpdate(Message, tag=int(MsgType.EVENT_UPDATE)):
+class EventUpdate(KeepsReceived, tag=int(MsgType.EVENT_UPDATE)):
+    payload_key = "event"
     event: Event
 
 
@@ -289,11 +333,11 @@ class ShareData(Message, tag=int(MsgType.MEDIA_DATA_SHARE)):
     content: MediaContent
 
 
-class TranscriptData(Message, tag=int(MsgType.MEDIA_DATA_TRANSCRIPT)):
+class TranscriptData(KeepsReceived, tag=int(MsgType.MEDIA_DATA_TRANSCRIPT)):
     content: TranscriptContent
 
 
-class ChatData(Message, tag=int(MsgType.MEDIA_DATA_CHAT)):
+class ChatData(KeepsReceived, tag=int(MsgType.MEDIA_DATA_CHAT)):
     content: ChatContent
 
 

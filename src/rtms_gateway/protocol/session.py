@@ -44,6 +44,7 @@ from .messages import (
     DataHandshakeResp,
     EventSubscription,
     EventSubscriptionItem,
+    EventUpdate,
     KeepAliveReq,
     KeepAliveResp,
     MediaParams,
@@ -327,6 +328,8 @@ class SignalingSession(_Socket[SignalingState]):
                 if event.status_code == StatusCode.OK:  # the stream ends as we asked
                     self.stop_reason = StopReason.RECEIVER_REQUEST_CLOSE
                 self.closed()
+            case EventUpdate():
+                event.keep_received(data)  # the fields no model declares are stored too
         return event
 
     def _on_handshake(
@@ -391,10 +394,17 @@ class MediaSession(_Socket[MediaState]):
         event = self._decode(data, now)
         match event:
             # Most frequent first: each pattern is an isinstance() check, per frame.
-            case AudioData() | VideoData() | ShareData() | TranscriptData() | ChatData():
+            case AudioData() | VideoData() | ShareData():
                 self.media_frames += 1
+            case TranscriptData() | ChatData():
+                # Low rate: decoded once more, so the fields no model declares are stored
+                # too (never for audio, video or share: the hot path stays one decode).
+                self.media_frames += 1
+                event.keep_received(data)
             case DataHandshakeResp():
                 return self._on_handshake(event)
+            case EventUpdate():
+                event.keep_received(data)
         return event
 
     def _on_handshake(

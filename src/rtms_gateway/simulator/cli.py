@@ -76,6 +76,9 @@ def simulate(
         help="Seconds of transcripts in the source language before language detection takes over."),
     ai_interpreter: bool = typer.Option(
         False, "--ai-interpreter", help="Send AI-interpreter audio metadata (msg 23) on audio sockets."),
+    future_fields: bool = typer.Option(
+        False, "--future-fields",
+        help="Transcripts, chat and events carry fields no protocol version declares, as a later Zoom may send."),
 ) -> None:
     """Zoom's side of RTMS alone: signed webhooks, signaling and media servers, scripted meetings."""
     creds = AppCredentials().by_name()
@@ -111,7 +114,7 @@ def simulate(
         validate_endpoint=validate_endpoint, seed=seed, faults=faults, random_faults=random_faults,
         timestamp_jitter_ms=timestamp_jitter_ms, dead_first_url=dead_first_url,
         signaling_linger_s=signaling_linger, replay_joins=not no_join_replay, lid_warmup_s=lid_warmup,
-        ai_interpreter=ai_interpreter,
+        ai_interpreter=ai_interpreter, future_fields=future_fields,
     )
     configure_logging("WARNING")
 

@@ -14,7 +14,7 @@ import sys
 from array import array
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -188,6 +188,22 @@ def interpreter_metadata(script: MeetingScript, params: AudioParams, timestamp: 
         "target": [{"lid": spanish, "tone": 0, "voice_id": "sim-voice-1", "engine": "sim"}],
         "speaker": [{"lid": english, "user_id": p.user_id} for p in script.participants],
     }})
+
+
+# What the `future_fields` setting adds: a field in the content (or event) object and one
+# beside it in the frame, as a later release of Zoom's protocol may add them.
+FUTURE_FIELDS: dict[str, Any] = {"future_field": {"since": "a later protocol", "values": [1, 2]}}
+FUTURE_FRAME_FIELDS: dict[str, Any] = {"future_frame_field": 7}
+
+
+def with_future_fields(msg: TranscriptData | ChatData | EventUpdate) -> bytes:
+    """`msg` encoded with `FUTURE_FIELDS` in its payload object and `FUTURE_FRAME_FIELDS`
+    beside it."""
+    frame: dict[str, Any] = msgspec.to_builtins(msg)
+    payload = "event" if isinstance(msg, EventUpdate) else "content"
+    frame[payload].update(FUTURE_FIELDS)
+    frame.update(FUTURE_FRAME_FIELDS)
+    return msgspec.json.encode(frame)
 
 
 def event_message(event: Event, now_ms: int) -> EventUpdate:

@@ -76,6 +76,7 @@ class SimulatorConfig:
     replay_joins: bool = True  # send a late subscriber who is here (Zoom does not; False is faithful)
     lid_warmup_s: float = 30.0  # transcripts in the source language this long, then as detected
     ai_interpreter: bool = False  # send META_DATA_AUDIO (23) on audio sockets
+    future_fields: bool = False  # transcripts, chat and events carry fields no model declares
     # The webhook's `server_urls` lists first a signaling URL that refuses connections, then
     # the live one: a client must fail over to the next URL.
     dead_first_url: bool = False
@@ -175,6 +176,7 @@ class Simulator:
             replay_joins=config.replay_joins,
             lid_warmup_s=config.lid_warmup_s,
             ai_interpreter=config.ai_interpreter,
+            future_fields=config.future_fields,
         )
 
     # ---- lifecycle --------------------------------------------------------------------

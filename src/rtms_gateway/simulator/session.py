@@ -424,6 +424,9 @@ class StreamSettings:
     lid_warmup_s: float = 30.0
     # META_DATA_AUDIO (23): the AI interpreter's language pairs, on audio sockets.
     ai_interpreter: bool = False
+    # Transcripts, chat and events carry fields no protocol version declares
+    # (`media.FUTURE_FIELDS`), as a later Zoom release may: clients must not choke on them.
+    future_fields: bool = False
 
 
 DEFAULT_SETTINGS = StreamSettings()

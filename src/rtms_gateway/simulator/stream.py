@@ -19,7 +19,14 @@ from ..protocol.constants import (
     Product,
     StopReason,
 )
-from ..protocol.messages import Event, Participant, SignalingHandshakeReq
+from ..protocol.messages import (
+    ChatData,
+    Event,
+    EventUpdate,
+    Participant,
+    SignalingHandshakeReq,
+    TranscriptData,
+)
 from .faults import Fault, FaultInjector
 from .media import (
     MAX_CATCH_UP,
@@ -30,6 +37,7 @@ from .media import (
     event_message,
     interpreter_metadata,
     transcript_message,
+    with_future_fields,
 )
 from .pacer import Pacer
 from .records import MeetingRecord, TimestampJitter
@@ -346,12 +354,12 @@ class SimStream:
             params = socket.params.transcript if socket.params is not None else None
             msg = transcript_message(item, self.t0_ms, params, zcc=self.zcc,
                                      lid_warmup_ms=int(self.settings.lid_warmup_s * 1000))
-            wire.send_message(msg)
+            self._send_text(wire, msg)
             self.record.transcripts.append(msg.content)
             self.record.sent.transcripts += 1
         else:
             chat = chat_message(item, self.t0_ms)
-            wire.send_message(chat)
+            self._send_text(wire, chat)
             self.record.chat.append(chat.content)
             self.record.sent.chat += 1
 
@@ -362,9 +370,15 @@ class SimStream:
         wire = self._wires.get(signaling)
         if wire is None:
             return
-        wire.send_message(event_message(event, at_ms or now_ms()))
+        self._send_text(wire, event_message(event, at_ms or now_ms()))
         self.record.events[event.event_type] += 1
         self.record.sent.events += 1
+
+    def _send_text(self, wire: Wire, msg: TranscriptData | ChatData | EventUpdate) -> None:
+        if self.settings.future_fields:
+            wire.send(with_future_fields(msg))
+        else:
+            wire.send_message(msg)
 
     # ---- stop ---------------------------------------------------------------------------
 

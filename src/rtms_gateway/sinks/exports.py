@@ -95,11 +95,17 @@ STREAM_FIELDS = ("rtms_stream_id", "meeting_uuid", "server_urls", "state", "stat
 
 
 def segment_json(seg: TranscriptSegment) -> dict[str, Any]:
-    return with_iso({"user_id": seg.user_id, "user_name": seg.user_name, "text": seg.text,
+    """A segment; `raw` (the wire fields no other field holds) only when Zoom sent any, so
+    the common segment, and every feed item stored before segments kept it, stay as they
+    were."""
+    body = with_iso({"user_id": seg.user_id, "user_name": seg.user_name, "text": seg.text,
                      "start_time": seg.start_time, "end_time": seg.end_time,
                      "timestamp": seg.timestamp, "language": seg.language,
                      "rtms_stream_id": seg.rtms_stream_id,
                      "speaker_inferred": seg.speaker_inferred}, SEGMENT_TIMES)
+    if seg.raw is not None:
+        body["raw"] = seg.raw
+    return body
 
 
 def chat_json(message: ChatMessage) -> dict[str, Any]:

@@ -57,6 +57,9 @@ class TranscriptSegment(msgspec.Struct, kw_only=True, gc=False):
     attribute: int | None = None
     received_at_ms: int = 0
     speaker_inferred: bool = False
+    # What Zoom sent that the fields above do not hold: the content's undeclared fields
+    # (and the frame's, under `_frame`); None when it sent nothing else.
+    raw: dict[str, Any] | None = None
 
 
 class ChatMessage(msgspec.Struct, kw_only=True):

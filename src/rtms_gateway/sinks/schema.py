@@ -112,6 +112,7 @@ transcript_segments = Table(
     Column("attribute", Integer),
     Column("received_at_ms", BigInteger, nullable=False),
     Column("speaker_inferred", Boolean, nullable=False, default=False),
+    Column("raw", JSON),  # the wire fields no column holds (TranscriptSegment.raw)
     _lookup("ix_segments_meeting", "meeting_uuid"),
 )
 

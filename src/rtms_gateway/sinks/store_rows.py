@@ -32,7 +32,7 @@ def segment_row(x: TranscriptSegment) -> dict[str, Any]:
             "meeting_uuid": x.meeting_uuid, "rtms_stream_id": x.rtms_stream_id, "user_id": uid(x.user_id),
             "user_name": x.user_name, "text": x.text, "timestamp": x.timestamp, "start_time": x.start_time,
             "end_time": x.end_time, "language": x.language, "attribute": x.attribute,
-            "received_at_ms": x.received_at_ms, "speaker_inferred": x.speaker_inferred}
+            "received_at_ms": x.received_at_ms, "speaker_inferred": x.speaker_inferred, "raw": x.raw}
 
 
 def chat_row(x: ChatMessage) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def segment(r: Any) -> TranscriptSegment:
         meeting_uuid=r["meeting_uuid"], rtms_stream_id=r["rtms_stream_id"], user_id=from_uid(r["user_id"]),
         user_name=r["user_name"], text=r["text"], timestamp=r["timestamp"], start_time=r["start_time"],
         end_time=r["end_time"], language=r["language"], attribute=r["attribute"],
-        received_at_ms=r["received_at_ms"], speaker_inferred=bool(r["speaker_inferred"]))
+        received_at_ms=r["received_at_ms"], speaker_inferred=bool(r["speaker_inferred"]), raw=r["raw"])
 
 
 def chat(r: Any) -> ChatMessage:
