@@ -35,6 +35,7 @@ from ..protocol.constants import EventType
 from . import schema as s
 from .cursors import format_cursor
 from .exports import iso_utc
+from .records import GatewayEvent
 
 Insert = Callable[[Any], Any]  # the dialect's `insert` (it has ON CONFLICT)
 
@@ -67,6 +68,10 @@ EVENT_ITEMS: dict[int, tuple[FeedKind, str]] = {
     EventType.CHAT_GROUP_MEMBERS_DELETE: (K.CHAT, "chat.group_members_removed"),
     EventType.CHAT_GROUP_MEMBER_STATUS_UPDATE: (K.CHAT, "chat.group_member_status"),
 }
+# What Zoom reports outside EVENT_UPDATE: the session's state, the interpreter's metadata.
+SESSION_STATE = (K.MEETING, "meeting.session_state")
+EVENT_ITEMS.update({int(t): SESSION_STATE for t in GatewayEvent if t.is_session_state})
+EVENT_ITEMS[GatewayEvent.AUDIO_METADATA] = (K.MEETING, "meeting.audio_metadata")
 OTHER_EVENT = (K.MEETING, "meeting.event")
 SEGMENT = (K.TRANSCRIPT, "transcript.segment")
 CHAT_MESSAGE = (K.CHAT, "chat.message")
