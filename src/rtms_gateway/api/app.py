@@ -230,6 +230,11 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             return JSONResponse({"status": "duplicate"})
         if isinstance(event, ConcurrencyNotice):
             watch.note(event)
+            try:
+                await watch.forward(event)
+            except BaseException:
+                await deliveries.forget(key)  # not kept: Zoom's retry should bring it again
+                raise
             return JSONResponse({"status": "ok"})
         log.debug("webhook %s for stream %s accepted", type(event).__name__, event.rtms_stream_id)
         try:
