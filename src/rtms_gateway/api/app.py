@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
@@ -28,7 +29,7 @@ from starlette.requests import ClientDisconnect
 
 from ..client.control import StreamControl
 from ..config import Settings
-from ..metrics import METRICS_CONTENT_TYPE, GatewayMetrics, render_metrics
+from ..metrics import METRICS_CONTENT_TYPE, GatewayMetrics, frames_by_kind, render_metrics
 from ..protocol.constants import HEADER_TRACKING_ID
 from ..protocol.errors import RecordRefused, RTMSError, StoreUnavailable
 from ..protocol.signature import url_validation_response
@@ -406,7 +407,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         app.include_router(webhook_routes(outbox, auth, _AUTH_ERRORS))
     if control is not None:
         app.include_router(stream_routes(control, auth, _AUTH_ERRORS))
-    mount_dashboard(app, settings, store=store, manager=manager, auth=auth, media_files=files_of)
+    mount_dashboard(app, settings, store=store, manager=manager, auth=auth, media_files=files_of,
+                    frames=partial(frames_by_kind, gateway_metrics))
     return app
 
 
