@@ -4,6 +4,7 @@ Zoom, over loopback; the store a real SQLite file."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import quote
 
@@ -56,7 +57,8 @@ async def _events(run: Any, uuid: str) -> list[dict[str, Any]]:
         return answer.json()["events"] if answer.status_code == 200 else []
 
 
-async def test_a_pause_and_a_reconnect_are_in_the_timeline_and_the_feed(tmp_path):
+async def test_a_pause_and_a_reconnect_are_in_the_timeline_and_the_feed(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="rtms_gateway.gateway.manager")
     async with GatewayWithSimulator(tmp_path, simulator={"ai_interpreter": True},
                                     RTMS_MEDIA="audio,transcript", RTMS_RECONNECT_INITIAL_S="0.1") as run:
         # Paused at 0.3 s for 0.6 s, then signaling dropped: the gateway reconnects, and
@@ -90,3 +92,6 @@ async def test_a_pause_and_a_reconnect_are_in_the_timeline_and_the_feed(tmp_path
         assert [f for f in fed if f[1] == "meeting.session_state"] == [
             ("meeting", "meeting.session_state", name) for name in SESSION_EVENTS]
         assert ("meeting", "meeting.audio_metadata", "audio_metadata") in fed
+    said = [r.getMessage() for r in caplog.records if r.name == "rtms_gateway.gateway.manager"]
+    assert any(m.endswith(": session paused") for m in said)
+    assert any(m.endswith(": session stopped (reason 6)") for m in said)
