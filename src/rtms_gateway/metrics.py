@@ -239,5 +239,14 @@ def value_of(metric: Counter | Gauge | Reading) -> float:
     return 0.0
 
 
+def frames_by_kind(metrics: GatewayMetrics) -> dict[str, int]:
+    """Media frames (transcript segments and chat messages for those) received so far, per
+    media kind: sampled twice, their difference over the time between is a rate."""
+    return {kind: int(value_of(counter)) for kind, counter in (
+        ("audio", metrics.audio_frames), ("video", metrics.video_frames),
+        ("share", metrics.share_frames), ("transcript", metrics.segments),
+        ("chat", metrics.chats))}
+
+
 def render_metrics(metrics: GatewayMetrics) -> bytes:
     return generate_latest(metrics.registry)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
@@ -28,7 +29,7 @@ from starlette.requests import ClientDisconnect
 
 from ..client.control import StreamControl
 from ..config import Settings
-from ..metrics import METRICS_CONTENT_TYPE, GatewayMetrics, render_metrics
+from ..metrics import METRICS_CONTENT_TYPE, GatewayMetrics, frames_by_kind, render_metrics
 from ..protocol.constants import HEADER_TRACKING_ID
 from ..protocol.errors import RecordRefused, RTMSError, StoreUnavailable
 from ..protocol.signature import url_validation_response
@@ -230,6 +231,11 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
             return JSONResponse({"status": "duplicate"})
         if isinstance(event, ConcurrencyNotice):
             watch.note(event)
+            try:
+                await watch.forward(event)
+            except BaseException:
+                await deliveries.forget(key)  # not kept: Zoom's retry should bring it again
+                raise
             return JSONResponse({"status": "ok"})
         log.debug("webhook %s for stream %s accepted", type(event).__name__, event.rtms_stream_id)
         try:
@@ -334,7 +340,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                 "next": after}
 
     @api.get("/api/meetings/{meeting_uuid:uuid_path}/events",
-             summary="A meeting's timeline: joins, leaves, active speakers, sharing, interruptions",
+             summary="A meeting's timeline: joins, leaves, active speakers, sharing, interruptions, "
+                     "session states",
              response_description="`{\"events\": [...], \"next\"}`, oldest first (whole or a "
                                   "page at a time), each with its `cursor`",
              responses={400: {"description": "A malformed cursor"}, **_NOT_FOUND})
@@ -401,7 +408,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         app.include_router(webhook_routes(outbox, auth, _AUTH_ERRORS))
     if control is not None:
         app.include_router(stream_routes(control, auth, _AUTH_ERRORS))
-    mount_dashboard(app, settings, store=store, manager=manager, auth=auth, media_files=files_of)
+    mount_dashboard(app, settings, store=store, manager=manager, auth=auth, media_files=files_of,
+                    frames=partial(frames_by_kind, gateway_metrics))
     return app
 
 

@@ -14,13 +14,15 @@ import msgspec
 
 from ..protocol.constants import DataOption, MediaType
 from ..protocol.messages import (
+    AudioMetadata,
     AudioParams,
     ChatData,
     EventUpdate,
+    SessionStateUpdate,
     TranscriptData,
     VideoParams,
 )
-from ..sinks.records import ChatMessage, TimelineEvent, TranscriptSegment
+from ..sinks.records import ChatMessage, GatewayEvent, TimelineEvent, TranscriptSegment
 from .speakers import SpeakerTimeline, is_anonymous
 
 _json_object = msgspec.json.Decoder(dict[str, Any])
@@ -115,6 +117,29 @@ def timeline_records(meeting_uuid: str, stream_id: str, msg: EventUpdate,
                           user_name=ev.user_name or (name_of(ev.user_id) if ev.user_id is not None else None),
                           payload=payload)]
 
+
+def session_state_record(meeting_uuid: str, stream_id: str,
+                         msg: SessionStateUpdate) -> TimelineEvent:
+    """A session's state change (started, paused, resumed, stopped) as a timeline row; the
+    message whole in the payload (Zoom's state number, its session id, a stop's reason)."""
+    payload: dict[str, Any] = msgspec.to_builtins(msg)
+    return TimelineEvent(meeting_uuid=meeting_uuid, rtms_stream_id=stream_id,
+                         event_type=GatewayEvent.of_session_state(msg.state),
+                         timestamp=msg.timestamp or now_ms(), payload=payload)
+
+
+def audio_metadata_record(meeting_uuid: str, stream_id: str, msg: AudioMetadata) -> TimelineEvent:
+    """The AI interpreter's audio metadata (msg 23) as a timeline row, its content whole:
+    Zoom documents the fields loosely, so nothing is picked out but the time."""
+    interpreter = msg.content.get("interpreter")
+    stamp = interpreter.get("timestamp") if isinstance(interpreter, dict) else None
+    if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp <= 0:
+        stamp = msg.content.get("timestamp")
+    if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp <= 0:
+        stamp = now_ms()
+    return TimelineEvent(meeting_uuid=meeting_uuid, rtms_stream_id=stream_id,
+                         event_type=GatewayEvent.AUDIO_METADATA, timestamp=stamp,
+                         payload=dict(msg.content))
 
 
 def per_participant(stream: Any, kind: MediaType) -> bool:

@@ -39,12 +39,19 @@ from ..client.policy import Backoff, ReconnectPolicy, Retry, Stop
 from ..client.spec import StreamSpec
 from ..client.stream import RtmsStream
 from ..client.transport import SYSTEM_CLOCK, Clock, Transport, until_set
-from ..protocol.constants import CLIENT_SILENCE_LIMIT_S, MediaType, StopReason, status_name
+from ..protocol.constants import (
+    CLIENT_SILENCE_LIMIT_S,
+    MediaType,
+    SessionState,
+    StopReason,
+    status_name,
+)
 from ..protocol.errors import StoreError
 from ..protocol.messages import (
     EventUpdate,
     MediaParams,
     ReceivedMessage,
+    SessionStateUpdate,
     StreamCloseResp,
     VideoSubscriptionResp,
 )
@@ -386,9 +393,12 @@ class StreamManager:
     # ---- observer hooks (called by RtmsStream) -------------------------------------------
 
     def on_message(self, stream: RtmsStream, msg: ReceivedMessage) -> None:
-        self.pipeline.on_message(stream, msg)
-        if self.on_control is not None and type(msg) in _CONTROL_MESSAGES:
+        self.pipeline.on_message(stream, msg)  # session states and msg 23 become timeline rows
+        kind = type(msg)
+        if self.on_control is not None and kind in _CONTROL_MESSAGES:
             self.on_control(stream, msg)
+        elif kind is SessionStateUpdate:
+            _log_session_state(stream.stream_id, msg)  # type: ignore[arg-type]
 
     def on_lifecycle(self, stream: RtmsStream, change: LifecycleChange) -> None:
         stream_id = stream.stream_id
@@ -497,6 +507,16 @@ def _log_end(stream_id: str, outcome: StreamOutcome) -> None:
     else:
         log.info("stream %s %s (stop reason %s%s)", stream_id, state.value, outcome.stop_reason,
                  f", {outcome.status_reason}" if outcome.status_reason else "")
+
+
+def _log_session_state(stream_id: str, msg: SessionStateUpdate) -> None:
+    try:
+        state = SessionState(msg.state).name.lower()
+    except ValueError:
+        state = f"in state {msg.state}"
+    reason = msg.any_reason
+    log.info("stream %s: session %s%s", stream_id, state,
+             f" (reason {reason})" if reason else "")
 
 
 def _short(uuid: str) -> str:

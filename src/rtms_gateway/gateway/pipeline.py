@@ -32,6 +32,7 @@ from ..metrics import GatewayMetrics
 from ..protocol.constants import EventType, MediaType
 from ..protocol.messages import (
     AudioData,
+    AudioMetadata,
     ChatData,
     EventUpdate,
     SessionStateUpdate,
@@ -49,8 +50,10 @@ from ..sinks.store import Store
 from ..sinks.tracks import Track
 from .convert import (
     accepted_params,
+    audio_metadata_record,
     chat_record,
     per_participant,
+    session_state_record,
     timeline_records,
     transcript_record,
 )
@@ -175,7 +178,15 @@ class Pipeline:
             m.share_frames.inc()
             if self.media is not None:
                 self._place(stream, MediaType.DESKSHARE, msg)
-        elif kind is StreamStateUpdate or kind is SessionStateUpdate:
+        elif kind is SessionStateUpdate:
+            m.events.inc()
+            self.intake.add_events(stream, [session_state_record(
+                stream.meeting_uuid, stream.stream_id, msg)])  # type: ignore[arg-type]
+        elif kind is AudioMetadata:
+            m.events.inc()
+            self.intake.add_events(stream, [audio_metadata_record(
+                stream.meeting_uuid, stream.stream_id, msg)])  # type: ignore[arg-type]
+        elif kind is StreamStateUpdate:
             pass  # the stream acts on these; nothing to keep
 
     def _place(self, stream: Any, kind: MediaType, msg: Any) -> None:

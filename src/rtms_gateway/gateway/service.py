@@ -32,6 +32,7 @@ from ..sinks.live import LiveHub
 from ..sinks.outbox import Outbox, OutboxConfig, RetryPolicy
 from ..sinks.revoke import Revocations
 from ..sinks.store import Store
+from ..webhooks.concurrency import ConcurrencyWatch
 from ..webhooks.dedup import Deliveries
 from .lock import DataDirLock
 from .loop_lag import LoopLagMonitor
@@ -167,6 +168,7 @@ class Gateway:
         live_media = pipeline.media.live if pipeline.media is not None else (lambda meeting_uuid: [])
         app = create_app(settings, store=store, manager=manager, keys=store.keys, live_media=live_media,
                          deliveries=Deliveries(store.memory), live=live, outbox=outbox, metrics=metrics,
+                         concurrency=ConcurrencyWatch(keep=store.add_account_item),
                          revocations=revocations, control=control)
         return cls(settings, store, pipeline, manager, app, lock, live, metrics, outbox, bus, loop_lag,
                    revoked)

@@ -1,5 +1,6 @@
 """The Redis bus: every feed item also XADDed to Redis Streams, `{prefix}all` and
-`{prefix}meeting:{meeting_uuid}` (prefix `rtms:`), each trimmed to about `maxlen` entries,
+`{prefix}meeting:{meeting_uuid}` (prefix `rtms:`; an account item, of no meeting, goes to
+`{prefix}account` instead), each trimmed to about `maxlen` entries,
 so consumers read them with consumer groups.
 
 The feed is the source: the bus keeps its position (the last item handed to Redis) in the
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..protocol.errors import StoreError
 from . import schema as s
 from .exports import iso_utc
-from .feed import FeedItem
+from .feed import NO_MEETING, FeedItem
 from .store_errors import guarded
 from .store_open import writing
 
@@ -182,8 +183,10 @@ class RedisBus:
         async with self.redis.pipeline(transaction=False) as pipe:
             for item in items:
                 fields: Any = entry(item)
-                for key in (self.prefix.encode() + b"all",
-                            self.prefix.encode() + b"meeting:" + _text(item.meeting_uuid)):
+                # An account item (no meeting) goes to `account` instead of a meeting's stream.
+                own = (b"meeting:" + _text(item.meeting_uuid) if item.meeting_uuid != NO_MEETING
+                       else b"account")
+                for key in (self.prefix.encode() + b"all", self.prefix.encode() + own):
                     pipe.xadd(key, fields, maxlen=self.maxlen, approximate=True)
             await pipe.execute()
         if not self.connected:

@@ -21,7 +21,14 @@ import msgspec
 from ..protocol.constants import EventType
 from .cursors import Cursored, format_cursor
 from .media_export import media_json
-from .records import ChatMessage, MediaFile, TimelineEvent, TranscriptSegment, is_nobody
+from .records import (
+    ChatMessage,
+    GatewayEvent,
+    MediaFile,
+    TimelineEvent,
+    TranscriptSegment,
+    is_nobody,
+)
 
 if TYPE_CHECKING:
     from .search import SearchHit
@@ -115,11 +122,14 @@ def chat_json(message: ChatMessage) -> dict[str, Any]:
 
 
 def event_name(event_type: int) -> str:
-    """What `/events` calls an event type: `participant_join`, ..., `event_23` if unknown."""
-    try:
-        return EventType(event_type).name.lower()
-    except ValueError:
-        return f"event_{event_type}"
+    """What `/events` calls an event type: `participant_join`, ..., the gateway's own
+    (`session_paused`, `audio_metadata`...), `event_23` if unknown."""
+    for names in (EventType, GatewayEvent):
+        try:
+            return names(event_type).name.lower()
+        except ValueError:
+            pass
+    return f"event_{event_type}"
 
 
 def event_json(event: TimelineEvent) -> dict[str, Any]:

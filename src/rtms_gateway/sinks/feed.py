@@ -8,7 +8,9 @@ and sees nothing twice. Items are made for:
 - each record stored (a transcript segment, a chat message, a timeline event), once: a
   record stored again (a reconnect replays it) is a no-op, and makes no item;
 - each change the store records: a meeting started (or started again) or ended, a stream's
-  state, a media file new or ready.
+  state, a media file new or ready;
+- each notice Zoom sends about the account (its concurrency cap), once: an item of no
+  meeting (kind `account`), so that it reaches the live feeds and outbound webhooks too.
 
 Kinds (the live feed's filter) and types (what happened), as the README lists them: every
 timeline event type maps to one kind here (`EVENT_ITEMS`). The body is the JSON the REST
@@ -35,6 +37,7 @@ from ..protocol.constants import EventType
 from . import schema as s
 from .cursors import format_cursor
 from .exports import iso_utc
+from .records import GatewayEvent
 
 Insert = Callable[[Any], Any]  # the dialect's `insert` (it has ON CONFLICT)
 
@@ -47,6 +50,7 @@ class FeedKind(StrEnum):
     SHARING = "sharing"
     MEETING = "meeting"
     MEDIA = "media"
+    ACCOUNT = "account"  # about the Zoom account, no meeting: Zoom's concurrency notices
 
 
 K = FeedKind
@@ -67,6 +71,10 @@ EVENT_ITEMS: dict[int, tuple[FeedKind, str]] = {
     EventType.CHAT_GROUP_MEMBERS_DELETE: (K.CHAT, "chat.group_members_removed"),
     EventType.CHAT_GROUP_MEMBER_STATUS_UPDATE: (K.CHAT, "chat.group_member_status"),
 }
+# What Zoom reports outside EVENT_UPDATE: the session's state, the interpreter's metadata.
+SESSION_STATE = (K.MEETING, "meeting.session_state")
+EVENT_ITEMS.update({int(t): SESSION_STATE for t in GatewayEvent if t.is_session_state})
+EVENT_ITEMS[GatewayEvent.AUDIO_METADATA] = (K.MEETING, "meeting.audio_metadata")
 OTHER_EVENT = (K.MEETING, "meeting.event")
 SEGMENT = (K.TRANSCRIPT, "transcript.segment")
 CHAT_MESSAGE = (K.CHAT, "chat.message")
@@ -74,6 +82,10 @@ MEETING_STARTED = (K.MEETING, "meeting.started")
 MEETING_ENDED = (K.MEETING, "meeting.ended")
 STREAM_STATE = (K.MEETING, "meeting.state")
 STREAM_INTERRUPTED = (K.MEETING, "meeting.interrupted")
+# Account items belong to no meeting: their `meeting_uuid` is empty (no meeting has that id).
+NO_MEETING = ""
+CONCURRENCY_ITEMS = {"near_limit": (K.ACCOUNT, "rtms.concurrency_near_limit"),
+                     "limited": (K.ACCOUNT, "rtms.concurrency_limited")}
 MEDIA_NEW = (K.MEDIA, "media.new")
 MEDIA_READY = (K.MEDIA, "media.ready")
 # The stream state the gateway records while it reconnects a dropped stream.
@@ -81,6 +93,7 @@ INTERRUPTED_STATE = StreamState.RECONNECTING.value
 
 # Each record kind's prefix to its dedup key, making `item_key`: unique across tables.
 SEGMENT_KEY, CHAT_KEY, EVENT_KEY = "t", "c", "e"
+ACCOUNT_KEY = "a"  # an account item's own key (a notice Zoom delivers twice is one item)
 
 _encode = msgspec.json.Encoder().encode
 

@@ -43,6 +43,9 @@ EVENT_TYPES: dict[str, FeedKind] = {
     "meeting.started": FeedKind.MEETING,
     "meeting.ended": FeedKind.MEETING,
     "media.ready": FeedKind.MEDIA,
+    # Zoom's account-level notices, forwarded as Zoom named them.
+    "rtms.concurrency_near_limit": FeedKind.ACCOUNT,
+    "rtms.concurrency_limited": FeedKind.ACCOUNT,
 }
 BATCH = 100  # feed items read at a time per subscription
 POLL_S = 30.0  # a deliverer reads the store at least this often, woken or not

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
 
 import msgspec
@@ -9,8 +10,8 @@ import msgspec
 from ..client.lifecycle import StreamState
 from ..protocol.messages import UserId
 
-__all__ = ["ChatMessage", "MediaFile", "MeetingRecord", "StreamRecord", "TimelineEvent", "TranscriptSegment",
-           "UserId", "is_nobody"]  # UserId re-exported: the type of every record's user ids
+__all__ = ["ChatMessage", "GatewayEvent", "MediaFile", "MeetingRecord", "StreamRecord", "TimelineEvent",
+           "TranscriptSegment", "UserId", "is_nobody"]  # UserId re-exported: the type of every record's user ids
 
 # Zoom names no one with user 0 (the mixed audio), -1, or no id at all, as a number or a
 # string; every place that asks "is this somebody?" asks `is_nobody`.
@@ -75,6 +76,37 @@ class ChatMessage(msgspec.Struct, kw_only=True):
     operation_type: int | None
     timestamp: int
     raw: dict[str, Any] | None = None
+
+
+SESSION_STATE_BASE = 1000
+
+
+class GatewayEvent(IntEnum):
+    """Timeline event types for what Zoom reports outside EVENT_UPDATE: a session's state
+    (SESSION_STATE_UPDATE, `SESSION_STATE_BASE` + Zoom's state) and the AI interpreter's
+    audio metadata (META_DATA_AUDIO). Numbered far past Zoom's own event types, which are
+    small, so the two never meet; one type per state keeps a pause and a resume stamped
+    alike apart (the type is part of a row's dedup key)."""
+
+    SESSION_INACTIVE = 1000
+    SESSION_INITIALIZE = 1001
+    SESSION_STARTED = 1002
+    SESSION_PAUSED = 1003
+    SESSION_RESUMED = 1004
+    SESSION_STOPPED = 1005
+    SESSION_STATE = 1099  # a state Zoom's reference does not list (its number is in the payload)
+    AUDIO_METADATA = 1100
+
+    @classmethod
+    def of_session_state(cls, state: int) -> GatewayEvent:
+        try:
+            return cls(SESSION_STATE_BASE + state) if 0 <= state < 99 else cls.SESSION_STATE
+        except ValueError:
+            return cls.SESSION_STATE
+
+    @property
+    def is_session_state(self) -> bool:
+        return SESSION_STATE_BASE <= self < GatewayEvent.AUDIO_METADATA
 
 
 class TimelineEvent(msgspec.Struct, kw_only=True):

@@ -248,6 +248,17 @@ class Store:
                     feed.MEETING_ENDED, before["meeting_uuid"], meeting_json(after)))
 
     @guarded
+    async def add_account_item(self, kind: str, body: dict[str, Any], key: str) -> bool:
+        """A notice about the Zoom account (`feed.CONCURRENCY_ITEMS[kind]`) as an item of no
+        meeting; `key` names the notice, so one delivered twice (Zoom's retry, before or
+        after a restart) is one item. Whether it was new."""
+        new = NewItem.of(feed.CONCURRENCY_ITEMS[kind], feed.NO_MEETING, body, feed.ACCOUNT_KEY + key)
+        async with self._feeding() as (conn, made):
+            written = await feed.append_records(conn, self._insert, [new], _now_ms())
+            made += written.values()
+        return bool(written)
+
+    @guarded
     async def write_batch(self, segments: Iterable[TranscriptSegment] = (), chats: Iterable[ChatMessage] = (),
                           events: Iterable[TimelineEvent] = ()) -> int:
         """Everything in one transaction; rows already stored are skipped. Returns rows new."""

@@ -19,7 +19,7 @@ import msgspec
 
 from .cursors import format_cursor
 from .exports import iso_utc
-from .feed import FeedItem
+from .feed import NO_MEETING, FeedItem
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 24
@@ -58,8 +58,11 @@ def webhook_id(subscription_id: int, seq: int) -> str:
 
 def body_of(item: FeedItem) -> bytes:
     """`{"type", "timestamp", "data"}`: the time the item was stored; `data` is the record
-    as the REST API shows it, with the meeting's UUID and the item's cursor."""
+    as the REST API shows it, with the meeting's UUID (an account item has none) and the
+    item's cursor."""
     data: dict[str, Any] = {"meeting_uuid": item.meeting_uuid, "cursor": item.cursor}
+    if item.meeting_uuid == NO_MEETING:
+        del data["meeting_uuid"]
     data.update(json.loads(bytes(item.data)))
     body = _Body(item.type, iso_utc(item.stored_at_ms), data)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -29,8 +30,10 @@ __all__ = ["mount_dashboard"]
 
 
 def mount_dashboard(app: FastAPI, settings: Settings, *, store: DashboardStore, manager: HealthSource,
-                    auth: KeyChecker, media_files: MediaFiles) -> Sessions:
-    """Add the pages and `/static` to `app`, and let `auth` take the session cookie."""
+                    auth: KeyChecker, media_files: MediaFiles,
+                    frames: Callable[[], dict[str, int]] | None = None) -> Sessions:
+    """Add the pages and `/static` to `app`, and let `auth` take the session cookie.
+    `frames`: the frames received so far per media kind (the health page's rates)."""
     try:
         secret = session_secret(settings.data_dir)
     except OSError:
@@ -41,7 +44,8 @@ def mount_dashboard(app: FastAPI, settings: Settings, *, store: DashboardStore, 
     sessions = Sessions(secret)
     auth.sessions = sessions
     app.include_router(web_routes(store=store, manager=manager, auth=auth, sessions=sessions,
-                                  media_files=media_files, webhook_path=settings.webhook_path))
+                                  media_files=media_files, webhook_path=settings.webhook_path,
+                                  frames=frames))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     handler: Any = to_login
     app.add_exception_handler(ToLogin, handler)

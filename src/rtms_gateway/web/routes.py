@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
@@ -153,9 +154,14 @@ def has_meeting_feed(request: Request) -> bool:
 MediaFiles = Callable[[str], Awaitable[list[MediaFile]]]
 
 
+FrameCounts = Callable[[], dict[str, int]]
+
+
 def web_routes(*, store: DashboardStore, manager: HealthSource, auth: KeyChecker,
-               sessions: Sessions, media_files: MediaFiles, webhook_path: str) -> APIRouter:
-    """The pages; `media_files` lists a meeting's files as the API's media route does."""
+               sessions: Sessions, media_files: MediaFiles, webhook_path: str,
+               frames: FrameCounts | None = None) -> APIRouter:
+    """The pages; `media_files` lists a meeting's files as the API's media route does;
+    `frames` counts the frames received per media kind (the health page's rates)."""
     templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.globals["meeting_href"] = meeting_href
     templates.env.filters["snippet"] = safe_snippet
@@ -287,9 +293,22 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: KeyChecker
             store_ok = False
         health = manager.health()
         return page(request, "health.html", session, store_ok=store_ok, health=health,
-                    webhook_path=webhook_path)
+                    webhook_path=webhook_path, frames=_frames_now(frames))
+
+    @router.get("/health/frames")
+    async def frame_counts(request: Request) -> Response:
+        """The frames received so far per media kind, and when: the page reads this twice
+        and shows the difference over the time between, as frames per second."""
+        session = sessions.read(request)
+        if session is None or await auth.principal_of_hash(session.key_hash) is None:
+            return JSONResponse({"detail": "log in first"}, status_code=401)
+        return JSONResponse(_frames_now(frames), headers={"cache-control": "no-store"})
 
     return router
+
+
+def _frames_now(frames: FrameCounts | None) -> dict[str, Any]:
+    return {"at_ms": int(time.time() * 1000), "frames": frames() if frames is not None else {}}
 
 
 def _hit_cursor(hit: Any) -> str:

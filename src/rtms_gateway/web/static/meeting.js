@@ -138,16 +138,32 @@
     if (nearBottom(chat)) chat.scrollTop = chat.scrollHeight;
   }
 
+  function showBadge(state) {
+    const badge = document.getElementById("meeting-state");
+    badge.textContent = state === "live" ? "● live" : state;
+    badge.className = "state state-" + state;
+  }
+
+  // What Zoom reports outside the events: the session paused, resumed..., the interpreter's metadata.
+  const CHANGES = { audio_metadata: "AI interpreter audio metadata" };
+  function showChange(d) {
+    const name = String(d.event || "");
+    document.getElementById("states").append(el("li", { dataset: { event: name } },
+      el("span", { class: "t" }, clock(d.timestamp, data.started_at_ms)), " " + (CHANGES[name] || name.replace(/_/g, " "))));
+    const badge = document.getElementById("meeting-state");
+    if (name === "session_paused" && badge.textContent.includes("live")) showBadge("paused");
+    else if (name === "session_resumed" && badge.textContent === "paused") showBadge("live");
+  }
+
   function showState(item) {
     const d = item.data || {};
+    if (item.type === "meeting.session_state" || item.type === "meeting.audio_metadata") return showChange(d);
     let state = d.state;
     if (item.type === "meeting.ended") state = "stopped";
     else if (item.type === "meeting.started") state = "live";
     else if (item.type === "meeting.interrupted") state = "reconnecting";
     if (!state) return;
-    const badge = document.getElementById("meeting-state");
-    badge.textContent = state === "live" ? "● live" : state;
-    badge.className = "state state-" + state;
+    showBadge(state);
     document.getElementById("states").append(el("li", {}, el("span", { class: "t" }, clock(Date.now(), data.started_at_ms)), " " + (item.type || "state") + ": " + state));
     if (item.type === "meeting.ended") data.stopped_at_ms = d.stopped_at_ms || Date.now();
   }
