@@ -40,6 +40,8 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
     ({"RTMS_CA_FILE": "{tmp}/a-file"}, "RTMS_CA_FILE"),
     ({"ZOOM_SECRET_TOKEN": ""}, "ZOOM_SECRET_TOKEN"),
     ({"HOST": "no-such-host.invalid"}, "HOST"),
+    ({"RTMS_EVENTS": "participant_join,no_such_event"}, "RTMS_EVENTS"),
+    ({"RTMS_EVENTS": "7"}, "RTMS_EVENTS"),
 ])
 def test_serve_refuses_a_bad_setting_in_one_line(tmp_path, env, setting):
     (tmp_path / "a-file").write_text("not a certificate, not a directory\n")
