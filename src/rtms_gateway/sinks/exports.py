@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from ..protocol.constants import EventType
+from ..protocol.constants import event_name
 from .cursors import Cursored, format_cursor
 from .media_export import media_json
 from .records import ChatMessage, MediaFile, TimelineEvent, TranscriptSegment, is_nobody
@@ -108,18 +108,12 @@ def chat_json(message: ChatMessage) -> dict[str, Any]:
     return with_iso(body, STAMPED)
 
 
-def event_name(event_type: int) -> str:
-    """What `/events` calls an event type: `participant_join`, ..., `event_23` if unknown."""
-    try:
-        return EventType(event_type).name.lower()
-    except ValueError:
-        return f"event_{event_type}"
-
-
 def event_json(event: TimelineEvent) -> dict[str, Any]:
+    """A timeline event, named as its meeting's product names it (`participant_join`, a
+    Contact Center's `consumer_answered`, `event_23` if unknown)."""
     body: dict[str, Any] = msgspec.to_builtins(event)
-    del body["meeting_uuid"]
-    body["event"] = event_name(event.event_type)
+    del body["meeting_uuid"], body["product"]
+    body["event"] = event_name(event.product, event.event_type)
     return with_iso(body, STAMPED)
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..client.lifecycle import StreamState
-from ..protocol.constants import EventType
+from ..protocol.constants import EventType, Product, ZccEventType, event_name
 from . import schema as s
 from .cursors import format_cursor
 from .exports import iso_utc
@@ -68,6 +68,7 @@ EVENT_ITEMS: dict[int, tuple[FeedKind, str]] = {
     EventType.CHAT_GROUP_MEMBER_STATUS_UPDATE: (K.CHAT, "chat.group_member_status"),
 }
 OTHER_EVENT = (K.MEETING, "meeting.event")
+_ZCC_TYPES = frozenset(int(e) for e in ZccEventType)
 SEGMENT = (K.TRANSCRIPT, "transcript.segment")
 CHAT_MESSAGE = (K.CHAT, "chat.message")
 MEETING_STARTED = (K.MEETING, "meeting.started")
@@ -85,7 +86,12 @@ SEGMENT_KEY, CHAT_KEY, EVENT_KEY = "t", "c", "e"
 _encode = msgspec.json.Encoder().encode
 
 
-def event_item(event_type: int) -> tuple[FeedKind, str]:
+def event_item(event_type: int, product: str = Product.MEETING.value) -> tuple[FeedKind, str]:
+    """A timeline event's kind and type. A Contact Center's own events (8-29, which
+    number other things in meetings) are `contact_center.<name>`, of the participant kind:
+    they are about the caller and the agents."""
+    if product == Product.CONTACT_CENTER and event_type in _ZCC_TYPES:
+        return K.PARTICIPANT, f"contact_center.{event_name(product, event_type)}"
     return EVENT_ITEMS.get(event_type, OTHER_EVENT)
 
 
