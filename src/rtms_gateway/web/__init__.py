@@ -41,7 +41,8 @@ def mount_dashboard(app: FastAPI, settings: Settings, *, store: DashboardStore, 
     sessions = Sessions(secret)
     auth.sessions = sessions
     app.include_router(web_routes(store=store, manager=manager, auth=auth, sessions=sessions,
-                                  media_files=media_files, webhook_path=settings.webhook_path))
+                                  media_files=media_files, webhook_path=settings.webhook_path,
+                                  data_dir=settings.data_dir))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     handler: Any = to_login
     app.add_exception_handler(ToLogin, handler)
