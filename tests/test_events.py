@@ -65,6 +65,7 @@ def test_rtms_events_takes_names_for_their_product_and_numbers_for_every_product
     ("media_connection_interrupted", "sent automatically"),
     ("0", "unknown event '0'"),
     ("30", "unknown event '30'"),
+    ("\u00b2", "unknown event"),  # a digit to str.isdigit, not a number
     (" , ", "no event given"),
 ])
 def test_a_bad_rtms_events_is_refused_at_start_saying_why(monkeypatch, tmp_path, value, said):

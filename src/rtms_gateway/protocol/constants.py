@@ -494,7 +494,7 @@ def parse_events(value: str) -> dict[Product, tuple[int, ...]]:
     if not parts:
         raise ValueError("no event given")
     for part in parts:
-        number = int(part) if part.isdigit() else automatic.get(part.lower())
+        number = int(part) if part.isascii() and part.isdigit() else automatic.get(part.lower())
         if number in AUTOMATIC_EVENTS:
             raise ValueError(f"event {part!r} is sent automatically and cannot be subscribed to")
         found = False
