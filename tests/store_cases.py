@@ -53,7 +53,8 @@ async def case_round_trip_and_dedup(store) -> None:
                        sender_name="Ann", receiver_user_id=None, receiver_name=None, chat_session_type=1,
                        text="hi 👋", operation_type=1, timestamp=5, raw={"data": "hi 👋"})
     event = TimelineEvent(meeting_uuid=UUID, rtms_stream_id="stream-a", event_type=3, timestamp=4,
-                          user_id=1, user_name="Ann", payload={"event_type": 3})
+                          user_id=1, user_name="Ann", payload={"event_type": 3},
+                          product="webinar")  # read back with its meeting's product
     assert await store.write_batch(segments=segments, chats=[chat], events=[event]) == 7
     assert await store.write_batch(segments=segments, chats=[chat], events=[event]) == 0  # replayed: stored once
     assert await store.transcript(UUID) == segments

@@ -8,6 +8,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from rtms_gateway.simulator.scenario import MeetingScript, build_meeting
@@ -119,6 +120,19 @@ async def test_a_wrong_key_is_refused_and_a_live_meeting_is_listed_then_shown(
 
     lanes = page.locator("#timeline svg g.lane")
     assert await lanes.count() == len({u.speaker.user_id for u in script.utterances})
+
+    # The share strip: when the screen was shared and by whom (the sharing events), and
+    # frames of what was shown, each an image the gateway serves to a signed-in reader only.
+    (share,) = script.shares
+    periods = page.locator("#shares .share-period")
+    assert await periods.count() == 1 and share.speaker.user_name in await periods.inner_text()
+    frames = page.locator("#shares figure.share-frame img")
+    assert await frames.count() >= 1
+    assert await eventually(lambda: frames.first.evaluate("i => i.complete && i.naturalWidth > 0"), 10)
+    frame_url = await frames.first.get_attribute("src")
+    async with httpx.AsyncClient(base_url=d.base) as anonymous:
+        refused = await anonymous.get(frame_url)
+    assert refused.status_code == 303 and "/login" in refused.headers["location"]
 
     # A click on a line seeks the mixed audio to that line's time.
     segments = (await stored(d, script.owner_id, "/transcript"))["segments"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from ..protocol.constants import EventType
+from ..protocol.constants import event_name
 from .cursors import Cursored, format_cursor
 from .media_export import media_json
 from .records import (
@@ -121,21 +121,22 @@ def chat_json(message: ChatMessage) -> dict[str, Any]:
     return with_iso(body, STAMPED)
 
 
-def event_name(event_type: int) -> str:
-    """What `/events` calls an event type: `participant_join`, ..., the gateway's own
-    (`session_paused`, `audio_metadata`...), `event_23` if unknown."""
-    for names in (EventType, GatewayEvent):
-        try:
-            return names(event_type).name.lower()
-        except ValueError:
-            pass
-    return f"event_{event_type}"
+_GATEWAY_EVENT_NAMES = {int(e): e.name.lower() for e in GatewayEvent}
+
+
+def timeline_event_name(product: str, event_type: int) -> str:
+    """What `/events` calls an event type: by its product's table (`participant_join`, a
+    Contact Center's `consumer_answered`), the gateway's own (`session_paused`,
+    `audio_metadata`), `event_23` if unknown."""
+    return _GATEWAY_EVENT_NAMES.get(event_type) or event_name(product, event_type)
 
 
 def event_json(event: TimelineEvent) -> dict[str, Any]:
+    """A timeline event, named as its meeting's product names it (`participant_join`, a
+    Contact Center's `consumer_answered`, `event_23` if unknown)."""
     body: dict[str, Any] = msgspec.to_builtins(event)
-    del body["meeting_uuid"]
-    body["event"] = event_name(event.event_type)
+    del body["meeting_uuid"], body["product"]
+    body["event"] = timeline_event_name(event.product, event.event_type)
     return with_iso(body, STAMPED)
 
 

@@ -14,9 +14,10 @@ order after a cursor, through the feed's index on (meeting, sequence number).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Table, and_, func, literal, select
+from sqlalchemy import ColumnElement, Select, Table, and_, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import feed
@@ -40,6 +41,11 @@ def linked(table: Table) -> ColumnElement[bool]:
     f, prefix = s.feed_items, PREFIXES[table]
     return and_(table.c.dedup_key == func.substr(f.c.item_key, len(prefix) + 1),
                 f.c.item_key == literal(prefix) + table.c.dedup_key)
+
+
+def _event_item(product: str, row: dict[str, Any]) -> tuple[tuple[feed.FeedKind, str], dict[str, Any]]:
+    """A timeline event's item, named as its meeting's product names it."""
+    return feed.event_item(row["event_type"], product), event_json(convert.event(row, product))
 
 
 class RecordBatch:
@@ -75,9 +81,7 @@ class RecordBatch:
 
     def add_events(self, records: Iterable[TimelineEvent]) -> None:
         for x in records:
-            self._add(s.timeline_events, convert.event_row(x), feed.EVENT_KEY,
-                      lambda row: (feed.event_item(row["event_type"]),
-                                   event_json(convert.event(row))))
+            self._add(s.timeline_events, convert.event_row(x), feed.EVENT_KEY, partial(_event_item, x.product))
 
     async def write(self, conn: AsyncConnection, insert: Callable[[Any], Any], now_ms: int, *,
                     index_texts: bool) -> list[FeedItem]:
@@ -108,24 +112,33 @@ class RecordBatch:
 
 
 class Listing(Generic[R]):
-    """How one kind of record is read back: its table, its conversion, its listing order."""
+    """How one kind of record is read back: its table, its conversion, its listing order,
+    and whether it is read with its meeting's product (what an event number means)."""
 
     def __init__(self, table: Table, record: Callable[[Any], R],
-                 order: Callable[[Table], Sequence[ColumnElement[Any]]]) -> None:
+                 order: Callable[[Table], Sequence[ColumnElement[Any]]], *,
+                 with_product: bool = False) -> None:
         self.table, self.record, self.order = table, record, order
+        self.with_product = with_product
+
+    def _with_product(self, query: Select[Any]) -> Select[Any]:
+        if not self.with_product:
+            return query
+        m = s.meetings
+        return query.add_columns(m.c.product).outerjoin(m, m.c.meeting_key == s.feed_items.c.meeting_key)
 
     async def whole(self, conn: AsyncConnection, meeting_uuid: str) -> list[Cursored[R]]:
         t, f = self.table, s.feed_items
-        query = (select(t, f.c.id.label("feed_seq")).join(f, linked(t))
-                 .where(t.c.meeting_uuid == meeting_uuid).order_by(*self.order(t)))
+        query = self._with_product(select(t, f.c.id.label("feed_seq")).join(f, linked(t)))
+        query = query.where(t.c.meeting_uuid == meeting_uuid).order_by(*self.order(t))
         return self._cursored(await conn.execute(query))
 
     async def page(self, conn: AsyncConnection, meeting_uuid: str, after: int | None,
                    limit: int) -> list[Cursored[R]]:
         """At most `limit` records after `after` in feed order (from the start if None)."""
         t, f = self.table, s.feed_items
-        query = (select(t, f.c.id.label("feed_seq")).select_from(f).join(t, linked(t))
-                 .where(f.c.meeting_key == s.key_of(meeting_uuid), f.c.id > (after or 0))
+        query = self._with_product(select(t, f.c.id.label("feed_seq")).select_from(f).join(t, linked(t)))
+        query = (query.where(f.c.meeting_key == s.key_of(meeting_uuid), f.c.id > (after or 0))
                  .order_by(f.c.id).limit(limit))
         return self._cursored(await conn.execute(query))
 
@@ -139,4 +152,4 @@ SEGMENTS: Listing[TranscriptSegment] = Listing(
 CHATS: Listing[ChatMessage] = Listing(s.chat_messages, convert.chat,
                                       lambda t: (t.c.timestamp, t.c.id))
 EVENTS: Listing[TimelineEvent] = Listing(s.timeline_events, convert.event,
-                                         lambda t: (t.c.timestamp, t.c.id))
+                                         lambda t: (t.c.timestamp, t.c.id), with_product=True)

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from ..client.lifecycle import StreamState
+from ..protocol.constants import Product
 from ..protocol.messages import UserId
 
 __all__ = ["ChatMessage", "GatewayEvent", "MediaFile", "MeetingRecord", "StreamRecord", "TimelineEvent",
@@ -117,6 +118,9 @@ class TimelineEvent(msgspec.Struct, kw_only=True):
     user_id: UserId | None = None
     user_name: str | None = None
     payload: dict[str, Any] | None = None
+    # The meeting's product: what `event_type` means depends on it (not a column: the
+    # meeting's row says it, and reads take it from there).
+    product: str = Product.MEETING.value
 
 
 class MediaFile(msgspec.Struct, kw_only=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..protocol.constants import Product
 from .records import ChatMessage, MediaFile, StreamRecord, TimelineEvent, TranscriptSegment
 from .schema import key_of
 
@@ -75,11 +76,14 @@ def chat(r: Any) -> ChatMessage:
         timestamp=r["timestamp"], raw=r["raw"])
 
 
-def event(r: Any) -> TimelineEvent:
+def event(r: Any, product: str | None = None) -> TimelineEvent:
+    """A timeline row; its meeting's product from `product`, else from the row (a read
+    joined with the meeting), else a meeting's."""
+    product = product or r.get("product") or Product.MEETING.value
     return TimelineEvent(
         meeting_uuid=r["meeting_uuid"], rtms_stream_id=r["rtms_stream_id"], event_type=r["event_type"],
         timestamp=r["timestamp"], user_id=from_uid(r["user_id"]), user_name=r["user_name"],
-        payload=r["payload"])
+        payload=r["payload"], product=product)
 
 
 def media_file(r: Any) -> MediaFile:

@@ -109,9 +109,18 @@
     node("text", { class: "lane-label", x: labelW, y: rows * laneH + 16 }, clock(t0, t0));
     node("text", { class: "lane-label", x: width - 60, y: rows * laneH + 16 }, clock(t1, t0));
     box.replaceChildren(svg);
+    drawShareStrip(shares, t0);
+  }
+
+  // The share strip: when the screen was shared and by whom, then frames of what was shown.
+  function drawShareStrip(shares, t0) {
     const strip = document.getElementById("shares");
-    strip.replaceChildren(...shares.map((s) => el("span", {}, clock(s.from, t0) + "–" + clock(s.to, t0) + " " + s.who)));
-    if (!shares.length) strip.replaceChildren(el("span", { class: "muted" }, "No screen shared."));
+    const periods = shares.map((s) => el("span", { class: "share-period" }, clock(s.from, t0) + "–" + clock(s.to, t0) + " " + s.who));
+    const frames = (data.share_frames || []).map((f) => el("figure", { class: "share-frame" },
+      el("a", { href: f.url }, el("img", { src: f.url, alt: "Shared screen at " + clock(f.at_ms, t0), loading: "lazy" })),
+      el("figcaption", {}, clock(f.at_ms, t0))));
+    strip.replaceChildren(...periods, ...frames);
+    if (!periods.length && !frames.length) strip.replaceChildren(el("span", { class: "muted" }, "No screen shared."));
   }
 
   // ---- live items -------------------------------------------------------------------------
