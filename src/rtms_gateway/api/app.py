@@ -340,8 +340,8 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
                 "next": after}
 
     @api.get("/api/meetings/{meeting_uuid:uuid_path}/events",
-             summary="A meeting's timeline: joins, leaves, active speakers, sharing, interruptions, "
-                     "session states",
+             summary="A meeting's timeline: joins, leaves, active speakers, sharing, video on/off, "
+                     "chat groups, Contact Center events, interruptions, session states, audio metadata",
              response_description="`{\"events\": [...], \"next\"}`, oldest first (whole or a "
                                   "page at a time), each with its `cursor`",
              responses={400: {"description": "A malformed cursor"}, **_NOT_FOUND})
