@@ -12,7 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select, text
+from sqlalchemy import JSON, column, func, select, table, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from rtms_gateway.protocol.errors import RecordRefused, StoreUnavailable
@@ -246,6 +246,20 @@ ALL = [case_round_trip_and_dedup, case_listing_and_states, case_big_batch_and_co
 # ---- migrations ---------------------------------------------------------------------------
 
 
+# chat_messages before migration 0009: a row per message as it came.
+OLD_CHAT = table("chat_messages", *(column(name) for name in (
+    "dedup_key", "meeting_uuid", "rtms_stream_id", "message_id", "sender_user_id", "sender_name",
+    "receiver_user_id", "receiver_name", "chat_session_type", "text", "operation_type", "timestamp")),
+    column("raw", JSON))
+
+
+def old_chat_row(x: ChatMessage) -> dict:
+    from rtms_gateway.sinks import store_rows
+
+    row = store_rows.chat_row(x)
+    return {c.name: row[c.name] for c in OLD_CHAT.c}
+
+
 def _migrate(conn, revision: str, down: bool = False) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -326,7 +340,7 @@ async def case_migration_from_0004(url: str, pg_schema: str | None = None) -> No
     async with engine.begin() as conn:
         await conn.run_sync(_migrate, "0004")
         for table, rows in ((schema.transcript_segments, map(store_rows.segment_row, segments)),
-                            (schema.chat_messages, map(store_rows.chat_row, chats)),
+                            (OLD_CHAT, map(old_chat_row, chats)),
                             (schema.timeline_events, map(store_rows.event_row, events))):
             for row in rows:
                 await conn.execute(table.insert().values(row))
@@ -343,8 +357,12 @@ async def case_migration_from_0004(url: str, pg_schema: str | None = None) -> No
             shown.update({r.seq: segment_json(r.record) for r in await store.transcript_page(uuid)})
             shown.update({r.seq: chat_json(r.record) for r in await store.chat_page(uuid)})
             shown.update({r.seq: event_json(r.record) for r in await store.timeline_page(uuid)})
-        # every record, as the API shows it today
-        assert {i.seq: msgspec.json.decode(i.data) for i in items} == shown
+        # every record, as the API shows it today (a chat item as it was made, before 0009
+        # gave messages more fields)
+        bodies = {i.seq: msgspec.json.decode(i.data) for i in items}
+        assert bodies.keys() == shown.keys()
+        for seq, body in bodies.items():
+            assert body == {name: shown[seq][name] for name in body}
         assert await store.write_batch_items(segments=segments, chats=chats, events=events) == []
         page = await store.transcript_page(m1, limit=5)
         assert [r.record.text for r in page] == [seg(1).text, seg(3).text]

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..client.lifecycle import meeting_state
 from ..protocol.constants import EventType
-from . import feed
+from . import chat, feed
 from . import feed_records as records
 from . import schema as s
 from . import store_rows as convert
@@ -399,6 +399,16 @@ class Store:
                         limit: int | None = None) -> list[Cursored[ChatMessage]]:
         """Chat messages, as `transcript_page` does segments."""
         return await self._listed(records.CHATS, meeting_uuid, after, limit)
+
+    @guarded
+    async def chat_history(self, meeting_uuid: str, message_ids: Collection[str]
+                           ) -> dict[str, list[Cursored[ChatMessage]]]:
+        """Every version of each of these chat messages (new, updates, deletion, ...) as it
+        came, oldest first, each with its cursor; a message not stored is left out."""
+        if not message_ids:
+            return {}
+        async with self.engine.connect() as conn:
+            return await chat.history(conn, self._id(meeting_uuid), [self._id(x) for x in message_ids])
 
     async def timeline_page(self, meeting_uuid: str, *, after: int | None = None,
                             limit: int | None = None) -> list[Cursored[TimelineEvent]]:
