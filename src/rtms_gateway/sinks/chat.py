@@ -242,6 +242,15 @@ async def page(conn: AsyncConnection, meeting_uuid: str, after: int | None,
     return await with_extras(conn, rows)
 
 
+async def one(conn: AsyncConnection, meeting_uuid: str, message_id: str) -> Cursored[ChatMessage] | None:
+    m = s.chat_messages
+    rows = (await conn.execute(select(m).where(
+        m.c.message_key == convert.chat_message_key(meeting_uuid, message_id),
+        m.c.meeting_uuid == meeting_uuid))).mappings().all()
+    found = await with_extras(conn, rows)
+    return found[0] if found else None
+
+
 async def history(conn: AsyncConnection, meeting_uuid: str,
                   message_ids: Sequence[str]) -> dict[str, list[Cursored[ChatMessage]]]:
     """Every version of each of these messages, oldest first, each with its item's cursor."""

@@ -401,6 +401,12 @@ class Store:
         return await self._listed(records.CHATS, meeting_uuid, after, limit)
 
     @guarded
+    async def chat_message(self, meeting_uuid: str, message_id: str) -> Cursored[ChatMessage] | None:
+        """A chat message as it stands, with its cursor (None if it is not stored)."""
+        async with self.engine.connect() as conn:
+            return await chat.one(conn, self._id(meeting_uuid), self._id(message_id))
+
+    @guarded
     async def chat_history(self, meeting_uuid: str, message_ids: Collection[str]
                            ) -> dict[str, list[Cursored[ChatMessage]]]:
         """Every version of each of these chat messages (new, updates, deletion, ...) as it
