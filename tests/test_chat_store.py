@@ -186,3 +186,34 @@ async def test_revoking_a_stream_takes_its_messages_whole(store):
     assert await store.chat_history(UUID, ["a"]) == {}
     async with store.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(schema.chat_files))).scalar() == 0
+
+
+# ---- from the wire ----------------------------------------------------------------------------
+
+
+def wire(content: dict) -> ChatMessage:
+    from rtms_gateway.gateway.convert import chat_record
+    from rtms_gateway.protocol.messages import ChatData, decode_server_message
+
+    msg = decode_server_message(msgspec.json.encode({"msg_type": 18, "content": content}))
+    assert isinstance(msg, ChatData)
+    return chat_record(UUID, "s1", msg)
+
+
+def test_a_chat_version_keeps_its_thread_files_and_receiver_from_content_or_data():
+    fields = {"message_id": "m2", "operation_type": 3, "parent_message_id": "m1",
+              "sender": {"user_id": 7, "user_name": "Ann"}, "receiver": {"user_id": 8, "user_name": "Bo"},
+              "chat_session": {"type": 2, "id": "dm"}, "timestamp": T0,
+              "files": [{"file_id": "f1", "file_name": "a.pdf", "file_size": 10, "file_type": "pdf",
+                         "download_url": "https://x/f1", "extra": 1}, "not a file", {"size": "big"}],
+              "delete_file_id_list": ["f0"]}
+    in_content = wire({**fields, "data": "hello"})
+    in_data = wire({"data": msgspec.json.encode({**fields, "text": "hello"}).decode()})
+    for got in (in_content, in_data):
+        assert (got.message_id, got.operation_type, got.parent_message_id, got.text) == ("m2", 3, "m1", "hello")
+        assert (got.sender_user_id, got.receiver_user_id, got.receiver_name, got.chat_session_type) == (7, 8, "Bo", 2)
+        assert got.files == [ChatFile(file_id="f1", file_name="a.pdf", file_size=10, file_type="pdf",
+                                      download_url="https://x/f1")]
+        assert got.delete_file_ids == ["f0"]
+    plain = wire({"data": "just text", "user_id": 5, "timestamp": T0})
+    assert (plain.text, plain.message_id, plain.files, plain.parent_message_id) == ("just text", None, [], None)
