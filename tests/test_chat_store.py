@@ -168,6 +168,17 @@ async def test_the_feed_has_an_item_per_version_with_its_operation(store):
         assert latest[m.message_id] == chat_json(m)
 
 
+async def test_ids_holding_nul_are_found_again_as_zoom_sent_them(store):
+    """PostgreSQL stores NUL as U+FFFD; the message is still found by the id as it came."""
+    odd = "m\x00id"
+    await store.write_batch(chats=[version(odd, NEW, "first", 1), version(odd, UPDATE, "second", 2),
+                                   version("r", NEW, "re", 3, parent_message_id=odd)])
+    (found, _) = await store.chat(UUID)
+    assert (found.text, found.versions, found.replies) == ("second", 2, ["r"])
+    assert (await store.chat_message(UUID, odd)).record.text == "second"
+    assert [v.record.text for v in (await store.chat_history(UUID, [odd]))[odd]] == ["first", "second"]
+
+
 async def test_messages_without_an_id_are_each_their_own(store):
     plain = [version(None, None, "hello", 1), version(None, None, "hello again", 2)]  # older servers
     assert await store.write_batch(chats=plain) == 2

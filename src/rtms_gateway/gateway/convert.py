@@ -81,7 +81,7 @@ def chat_record(meeting_uuid: str, stream_id: str, msg: ChatData) -> ChatMessage
     return ChatMessage(
         meeting_uuid=meeting_uuid,
         rtms_stream_id=stream_id,
-        message_id=fields.get("message_id"),
+        message_id=_text_or_none(fields.get("message_id")),
         sender_user_id=sender.get("user_id", fields.get("user_id")),
         sender_name=sender.get("user_name", fields.get("user_name")),
         receiver_user_id=receiver.get("user_id"),

@@ -79,6 +79,8 @@ class RecordBatch:
             replaced = self._scrub(row)
             if replaced:
                 self._replaced[feed.CHAT_KEY + row["dedup_key"]] = replaced
+                if row["message_id"] is not None:  # found again by its ids as stored
+                    row["message_key"] = convert.chat_message_key(row["meeting_uuid"], row["message_id"])
             self._chats.append(row)
 
     def add_events(self, records: Iterable[TimelineEvent]) -> None:

@@ -413,8 +413,10 @@ class Store:
         came, oldest first, each with its cursor; a message not stored is left out."""
         if not message_ids:
             return {}
+        asked = {self._id(x): x for x in message_ids}  # keyed by the ids as the caller gave them
         async with self.engine.connect() as conn:
-            return await chat.history(conn, self._id(meeting_uuid), [self._id(x) for x in message_ids])
+            found = await chat.history(conn, self._id(meeting_uuid), list(asked))
+        return {asked[x]: versions for x, versions in found.items()}
 
     async def timeline_page(self, meeting_uuid: str, *, after: int | None = None,
                             limit: int | None = None) -> list[Cursored[TimelineEvent]]:
