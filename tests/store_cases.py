@@ -388,3 +388,65 @@ async def case_migration_from_0004(url: str, pg_schema: str | None = None) -> No
         assert [h.seq for h in await store.search("budget")] == [again[1].seq]
     finally:
         await store.close()
+
+
+async def case_migration_from_0007(url: str, pg_schema: str | None = None) -> None:
+    """A database at 0007 holding a chat message, its edit and its deletion as rows of their
+    own (and a reply) is brought to 0009 on open: one message each, as it stands, with all
+    its versions and their feed items; search finds the current text only; a replay adds
+    nothing; the schema equals the model; and 0009 goes down (a row per version again,
+    searchable as before) and up again."""
+    args = {"server_settings": {"search_path": pg_schema}} if pg_schema else {}
+    engine = create_async_engine(async_url(url), connect_args=args)
+    t0 = 1_700_000_000_000
+    chats = [chat_msg(message_id="a", text="the budget is ready", timestamp=t0),
+             chat_msg(message_id="b", text="quarterly numbers", timestamp=t0 + 1,
+                      raw={"data": "quarterly numbers", "parent_message_id": "a"}),
+             chat_msg(message_id="a", text="the forecast is ready", operation_type=3, timestamp=t0 + 2),
+             chat_msg(message_id="c", text="gone soon", timestamp=t0 + 3),
+             chat_msg(message_id="c", text="", operation_type=2, timestamp=t0 + 4)]
+    async with engine.begin() as conn:
+        await conn.run_sync(_migrate, "0007")
+        await conn.execute(text("INSERT INTO meetings (meeting_key, meeting_uuid, product, created_at_ms) "
+                                "VALUES (:k, :u, 'meeting', 1)"), {"k": schema.key_of(UUID), "u": UUID})
+        # The rows and their feed items (and SQLite's search rows) as the store wrote them at 0007.
+        for x in chats:
+            row = old_chat_row(x)
+            await conn.execute(OLD_CHAT.insert().values(row))
+            body = msgspec.json.encode({"message_id": x.message_id, "text": x.text}).decode()
+            seq = (await conn.execute(text(
+                "INSERT INTO feed_items (kind, type, meeting_key, meeting_uuid, item_key, stored_at_ms, body) "
+                "VALUES ('chat', 'chat.message', :k, :u, :i, 1, :b) RETURNING id"),
+                {"k": schema.key_of(UUID), "u": UUID, "i": "c" + row["dedup_key"], "b": body})).scalar()
+            if engine.dialect.name == "sqlite":
+                await conn.execute(text("INSERT INTO search_text (rowid, text) VALUES (:s, :t)"),
+                                   {"s": seq, "t": x.text})
+    await engine.dispose()
+
+    store = await Store.open(url, pg_schema=pg_schema)
+    try:
+        messages = {m.message_id: m for m in await store.chat(UUID)}
+        assert list(messages) == ["a", "b", "c"]
+        a, b, c = messages.values()
+        assert (a.text, a.edited_at_ms, a.versions, a.replies) == ("the forecast is ready", t0 + 2, 2, ["b"])
+        assert (b.parent_message_id, c.text, c.deleted_at_ms) == ("a", "", t0 + 4)
+        history = await store.chat_history(UUID, ["a", "c"])
+        assert [v.record.operation_type for v in history["a"]] == [1, 3]
+        assert [v.record.text for v in history["c"]] == ["gone soon", ""]
+        assert [h.text for h in await store.search("ready")] == ["the forecast is ready"]
+        assert await store.search("budget") == [] and await store.search("gone") == []
+        assert await store.write_batch(chats=chats) == 0
+        page = await store.chat_page(UUID, after=None, limit=10)
+        assert [r.record.message_id for r in page] == ["b", "a", "c"]  # each at its latest version
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(_differences) == []
+        async with store.engine.begin() as conn:
+            await conn.run_sync(_migrate, "0007", True)
+            rows = (await conn.execute(text("SELECT text FROM chat_messages ORDER BY id"))).scalars().all()
+            assert rows == [x.text for x in chats]
+            await conn.run_sync(_migrate, "head")
+            assert await conn.run_sync(_differences) == []
+        assert [h.text for h in await store.search("ready")] == ["the forecast is ready"]
+        assert (await store.chat(UUID))[0].text == "the forecast is ready"
+    finally:
+        await store.close()
