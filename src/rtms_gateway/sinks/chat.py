@@ -179,14 +179,15 @@ class ChatApply:
             await conn.execute(stmt.on_conflict_do_update(
                 index_elements=["message_key"],
                 set_={k: stmt.excluded[k] for k in row if k not in ("message_key", "rtms_stream_id")}))
-            await conn.execute(delete(f).where(f.c.message_key == key))
+            before = self._before.get(key)
+            if before is not None:  # its files as they stand replace those it had
+                await conn.execute(delete(f).where(f.c.message_key == key))
             files = file_rows(key, state)
             for file_row in files:
                 self._scrub(file_row)
             if files:
                 await conn.execute(insert(f), files)
             if index_texts:
-                before = self._before.get(key)
                 if before is not None and before["deleted_at_ms"] is None:
                     await unindex(conn, [(before["last_seq"], before["text"])])
                 if state.deleted_at_ms is None:
