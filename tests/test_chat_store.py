@@ -228,3 +228,24 @@ def test_a_chat_version_keeps_its_thread_files_and_receiver_from_content_or_data
         assert got.delete_file_ids == ["f0"]
     plain = wire({"data": "just text", "user_id": 5, "timestamp": T0})
     assert (plain.text, plain.message_id, plain.files, plain.parent_message_id) == ("just text", None, [], None)
+
+
+def test_reactions_are_versions_that_change_no_text_and_a_deletion_is_final():
+    from rtms_gateway.sinks.chat import fold
+
+    versions = [version("a", NEW, "hi", 1, files=[PDF]), version("a", ChatOperation.ADD_EMOJI_REACTION, "", 2),
+                version("a", DELETE, "", 3), version("a", UPDATE, "back?", 4)]
+    reacted = fold(list(enumerate(versions[:2])))
+    assert (reacted.text, reacted.edited_at_ms, reacted.versions, reacted.files) == ("hi", None, 2, [PDF])
+    assert chat_json(reacted)["operation"] == "add_emoji_reaction"
+    final = fold(list(enumerate(versions)))
+    assert (final.text, final.deleted_at_ms, final.files) == ("", T0 + 3, [])
+
+
+def test_a_journaled_chat_version_keeps_its_files_and_thread(tmp_path):
+    from rtms_gateway.sinks.journal import Journal, JournalBatch
+
+    journal = Journal(tmp_path / "journal")
+    journal.append(JournalBatch(chats=[CONVERSATION[2], CONVERSATION[6]]))
+    (batch,) = list(journal.batches())
+    assert batch.chats == [CONVERSATION[2], CONVERSATION[6]]
