@@ -22,7 +22,14 @@ from ..protocol.messages import (
     TranscriptData,
     VideoParams,
 )
-from ..sinks.records import ChatMessage, GatewayEvent, TimelineEvent, TranscriptSegment, UserId
+from ..sinks.records import (
+    ChatFile,
+    ChatMessage,
+    GatewayEvent,
+    TimelineEvent,
+    TranscriptSegment,
+    UserId,
+)
 from .speakers import SpeakerTimeline, is_anonymous
 
 _json_object = msgspec.json.Decoder(dict[str, Any])
@@ -84,7 +91,7 @@ def chat_record(meeting_uuid: str, stream_id: str, msg: ChatData) -> ChatMessage
     return ChatMessage(
         meeting_uuid=meeting_uuid,
         rtms_stream_id=stream_id,
-        message_id=fields.get("message_id"),
+        message_id=_text_or_none(fields.get("message_id")),
         sender_user_id=sender.get("user_id", fields.get("user_id")),
         sender_name=sender.get("user_name", fields.get("user_name")),
         receiver_user_id=receiver.get("user_id"),
@@ -94,7 +101,35 @@ def chat_record(meeting_uuid: str, stream_id: str, msg: ChatData) -> ChatMessage
         operation_type=fields.get("operation_type"),
         timestamp=fields.get("timestamp") or now_ms(),
         raw=msg.received or msgspec.to_builtins(c),  # as Zoom sent it, undeclared fields too
+        parent_message_id=_text_or_none(fields.get("parent_message_id")),
+        files=[f for f in map(chat_file, fields.get("files") or ()) if f is not None],
+        delete_file_ids=[str(x) for x in fields.get("delete_file_id_list") or () if x is not None],
     )
+
+
+# Zoom does not document a file's fields; these are the names it and its samples use.
+_FILE_FIELDS = {"file_id": ("file_id", "id"), "file_name": ("file_name", "name"),
+                "file_size": ("file_size", "size"), "file_type": ("file_type", "type"),
+                "download_url": ("download_url", "file_url", "url")}
+
+
+def chat_file(value: Any) -> ChatFile | None:
+    """A file of a chat message; None for what is not a file (not an object, or names
+    nothing). A size that is not a whole number is left out (the payload keeps it)."""
+    if not isinstance(value, dict):
+        return None
+    found: dict[str, Any] = {}
+    for name, keys in _FILE_FIELDS.items():
+        got = next((value[k] for k in keys if value.get(k) is not None), None)
+        if name == "file_size":
+            found[name] = got if type(got) is int else None
+        else:
+            found[name] = _text_or_none(got)
+    return ChatFile(**found) if any(v is not None for v in found.values()) else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None or isinstance(value, dict | list) else str(value)
 
 
 def timeline_records(meeting_uuid: str, stream_id: str, msg: EventUpdate,

@@ -139,11 +139,24 @@
     drawTimeline();
   }
 
+  // An update or a deletion is a new item for a message already shown: it replaces it.
   function addChat(cursor, m) {
     const empty = chat.querySelector(".empty");
     if (empty) empty.remove();
-    chat.append(el("li", { id: "c-" + cursor }, el("span", { class: "t" }, clock(m.timestamp, data.started_at_ms)), " ",
-      el("span", { class: "who" }, m.sender_name || "?"), " ", el("span", { class: "text" }, m.text || "")));
+    const classes = [m.parent_message_id ? "reply" : "", m.deleted ? "deleted" : ""].filter(Boolean).join(" ");
+    const files = m.deleted ? [] : (m.files || []).map((f) => el("span", { class: "file" }, " 📎 " + (f.file_name || "file")));
+    const replies = (m.replies || []).length;
+    const line = el("li", { id: "c-" + cursor, class: classes || null, dataset: { message: m.message_id || "" } },
+      m.parent_message_id ? el("span", { class: "muted", title: "a reply in a thread" }, "↳ ") : null,
+      el("span", { class: "t" }, clock(m.timestamp, data.started_at_ms)), " ",
+      el("span", { class: "who" }, m.sender_name || "?"),
+      m.receiver_user_id != null ? el("span", { class: "to" }, " → " + (m.receiver_name || m.receiver_user_id)) : null, " ",
+      m.deleted ? el("span", { class: "text muted" }, "message deleted") : el("span", { class: "text" }, m.text || ""),
+      m.edited && !m.deleted ? el("span", { class: "muted" }, " (edited)") : null, ...files,
+      replies ? el("span", { class: "muted" }, " " + replies + (replies === 1 ? " reply" : " replies")) : null);
+    const shown = m.message_id ? [...chat.children].find((li) => li.dataset.message === m.message_id) : null;
+    if (shown) { shown.replaceWith(line); return; }
+    chat.append(line);
     if (nearBottom(chat)) chat.scrollTop = chat.scrollHeight;
   }
 
