@@ -17,7 +17,8 @@ SQLite, WAV files). Printed per N, over the window where every stream is live:
 simulator, TLS, N meetings of L16 16 kHz mono mixed audio plus transcripts): Zoom's official
 SDK (PyPI `rtms`, one `EventLoop`, callbacks that only count: delivery only), and a bare
 picows receiver that does the handshakes, answers keep-alives and decodes each frame's JSON
-and base64 (the floor a Python receiver pays). `--profile` runs the gateway under
+and base64 (the floor a Python receiver pays), on the event loop the gateway runs on
+(`RTMS_EVENT_LOOP`, uvloop by default). `--profile` runs the gateway under
 pyinstrument; `--py-spy FILE` samples it and prints the top functions.
 
     .venv/bin/python bench/audio_ingest.py [--meetings 100,300] [--duration 40] [--peers sdk,picows]
@@ -335,7 +336,12 @@ def picows_client(payload_file: str, ca_file: str) -> None:
         print(json.dumps(counts), flush=True)
         os._exit(0)
 
-    asyncio.run(main())
+    if os.environ.get("RTMS_EVENT_LOOP", "uvloop") == "uvloop":  # the gateway's loop, for a fair floor
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 PEERS = {"sdk": "official SDK (delivery only)", "picows": "picows + JSON + base64"}

@@ -11,6 +11,7 @@ import httpx
 
 from rtms_gateway.config import Settings
 from rtms_gateway.gateway.service import Gateway, bind_socket, serve_http, stop_http
+from rtms_gateway.protocol.constants import ChatOperation
 from rtms_gateway.simulator import Simulator, SimulatorConfig
 
 CLIENT_ID = "gw-test-client-id"
@@ -89,3 +90,20 @@ class GatewayWithSimulator:
         await stop_http(self.running.server)
         await self.running.gateway.close()
         await self.running.simulator.stop()
+
+
+def chat_as_it_stands(sent: Any) -> list[str]:
+    """The texts of the chat messages the simulator sent (a record's `chat`), one per
+    message as it stands once its updates and deletion apply ("" once deleted), in the
+    order the messages were first sent: what the store lists."""
+    texts: dict[object, str] = {}
+    deleted: set[object] = set()
+    for c in sent:
+        key = c.message_id if c.message_id is not None else id(c)
+        if c.operation_type == ChatOperation.DELETE:
+            deleted.add(key)
+            texts[key] = ""
+        elif key not in deleted:
+            texts[key] = str(c.data)
+    return list(texts.values())
+

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import JSON, column, func, inspect, select, table, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from rtms_gateway.protocol.errors import RecordRefused, StoreUnavailable
@@ -53,7 +53,8 @@ async def case_round_trip_and_dedup(store) -> None:
                        sender_name="Ann", receiver_user_id=None, receiver_name=None, chat_session_type=1,
                        text="hi 👋", operation_type=1, timestamp=5, raw={"data": "hi 👋"})
     event = TimelineEvent(meeting_uuid=UUID, rtms_stream_id="stream-a", event_type=3, timestamp=4,
-                          user_id=1, user_name="Ann", payload={"event_type": 3})
+                          user_id=1, user_name="Ann", payload={"event_type": 3},
+                          product="webinar")  # read back with its meeting's product
     assert await store.write_batch(segments=segments, chats=[chat], events=[event]) == 7
     assert await store.write_batch(segments=segments, chats=[chat], events=[event]) == 0  # replayed: stored once
     assert await store.transcript(UUID) == segments
@@ -246,6 +247,20 @@ ALL = [case_round_trip_and_dedup, case_listing_and_states, case_big_batch_and_co
 # ---- migrations ---------------------------------------------------------------------------
 
 
+# chat_messages before migration 0009: a row per message as it came.
+OLD_CHAT = table("chat_messages", *(column(name) for name in (
+    "dedup_key", "meeting_uuid", "rtms_stream_id", "message_id", "sender_user_id", "sender_name",
+    "receiver_user_id", "receiver_name", "chat_session_type", "text", "operation_type", "timestamp")),
+    column("raw", JSON))
+
+
+def old_chat_row(x: ChatMessage) -> dict:
+    from rtms_gateway.sinks import store_rows
+
+    row = store_rows.chat_row(x)
+    return {c.name: row[c.name] for c in OLD_CHAT.c}
+
+
 def _migrate(conn, revision: str, down: bool = False) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -326,7 +341,7 @@ async def case_migration_from_0004(url: str, pg_schema: str | None = None) -> No
     async with engine.begin() as conn:
         await conn.run_sync(_migrate, "0004")
         for table, rows in ((schema.transcript_segments, map(store_rows.segment_row, segments)),
-                            (schema.chat_messages, map(store_rows.chat_row, chats)),
+                            (OLD_CHAT, map(old_chat_row, chats)),
                             (schema.timeline_events, map(store_rows.event_row, events))):
             # Only the columns the table had at 0004: later migrations add more.
             columns = await conn.run_sync(lambda c, name=table.name: {
@@ -346,8 +361,12 @@ async def case_migration_from_0004(url: str, pg_schema: str | None = None) -> No
             shown.update({r.seq: segment_json(r.record) for r in await store.transcript_page(uuid)})
             shown.update({r.seq: chat_json(r.record) for r in await store.chat_page(uuid)})
             shown.update({r.seq: event_json(r.record) for r in await store.timeline_page(uuid)})
-        # every record, as the API shows it today
-        assert {i.seq: msgspec.json.decode(i.data) for i in items} == shown
+        # every record, as the API shows it today (a chat item as it was made, before 0009
+        # gave messages more fields)
+        bodies = {i.seq: msgspec.json.decode(i.data) for i in items}
+        assert bodies.keys() == shown.keys()
+        for seq, body in bodies.items():
+            assert body == {name: shown[seq][name] for name in body}
         assert await store.write_batch_items(segments=segments, chats=chats, events=events) == []
         page = await store.transcript_page(m1, limit=5)
         assert [r.record.text for r in page] == [seg(1).text, seg(3).text]
@@ -371,5 +390,67 @@ async def case_migration_from_0004(url: str, pg_schema: str | None = None) -> No
         (later,) = await store.write_batch_items(segments=[seg(9, m1)])
         assert later.seq > again[-1].seq
         assert [h.seq for h in await store.search("budget")] == [again[1].seq]
+    finally:
+        await store.close()
+
+
+async def case_migration_from_0007(url: str, pg_schema: str | None = None) -> None:
+    """A database at 0007 holding a chat message, its edit and its deletion as rows of their
+    own (and a reply) is brought to 0009 on open: one message each, as it stands, with all
+    its versions and their feed items; search finds the current text only; a replay adds
+    nothing; the schema equals the model; and 0009 goes down (a row per version again,
+    searchable as before) and up again."""
+    args = {"server_settings": {"search_path": pg_schema}} if pg_schema else {}
+    engine = create_async_engine(async_url(url), connect_args=args)
+    t0 = 1_700_000_000_000
+    chats = [chat_msg(message_id="a", text="the budget is ready", timestamp=t0),
+             chat_msg(message_id="b", text="quarterly numbers", timestamp=t0 + 1,
+                      raw={"data": "quarterly numbers", "parent_message_id": "a"}),
+             chat_msg(message_id="a", text="the forecast is ready", operation_type=3, timestamp=t0 + 2),
+             chat_msg(message_id="c", text="gone soon", timestamp=t0 + 3),
+             chat_msg(message_id="c", text="", operation_type=2, timestamp=t0 + 4)]
+    async with engine.begin() as conn:
+        await conn.run_sync(_migrate, "0007")
+        await conn.execute(text("INSERT INTO meetings (meeting_key, meeting_uuid, product, created_at_ms) "
+                                "VALUES (:k, :u, 'meeting', 1)"), {"k": schema.key_of(UUID), "u": UUID})
+        # The rows and their feed items (and SQLite's search rows) as the store wrote them at 0007.
+        for x in chats:
+            row = old_chat_row(x)
+            await conn.execute(OLD_CHAT.insert().values(row))
+            body = msgspec.json.encode({"message_id": x.message_id, "text": x.text}).decode()
+            seq = (await conn.execute(text(
+                "INSERT INTO feed_items (kind, type, meeting_key, meeting_uuid, item_key, stored_at_ms, body) "
+                "VALUES ('chat', 'chat.message', :k, :u, :i, 1, :b) RETURNING id"),
+                {"k": schema.key_of(UUID), "u": UUID, "i": "c" + row["dedup_key"], "b": body})).scalar()
+            if engine.dialect.name == "sqlite":
+                await conn.execute(text("INSERT INTO search_text (rowid, text) VALUES (:s, :t)"),
+                                   {"s": seq, "t": x.text})
+    await engine.dispose()
+
+    store = await Store.open(url, pg_schema=pg_schema)
+    try:
+        messages = {m.message_id: m for m in await store.chat(UUID)}
+        assert list(messages) == ["a", "b", "c"]
+        a, b, c = messages.values()
+        assert (a.text, a.edited_at_ms, a.versions, a.replies) == ("the forecast is ready", t0 + 2, 2, ["b"])
+        assert (b.parent_message_id, c.text, c.deleted_at_ms) == ("a", "", t0 + 4)
+        history = await store.chat_history(UUID, ["a", "c"])
+        assert [v.record.operation_type for v in history["a"]] == [1, 3]
+        assert [v.record.text for v in history["c"]] == ["gone soon", ""]
+        assert [h.text for h in await store.search("ready")] == ["the forecast is ready"]
+        assert await store.search("budget") == [] and await store.search("gone") == []
+        assert await store.write_batch(chats=chats) == 0
+        page = await store.chat_page(UUID, after=None, limit=10)
+        assert [r.record.message_id for r in page] == ["b", "a", "c"]  # each at its latest version
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(_differences) == []
+        async with store.engine.begin() as conn:
+            await conn.run_sync(_migrate, "0007", True)
+            rows = (await conn.execute(text("SELECT text FROM chat_messages ORDER BY id"))).scalars().all()
+            assert rows == [x.text for x in chats]
+            await conn.run_sync(_migrate, "head")
+            assert await conn.run_sync(_differences) == []
+        assert [h.text for h in await store.search("ready")] == ["the forecast is ready"]
+        assert (await store.chat(UUID))[0].text == "the forecast is ready"
     finally:
         await store.close()

@@ -44,6 +44,8 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
     ({"RTMS_TRANSCRIPT_LANGUAGE": "klingon"}, "RTMS_TRANSCRIPT_LANGUAGE"),
     ({"RTMS_TRANSCRIPT_LANGUAGE": "37"}, "RTMS_TRANSCRIPT_LANGUAGE"),
     ({"RTMS_TRANSCRIPT_LID": "maybe"}, "RTMS_TRANSCRIPT_LID"),
+    ({"RTMS_EVENTS": "participant_join,no_such_event"}, "RTMS_EVENTS"),
+    ({"RTMS_EVENTS": "7"}, "RTMS_EVENTS"),
 ])
 def test_serve_refuses_a_bad_setting_in_one_line(tmp_path, env, setting):
     (tmp_path / "a-file").write_text("not a certificate, not a directory\n")

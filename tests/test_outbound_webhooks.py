@@ -28,6 +28,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rtms_gateway.protocol.constants import MediaType
+from rtms_gateway.simulator import build_meeting
+from rtms_gateway.simulator.scenario import CHAT_KINDS
 from rtms_gateway.sinks.cursors import parse_cursor
 from rtms_gateway.sinks.outbox import EVENT_TYPES, RetryPolicy, UnknownEventType, parse_events
 from rtms_gateway.sinks.outbox_store import DEAD, DELIVERED, PENDING, Delivery, OutboxStore
@@ -316,6 +318,24 @@ async def test_a_receiver_that_fails_its_first_attempts_gets_every_event_signed_
     assert by_id[ids[0]]["last_error"] is None and by_id[ids[0]]["last_status_code"] == 204
     assert all(by_id[i]["status"] == "delivered" for i in ids)
     assert f"rtms_webhooks_delivered_total {float(len(ids))}" in metrics
+
+
+async def test_chat_edits_and_deletions_are_delivered_as_chat_message_events(tmp_path, receiver):
+    """Each version of a chat message (new, update, delete) is a `chat.message` delivery:
+    the message as it stands once applied, with the version's `operation`."""
+    script = build_meeting(5, duration_s=4.0, offered=MediaType.TRANSCRIPT | MediaType.CHAT,
+                           chat_lines=len(CHAT_KINDS))
+    async with GatewayWithSimulator(tmp_path, **FAST_RETRY) as run, run.http() as http:
+        sub = await subscribe(http, receiver.url, ["chat.message"])
+        await run.simulator.start_meeting(script).wait(30)
+        await run.settle()
+        assert await eventually(lambda: len(receiver.delivered()) >= len(script.chat), 60)
+    bodies = [verify(sub["secret"], r)["data"] for r in receiver.delivered().values()]
+    assert [(b["message_id"], b["operation"]) for b in bodies] == [
+        (c.message_id, c.operation.name.lower()) for c in script.chat]
+    update, delete = bodies[-2:]
+    assert (update["text"], update["edited"]) == (script.chat[-2].text, True)
+    assert (delete["text"], delete["deleted"]) == ("", True)
 
 
 async def test_an_endpoint_that_hangs_delays_neither_the_other_endpoints_nor_ingest(

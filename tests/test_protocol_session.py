@@ -39,6 +39,7 @@ def connected_signaling(**kw):
     ev = s.receive(wire({"msg_type": 2, "status_code": 0, "reason": "",
                          "media_server": {"server_urls": URLS}}), 1.0)
     assert ev == HandshakeCompleted("signaling", URLS)
+    s.data_to_send()  # the event subscription
     return s
 
 
@@ -77,15 +78,31 @@ def test_keep_alive_answer_echoes_timestamp_and_sequence():
     assert s.keep_alives_answered == 2 and s.silent_for(13.0) == 10.0
 
 
-def test_ready_ack_waits_for_every_media_handshake_then_subscribes():
+def test_events_are_subscribed_right_after_the_signaling_handshake_before_any_media():
+    s = SignalingSession(IDENT, events=[EventType.ACTIVE_SPEAKER_CHANGE, EventType.PARTICIPANT_JOIN])
+    s.start()
+    s.data_to_send()
+    s.receive(wire({"msg_type": 2, "status_code": 0, "reason": "", "media_server": {"server_urls": URLS}}), 1.0)
+    assert sent(s) == [
+        {"msg_type": 5, "events": [{"event_type": 2, "subscribe": True}, {"event_type": 3, "subscribe": True}]},
+    ]
+
+
+def test_a_session_told_no_events_subscribes_to_everything_a_meeting_offers():
+    s = SignalingSession(IDENT)
+    s.start()
+    s.data_to_send()
+    s.receive(wire({"msg_type": 2, "status_code": 0, "reason": ""}), 1.0)
+    (subscription,) = sent(s)
+    assert [e["event_type"] for e in subscription["events"]] == [2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14]
+
+
+def test_ready_ack_waits_for_every_media_handshake():
     s = connected_signaling(events=[EventType.ACTIVE_SPEAKER_CHANGE, EventType.PARTICIPANT_JOIN])
     s.expect_media([MediaType.AUDIO, MediaType.TRANSCRIPT])
     assert s.media_ready(MediaType.AUDIO) is None and sent(s) == []
     assert s.media_ready(MediaType.TRANSCRIPT) == ReadyAcknowledged(frozenset({MediaType.AUDIO, MediaType.TRANSCRIPT}))
-    assert sent(s) == [
-        {"msg_type": 7, "rtms_stream_id": "stream-1"},
-        {"msg_type": 5, "events": [{"event_type": 2, "subscribe": True}, {"event_type": 3, "subscribe": True}]},
-    ]
+    assert sent(s) == [{"msg_type": 7, "rtms_stream_id": "stream-1"}]
     assert s.state is SignalingState.READY
     # a media socket that reconnects later re-sends the ACK, without subscribing again
     s.media_lost(MediaType.AUDIO)
@@ -98,7 +115,7 @@ def test_rejected_media_is_not_waited_for():
     s.expect_media([MediaType.AUDIO, MediaType.TRANSCRIPT])
     s.media_ready(MediaType.TRANSCRIPT)
     assert s.media_rejected(MediaType.AUDIO) is not None
-    assert [f["msg_type"] for f in sent(s)] == [7, 5]
+    assert [f["msg_type"] for f in sent(s)] == [7]
 
 
 def test_illegal_moves_are_local_protocol_errors():

@@ -14,7 +14,7 @@ from rtms_gateway.gateway.convert import audio_metadata_record, session_state_re
 from rtms_gateway.protocol.constants import MediaType, SessionState, StopReason
 from rtms_gateway.protocol.messages import AudioMetadata, SessionStateUpdate
 from rtms_gateway.simulator.faults import Fault, FaultKind
-from rtms_gateway.sinks.exports import event_name
+from rtms_gateway.sinks.exports import timeline_event_name
 from rtms_gateway.sinks.feed import event_item
 from rtms_gateway.sinks.records import GatewayEvent
 
@@ -28,13 +28,14 @@ def test_each_session_state_has_its_own_event_type_named_and_fed_as_a_meeting_st
     for state in SessionState:
         msg = SessionStateUpdate(state=int(state), timestamp=5, rtms_session_id="s-1")
         row = session_state_record("m", "st", msg)
-        assert event_name(row.event_type) == "session_" + state.name.lower()
+        assert timeline_event_name("meeting", row.event_type) == "session_" + state.name.lower()
         assert event_item(row.event_type) == ("meeting", "meeting.session_state")
         assert row.timestamp == 5 and row.payload is not None
         assert row.payload["state"] == state and row.payload["rtms_session_id"] == "s-1"
     # A state Zoom's reference does not list is kept, its number in the payload.
     odd = session_state_record("m", "st", SessionStateUpdate(state=77, timestamp=5))
-    assert odd.event_type == GatewayEvent.SESSION_STATE and event_name(odd.event_type) == "session_state"
+    assert odd.event_type == GatewayEvent.SESSION_STATE
+    assert timeline_event_name("meeting", odd.event_type) == "session_state"
     assert odd.payload is not None and odd.payload["state"] == 77
     # Zoom's own event types are untouched by the gateway's.
     assert max(GatewayEvent) > min(GatewayEvent) > 100
@@ -44,7 +45,7 @@ def test_audio_metadata_keeps_its_content_whole_and_takes_the_interpreters_time(
     content = {"interpreter": {"lid": 9, "timestamp": 1234, "target": [{"lid": 40}], "new": "x"}}
     row = audio_metadata_record("m", "st", AudioMetadata(content=content))
     assert row.event_type == GatewayEvent.AUDIO_METADATA and row.timestamp == 1234
-    assert row.payload == content and event_name(row.event_type) == "audio_metadata"
+    assert row.payload == content and timeline_event_name("meeting", row.event_type) == "audio_metadata"
     assert event_item(row.event_type) == ("meeting", "meeting.audio_metadata")
     # No usable time in it: the time it arrived.
     for odd in ({}, {"interpreter": "no"}, {"interpreter": {"timestamp": "soon"}}):

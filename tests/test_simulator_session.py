@@ -401,8 +401,11 @@ def test_a_handshake_again_on_an_open_socket_is_answered_as_a_duplicate():
     assert stream.record.unexpected == {"signaling:SignalingHandshakeReq": 1, "audio:DataHandshakeReq": 1}
 
 
-def test_a_join_sent_before_the_subscription_is_caught_up_once_subscribed():
-    stream = new_stream()
+def test_with_replay_a_join_sent_before_the_subscription_is_caught_up_once_subscribed():
+    # Zoom replays nothing (the default); `replay_joins` is for clients that subscribe late.
+    record = MeetingRecord(product="meeting", owner_id=OWNER, rtms_stream_id=STREAM, rtms_session_id="sess-1")
+    stream = StreamSession(record, duration_s=600.0, offered=MediaType.AUDIO | MediaType.TRANSCRIPT,
+                           settings=StreamSettings(replay_joins=True))
     sig, _ = streaming(stream)
     stream.scripted_event(EventType.PARTICIPANT_JOIN)
     assert not stream.wants_event(EventType.PARTICIPANT_JOIN)

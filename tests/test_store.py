@@ -79,6 +79,10 @@ async def test_migration_0005_gives_every_stored_record_its_place_in_the_feed(tm
     await cases.case_migration_from_0004(f"sqlite:///{tmp_path / 'old.sqlite3'}")
 
 
+async def test_migration_0009_folds_stored_chat_rows_into_messages(tmp_path):
+    await cases.case_migration_from_0007(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+
+
 async def test_a_locked_database_is_unavailable_and_a_gone_one_too(tmp_path):
     from rtms_gateway.protocol.errors import StoreUnavailable
 

@@ -20,7 +20,7 @@ from rtms_gateway.sinks.journal import Journal, JournalBatch
 from rtms_gateway.sinks.records import TranscriptSegment
 
 from . import postgres
-from .gateway_harness import GatewayWithSimulator
+from .gateway_harness import GatewayWithSimulator, chat_as_it_stands
 from .serve_process import eventually
 from .store_cases import long_id, stored
 from .tcp_proxy import TcpProxy
@@ -55,7 +55,7 @@ async def test_a_locked_store_sends_records_to_the_journal_and_loses_none(tmp_pa
     assert counters["journaled"] > 0 and counters["replayed"] == counters["journaled"]
     assert f"rtms_journaled_records_total {float(counters['journaled'])}" in metrics
     assert [s.text for s in stored] == [t.data for t in record.transcripts]
-    assert len(chats) == record.sent.chat and len(chats) > 0
+    assert [c.text for c in chats] == chat_as_it_stands(record.chat) and len(chats) > 0
 
 
 def test_the_journal_survives_a_torn_last_write(tmp_path):
@@ -172,7 +172,7 @@ async def test_a_postgres_server_cut_off_mid_meeting_loses_nothing(tmp_path, cap
             for handle, record in zip((first, second), records):
                 stored = await store.transcript(handle.script.owner_id)
                 assert [s.text for s in stored] == [t.data for t in record.transcripts]
-                assert [c.text for c in await store.chat(handle.script.owner_id)] == [c.data for c in record.chat]
+                assert [c.text for c in await store.chat(handle.script.owner_id)] == chat_as_it_stands(record.chat)
                 assert (await store.get_meeting(handle.script.owner_id)).state == "stopped"
             assert records[1].sent.transcripts > 0 and records[0].sent.chat > 0
     finally:
@@ -223,7 +223,8 @@ async def test_poison_records_hold_back_no_later_meeting(tmp_path, database):
             assert record.outcome == "completed" and record.sent.transcripts > 0
             uuid = handle.script.owner_id
             assert [s.text for s in await store.transcript(uuid)] == [stored(store, t.data) for t in record.transcripts]
-            assert [c.text for c in await store.chat(uuid)] == [stored(store, c.data) for c in record.chat]
+            texts = chat_as_it_stands(record.chat)
+            assert [c.text for c in await store.chat(uuid)] == [stored(store, t) for t in texts]
             meeting = await store.get_meeting(uuid)
             assert meeting.meeting_uuid == uuid and meeting.state == "stopped"
         async with run.http() as http:

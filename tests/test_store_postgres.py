@@ -40,6 +40,11 @@ async def test_migration_0005_gives_every_stored_record_its_place_in_the_feed():
         await cases.case_migration_from_0004(URL, schema)
 
 
+async def test_migration_0009_folds_stored_chat_rows_into_messages():
+    async with own_schema() as schema:
+        await cases.case_migration_from_0007(URL, schema)
+
+
 async def test_a_server_cut_off_is_unavailable_and_nothing_is_lost():
     """Through a proxy the test switches off: open connections cut, new ones refused."""
     proxy = TcpProxy(*target())

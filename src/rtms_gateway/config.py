@@ -27,9 +27,11 @@ from .protocol.constants import (
     ContentType,
     DataOption,
     MediaType,
+    Product,
     Resolution,
     SampleRate,
     TranscriptLanguage,
+    parse_events,
     parse_language,
     parse_media,
 )
@@ -99,6 +101,8 @@ class Settings(BaseSettings):
     proxy_url: SecretStr = Field(default=SecretStr(""), validation_alias="RTMS_PROXY_URL")
     media: str = Field(default=DEFAULT_MEDIA, validation_alias="RTMS_MEDIA")
     buffer_data: bool = Field(default=True, validation_alias="RTMS_BUFFER_DATA")
+    # Events to subscribe to, names or numbers (unset: every event each product offers).
+    events: str | None = Field(default=None, validation_alias="RTMS_EVENTS")
     log_level: str = Field(default="INFO", validation_alias="RTMS_LOG_LEVEL")
     # uvloop's event loop costs less per socket read, timer and callback than asyncio's own.
     event_loop: Literal["uvloop", "asyncio"] = Field(default="uvloop", validation_alias="RTMS_EVENT_LOOP")
@@ -168,6 +172,13 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_media(cls, value: str) -> str:
         parse_media(value)
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _valid_events(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_events(value)
         return value
 
     @field_validator("audio_codec", "video_codec", "share_codec", "video_resolution", "share_resolution",
@@ -306,6 +317,11 @@ class Settings(BaseSettings):
     @property
     def media_types(self) -> MediaType:
         return parse_media(self.media)
+
+    @property
+    def product_events(self) -> dict[Product, tuple[int, ...]] | None:
+        """Each product's event subscription as RTMS_EVENTS narrows it (None: all)."""
+        return None if self.events is None else parse_events(self.events)
 
     @property
     def resolved_database_url(self) -> str:

@@ -8,9 +8,10 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 
-from rtms_gateway.simulator.scenario import MeetingScript, build_meeting
+from rtms_gateway.simulator.scenario import CHAT_KINDS, MeetingScript, build_meeting
 
 from ..serve_process import eventually
 from .conftest import Dashboard
@@ -119,6 +120,19 @@ async def test_a_wrong_key_is_refused_and_a_live_meeting_is_listed_then_shown(
 
     lanes = page.locator("#timeline svg g.lane")
     assert await lanes.count() == len({u.speaker.user_id for u in script.utterances})
+
+    # The share strip: when the screen was shared and by whom (the sharing events), and
+    # frames of what was shown, each an image the gateway serves to a signed-in reader only.
+    (share,) = script.shares
+    periods = page.locator("#shares .share-period")
+    assert await periods.count() == 1 and share.speaker.user_name in await periods.inner_text()
+    frames = page.locator("#shares figure.share-frame img")
+    assert await frames.count() >= 1
+    assert await eventually(lambda: frames.first.evaluate("i => i.complete && i.naturalWidth > 0"), 10)
+    frame_url = await frames.first.get_attribute("src")
+    async with httpx.AsyncClient(base_url=d.base) as anonymous:
+        refused = await anonymous.get(frame_url)
+    assert refused.status_code == 303 and "/login" in refused.headers["location"]
 
     # A click on a line seeks the mixed audio to that line's time.
     segments = (await stored(d, script.owner_id, "/transcript"))["segments"]
@@ -275,3 +289,32 @@ async def test_transcript_lines_arrive_live_in_order_with_their_speakers(
 
 async def _count_is(locator: Any, wanted: int) -> bool:
     return bool(await locator.count() == wanted)
+
+
+async def test_the_chat_panel_follows_edits_deletions_and_threads_live(dashboard: Dashboard, browser: Any) -> None:
+    """Opened while the meeting is live: the simulator's edit and deletion replace the
+    messages shown; the reply, the direct message and the file are marked."""
+    d = dashboard
+    script = build_meeting(11, 0, duration_s=20, chat_lines=len(CHAT_KINDS))
+    first, _, reply, direct, shared, update, delete = script.chat
+    handle = d.sim.start_meeting(script)
+    assert await eventually(lambda: _is(meeting_state(d, script.owner_id), "live"), 30)
+    context = await browser.new_context(viewport={"width": 1440, "height": 900})
+    page = await context.new_page()
+    await log_in(page, d, d.read_key, f"/meetings/{quote(script.owner_id, safe='')}")
+    assert await page.locator("#chat li.deleted").count() == 0  # what follows comes live
+    await page.locator("#chat li.deleted").wait_for(timeout=60_000)
+    await handle.wait()
+    rows = page.locator("#chat li")
+    assert await rows.count() == 5  # the edit and the deletion replaced what they changed
+    edited = await page.locator(f'#chat li[data-message="{update.message_id}"]').inner_text()
+    assert update.text in edited and "(edited)" in edited
+    gone = page.locator(f'#chat li[data-message="{delete.message_id}"]')
+    assert "message deleted" in await gone.inner_text() and first.text not in await gone.inner_text()
+    assert "reply" in (await page.locator(f'#chat li[data-message="{reply.message_id}"]')
+                       .get_attribute("class") or "")
+    assert "📎 report.pdf" in await page.locator(f'#chat li[data-message="{shared.message_id}"]').inner_text()
+    if direct.receiver is not None:
+        shown = await page.locator(f'#chat li[data-message="{direct.message_id}"]').inner_text()
+        assert "→ " + direct.receiver.user_name in shown
+    await context.close()

@@ -36,6 +36,7 @@ from ..protocol.signature import url_validation_response
 from ..sinks.exports import (
     TRANSCRIPT_FORMATS,
     chat_json,
+    chat_version_json,
     cursored_json,
     event_json,
     iso_names,
@@ -98,6 +99,8 @@ class StoreReader(Protocol):
                               limit: int | None = None) -> list[Any]: ...
     async def chat_page(self, meeting_uuid: str, *, after: int | None = None,
                         limit: int | None = None) -> list[Any]: ...
+    async def chat_message(self, meeting_uuid: str, message_id: str) -> Any: ...
+    async def chat_history(self, meeting_uuid: str, message_ids: Any) -> dict[str, list[Any]]: ...
     async def timeline_page(self, meeting_uuid: str, *, after: int | None = None,
                             limit: int | None = None) -> list[Any]: ...
     async def search(self, q: str, *, meeting_uuid: str | None = None, kinds: Any = ...,
@@ -327,21 +330,53 @@ def create_app(settings: Settings, *, store: StoreReader, manager: Manager,
         return PlainTextResponse(render_transcript(rows, format, meeting_uuid=meeting_uuid),
                                  media_type=TRANSCRIPT_FORMATS[format])
 
+    @api.get("/api/meetings/{meeting_uuid:uuid_path}/chat/{message_id:path}/history",
+             summary="One chat message as it stands and every version of it as it came",
+             response_description="`{\"message\": {...}, \"versions\": [...]}`: the versions "
+                                  "(new, update, delete, ...) oldest first, each with its "
+                                  "`operation`, text, time and `cursor`",
+             responses=_NOT_FOUND)
+    async def chat_history(meeting_uuid: str = Path(description=_UUID_DOC),
+                           message_id: str = Path(description="Zoom's `message_id`")) -> dict[str, Any]:
+        await meeting_or_404(meeting_uuid)
+        found = await store.chat_message(meeting_uuid, message_id)
+        if found is None:
+            raise HTTPException(404, "no such chat message in this meeting")
+        versions = (await store.chat_history(meeting_uuid, [message_id])).get(message_id, [])
+        return {"meeting_uuid": meeting_uuid, "message_id": message_id,
+                "message": cursored_json([found], chat_json)[0],
+                "versions": cursored_json(versions, chat_version_json)}
+
     @api.get("/api/meetings/{meeting_uuid:uuid_path}/chat",
-             summary="A meeting's chat messages, oldest first (whole or a page at a time)",
+             summary="A meeting's chat messages as they stand, oldest first (whole or a page at a time)",
+             description="One entry per message: its current text (\"\" once deleted), `edited` "
+                         "and `deleted` with their times, `parent_message_id` and `replies` "
+                         "(its thread), `files`, and who sent it to whom. Paged, a message sits "
+                         "at its latest change: a page after a cursor lists each message changed "
+                         "since. `history=true` adds each message's versions.",
              response_description="`{\"messages\": [...], \"next\"}` with sender, recipient, "
                                   "time and `cursor`",
              responses={400: {"description": "A malformed cursor"}, **_NOT_FOUND})
     async def chat(page: PageParam,
-                   meeting_uuid: str = Path(description=_UUID_DOC)) -> dict[str, Any]:
+                   meeting_uuid: str = Path(description=_UUID_DOC),
+                   history: Annotated[bool, Query(description="Add `history` to each message: "
+                                                              "every version of it as it came "
+                                                              "(new, update, delete), oldest "
+                                                              "first")] = False) -> dict[str, Any]:
         await meeting_or_404(meeting_uuid)
         rows, after = await read_page(store.chat_page, meeting_uuid, page)
-        return {"meeting_uuid": meeting_uuid, "messages": cursored_json(rows, chat_json),
-                "next": after}
+        messages = cursored_json(rows, chat_json)
+        if history:
+            ids = [row.record.message_id for row in rows if row.record.message_id is not None]
+            versions = await store.chat_history(meeting_uuid, ids)
+            for message in messages:
+                message["history"] = cursored_json(versions.get(message["message_id"], []),
+                                                   chat_version_json)
+        return {"meeting_uuid": meeting_uuid, "messages": messages, "next": after}
 
     @api.get("/api/meetings/{meeting_uuid:uuid_path}/events",
-             summary="A meeting's timeline: joins, leaves, active speakers, sharing, interruptions, "
-                     "session states",
+             summary="A meeting's timeline: joins, leaves, active speakers, sharing, video on/off, "
+                     "chat groups, Contact Center events, interruptions, session states, audio metadata",
              response_description="`{\"events\": [...], \"next\"}`, oldest first (whole or a "
                                   "page at a time), each with its `cursor`",
              responses={400: {"description": "A malformed cursor"}, **_NOT_FOUND})

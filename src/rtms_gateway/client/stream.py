@@ -29,6 +29,7 @@ from ..protocol.constants import (
     EventType,
     MediaType,
     StopReason,
+    offered_events,
     status_name,
 )
 from ..protocol.constants import StreamState as ZoomStreamState
@@ -44,7 +45,6 @@ from ..protocol.messages import (
     UnknownMessage,
 )
 from ..protocol.session import (
-    DEFAULT_EVENTS,
     FrameRejected,
     HandshakeCompleted,
     HandshakeFailed,
@@ -106,7 +106,7 @@ class RtmsStream:
         policy: ReconnectPolicy | None = None,
         clock: Clock = SYSTEM_CLOCK,
         media_params: MediaParams | None = None,
-        events: Iterable[int] = DEFAULT_EVENTS,
+        events: Iterable[int] | None = None,  # None: every event the stream's product offers
         buffer_data: bool | None = None,
         connect_timeout: float = 10.0,
         silence_limit: float = CLIENT_SILENCE_LIMIT_S,
@@ -128,6 +128,8 @@ class RtmsStream:
             signature=signature(client_id, client_secret, spec.owner_id, spec.rtms_stream_id),
             id_key=spec.product.id_key,
         )
+        if events is None:
+            events = offered_events(spec.product)
         self.signaling = SignalingSession(self.identity, events=events, buffer_data=buffer_data)
         self.media_sessions: dict[MediaType, MediaSession] = {}
         self.lifecycle = Lifecycle()
@@ -153,6 +155,10 @@ class RtmsStream:
     @property
     def meeting_uuid(self) -> str:
         return self.spec.owner_id
+
+    @property
+    def product(self) -> str:
+        return self.spec.product.value
 
     @property
     def state(self) -> StreamState:

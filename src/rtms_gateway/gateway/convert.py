@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ..protocol.constants import DataOption, MediaType
+from ..protocol.constants import DataOption, MediaType, Product
 from ..protocol.messages import (
     AudioMetadata,
     AudioParams,
@@ -22,7 +22,14 @@ from ..protocol.messages import (
     TranscriptData,
     VideoParams,
 )
-from ..sinks.records import ChatMessage, GatewayEvent, TimelineEvent, TranscriptSegment
+from ..sinks.records import (
+    ChatFile,
+    ChatMessage,
+    GatewayEvent,
+    TimelineEvent,
+    TranscriptSegment,
+    UserId,
+)
 from .speakers import SpeakerTimeline, is_anonymous
 
 _json_object = msgspec.json.Decoder(dict[str, Any])
@@ -84,7 +91,7 @@ def chat_record(meeting_uuid: str, stream_id: str, msg: ChatData) -> ChatMessage
     return ChatMessage(
         meeting_uuid=meeting_uuid,
         rtms_stream_id=stream_id,
-        message_id=fields.get("message_id"),
+        message_id=_text_or_none(fields.get("message_id")),
         sender_user_id=sender.get("user_id", fields.get("user_id")),
         sender_name=sender.get("user_name", fields.get("user_name")),
         receiver_user_id=receiver.get("user_id"),
@@ -94,29 +101,74 @@ def chat_record(meeting_uuid: str, stream_id: str, msg: ChatData) -> ChatMessage
         operation_type=fields.get("operation_type"),
         timestamp=fields.get("timestamp") or now_ms(),
         raw=msg.received or msgspec.to_builtins(c),  # as Zoom sent it, undeclared fields too
+        parent_message_id=_text_or_none(fields.get("parent_message_id")),
+        files=[f for f in map(chat_file, fields.get("files") or ()) if f is not None],
+        delete_file_ids=[str(x) for x in fields.get("delete_file_id_list") or () if x is not None],
     )
 
 
+# Zoom does not document a file's fields; these are the names it and its samples use.
+_FILE_FIELDS = {"file_id": ("file_id", "id"), "file_name": ("file_name", "name"),
+                "file_size": ("file_size", "size"), "file_type": ("file_type", "type"),
+                "download_url": ("download_url", "file_url", "url")}
+
+
+def chat_file(value: Any) -> ChatFile | None:
+    """A file of a chat message; None for what is not a file (not an object, or names
+    nothing). A size that is not a whole number is left out (the payload keeps it)."""
+    if not isinstance(value, dict):
+        return None
+    found: dict[str, Any] = {}
+    for name, keys in _FILE_FIELDS.items():
+        got = next((value[k] for k in keys if value.get(k) is not None), None)
+        if name == "file_size":
+            found[name] = got if type(got) is int else None
+        else:
+            found[name] = _text_or_none(got)
+    return ChatFile(**found) if any(v is not None for v in found.values()) else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None or isinstance(value, dict | list) else str(value)
+
+
 def timeline_records(meeting_uuid: str, stream_id: str, msg: EventUpdate,
-                     speakers: SpeakerTimeline | None = None) -> list[TimelineEvent]:
+                     speakers: SpeakerTimeline | None = None,
+                     product: str = Product.MEETING.value) -> list[TimelineEvent]:
     """One row per participant for join/leave/video events, one row otherwise. Names Zoom
-    leaves out (leave events carry none) come from earlier events."""
+    leaves out (leave events carry none) come from earlier events. Contact Center events
+    say who (the caller, an agent) in `participant_info`: its user id (else the channel,
+    as the media name it) and display name."""
     ev = msg.event
     ts = ev.timestamp or ev.event_ts or now_ms()
     payload = msg.received or msgspec.to_builtins(ev)  # as Zoom sent it, undeclared fields too
     name_of = speakers.name_of if speakers is not None else (lambda user_id: None)
-    if ev.participants:
-        return [
-            TimelineEvent(meeting_uuid=meeting_uuid, rtms_stream_id=stream_id, event_type=ev.event_type,
-                          timestamp=ts, user_id=p.user_id, user_name=p.user_name or name_of(p.user_id),
-                          payload=payload)
-            for p in ev.participants
-        ]
-    return [TimelineEvent(meeting_uuid=meeting_uuid, rtms_stream_id=stream_id, event_type=ev.event_type,
-                          timestamp=ts, user_id=ev.user_id,
-                          user_name=ev.user_name or (name_of(ev.user_id) if ev.user_id is not None else None),
-                          payload=payload)]
 
+    def record(user_id: UserId | None, user_name: str | None) -> TimelineEvent:
+        if not user_name and user_id is not None:
+            user_name = name_of(user_id)
+        return TimelineEvent(meeting_uuid=meeting_uuid, rtms_stream_id=stream_id, event_type=ev.event_type,
+                             timestamp=ts, user_id=user_id, user_name=user_name, payload=payload,
+                             product=product)
+
+    if ev.participants:
+        return [record(p.user_id, p.user_name) for p in ev.participants]
+    if ev.user_id is None and ev.participant_info:
+        info = ev.participant_info
+        return [record(_identity(info.get("user_id")) or _identity(info.get("channel_id")),
+                       _text(info.get("display_name")))]
+    return [record(ev.user_id, ev.user_name)]
+
+
+def _identity(value: object) -> UserId | None:
+    """A user or channel id as Zoom may send it (a number or a string), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        return None
+    return value
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 def session_state_record(meeting_uuid: str, stream_id: str,
                          msg: SessionStateUpdate) -> TimelineEvent:

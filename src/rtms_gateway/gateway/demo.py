@@ -60,8 +60,10 @@ class TranscriptPrinter:
                 highlight=False)
         elif item.type == "chat.message":
             sender = escape(data["sender_name"] or "?")
+            said = "[dim](deleted)[/dim]" if data.get("deleted") else escape(data["text"])
+            edit = " [dim](edited)[/dim]" if data.get("operation") == "update" else ""
             out(f"[dim]{self._clock(data['timestamp'])} chat[/dim] [bold]{sender}[/bold]: "
-                f"{escape(data['text'])}", highlight=False)
+                f"{said}{edit}", highlight=False)
         elif item.type in ("participant.joined", "participant.left"):
             verb = "joined" if item.type == "participant.joined" else "left"
             if data["user_name"]:

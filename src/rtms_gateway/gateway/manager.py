@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
@@ -42,6 +42,7 @@ from ..client.transport import SYSTEM_CLOCK, Clock, Transport, until_set
 from ..protocol.constants import (
     CLIENT_SILENCE_LIMIT_S,
     MediaType,
+    Product,
     SessionState,
     StopReason,
     status_name,
@@ -124,8 +125,11 @@ class StreamManager:
         ended_log: EndedLog | None = None,
         on_revoked: Callable[[str, str | None, int], None] | None = None,
         on_control: Callable[[RtmsStream, ReceivedMessage], None] | None = None,
+        events: Mapping[Product, Sequence[int]] | None = None,
     ) -> None:
         self.credentials = credentials
+        # Each product's event subscription (RTMS_EVENTS); a product not named: all it offers.
+        self.events = events or {}
         self.allow_insecure_ws = allow_insecure_ws
         self.media = media
         self.pipeline = pipeline
@@ -294,6 +298,7 @@ class StreamManager:
             policy=self.policy,
             clock=self.clock,
             media_params=self.media_params,
+            events=self.events.get(spec.product),
             buffer_data=self.buffer_data,
             connect_timeout=self.connect_timeout,
             silence_limit=self.silence_limit,

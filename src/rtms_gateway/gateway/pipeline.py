@@ -167,7 +167,8 @@ class Pipeline:
             if event.event_type == EventType.FIRST_PACKET_TIMESTAMP and self.media is not None \
                     and event.timestamp:
                 self.media.set_origin(stream.stream_id, event.timestamp)
-            records = timeline_records(stream.meeting_uuid, stream.stream_id, msg, speakers)  # type: ignore[arg-type]
+            records = timeline_records(stream.meeting_uuid, stream.stream_id, msg,  # type: ignore[arg-type]
+                                       speakers, stream.product)
             m.events.inc(len(records))
             self.intake.add_events(stream, records)
         elif kind is VideoData:

@@ -117,6 +117,7 @@ class Gateway:
             policy=policy,
             media_params=settings.media_params,
             buffer_data=None if settings.buffer_data else False,
+            events=settings.product_events,
             silence_limit=settings.silence_limit_s,
             allow_insecure_ws=settings.allow_insecure_ws,
             ended_log=store.memory,

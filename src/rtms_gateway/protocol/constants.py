@@ -282,7 +282,7 @@ class EventType(IntEnum):
     CHAT_GROUP_MEMBER_STATUS_UPDATE = 14
 
 
-# Sent by Zoom without a subscription; subscribing to them is an error.
+# Sent by Zoom without a subscription, to every product; subscribing to them is an error.
 AUTOMATIC_EVENTS = frozenset({EventType.FIRST_PACKET_TIMESTAMP, EventType.MEDIA_CONNECTION_INTERRUPTED})
 
 
@@ -471,6 +471,64 @@ _PRODUCT_EVENT_PREFIX = {
     Product.SESSION: "session.rtms",
     Product.CONTACT_CENTER: "contact_center.voice_rtms",
 }
+
+# ---- which events each product offers ---------------------------------------------------
+# The one place that says it. Meetings, webinars and Video SDK sessions share
+# RTMS_EVENT_TYPE; a Contact Center stream numbers its own events (8-29) in a table of its
+# own, so 8-14 mean different things by product. 1 and 7 come to every product unasked.
+
+_SUBSCRIBABLE_EVENTS = tuple(e for e in EventType if e is not EventType.UNDEFINED and e not in AUTOMATIC_EVENTS)
+
+
+def event_table(product: Product | str) -> tuple[IntEnum, ...]:
+    """The events a product's streams can be sent, beyond the automatic ones."""
+    if product == Product.CONTACT_CENTER:
+        return tuple(ZccEventType)
+    return _SUBSCRIBABLE_EVENTS
+
+
+def offered_events(product: Product | str) -> tuple[int, ...]:
+    """Every event a stream of `product` may subscribe to (EVENT_SUBSCRIPTION), in order."""
+    return tuple(int(e) for e in event_table(product))
+
+
+def event_name(product: Product | str, event_type: int) -> str:
+    """What an event is called on a stream of `product`: `participant_join`, or
+    `consumer_answered` for a Contact Center's 8; `event_<n>` if no table has it."""
+    names = _CONTACT_CENTER_EVENT_NAMES if product == Product.CONTACT_CENTER else _EVENT_NAMES
+    return names.get(event_type) or f"event_{event_type}"
+
+
+_EVENT_NAMES = {int(e): e.name.lower() for e in EventType}
+# A Contact Center's own table first, then the events every product shares (1, 7).
+_CONTACT_CENTER_EVENT_NAMES = {**_EVENT_NAMES, **{int(e): e.name.lower() for e in ZccEventType}}
+
+
+def parse_events(value: str) -> dict[Product, tuple[int, ...]]:
+    """`RTMS_EVENTS` ("sharing_start,participant_video_on,8") -> each product's events to
+    subscribe to. A name is that event in the table naming it; a number is that event in
+    every product offering it. Raises ValueError for an unknown name or number, for the
+    automatic 1 and 7, and for an empty list."""
+    chosen: dict[Product, set[int]] = {product: set() for product in Product}
+    automatic = {e.name.lower(): int(e) for e in AUTOMATIC_EVENTS}
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not parts:
+        raise ValueError("no event given")
+    for part in parts:
+        number = int(part) if part.isascii() and part.isdigit() else automatic.get(part.lower())
+        if number in AUTOMATIC_EVENTS:
+            raise ValueError(f"event {part!r} is sent automatically and cannot be subscribed to")
+        found = False
+        for product in Product:
+            for event in event_table(product):
+                if int(event) == number or event.name.lower() == part.lower():
+                    chosen[product].add(int(event))
+                    found = True
+        if not found:
+            names = sorted({e.name.lower() for p in Product for e in event_table(p)})
+            raise ValueError(f"unknown event {part!r} (known: {', '.join(names)}, or their numbers)")
+    return {product: tuple(sorted(events)) for product, events in chosen.items()}
+
 
 # Keys a handshake may carry the meeting/webinar/session/engagement id under; the server
 # accepts any, clients send `meeting_uuid` (plus the product's own key).

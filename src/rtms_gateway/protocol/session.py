@@ -13,6 +13,10 @@ Signaling lifecycle (the only legal moves; anything else is a LocalProtocolError
     HANDSHAKING --resp error--> REJECTED
     CONNECTED | READY --request_close--> CLOSING
     any --stream terminated / close resp / closed()--> CLOSED
+
+The event subscription goes out as soon as the signaling handshake succeeds, before any
+media handshake: Zoom starts the session's events (the joins of who is already there
+among them) once the client is ready, and replays none of them to a late subscriber.
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ from .constants import (
     MEDIA_KEY,
     MEDIA_TYPE_BY_KEY,
     PROTOCOL_VERSION,
-    EventType,
     MediaType,
+    Product,
     StatusCode,
     StopReason,
     StreamState,
+    offered_events,
 )
 from .errors import HandshakeRejected, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .messages import (
@@ -64,11 +69,8 @@ from .messages import (
     encode,
 )
 
-DEFAULT_EVENTS = (
-    EventType.ACTIVE_SPEAKER_CHANGE,
-    EventType.PARTICIPANT_JOIN,
-    EventType.PARTICIPANT_LEAVE,
-)
+# A meeting's events, for a session told no others (streams pass their product's).
+DEFAULT_EVENTS = offered_events(Product.MEETING)
 
 
 # ---- events a session reports besides protocol messages --------------------------------
@@ -268,8 +270,8 @@ class SignalingSession(_Socket[SignalingState]):
 
     def media_ready(self, media_type: MediaType) -> ReadyAcknowledged | None:
         """A media socket completed its handshake. Once all expected ones have, queue
-        CLIENT_READY_ACK and the event subscription; after a media reconnect, queue the
-        ACK again as Zoom's failover guide asks."""
+        CLIENT_READY_ACK; after a media reconnect, queue the ACK again as Zoom's failover
+        guide asks."""
         if self.state not in (SignalingState.CONNECTED, SignalingState.READY):
             raise LocalProtocolError(f"media ready while signaling is {self.state.value}")
         self._ready_media.add(media_type)
@@ -293,12 +295,6 @@ class SignalingSession(_Socket[SignalingState]):
         self.ready_acks_sent += 1
         if self.state is SignalingState.CONNECTED:
             self._move(SignalingState.READY)
-            if self.events:
-                self._send(
-                    EventSubscription(
-                        events=[EventSubscriptionItem(event_type=e, subscribe=True) for e in self.events]
-                    )
-                )
         return ReadyAcknowledged(frozenset(self._ready_media))
 
     def request_close(self) -> None:
@@ -342,6 +338,9 @@ class SignalingSession(_Socket[SignalingState]):
             return HandshakeFailed("signaling", msg.status_code, msg.reason)
         self._move(SignalingState.CONNECTED)
         self.media_urls = dict(msg.media_server.server_urls) if msg.media_server else {}
+        if self.events:  # now, before media: events sent before it would be missed for good
+            self._send(EventSubscription(
+                events=[EventSubscriptionItem(event_type=e, subscribe=True) for e in self.events]))
         return HandshakeCompleted("signaling", self.media_urls)
 
 

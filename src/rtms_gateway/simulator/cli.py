@@ -69,8 +69,9 @@ def simulate(
     signaling_linger: float = typer.Option(
         0.0, "--signaling-linger", min=0.0,
         help="Seconds a lost signaling socket counts as still closing: a reconnection meanwhile gets status 8."),
-    no_join_replay: bool = typer.Option(
-        False, "--no-join-replay", help="Do not send a late event subscriber who is already here (as Zoom)."),
+    join_replay: bool = typer.Option(
+        False, "--join-replay",
+        help="Send a late join subscriber who is already here (Zoom does not: off is faithful)."),
     lid_warmup: float = typer.Option(
         30.0, "--lid-warmup", min=0.0,
         help="Seconds of transcripts in the source language before language detection takes over."),
@@ -113,7 +114,7 @@ def simulate(
         duration=duration, media=offered, products=_parse_products(products), stagger=stagger,
         validate_endpoint=validate_endpoint, seed=seed, faults=faults, random_faults=random_faults,
         timestamp_jitter_ms=timestamp_jitter_ms, dead_first_url=dead_first_url,
-        signaling_linger_s=signaling_linger, replay_joins=not no_join_replay, lid_warmup_s=lid_warmup,
+        signaling_linger_s=signaling_linger, replay_joins=join_replay, lid_warmup_s=lid_warmup,
         ai_interpreter=ai_interpreter, future_fields=future_fields,
     )
     configure_logging("WARNING")

@@ -73,7 +73,7 @@ class SimulatorConfig:
     video_source: VideoSource | None = None
     timestamp_jitter_ms: int = 0  # each media packet's timestamp off its slot by up to this, seeded
     signaling_linger_s: float = 0.0  # a lost signaling socket "still closing": reconnecting meanwhile gets 8
-    replay_joins: bool = True  # send a late subscriber who is here (Zoom does not; False is faithful)
+    replay_joins: bool = False  # True: send a late join subscriber who is here (Zoom does not)
     lid_warmup_s: float = 30.0  # transcripts in the source language this long, then as detected
     ai_interpreter: bool = False  # send META_DATA_AUDIO (23) on audio sockets
     future_fields: bool = False  # transcripts, chat and events carry fields no model declares

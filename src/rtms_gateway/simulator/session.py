@@ -417,8 +417,9 @@ class StreamSettings:
     # After a signaling socket is lost Zoom may hold it as "still closing" this long; a new
     # signaling handshake meanwhile is refused with DUPLICATE_SIGNAL_REQUEST (8).
     signaling_linger_s: float = 0.0
-    # A client that subscribes to joins late is sent who is here; Zoom replays nothing.
-    replay_joins: bool = True
+    # Zoom replays nothing to a client that subscribes to joins late; True sends it who is
+    # here (for clients that subscribe late on purpose).
+    replay_joins: bool = False
     # Transcripts are in the source language (English unless `src_language`) this long
     # after the stream starts, then in the language detected, unless `enable_lid` is false.
     lid_warmup_s: float = 30.0

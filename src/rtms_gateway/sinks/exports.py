@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from ..protocol.constants import EventType
+from ..protocol.constants import ChatOperation, event_name
 from .cursors import Cursored, format_cursor
 from .media_export import media_json
 from .records import (
@@ -115,27 +115,56 @@ def segment_json(seg: TranscriptSegment) -> dict[str, Any]:
     return body
 
 
+CHAT_TIMES = iso_names("timestamp", "edited_at_ms", "deleted_at_ms")
+
+
+def chat_operation(operation_type: int | None) -> str:
+    """What the JSON calls a chat operation: `new` (also when Zoom names none), `update`,
+    `delete`, `add_emoji_reaction`, ..., `operation_9` if unknown."""
+    if operation_type is None:
+        return "new"
+    try:
+        return ChatOperation(operation_type).name.lower()
+    except ValueError:
+        return f"operation_{operation_type}"
+
+
 def chat_json(message: ChatMessage) -> dict[str, Any]:
+    """A message as it stands: its current text ("" once deleted), `edited` and `deleted`
+    with their times, its thread (`parent_message_id`, `replies`), its files."""
     body: dict[str, Any] = msgspec.to_builtins(message)
-    del body["meeting_uuid"]
+    del body["meeting_uuid"], body["delete_file_ids"]
+    body["operation"] = chat_operation(message.operation_type)
+    body["edited"] = message.edited_at_ms is not None
+    body["deleted"] = message.deleted_at_ms is not None
+    return with_iso(body, CHAT_TIMES)
+
+
+def chat_version_json(version: ChatMessage) -> dict[str, Any]:
+    """One version of a message as it came: its operation, text and time, its files."""
+    body: dict[str, Any] = msgspec.to_builtins(version)
+    for name in ("meeting_uuid", "edited_at_ms", "deleted_at_ms", "versions", "replies"):
+        del body[name]
+    body["operation"] = chat_operation(version.operation_type)
     return with_iso(body, STAMPED)
 
 
-def event_name(event_type: int) -> str:
-    """What `/events` calls an event type: `participant_join`, ..., the gateway's own
-    (`session_paused`, `audio_metadata`...), `event_23` if unknown."""
-    for names in (EventType, GatewayEvent):
-        try:
-            return names(event_type).name.lower()
-        except ValueError:
-            pass
-    return f"event_{event_type}"
+_GATEWAY_EVENT_NAMES = {int(e): e.name.lower() for e in GatewayEvent}
+
+
+def timeline_event_name(product: str, event_type: int) -> str:
+    """What `/events` calls an event type: by its product's table (`participant_join`, a
+    Contact Center's `consumer_answered`), the gateway's own (`session_paused`,
+    `audio_metadata`), `event_23` if unknown."""
+    return _GATEWAY_EVENT_NAMES.get(event_type) or event_name(product, event_type)
 
 
 def event_json(event: TimelineEvent) -> dict[str, Any]:
+    """A timeline event, named as its meeting's product names it (`participant_join`, a
+    Contact Center's `consumer_answered`, `event_23` if unknown)."""
     body: dict[str, Any] = msgspec.to_builtins(event)
-    del body["meeting_uuid"]
-    body["event"] = event_name(event.event_type)
+    del body["meeting_uuid"], body["product"]
+    body["event"] = timeline_event_name(event.product, event.event_type)
     return with_iso(body, STAMPED)
 
 

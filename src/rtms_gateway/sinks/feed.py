@@ -33,7 +33,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..client.lifecycle import StreamState
-from ..protocol.constants import EventType
+from ..protocol.constants import EventType, Product, ZccEventType, event_name
 from . import schema as s
 from .cursors import format_cursor
 from .exports import iso_utc
@@ -76,6 +76,7 @@ SESSION_STATE = (K.MEETING, "meeting.session_state")
 EVENT_ITEMS.update({int(t): SESSION_STATE for t in GatewayEvent if t.is_session_state})
 EVENT_ITEMS[GatewayEvent.AUDIO_METADATA] = (K.MEETING, "meeting.audio_metadata")
 OTHER_EVENT = (K.MEETING, "meeting.event")
+_ZCC_TYPES = frozenset(int(e) for e in ZccEventType)
 SEGMENT = (K.TRANSCRIPT, "transcript.segment")
 CHAT_MESSAGE = (K.CHAT, "chat.message")
 MEETING_STARTED = (K.MEETING, "meeting.started")
@@ -98,7 +99,12 @@ ACCOUNT_KEY = "a"  # an account item's own key (a notice Zoom delivers twice is 
 _encode = msgspec.json.Encoder().encode
 
 
-def event_item(event_type: int) -> tuple[FeedKind, str]:
+def event_item(event_type: int, product: str = Product.MEETING.value) -> tuple[FeedKind, str]:
+    """A timeline event's kind and type. A Contact Center's own events (8-29, which
+    number other things in meetings) are `contact_center.<name>`, of the participant kind:
+    they are about the caller and the agents."""
+    if product == Product.CONTACT_CENTER and event_type in _ZCC_TYPES:
+        return K.PARTICIPANT, f"contact_center.{event_name(product, event_type)}"
     return EVENT_ITEMS.get(event_type, OTHER_EVENT)
 
 

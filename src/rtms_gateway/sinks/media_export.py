@@ -12,6 +12,7 @@ from typing import Any
 
 from .paths import MediaPathError, media_path
 from .records import MediaFile, is_nobody
+from .tracks import FRAME_NAME
 
 MEDIA_TYPES = {"wav": "audio/wav", "mp4": "video/mp4", "h264": "video/h264",
                "raw": "application/octet-stream", "frames": "application/zip"}
@@ -79,6 +80,20 @@ def locate(data_dir: Path, relative: str) -> tuple[Path, bool] | None:
     if not path.exists():
         return None
     return path, path.is_dir()
+
+
+IMAGE_TYPES = {".jpg": "image/jpeg", ".png": "image/png"}
+
+
+def frame_files(folder: Path) -> list[tuple[int, int, Path]]:
+    """Blocking: the images of a folder of numbered frames as (number, offset ms from the
+    stream's time zero, path), in order."""
+    found = []
+    for path in folder.iterdir():
+        m = FRAME_NAME.fullmatch(path.name)
+        if m and path.suffix in IMAGE_TYPES:
+            found.append((int(m[1]), int(m[2]), path))
+    return sorted(found)
 
 
 def frames_zip(folder: Path) -> Iterator[bytes]:

@@ -8,9 +8,10 @@ from typing import Any
 import msgspec
 
 from ..client.lifecycle import StreamState
+from ..protocol.constants import Product
 from ..protocol.messages import UserId
 
-__all__ = ["ChatMessage", "GatewayEvent", "MediaFile", "MeetingRecord", "StreamRecord", "TimelineEvent",
+__all__ = ["ChatFile", "ChatMessage", "GatewayEvent", "MediaFile", "MeetingRecord", "StreamRecord", "TimelineEvent",
            "TranscriptSegment", "UserId", "is_nobody"]  # UserId re-exported: the type of every record's user ids
 
 # Zoom names no one with user 0 (the mixed audio), -1, or no id at all, as a number or a
@@ -63,7 +64,22 @@ class TranscriptSegment(msgspec.Struct, kw_only=True, gc=False):
     raw: dict[str, Any] | None = None
 
 
+class ChatFile(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A file shared in chat, with the fields Zoom names (any others stay in `raw`)."""
+
+    file_id: str | None = None
+    file_name: str | None = None
+    file_size: int | None = None
+    file_type: str | None = None
+    download_url: str | None = None
+
+
 class ChatMessage(msgspec.Struct, kw_only=True):
+    """A chat message. As it comes off the wire it is one version of a message: new, an
+    update or a deletion (`operation_type`) of the message named by `message_id`. Read back
+    from the store it is the message's current state: its latest text ("" once deleted),
+    when it was edited or deleted, its versions, the replies in its thread."""
+
     meeting_uuid: str
     rtms_stream_id: str
     message_id: str | None
@@ -74,8 +90,16 @@ class ChatMessage(msgspec.Struct, kw_only=True):
     chat_session_type: int | None
     text: str
     operation_type: int | None
-    timestamp: int
+    timestamp: int  # when it was sent (a version: when that operation happened)
     raw: dict[str, Any] | None = None
+    parent_message_id: str | None = None  # a reply in this message's thread
+    files: list[ChatFile] = []
+    delete_file_ids: list[str] = []  # files this version takes away (`delete_file_id_list`)
+    # The current state (read back from the store):
+    edited_at_ms: int | None = None
+    deleted_at_ms: int | None = None
+    versions: int = 1
+    replies: list[str] = []  # the message ids of the replies in its thread, oldest first
 
 
 SESSION_STATE_BASE = 1000
@@ -117,6 +141,9 @@ class TimelineEvent(msgspec.Struct, kw_only=True):
     user_id: UserId | None = None
     user_name: str | None = None
     payload: dict[str, Any] | None = None
+    # The meeting's product: what `event_type` means depends on it (not a column: the
+    # meeting's row says it, and reads take it from there).
+    product: str = Product.MEETING.value
 
 
 class MediaFile(msgspec.Struct, kw_only=True):

@@ -1,8 +1,9 @@
 """Erasing a stream Zoom revoked (stop reason 8, STREAM_REVOKED): Zoom asks apps to delete
 what they hold of it at once.
 
-One transaction deletes the stream's transcript segments, chat messages and timeline
-events, their feed items (and, on SQLite, their search rows), the pending outbound webhook
+One transaction deletes the stream's transcript segments, chat messages (every message a
+version of which came on the stream, with all its versions and files) and timeline events,
+their feed items (and, on SQLite, their search rows), the pending outbound webhook
 deliveries of those items, the stream's media file index and its feed items, and the stream
 row; a meeting left with no stream goes too (its row and every feed item of it). What is
 kept is a tombstone (stream id, meeting key, reason, time), so the API answers 410 Gone for
@@ -26,8 +27,9 @@ import msgspec
 from sqlalchemy import Table, and_, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from . import chat
 from . import schema as s
-from .feed import CHAT_KEY, EVENT_KEY, SEGMENT_KEY, FeedKind
+from .feed import EVENT_KEY, SEGMENT_KEY, FeedKind
 from .outbox_store import PENDING
 from .paths import MediaPathError, media_path
 from .schema import key_of
@@ -38,7 +40,7 @@ from .store_errors import guarded
 log = logging.getLogger(__name__)
 
 _RECORDS: tuple[tuple[Table, str], ...] = (
-    (s.transcript_segments, SEGMENT_KEY), (s.chat_messages, CHAT_KEY), (s.timeline_events, EVENT_KEY))
+    (s.transcript_segments, SEGMENT_KEY), (s.timeline_events, EVENT_KEY))
 _CHUNK = 500  # ids per IN (...): well inside SQLite's and asyncpg's parameter limits
 
 
@@ -122,6 +124,9 @@ class Revocations:
                     [{"seq": seq, "text": body[:INDEXED_CHARS]} for seq, body in found])
             await self._erase_items(conn, [seq for seq, _ in found], erased)
             erased.records += (await conn.execute(delete(table).where(mine))).rowcount or 0
+        rows, seqs = await chat.erase(conn, uuid, stream_id, index_texts=not self._pg)
+        await self._erase_items(conn, seqs, erased)
+        erased.records += rows
 
     async def _erase_items(self, conn: AsyncConnection, seqs: Sequence[int], erased: Erased) -> None:
         """Feed items by sequence number, with their pending deliveries."""

@@ -116,13 +116,46 @@ transcript_segments = Table(
     _lookup("ix_segments_meeting", "meeting_uuid"),
 )
 
+# Chat: one row per message in `chat_messages`, its current state (an update or a deletion
+# applies to it: `message_key`, the meeting and Zoom's `message_id`); every version of it as
+# it came (new, update, delete, ...) in `chat_message_versions`, each with its feed item
+# (`dedup_key`, so a replayed version is a no-op). `last_seq` is the feed item of the
+# message's latest version: its cursor, and (SQLite) the rowid of its text in search.
 chat_messages = Table(
     "chat_messages", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_key", KEY, nullable=False, unique=True),
+    Column("meeting_uuid", Text, nullable=False),
+    Column("rtms_stream_id", Text, nullable=False),  # the stream it first came on
+    Column("message_id", Text),
+    Column("parent_message_id", Text),
+    Column("parent_key", KEY),  # the message_key of its thread's first message
+    Column("sender_user_id", Text),
+    Column("sender_name", Text),
+    Column("receiver_user_id", Text),
+    Column("receiver_name", Text),
+    Column("chat_session_type", Integer),
+    Column("text", Text, nullable=False),  # the current text; "" once deleted
+    Column("operation_type", Integer),  # of the latest version
+    Column("timestamp", BigInteger, nullable=False),  # when it was sent
+    Column("edited_at_ms", BigInteger),
+    Column("deleted_at_ms", BigInteger),
+    Column("versions", Integer, nullable=False),
+    Column("last_seq", SEQ, nullable=False, unique=True),
+    Column("raw", JSON),  # of the latest version
+    _lookup("ix_chat_meeting", "meeting_uuid"),
+    Index("ix_chat_parent", "parent_key"),
+)
+
+chat_message_versions = Table(
+    "chat_message_versions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("dedup_key", KEY, nullable=False, unique=True),
+    Column("message_key", KEY, nullable=False),
     Column("meeting_uuid", Text, nullable=False),
     Column("rtms_stream_id", Text, nullable=False),
     Column("message_id", Text),
+    Column("parent_message_id", Text),
     Column("sender_user_id", Text),
     Column("sender_name", Text),
     Column("receiver_user_id", Text),
@@ -131,8 +164,28 @@ chat_messages = Table(
     Column("text", Text, nullable=False),
     Column("operation_type", Integer),
     Column("timestamp", BigInteger, nullable=False),
+    Column("files", JSON),
+    Column("delete_file_ids", JSON),
     Column("raw", JSON),
-    _lookup("ix_chat_meeting", "meeting_uuid"),
+    Index("ix_chat_versions_message", "message_key"),
+    _lookup("ix_chat_versions_meeting", "meeting_uuid"),
+)
+
+# The files of each message's current state, one row each (a deleted message has none).
+chat_files = Table(
+    "chat_files", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_key", KEY, nullable=False),
+    Column("meeting_uuid", Text, nullable=False),
+    Column("message_id", Text),
+    Column("position", Integer, nullable=False),
+    Column("file_id", Text),
+    Column("file_name", Text),
+    Column("file_size", BigInteger),
+    Column("file_type", Text),
+    Column("download_url", Text),
+    Index("ix_chat_files_message", "message_key"),
+    _lookup("ix_chat_files_meeting", "meeting_uuid"),
 )
 
 timeline_events = Table(

@@ -6,9 +6,11 @@ and PostgreSQL's operators (`NEAR`, `OR`, `-`, `:`, parentheses, a stray quote) 
 plain text, so no query can fail in the database. The query reaches the database only as a
 bound parameter, built from words made of letters and digits.
 
-The indexes (made by migration 0005, kept out of the model: `schema.include_name`):
+The indexes (made by migrations 0005 and 0009, kept out of the model: `schema.include_name`):
 - SQLite: `search_text`, a contentless FTS5 table whose rowid is the sequence number of the
-  record's feed item; the store adds a row with each segment or chat message it writes.
+  record's feed item; the store adds a row with each segment it writes, and keeps a chat
+  message's current text under its latest item (`sinks.chat`: an edit moves it, a deletion
+  takes it out).
 - PostgreSQL: GIN indexes on `to_tsvector('simple', ...)` of both tables' text (its first
   N characters, ASCII punctuation as spaces: `PG_VECTOR`), kept by PostgreSQL itself
   ('simple': no stemming, no stop words; the cut keeps a giant text under tsvector's 1 MB).
@@ -33,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..protocol.errors import RTMSError
 from ..protocol.messages import UserId
-from .feed import CHAT_KEY, SEGMENT_KEY, FeedKind
+from .feed import SEGMENT_KEY, FeedKind
 from .store_rows import from_uid
 
 # Frozen into migration 0005's index expressions (PostgreSQL uses an index only for the
@@ -154,11 +156,15 @@ class SearchHit(msgspec.Struct, kw_only=True):
 
 # ---- SQL -----------------------------------------------------------------------------------
 
-_SOURCES = {  # kind -> (table, its item keys' prefix, its speaker's columns, its time)
-    FeedKind.TRANSCRIPT: ("transcript_segments", SEGMENT_KEY, "user_id", "user_name",
-                          "{inferred}", "COALESCE(r.start_time, r.timestamp)"),
-    FeedKind.CHAT: ("chat_messages", CHAT_KEY, "sender_user_id", "sender_name", "{never}",
-                    "r.timestamp"),
+# A segment and its item, both ways round (as feed_records.linked says it).
+_SEGMENT_ITEM = (f"r.dedup_key = substr(f.item_key, {len(SEGMENT_KEY) + 1}) "
+                 f"AND f.item_key = '{SEGMENT_KEY}' || r.dedup_key")
+_SOURCES = {  # kind -> (table, how a row finds its item, its speaker's columns, its time, which rows)
+    FeedKind.TRANSCRIPT: ("transcript_segments", _SEGMENT_ITEM, "user_id", "user_name",
+                          "{inferred}", "COALESCE(r.start_time, r.timestamp)", ""),
+    # A message as it stands, at its latest change's item; a deleted one is never found.
+    FeedKind.CHAT: ("chat_messages", "f.id = r.last_seq", "sender_user_id", "sender_name", "{never}",
+                    "r.timestamp", " AND r.deleted_at_ms IS NULL"),
 }
 _SQLITE_HITS = ("WITH hits AS (SELECT rowid AS seq, bm25(search_text) AS rank FROM search_text "
                 "WHERE search_text MATCH :match)")
@@ -172,15 +178,12 @@ PG_VECTOR = f"to_tsvector('simple', translate(left(r.text, {INDEXED_CHARS}), {_A
 
 
 def _select(kind: FeedKind, pg: bool, meeting: bool) -> str:
-    table, prefix, user_id, user_name, inferred, time_ms = _SOURCES[kind]
+    table, linked, user_id, user_name, inferred, time_ms, rows = _SOURCES[kind]
     inferred = inferred.format(inferred="r.speaker_inferred", never="false" if pg else "0")
     columns = (f"'{kind.value}' AS kind, f.id AS seq, r.meeting_uuid, "
                f"r.{user_id} AS user_id, r.{user_name} AS user_name, "
                f"{inferred} AS speaker_inferred, {time_ms} AS time_ms, r.text")
-    # A record and its item, both ways round (as feed_records.linked says it).
-    linked = (f"r.dedup_key = substr(f.item_key, {len(prefix) + 1}) "
-              f"AND f.item_key = '{prefix}' || r.dedup_key")
-    where = " AND r.meeting_uuid = :meeting" if meeting else ""
+    where = rows + (" AND r.meeting_uuid = :meeting" if meeting else "")
     if pg:
         return (f"SELECT {columns}, ts_rank({PG_VECTOR}, q.q) AS rank "
                 f"FROM {table} r JOIN feed_items f ON {linked} "

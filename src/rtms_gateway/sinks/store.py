@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..client.lifecycle import meeting_state
 from ..protocol.constants import EventType
-from . import feed
+from . import chat, feed
 from . import feed_records as records
 from . import schema as s
 from . import store_rows as convert
@@ -410,6 +410,24 @@ class Store:
                         limit: int | None = None) -> list[Cursored[ChatMessage]]:
         """Chat messages, as `transcript_page` does segments."""
         return await self._listed(records.CHATS, meeting_uuid, after, limit)
+
+    @guarded
+    async def chat_message(self, meeting_uuid: str, message_id: str) -> Cursored[ChatMessage] | None:
+        """A chat message as it stands, with its cursor (None if it is not stored)."""
+        async with self.engine.connect() as conn:
+            return await chat.one(conn, self._id(meeting_uuid), self._id(message_id))
+
+    @guarded
+    async def chat_history(self, meeting_uuid: str, message_ids: Collection[str]
+                           ) -> dict[str, list[Cursored[ChatMessage]]]:
+        """Every version of each of these chat messages (new, updates, deletion, ...) as it
+        came, oldest first, each with its cursor; a message not stored is left out."""
+        if not message_ids:
+            return {}
+        asked = {self._id(x): x for x in message_ids}  # keyed by the ids as the caller gave them
+        async with self.engine.connect() as conn:
+            found = await chat.history(conn, self._id(meeting_uuid), list(asked))
+        return {asked[x]: versions for x, versions in found.items()}
 
     async def timeline_page(self, meeting_uuid: str, *, after: int | None = None,
                             limit: int | None = None) -> list[Cursored[TimelineEvent]]:

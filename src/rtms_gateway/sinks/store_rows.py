@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .records import ChatMessage, MediaFile, StreamRecord, TimelineEvent, TranscriptSegment
+import msgspec
+
+from ..protocol.constants import Product
+from .records import (
+    ChatFile,
+    ChatMessage,
+    MediaFile,
+    StreamRecord,
+    TimelineEvent,
+    TranscriptSegment,
+)
 from .schema import key_of
 
 MEDIA_FILE_FIELDS = ("meeting_uuid", "rtms_stream_id", "kind", "user_id", "user_name", "codec", "format",
@@ -35,13 +45,24 @@ def segment_row(x: TranscriptSegment) -> dict[str, Any]:
             "received_at_ms": x.received_at_ms, "speaker_inferred": x.speaker_inferred, "raw": x.raw}
 
 
+def chat_message_key(meeting_uuid: str, message_id: str | None) -> str:
+    """The key of the message a chat version belongs to (see `chat_row` for one with no id)."""
+    return key_of("chat", meeting_uuid, message_id)
+
+
 def chat_row(x: ChatMessage) -> dict[str, Any]:
-    return {"dedup_key": key_of(x.rtms_stream_id, x.message_id, x.timestamp, x.operation_type, x.text),
+    """A version of a chat message (`chat_message_versions`). A version without a
+    `message_id` (older servers) is a message of its own."""
+    dedup_key = key_of(x.rtms_stream_id, x.message_id, x.timestamp, x.operation_type, x.text)
+    return {"dedup_key": dedup_key,
+            "message_key": chat_message_key(x.meeting_uuid, x.message_id) if x.message_id else dedup_key,
             "meeting_uuid": x.meeting_uuid, "rtms_stream_id": x.rtms_stream_id, "message_id": x.message_id,
+            "parent_message_id": x.parent_message_id,
             "sender_user_id": uid(x.sender_user_id), "sender_name": x.sender_name,
             "receiver_user_id": uid(x.receiver_user_id), "receiver_name": x.receiver_name,
             "chat_session_type": x.chat_session_type, "text": x.text, "operation_type": x.operation_type,
-            "timestamp": x.timestamp, "raw": x.raw}
+            "timestamp": x.timestamp, "files": [msgspec.to_builtins(f) for f in x.files] or None,
+            "delete_file_ids": x.delete_file_ids or None, "raw": x.raw}
 
 
 def event_row(x: TimelineEvent) -> dict[str, Any]:
@@ -66,20 +87,43 @@ def segment(r: Any) -> TranscriptSegment:
         received_at_ms=r["received_at_ms"], speaker_inferred=bool(r["speaker_inferred"]), raw=r["raw"])
 
 
-def chat(r: Any) -> ChatMessage:
+def chat_version(r: Any) -> ChatMessage:
+    """A row of `chat_message_versions`."""
     return ChatMessage(
         meeting_uuid=r["meeting_uuid"], rtms_stream_id=r["rtms_stream_id"], message_id=r["message_id"],
         sender_user_id=from_uid(r["sender_user_id"]), sender_name=r["sender_name"],
         receiver_user_id=from_uid(r["receiver_user_id"]), receiver_name=r["receiver_name"],
         chat_session_type=r["chat_session_type"], text=r["text"], operation_type=r["operation_type"],
-        timestamp=r["timestamp"], raw=r["raw"])
+        timestamp=r["timestamp"], raw=r["raw"], parent_message_id=r["parent_message_id"],
+        files=[msgspec.convert(f, ChatFile) for f in r["files"] or ()],
+        delete_file_ids=list(r["delete_file_ids"] or ()))
 
 
-def event(r: Any) -> TimelineEvent:
+def chat(r: Any, files: list[ChatFile] | None = None, replies: list[str] | None = None) -> ChatMessage:
+    """A row of `chat_messages` (a message's current state), with its files and replies."""
+    return ChatMessage(
+        meeting_uuid=r["meeting_uuid"], rtms_stream_id=r["rtms_stream_id"], message_id=r["message_id"],
+        sender_user_id=from_uid(r["sender_user_id"]), sender_name=r["sender_name"],
+        receiver_user_id=from_uid(r["receiver_user_id"]), receiver_name=r["receiver_name"],
+        chat_session_type=r["chat_session_type"], text=r["text"], operation_type=r["operation_type"],
+        timestamp=r["timestamp"], raw=r["raw"], parent_message_id=r["parent_message_id"],
+        files=files or [], edited_at_ms=r["edited_at_ms"], deleted_at_ms=r["deleted_at_ms"],
+        versions=r["versions"], replies=replies or [])
+
+
+def chat_file(r: Any) -> ChatFile:
+    return ChatFile(file_id=r["file_id"], file_name=r["file_name"], file_size=r["file_size"],
+                    file_type=r["file_type"], download_url=r["download_url"])
+
+
+def event(r: Any, product: str | None = None) -> TimelineEvent:
+    """A timeline row; its meeting's product from `product`, else from the row (a read
+    joined with the meeting), else a meeting's."""
+    product = product or r.get("product") or Product.MEETING.value
     return TimelineEvent(
         meeting_uuid=r["meeting_uuid"], rtms_stream_id=r["rtms_stream_id"], event_type=r["event_type"],
         timestamp=r["timestamp"], user_id=from_uid(r["user_id"]), user_name=r["user_name"],
-        payload=r["payload"])
+        payload=r["payload"], product=product)
 
 
 def media_file(r: Any) -> MediaFile:

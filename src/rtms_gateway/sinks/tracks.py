@@ -30,7 +30,8 @@ from .records import MediaFile
 
 MS = Fraction(1, 1000)  # timestamps are ms; the muxer picks its own stream time base
 DEFAULT_FRAME_MS = 40  # one frame at 25 fps: the length of a lone frame whose rate is unknown
-_FRAME_NAME = re.compile(r"(\d+)_(-?\d+)\.\w+")
+# A numbered frame's file name: `<number>_<offset ms>.<suffix>` (FramesTrack).
+FRAME_NAME = re.compile(r"(\d+)_(-?\d+)\.\w+")
 
 
 class Track(Protocol):
@@ -289,7 +290,7 @@ class FramesTrack(_Blocking):
         """Carry on numbering after the frames already in the folder."""
         numbers, offsets = [], []
         for entry in os.scandir(self.folder):
-            m = _FRAME_NAME.fullmatch(entry.name)
+            m = FRAME_NAME.fullmatch(entry.name)
             if m:
                 numbers.append(int(m[1]))
                 offsets.append(int(m[2]))

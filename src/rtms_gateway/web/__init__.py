@@ -45,7 +45,7 @@ def mount_dashboard(app: FastAPI, settings: Settings, *, store: DashboardStore, 
     auth.sessions = sessions
     app.include_router(web_routes(store=store, manager=manager, auth=auth, sessions=sessions,
                                   media_files=media_files, webhook_path=settings.webhook_path,
-                                  frames=frames))
+                                  data_dir=settings.data_dir, frames=frames))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     handler: Any = to_login
     app.add_exception_handler(ToLogin, handler)

@@ -9,6 +9,7 @@ browser to `/login`.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
@@ -33,6 +34,7 @@ from ..sinks.exports import (
     segment_json,
 )
 from ..sinks.keys import Scope, key_hash
+from ..sinks.media_export import IMAGE_TYPES, frame_files, locate
 from ..sinks.participants import participants
 from ..sinks.records import MediaFile
 from ..sinks.search import BadSearch
@@ -45,6 +47,7 @@ STATIC = Path(__file__).parent / "static"
 MAX_FORM_BYTES = 4096
 LIST_LIMIT = 500
 SEARCH_LIMIT = 50
+SHARE_STRIP_FRAMES = 12  # shared-screen frames the meeting page shows, spread over the share
 EXPORT_FORMATS = ("txt", "vtt", "srt", "json")
 # Same-origin only, nothing inline: a string from a meeting that slipped into markup still
 # could not run.
@@ -67,6 +70,7 @@ class DashboardStore(Protocol):
     async def chat(self, meeting_uuid: str) -> list[Any]: ...
     async def search(self, q: str, *, meeting_uuid: str | None = None, kinds: Any = ...,
                      limit: int = 20) -> list[Any]: ...
+    async def media_file(self, file_id: int) -> MediaFile | None: ...
     async def ping(self) -> bool: ...
 
 
@@ -157,9 +161,40 @@ MediaFiles = Callable[[str], Awaitable[list[MediaFile]]]
 FrameCounts = Callable[[], dict[str, int]]
 
 
+def share_frame_url(file_id: int, number: int) -> str:
+    return f"/share-frames/{file_id}/{number}"
+
+
+def _strip_frames(data_dir: Path, files: list[MediaFile], limit: int) -> list[dict[str, Any]]:
+    """Blocking: up to `limit` frames of the shared screen, evenly spread, each with its
+    address and moment (ms since the epoch)."""
+    frames: list[dict[str, Any]] = []
+    for f in files:
+        found = locate(data_dir, f.path) if f.kind == "share" and f.format == "frames" else None
+        if found is None or not found[1] or f.id is None:
+            continue
+        file_id = f.id
+        frames += [{"url": share_frame_url(file_id, number), "at_ms": f.origin_ms + offset}
+                   for number, offset, _ in frame_files(found[0])]
+    if len(frames) > limit:
+        step = len(frames) / limit
+        frames = [frames[int(i * step)] for i in range(limit)]
+    return frames
+
+
+def _frame_path(data_dir: Path, f: MediaFile | None, number: int) -> Path | None:
+    """Blocking: the image of frame `number` of a shared-screen file of frames."""
+    if f is None or f.kind != "share" or f.format != "frames":
+        return None
+    found = locate(data_dir, f.path)
+    if found is None or not found[1]:
+        return None
+    return next((path for n, _, path in frame_files(found[0]) if n == number), None)
+
+
 def web_routes(*, store: DashboardStore, manager: HealthSource, auth: KeyChecker,
                sessions: Sessions, media_files: MediaFiles, webhook_path: str,
-               frames: FrameCounts | None = None) -> APIRouter:
+               data_dir: Path, frames: FrameCounts | None = None) -> APIRouter:
     """The pages; `media_files` lists a meeting's files as the API's media route does;
     `frames` counts the frames received per media kind (the health page's rates)."""
     templates = Jinja2Templates(directory=str(TEMPLATES))
@@ -244,7 +279,9 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: KeyChecker
         chat = cursored_json(rows[1], chat_json)
         events = cursored_json(rows[2], event_json)
         last_seq = max((row.seq for listing in rows for row in listing), default=None)
-        files = [media_file_json(f) for f in await media_files(meeting_uuid)]
+        found_files = await media_files(meeting_uuid)
+        files = [media_file_json(f) for f in found_files]
+        share_frames = await asyncio.to_thread(_strip_frames, data_dir, found_files, SHARE_STRIP_FRAMES)
         end_ms = meeting.get("stopped_at_ms")
         people = [p.to_dict() for p in participants(
             await store.timeline(meeting_uuid), await store.transcript(meeting_uuid),
@@ -253,12 +290,25 @@ def web_routes(*, store: DashboardStore, manager: HealthSource, auth: KeyChecker
                 "started_at_ms": meeting.get("started_at_ms"), "stopped_at_ms": end_ms,
                 "events": events, "participants": people,
                 "media": [{**f, "url": f"/api/media/{f['id']}"} for f in files],
+                "share_frames": share_frames,
                 "after": format_cursor(last_seq) if last_seq is not None else None,
                 "live_feed": has_meeting_feed(request)}
         api_base = "/api/meetings/" + quote(meeting_uuid, safe="")
         return page(request, "meeting.html", session, meeting=meeting, segments=segments, chat=chat,
                     events=events, people=people, files=files, data=data, at=at,
                     exports=[(fmt, f"{api_base}/transcript?format={fmt}") for fmt in EXPORT_FORMATS])
+
+    @router.get("/share-frames/{file_id}/{number}")
+    async def share_frame(request: Request, file_id: int, number: int) -> Response:
+        """One frame of a shared screen, for the meeting page's strip."""
+        await signed_in(request)
+        if not (1 <= file_id <= 2**62 and 0 <= number <= 2**31):
+            raise HTTPException(404, "no such frame")
+        path = await asyncio.to_thread(_frame_path, data_dir, await store.media_file(file_id), number)
+        if path is None:
+            raise HTTPException(404, "no such frame")
+        return FileResponse(path, media_type=IMAGE_TYPES[path.suffix],
+                            headers={"x-content-type-options": "nosniff", "cache-control": "private, max-age=3600"})
 
     @router.get("/search")
     async def search_page(request: Request, q: str = "") -> Response:

@@ -109,9 +109,18 @@
     node("text", { class: "lane-label", x: labelW, y: rows * laneH + 16 }, clock(t0, t0));
     node("text", { class: "lane-label", x: width - 60, y: rows * laneH + 16 }, clock(t1, t0));
     box.replaceChildren(svg);
+    drawShareStrip(shares, t0);
+  }
+
+  // The share strip: when the screen was shared and by whom, then frames of what was shown.
+  function drawShareStrip(shares, t0) {
     const strip = document.getElementById("shares");
-    strip.replaceChildren(...shares.map((s) => el("span", {}, clock(s.from, t0) + "–" + clock(s.to, t0) + " " + s.who)));
-    if (!shares.length) strip.replaceChildren(el("span", { class: "muted" }, "No screen shared."));
+    const periods = shares.map((s) => el("span", { class: "share-period" }, clock(s.from, t0) + "–" + clock(s.to, t0) + " " + s.who));
+    const frames = (data.share_frames || []).map((f) => el("figure", { class: "share-frame" },
+      el("a", { href: f.url }, el("img", { src: f.url, alt: "Shared screen at " + clock(f.at_ms, t0), loading: "lazy" })),
+      el("figcaption", {}, clock(f.at_ms, t0))));
+    strip.replaceChildren(...periods, ...frames);
+    if (!periods.length && !frames.length) strip.replaceChildren(el("span", { class: "muted" }, "No screen shared."));
   }
 
   // ---- live items -------------------------------------------------------------------------
@@ -130,11 +139,24 @@
     drawTimeline();
   }
 
+  // An update or a deletion is a new item for a message already shown: it replaces it.
   function addChat(cursor, m) {
     const empty = chat.querySelector(".empty");
     if (empty) empty.remove();
-    chat.append(el("li", { id: "c-" + cursor }, el("span", { class: "t" }, clock(m.timestamp, data.started_at_ms)), " ",
-      el("span", { class: "who" }, m.sender_name || "?"), " ", el("span", { class: "text" }, m.text || "")));
+    const classes = [m.parent_message_id ? "reply" : "", m.deleted ? "deleted" : ""].filter(Boolean).join(" ");
+    const files = m.deleted ? [] : (m.files || []).map((f) => el("span", { class: "file" }, " 📎 " + (f.file_name || "file")));
+    const replies = (m.replies || []).length;
+    const line = el("li", { id: "c-" + cursor, class: classes || null, dataset: { message: m.message_id || "" } },
+      m.parent_message_id ? el("span", { class: "muted", title: "a reply in a thread" }, "↳ ") : null,
+      el("span", { class: "t" }, clock(m.timestamp, data.started_at_ms)), " ",
+      el("span", { class: "who" }, m.sender_name || "?"),
+      m.receiver_user_id != null ? el("span", { class: "to" }, " → " + (m.receiver_name || m.receiver_user_id)) : null, " ",
+      m.deleted ? el("span", { class: "text muted" }, "message deleted") : el("span", { class: "text" }, m.text || ""),
+      m.edited && !m.deleted ? el("span", { class: "muted" }, " (edited)") : null, ...files,
+      replies ? el("span", { class: "muted" }, " " + replies + (replies === 1 ? " reply" : " replies")) : null);
+    const shown = m.message_id ? [...chat.children].find((li) => li.dataset.message === m.message_id) : null;
+    if (shown) { shown.replaceWith(line); return; }
+    chat.append(line);
     if (nearBottom(chat)) chat.scrollTop = chat.scrollHeight;
   }
 
