@@ -38,6 +38,9 @@ async def test_one_meeting_end_to_end(tmp_path):
         assert [(s.user_name, s.speaker_inferred) for s in segments] == [
             (speakers[t.data].speaker.user_name, speakers[t.data].anonymous) for t in record.transcripts]
         assert all(s.start_time and s.end_time and s.timestamp for s in segments)
+        # `attribute` (NEW on some of Zoom's transcripts) is kept where it came, only there.
+        assert [s.attribute for s in segments] == [t.attribute for t in record.transcripts]
+        assert any(s.attribute is not None for s in segments)
         chats = await run.gateway.store.chat(uuid)
         assert sorted(c.text for c in chats) == sorted(str(c.data) for c in record.chat)
         timeline = await run.gateway.store.timeline(uuid)

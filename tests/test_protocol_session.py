@@ -137,6 +137,17 @@ def test_terminated_update_closes_with_stop_reason():
     assert s.state is SignalingState.CLOSED and s.stop_reason == 6
 
 
+@pytest.mark.parametrize("state", [s for s in StreamState if s is not StreamState.TERMINATED])
+def test_a_stream_state_other_than_terminated_ends_nothing(state):
+    # TERMINATING included: the stream goes on until Zoom says TERMINATED.
+    s = connected_signaling()
+    s.expect_media([MediaType.AUDIO])
+    s.media_ready(MediaType.AUDIO)
+    ev = s.receive(wire({"msg_type": 8, "state": state, "reason": 0, "timestamp": 1}), 2.0)
+    assert isinstance(ev, m.StreamStateUpdate) and ev.state == state
+    assert s.state is SignalingState.READY and s.stop_reason is None
+
+
 def test_close_request_and_response():
     s = connected_signaling()
     s.request_close()

@@ -84,7 +84,7 @@ def new_stream(server_urls: str = SIGNALING_URL, **options: Any) -> Scene:
     options.setdefault("silence_limit", 1e9)  # only the silence test watches for silence
     stream = RtmsStream(
         StreamSpec(Product.MEETING, "meeting/uuid+1==", "stream-1", server_urls),
-        client_id="client-id", client_secret="client-secret", media=AUDIO_AND_TRANSCRIPT,
+        client_id="client-id", client_secret="client-secret", media=options.pop("media", AUDIO_AND_TRANSCRIPT),
         observer=observer, transport=transport, clock=clock,
         policy=ReconnectPolicy(random=lambda: 0.5),  # each wait at its nominal value
         **options,
@@ -302,6 +302,26 @@ async def test_a_refused_media_socket_is_reported_and_the_others_stream_on(scene
     assert scene.transport.urls.count(AUDIO_URL) == 1  # a refused socket is not reopened
     signaling.send(terminated(6))
     assert (await scene.ended()).media_rejected == {"audio": 9}
+
+
+async def test_types_zoom_gives_no_url_of_their_own_share_one_socket_at_the_all_url(scenes):
+    # Zoom's per-type keys depend on the app's scopes; `all` serves whatever is left (unified).
+    all_url = "wss://zoom.test/all"
+    scene = new_stream(media=MediaType.AUDIO | MediaType.TRANSCRIPT | MediaType.CHAT)
+    scenes.append(scene)
+    signaling = await accept_signaling(scene.transport, urls={"audio": AUDIO_URL, "all": all_url})
+    asked = {}
+    for _ in range(2):
+        end = await scene.transport.accept()
+        request = await end.receive()
+        assert isinstance(request, m.DataHandshakeReq), request
+        asked[end.url] = request.media_type
+        end.send(m.DataHandshakeResp(status_code=0, reason="", media_params=request.media_params))
+    assert asked == {AUDIO_URL: MediaType.AUDIO, all_url: MediaType.TRANSCRIPT | MediaType.CHAT}
+    await until(lambda: scene.stream.state is S.READY)
+    assert msg_types(signaling.take())[-1] == MsgType.CLIENT_READY_ACK
+    signaling.send(terminated(6))
+    assert (await scene.ended()).state is S.STOPPED
 
 
 async def test_pausing_reaches_every_socket_and_holds_frames_back_until_resumed(ready):
