@@ -148,6 +148,31 @@ def test_a_stream_state_other_than_terminated_ends_nothing(state):
     assert s.state is SignalingState.READY and s.stop_reason is None
 
 
+def test_state_requests_ask_for_the_stream_and_a_known_session_once_ready():
+    s = connected_signaling()
+    with pytest.raises(LocalProtocolError):  # nothing to ask before the stream is ready
+        s.request_states("session-1")
+    s.expect_media([MediaType.AUDIO])
+    s.media_ready(MediaType.AUDIO)
+    sent(s)
+    s.request_states("session-1")
+    assert sent(s) == [{"msg_type": 19, "rtms_stream_id": "stream-1"},
+                       {"msg_type": 10, "rtms_session_id": "session-1"}]
+    s.request_states(None)  # no session id heard yet: the stream only
+    assert sent(s) == [{"msg_type": 19, "rtms_stream_id": "stream-1"}]
+    answer = s.receive(wire({"msg_type": 20, "state": StreamState.ACTIVE, "rtms_stream_id": "stream-1",
+                             "timestamp": 3}), 2.0)
+    assert isinstance(answer, m.StreamStateResp) and s.state is SignalingState.READY
+
+
+def test_a_stream_state_answer_of_terminated_ends_the_stream():
+    # It ended while no socket was up: no update came, the answer says so.
+    s = connected_signaling()
+    s.receive(wire({"msg_type": 20, "state": StreamState.TERMINATED, "rtms_stream_id": "stream-1",
+                    "timestamp": 3}), 2.0)
+    assert s.state is SignalingState.CLOSED and s.stop_reason is None
+
+
 def test_close_request_and_response():
     s = connected_signaling()
     s.request_close()

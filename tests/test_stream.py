@@ -29,6 +29,7 @@ from rtms_gateway.protocol.constants import (
     MediaType,
     MsgType,
     Product,
+    SessionState,
     StatusCode,
     StopReason,
 )
@@ -140,6 +141,28 @@ async def test_the_subscription_goes_out_with_signaling_and_client_ready_ack_onc
     await accept_media(scene.transport)
     await until(lambda: scene.stream.state is S.READY)
     assert msg_types(signaling.take()) == [MsgType.CLIENT_READY_ACK]
+
+
+async def test_a_reconnection_asks_where_the_stream_and_its_session_stand_once_ready(scenes):
+    scene = new_stream(reconnection=True, session_id="session-1")
+    scenes.append(scene)
+    signaling = await accept_signaling(scene.transport)
+    await accept_media(scene.transport)
+    await accept_media(scene.transport)
+    await until(lambda: scene.stream.state is S.READY)
+    assert msg_types(signaling.take()) == [MsgType.EVENT_SUBSCRIPTION, MsgType.CLIENT_READY_ACK,
+                                           MsgType.STREAM_STATE_REQ, MsgType.SESSION_STATE_REQ]
+    # a first connection asks nothing, and learns the session's id from its updates
+    first = new_stream()
+    scenes.append(first)
+    signaling = await accept_signaling(first.transport)
+    await accept_media(first.transport)
+    await accept_media(first.transport)
+    await until(lambda: first.stream.state is S.READY)
+    signaling.send(m.SessionStateUpdate(state=int(SessionState.STARTED), rtms_session_id="session-2",
+                                        timestamp=5))
+    assert msg_types(signaling.take()) == [MsgType.EVENT_SUBSCRIPTION, MsgType.CLIENT_READY_ACK]
+    assert first.stream.session_id == "session-2"
 
 
 async def test_a_rejected_signaling_handshake_ends_the_run_with_zoom_status(scenes):

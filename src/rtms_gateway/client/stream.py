@@ -41,6 +41,8 @@ from ..protocol.messages import (
     MediaParams,
     Message,
     ReceivedMessage,
+    SessionStateResp,
+    SessionStateUpdate,
     StreamStateUpdate,
     UnknownMessage,
 )
@@ -111,8 +113,14 @@ class RtmsStream:
         connect_timeout: float = 10.0,
         silence_limit: float = CLIENT_SILENCE_LIMIT_S,
         allow_insecure_ws: bool = False,
+        reconnection: bool = False,
+        session_id: str | None = None,
     ) -> None:
         self.spec = spec
+        # A connection made again to a stream held before (after a drop, or a restart of the
+        # gateway): once ready, it asks Zoom where the stream and the session stand.
+        self.reconnection = reconnection
+        self.session_id = session_id  # Zoom's rtms_session_id, once a session state named it
         self.media = media
         self.observer = observer
         self.transport = transport
@@ -296,6 +304,8 @@ class RtmsStream:
                 self._on_signaling_message(event)
 
     def _on_signaling_message(self, msg: ReceivedMessage) -> None:
+        if isinstance(msg, (SessionStateUpdate, SessionStateResp)) and msg.rtms_session_id:
+            self.session_id = msg.rtms_session_id
         self.observer.on_message(self, msg)
         if self.signaling.state is SignalingState.CLOSED:
             self._finish(StreamOutcome(StreamState.STOPPED, stop_reason=self.signaling.stop_reason))
@@ -354,6 +364,8 @@ class RtmsStream:
         if self.lifecycle.state is StreamState.CONNECTING:
             self.lifecycle.move(StreamState.READY)
             self.observer.on_lifecycle(self, Ready())
+            if self.reconnection:  # sent with the ack (the caller flushes)
+                self.signaling.request_states(self.session_id)
 
     def _signaling_flush(self) -> None:
         if self._signaling_socket is not None:

@@ -18,6 +18,7 @@ from ..protocol.messages import (
     AudioParams,
     ChatData,
     EventUpdate,
+    SessionStateResp,
     SessionStateUpdate,
     TranscriptData,
     VideoParams,
@@ -171,9 +172,10 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 def session_state_record(meeting_uuid: str, stream_id: str,
-                         msg: SessionStateUpdate) -> TimelineEvent:
-    """A session's state change (started, paused, resumed, stopped) as a timeline row; the
-    message whole in the payload (Zoom's state number, its session id, a stop's reason)."""
+                         msg: SessionStateUpdate | SessionStateResp) -> TimelineEvent:
+    """A session's state change (started, paused, resumed, stopped; told, or answered when
+    asked) as a timeline row; the message whole in the payload (Zoom's state number, its
+    session id, a stop's reason)."""
     payload: dict[str, Any] = msgspec.to_builtins(msg)
     return TimelineEvent(meeting_uuid=meeting_uuid, rtms_stream_id=stream_id,
                          event_type=GatewayEvent.of_session_state(msg.state),

@@ -52,6 +52,7 @@ from ..protocol.messages import (
     EventUpdate,
     MediaParams,
     ReceivedMessage,
+    SessionStateResp,
     SessionStateUpdate,
     StreamCloseResp,
     VideoSubscriptionResp,
@@ -103,6 +104,8 @@ class _Held:
     ending: bool = False  # Zoom stopped it: connect no more
     stop_reason: int | None = None  # Zoom's, when it stopped it
     next_spec: StreamSpec | None = None  # a new rtms_started moved it here
+    connections: int = 0  # made so far (a rejoin after a restart starts at 1)
+    session_id: str | None = None  # Zoom's rtms_session_id, once a connection learned it
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -245,13 +248,14 @@ class StreamManager:
         """Connect again to a stream held before a restart (its records are stored)."""
         if self._closing or spec.rtms_stream_id in self._held:
             return False
-        self._hold(spec)
+        self._hold(spec, rejoined=True)
         log.info("stream %s (%s %s) rejoining", spec.rtms_stream_id, spec.product.value,
                  _short(spec.owner_id))
         return True
 
-    def _hold(self, spec: StreamSpec) -> None:
-        held = self._held[spec.rtms_stream_id] = _Held(spec, self.policy.stream_backoff())
+    def _hold(self, spec: StreamSpec, *, rejoined: bool = False) -> None:
+        held = self._held[spec.rtms_stream_id] = _Held(spec, self.policy.stream_backoff(),
+                                                       connections=int(rejoined))
         loop = asyncio.get_running_loop()
         self._tasks[spec.rtms_stream_id] = loop.create_task(
             self._supervise(held), name=f"stream-{spec.rtms_stream_id}")
@@ -287,7 +291,8 @@ class StreamManager:
             self._record_stopped_elsewhere(stream_id, meeting_uuid, state, reason)
             self._revoked(stream_id, meeting_uuid, reason)
 
-    def _connect(self, spec: StreamSpec) -> RtmsStream:
+    def _connect(self, spec: StreamSpec, *, reconnection: bool = False,
+                 session_id: str | None = None) -> RtmsStream:
         return RtmsStream(
             spec,
             client_id=self.credentials.client_id,
@@ -303,6 +308,8 @@ class StreamManager:
             connect_timeout=self.connect_timeout,
             silence_limit=self.silence_limit,
             allow_insecure_ws=self.allow_insecure_ws,
+            reconnection=reconnection,
+            session_id=session_id,
         )
 
     # ---- supervising one stream ---------------------------------------------------------
@@ -314,7 +321,9 @@ class StreamManager:
             while True:
                 if held.next_spec is not None:
                     self._go_to_new_servers(held, held.next_spec)
-                stream = held.stream = self._connect(held.spec)
+                stream = held.stream = self._connect(held.spec, reconnection=held.connections > 0,
+                                                     session_id=held.session_id)
+                held.connections += 1
                 self.streams[stream_id] = stream
                 try:
                     outcome = await stream.run()
@@ -324,6 +333,7 @@ class StreamManager:
                                             status_reason=f"{type(exc).__name__}: {exc}")
                 finally:
                     self.frames_rejected_ended += stream.frames_rejected
+                    held.session_id = stream.session_id
                 decision = self._decide(held, outcome)
                 if isinstance(decision, Stop):
                     final = decision.outcome
@@ -402,7 +412,7 @@ class StreamManager:
         kind = type(msg)
         if self.on_control is not None and kind in _CONTROL_MESSAGES:
             self.on_control(stream, msg)
-        elif kind is SessionStateUpdate:
+        elif kind is SessionStateUpdate or kind is SessionStateResp:
             _log_session_state(stream.stream_id, msg)  # type: ignore[arg-type]
 
     def on_lifecycle(self, stream: RtmsStream, change: LifecycleChange) -> None:
@@ -514,12 +524,12 @@ def _log_end(stream_id: str, outcome: StreamOutcome) -> None:
                  f", {outcome.status_reason}" if outcome.status_reason else "")
 
 
-def _log_session_state(stream_id: str, msg: SessionStateUpdate) -> None:
+def _log_session_state(stream_id: str, msg: SessionStateUpdate | SessionStateResp) -> None:
     try:
         state = SessionState(msg.state).name.lower()
     except ValueError:
         state = f"in state {msg.state}"
-    reason = msg.any_reason
+    reason = msg.any_reason if isinstance(msg, SessionStateUpdate) else None
     log.info("stream %s: session %s%s", stream_id, state,
              f" (reason {reason})" if reason else "")
 

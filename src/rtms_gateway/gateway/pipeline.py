@@ -29,12 +29,13 @@ from typing import Any
 import msgspec
 
 from ..metrics import GatewayMetrics
-from ..protocol.constants import EventType, MediaType
+from ..protocol.constants import EventType, MediaType, SessionState
 from ..protocol.messages import (
     AudioData,
     AudioMetadata,
     ChatData,
     EventUpdate,
+    SessionStateResp,
     SessionStateUpdate,
     ShareData,
     StreamStateUpdate,
@@ -113,6 +114,7 @@ class Pipeline:
         self.media_disk = DiskThread("media-writer") if data_dir is not None else None
         self._media_task: asyncio.Task[None] | None = None
         self._speakers: dict[str, SpeakerTimeline] = {}
+        self._session_states: dict[str, int] = {}  # per stream: Zoom's session state, last heard
         self._finishing: set[asyncio.Task[None]] = set()
         self.metrics.pending_records.set_function(lambda: self.intake.pending)
         self.metrics.journal_records.set_function(lambda: journal.records if journal is not None else 0)
@@ -179,10 +181,15 @@ class Pipeline:
             m.share_frames.inc()
             if self.media is not None:
                 self._place(stream, MediaType.DESKSHARE, msg)
-        elif kind is SessionStateUpdate:
-            m.events.inc()
-            self.intake.add_events(stream, [session_state_record(
-                stream.meeting_uuid, stream.stream_id, msg)])  # type: ignore[arg-type]
+        elif kind is SessionStateUpdate or kind is SessionStateResp:
+            # An answer to our request after a reconnection is kept only when it tells
+            # something new (the session paused or resumed while no socket was up).
+            state = _RUNNING if msg.state in _RUNNING_STATES else msg.state  # type: ignore[attr-defined]
+            if kind is SessionStateUpdate or self._session_states.get(stream.stream_id) != state:
+                self._session_states[stream.stream_id] = state
+                m.events.inc()
+                self.intake.add_events(stream, [session_state_record(
+                    stream.meeting_uuid, stream.stream_id, msg)])  # type: ignore[arg-type]
         elif kind is AudioMetadata:
             m.events.inc()
             self.intake.add_events(stream, [audio_metadata_record(
@@ -243,6 +250,7 @@ class Pipeline:
         """Close the stream's files (headers final) and finish them (H.264 muxed to MP4),
         in the media thread, after the frames placed before."""
         self._speakers.pop(stream_id, None)
+        self._session_states.pop(stream_id, None)
         if self.media is None:
             return
         closed = self.media.end_stream(stream_id)
@@ -323,6 +331,12 @@ class Pipeline:
         await self.writer.close()
         if self.media_disk is not None:
             await asyncio.to_thread(self.media_disk.close)
+
+
+# A session that started and one that resumed are both running: an answer saying STARTED
+# after a RESUMED tells nothing new.
+_RUNNING_STATES = frozenset({SessionState.STARTED, SessionState.RESUMED})
+_RUNNING = -1
 
 
 def journal_path(data_dir: Path) -> Path:

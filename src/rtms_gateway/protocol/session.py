@@ -55,11 +55,14 @@ from .messages import (
     MediaParams,
     Message,
     ServerMessage,
+    SessionStateReq,
     ShareData,
     SignalingHandshakeReq,
     SignalingHandshakeResp,
     StreamCloseReq,
     StreamCloseResp,
+    StreamStateReq,
+    StreamStateResp,
     StreamStateUpdate,
     TranscriptData,
     UnknownMessage,
@@ -302,6 +305,16 @@ class SignalingSession(_Socket[SignalingState]):
         self._move(SignalingState.CLOSING)
         self._send(StreamCloseReq(rtms_stream_id=self.identity.rtms_stream_id))
 
+    def request_states(self, rtms_session_id: str | None) -> None:
+        """Ask Zoom where the stream (STREAM_STATE_REQ) and, if its id is known, the session
+        (SESSION_STATE_REQ) stand: after a reconnection, what changed while no socket was up
+        came in no update."""
+        if self.state is not SignalingState.READY:
+            raise LocalProtocolError("state requests need a ready stream")
+        self._send(StreamStateReq(rtms_stream_id=self.identity.rtms_stream_id))
+        if rtms_session_id:
+            self._send(SessionStateReq(rtms_session_id=rtms_session_id))
+
     def subscribe_video(self, user_id: int, subscribe: bool, timestamp: int) -> None:
         if self.state is not SignalingState.READY:
             raise LocalProtocolError("video subscription needs a ready stream")
@@ -319,6 +332,8 @@ class SignalingSession(_Socket[SignalingState]):
                 return self._on_handshake(event)
             case StreamStateUpdate(state=StreamState.TERMINATED):
                 self.stop_reason = event.any_reason
+                self.closed()
+            case StreamStateResp(state=StreamState.TERMINATED):  # ended while we were away
                 self.closed()
             case StreamCloseResp() if self.state is SignalingState.CLOSING:
                 if event.status_code == StatusCode.OK:  # the stream ends as we asked

@@ -89,6 +89,7 @@ class MeetingRecord:
     events: Counter[int] = field(default_factory=Counter)  # event_type -> count sent
     handshakes: list[HandshakeRecord] = field(default_factory=list)
     ready_acks: int = 0
+    state_requests: dict[str, int] = field(default_factory=dict)  # "stream" / "session" -> how many
     subscribed: set[int] = field(default_factory=set)
     keepalives_sent: Counter[str] = field(default_factory=Counter)  # by socket
     keepalives_answered: Counter[str] = field(default_factory=Counter)

@@ -595,11 +595,13 @@ class StreamSession:
             self.stop_requested = StopReason.RECEIVER_REQUEST_CLOSE
             self._effects.append(Wake())
         elif isinstance(frame, StreamStateReq) and sig:
+            self.record.state_requests["stream"] = self.record.state_requests.get("stream", 0) + 1
             state = StreamState.ACTIVE if self.phase is Phase.STREAMING else StreamState.INACTIVE
             if self.paused_until is not None:
                 state = StreamState.PAUSED
             self._send(socket, StreamStateResp(state=int(state), rtms_stream_id=self.rtms_stream_id, timestamp=stamp))
         elif isinstance(frame, SessionStateReq) and sig:
+            self.record.state_requests["session"] = self.record.state_requests.get("session", 0) + 1
             session = SessionState.STARTED if self.phase is Phase.STREAMING else SessionState.INACTIVE
             if self.paused_until is not None:
                 session = SessionState.PAUSED
