@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,13 @@ async def test_notices_are_forwarded_signed_once_each_through_failures_and_a_res
         assert answer.json() == {"status": "duplicate"}
         ids = [f"msg_{sub['id']}_{i.cursor}" for i in items]
         assert await eventually(lambda: set(receiver.delivered()) >= set(ids), 30)
-        deliveries = (await http.get(f"/api/webhooks/{sub['id']}/deliveries")).json()["deliveries"]
+        deliveries: list[dict[str, Any]] = []
+
+        async def recorded() -> bool:  # deliveries are written together, within FLUSH_S
+            deliveries[:] = (await http.get(f"/api/webhooks/{sub['id']}/deliveries")).json()["deliveries"]
+            return all(d["status"] == "delivered" for d in deliveries) and len(deliveries) == len(ids)
+
+        assert await eventually(recorded, 30)
     delivered = receiver.delivered()
     assert set(delivered) == set(ids) and tried == ids[0]  # the same webhook-id as before
     order = [r.webhook_id for r in receiver.requests if r.answered < 300]

@@ -31,8 +31,16 @@ from rtms_gateway.protocol.constants import MediaType
 from rtms_gateway.simulator import build_meeting
 from rtms_gateway.simulator.scenario import CHAT_KINDS
 from rtms_gateway.sinks.cursors import parse_cursor
-from rtms_gateway.sinks.outbox import EVENT_TYPES, RetryPolicy, UnknownEventType, parse_events
+from rtms_gateway.sinks.outbox import (
+    EVENT_TYPES,
+    Outbox,
+    OutboxConfig,
+    RetryPolicy,
+    UnknownEventType,
+    parse_events,
+)
 from rtms_gateway.sinks.outbox_store import DEAD, DELIVERED, PENDING, Delivery, OutboxStore
+from rtms_gateway.sinks.revoke import Revocations
 from rtms_gateway.sinks.store import Store
 from rtms_gateway.sinks.webhook_signing import new_secret, sign
 from rtms_gateway.sinks.webhook_targets import guarded_transport, is_public
@@ -261,6 +269,44 @@ async def test_deliveries_keep_their_attempts_and_move_the_position_once_done(op
     assert await outbox.live() == [] and await outbox.get(sub.id) is None
 
 
+async def test_a_caught_up_deliverer_takes_committed_items_as_they_come_and_never_an_erased_one(
+        opened, receiver):
+    store: Store = opened.store
+    reads = 0
+    read_feed = store.feed
+
+    async def counted(**kw: Any) -> Any:  # the real store's feed, counted
+        nonlocal reads
+        reads += 1
+        return await read_feed(**kw)
+
+    store.feed = counted  # type: ignore[method-assign]
+    outbox = Outbox(store, OutboxConfig(retry=RetryPolicy(initial_s=0.05, cap_s=0.1), allow_private=True))
+    await outbox.add(receiver.url, ["meeting.started"])
+    await outbox.start()
+    try:
+        await seed(store, "m0")
+        assert await eventually(lambda: len(receiver.delivered()) == 1, 20)
+        before = reads
+        for i in range(1, 21):  # twenty commits, each an item
+            await seed(store, f"m{i}")
+        assert await eventually(lambda: len(receiver.delivered()) == 21, 20)
+        assert reads == before  # caught up: each item came with its commit, none read back
+        # An item waiting behind a failing one when its stream is erased (revoked) is not sent.
+        receiver.failing = True
+        await seed(store, "held")
+        assert await eventually(lambda: len(receiver.requests) > 21, 20)  # "held" is being retried
+        await seed(store, "gone")
+        await Revocations(store).erase_stream("stream-gone", "gone", stop_reason=8, now_ms=1)
+        receiver.failing = False
+        await seed(store, "after")
+        assert await eventually(lambda: len(receiver.delivered()) == 23, 20)  # held, after
+        sent = [json.loads(r.body)["data"]["meeting_uuid"] for r in receiver.delivered().values()]
+        assert sent[-2:] == ["held", "after"] and "gone" not in sent
+    finally:
+        await outbox.close()
+
+
 # ---- end to end ---------------------------------------------------------------------------
 
 
@@ -292,8 +338,14 @@ async def test_a_receiver_that_fails_its_first_attempts_gets_every_event_signed_
         ids = [f"msg_{sub['id']}_{i.cursor}" for i in expected]
         assert await eventually(lambda: set(receiver.delivered()) >= set(ids), 60), \
                 f"{len(receiver.delivered())} of {len(ids)} delivered"
-        deliveries = (await http.get(f"/api/webhooks/{sub['id']}/deliveries",
-                                     params={"limit": 1000})).json()["deliveries"]
+        deliveries: list[dict] = []
+
+        async def all_recorded() -> bool:  # deliveries are written together, within FLUSH_S
+            deliveries[:] = (await http.get(f"/api/webhooks/{sub['id']}/deliveries",
+                                            params={"limit": 1000})).json()["deliveries"]
+            return {d["webhook_id"] for d in deliveries if d["status"] == "delivered"} >= set(ids)
+
+        assert await eventually(all_recorded, 30)
         metrics = (await http.get("/metrics")).text
     assert {"transcript.segment", "meeting.started", "meeting.ended",
             "participant.joined"} <= {i.type for i in expected}

@@ -6,8 +6,12 @@ A delivery that fails is retried with exponential backoff and jitter until it is
 `max_age_s` old (24 h by default), then dead-lettered; the deliverer moves on either way.
 Later items of that subscription wait meanwhile (order is kept per endpoint); other
 subscriptions and ingest never wait: each deliverer has its own task and HTTP client, and
-the store's `on_items` only wakes them (a wake-up missed costs at most `POLL_S`, nothing
-else: they read the store). A replayed dead delivery is tried again, out of order.
+the store's `on_items` wakes them (a wake-up missed costs at most `POLL_S`, nothing else:
+they read the store). A deliverer that has caught up with the store takes the items just
+committed from `on_items` instead of reading them back, and writes what it delivered (and
+its position) at most every `FLUSH_S`: at 100 items a second, a few writes a second instead
+of several reads and a write per commit, which the ingest's own writes would wait behind.
+A replayed dead delivery is tried again, out of order.
 
 The set of subscriptions is read from the store now and then (`SYNC_S`), so ones added or
 removed by `rtms-gateway webhooks` on a running gateway are taken up.
@@ -19,6 +23,8 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -54,6 +60,8 @@ STORE_RETRY_S = (0.5, 30.0)  # a deliverer whose store is away waits, doubling, 
 KEEP_DELIVERED_MS = 7 * 86_400_000  # delivered deliveries are forgotten after a week,
 KEEP_DEAD_MS = 30 * 86_400_000  # dead ones (which may be replayed) after a month
 FLUSH_EVERY = 100  # successful deliveries written to the store together, at most
+FLUSH_S = 1.0  # and written at least this often while there are any
+FRESH_MAX = 10_000  # items just committed held for a caught-up deliverer; past it, it reads the store
 MAX_SUBSCRIPTIONS = 100
 ERROR_CHARS = 300
 MAX_ANSWER_BYTES = 64 * 1024  # of a receiver's answer, read to keep its connection
@@ -141,13 +149,52 @@ class Deliverer:
             timeout=httpx.Timeout(config.timeout_s), follow_redirects=False, trust_env=False)
         self.task: asyncio.Task[None] | None = None
         self._delivered: list[Delivery] = []  # succeeded, not yet written
+        self._stored_position = subscription.position  # the position as the store has it
+        self._flushed_at = time.monotonic()
+        # Items of this subscription's kinds as they are committed (`offer`). While `_caught_up`,
+        # they are every such item after the position: no need to read the store for them.
+        self._fresh: deque[FeedItem] = deque()
+        self._overflows = 0  # times `_fresh` was let go of (too many items held)
+        self._caught_up = False
+        self._erasures = store.erasures  # as of the last read of the store
+        self._begun: dict[int, Delivery] = {}  # deliveries of the items read, begun before
+        self._check_replays = True  # at start, when asked (`replayed`), and on each poll
+
+    def offer(self, items: list[FeedItem]) -> None:
+        """Items just committed, in commit order (the store's `on_items`)."""
+        wanted = [item for item in items if item.kind in self.kinds]
+        if len(self._fresh) + len(wanted) > FRESH_MAX:  # far behind: the store has them
+            self._fresh.clear()
+            self._caught_up = False
+            self._overflows += 1
+            return
+        self._fresh.extend(wanted)
+
+    def replay_asked(self) -> None:
+        self._check_replays = True
+        self.wake.set()
 
     async def _flush(self) -> None:
-        """Write the deliveries that succeeded since the last flush. Until then a crash
-        makes them go again (same webhook-id): at least once, for far fewer writes."""
+        """Write the deliveries that succeeded since the last flush, and the position. Until
+        then a crash makes them go again (same webhook-id): at least once, for far fewer
+        writes."""
+        position = self.subscription.position
         if self._delivered:
             await self.outbox.record_delivered(self._delivered)
+            self._stored_position = max(self._stored_position, max(d.seq for d in self._delivered))
             self._delivered = []
+        if position > self._stored_position:  # past items it does not deliver
+            await self.outbox.advance(self.subscription.id, position)
+            self._stored_position = position
+        self._flushed_at = time.monotonic()
+
+    async def _flush_if_due(self) -> None:
+        if len(self._delivered) >= FLUSH_EVERY or time.monotonic() - self._flushed_at >= FLUSH_S:
+            await self._flush()
+
+    @property
+    def _unflushed(self) -> bool:
+        return bool(self._delivered) or self.subscription.position > self._stored_position
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
@@ -169,6 +216,13 @@ class Deliverer:
             try:
                 busy = await self._replays() | await self._next_items()
                 backoff = STORE_RETRY_S[0]
+                if not busy and self._unflushed:
+                    # idle with deliveries not yet written: write them soon, more may come
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), FLUSH_S)
+                    if not self.wake.is_set():
+                        await self._flush()
+                    continue
             except StoreError as exc:
                 log.warning("webhook %d: the store is unavailable (%s); retrying in %.1f s",
                             self.subscription.id, exc, backoff)
@@ -182,25 +236,56 @@ class Deliverer:
                 backoff = min(backoff * 2, STORE_RETRY_S[1])
                 continue
             if not busy:
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self.wake.wait(), POLL_S)
+                except TimeoutError:  # a poll: replays asked by another process, and the store
+                    self._check_replays, self._caught_up = True, False
 
     async def _next_items(self) -> bool:
-        """Deliver the next batch of items after the position; whether there was any."""
+        """Deliver the next items after the position; whether there was any."""
+        if self._caught_up and self.store.erasures != self._erasures:  # items held may be gone
+            self._fresh.clear()
+            self._caught_up = False
+        if self._caught_up:
+            items = self._take_fresh()
+        else:
+            items = await self._read_items()
         sub = self.subscription
-        items = await self.store.feed(after=sub.position, kinds=self.kinds, limit=BATCH)
-        wanted = [item for item in items if item.type in sub.events]
-        begun = await self.outbox.begun(sub.id, [item.seq for item in wanted])
         for item in items:
             if item.type in sub.events:
-                await self._deliver(item, begun.get(item.seq) or _new_delivery(sub.id, item))
+                begun = self._begun.pop(item.seq) if item.seq in self._begun else None
+                await self._deliver(item, begun or _new_delivery(sub.id, item))
             self._moved(item.seq)
-        await self._flush()
-        if items and items[-1].type not in sub.events:
-            await self.outbox.advance(sub.id, items[-1].seq)
+            await self._flush_if_due()
         return bool(items)
 
+    def _take_fresh(self) -> list[FeedItem]:
+        position = self.subscription.position
+        items = [item for item in self._fresh if item.seq > position]
+        self._fresh.clear()
+        return items
+
+    async def _read_items(self) -> list[FeedItem]:
+        """The next batch from the store, and the deliveries begun before for them (a
+        restart finds their attempts). A batch that reaches the store's end makes the
+        deliverer caught up: from then on `offer` has every later item."""
+        sub = self.subscription
+        overflows, self._erasures = self._overflows, self.store.erasures
+        items = await self.store.feed(after=sub.position, kinds=self.kinds, limit=BATCH)
+        self._begun = await self.outbox.begun(sub.id, [i.seq for i in items if i.type in sub.events])
+        if len(items) < BATCH and overflows == self._overflows:
+            # Every item committed once the read began was offered since: those it
+            # returned are dropped from `_fresh`, the rest are the items after it.
+            last = items[-1].seq if items else sub.position
+            while self._fresh and self._fresh[0].seq <= last:
+                self._fresh.popleft()
+            self._caught_up = True
+        return items
+
     async def _replays(self) -> bool:
+        if not self._check_replays:
+            return False
+        self._check_replays = False
         replayed = await self.outbox.replays(self.subscription)
         for delivery in replayed:
             items = await self.store.feed(after=delivery.seq - 1, limit=1)
@@ -300,6 +385,7 @@ class Outbox:
 
     def _wake(self, items: list[FeedItem]) -> None:
         for deliverer in self._deliverers.values():
+            deliverer.offer(items)
             deliverer.wake.set()
 
     async def close(self) -> None:
@@ -327,7 +413,7 @@ class Outbox:
     def replayed(self, subscription_id: int) -> None:
         deliverer = self._deliverers.get(subscription_id)
         if deliverer is not None:
-            deliverer.wake.set()
+            deliverer.replay_asked()
 
     @property
     def subscribed(self) -> int:

@@ -102,6 +102,7 @@ class Revocations:
                 await conn.execute(delete(s.streams).where(s.streams.c.stream_key == key_of(stream_id)))
                 erased.meeting_gone = await self._erase_meeting_if_empty(conn, uuid, erased)
             await self._bury(conn, stream_id, uuid or "", stop_reason, now_ms)
+        self._store.erasures += 1
         return erased
 
     async def _erase_records(self, conn: AsyncConnection, uuid: str, stream_id: str,

@@ -101,6 +101,9 @@ class Store:
         self.keys = KeyStore(self)
         self._feed_lock = asyncio.Lock()
         self._listeners: list[Listener] = []
+        # Erasures of feed items (a revoked stream) so far: a reader holding items it was
+        # handed (`on_items`) reads the store again after one.
+        self.erasures = 0
 
     @classmethod
     async def open(cls, url: str, *, pg_schema: str | None = None) -> Store:
