@@ -89,26 +89,24 @@ def segment(r: Any) -> TranscriptSegment:
 
 def chat_version(r: Any) -> ChatMessage:
     """A row of `chat_message_versions`."""
-    return ChatMessage(
-        meeting_uuid=r["meeting_uuid"], rtms_stream_id=r["rtms_stream_id"], message_id=r["message_id"],
-        sender_user_id=from_uid(r["sender_user_id"]), sender_name=r["sender_name"],
-        receiver_user_id=from_uid(r["receiver_user_id"]), receiver_name=r["receiver_name"],
-        chat_session_type=r["chat_session_type"], text=r["text"], operation_type=r["operation_type"],
-        timestamp=r["timestamp"], raw=r["raw"], parent_message_id=r["parent_message_id"],
-        files=[msgspec.convert(f, ChatFile) for f in r["files"] or ()],
-        delete_file_ids=list(r["delete_file_ids"] or ()))
+    return ChatMessage(**_chat_fields(r), files=[msgspec.convert(f, ChatFile) for f in r["files"] or ()],
+                       delete_file_ids=list(r["delete_file_ids"] or ()))
 
 
 def chat(r: Any, files: list[ChatFile] | None = None, replies: list[str] | None = None) -> ChatMessage:
     """A row of `chat_messages` (a message's current state), with its files and replies."""
-    return ChatMessage(
-        meeting_uuid=r["meeting_uuid"], rtms_stream_id=r["rtms_stream_id"], message_id=r["message_id"],
-        sender_user_id=from_uid(r["sender_user_id"]), sender_name=r["sender_name"],
-        receiver_user_id=from_uid(r["receiver_user_id"]), receiver_name=r["receiver_name"],
-        chat_session_type=r["chat_session_type"], text=r["text"], operation_type=r["operation_type"],
-        timestamp=r["timestamp"], raw=r["raw"], parent_message_id=r["parent_message_id"],
-        files=files or [], edited_at_ms=r["edited_at_ms"], deleted_at_ms=r["deleted_at_ms"],
-        versions=r["versions"], replies=replies or [])
+    return ChatMessage(**_chat_fields(r), files=files or [], edited_at_ms=r["edited_at_ms"],
+                       deleted_at_ms=r["deleted_at_ms"], versions=r["versions"], replies=replies or [])
+
+
+def _chat_fields(r: Any) -> dict[str, Any]:
+    """What a message and each of its versions store alike."""
+    return {"meeting_uuid": r["meeting_uuid"], "rtms_stream_id": r["rtms_stream_id"],
+            "message_id": r["message_id"], "sender_user_id": from_uid(r["sender_user_id"]),
+            "sender_name": r["sender_name"], "receiver_user_id": from_uid(r["receiver_user_id"]),
+            "receiver_name": r["receiver_name"], "chat_session_type": r["chat_session_type"],
+            "text": r["text"], "operation_type": r["operation_type"], "timestamp": r["timestamp"],
+            "raw": r["raw"], "parent_message_id": r["parent_message_id"]}
 
 
 def chat_file(r: Any) -> ChatFile:
