@@ -1,4 +1,5 @@
-"""What the benchmarks share: credentials, a free port, waiting for HTTP, percentiles."""
+"""What the benchmarks share: credentials, a free port, waiting for HTTP, percentiles, the
+gateway's metrics."""
 
 from __future__ import annotations
 
@@ -51,3 +52,28 @@ async def simulator_for(workdir: Path, name: str, webhook_port: int | None) -> t
                                     webhook_url=url, connect_timeout=120))
     await sim.start()
     return sim, data, sim.write_ca(data / "ca.pem")
+
+
+async def metrics(port: int) -> dict[str, float]:
+    """The gateway's /metrics, sample by sample."""
+    async with httpx.AsyncClient(headers=AUTH) as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def histogram_quantile(before: dict[str, float], after: dict[str, float], name: str, q: float) -> float:
+    """The q-quantile (in the histogram's unit) of what `name` observed between two scrapes:
+    the upper bound of the bucket it falls in (NaN if it observed nothing)."""
+    prefix = f'{name}_bucket{{le="'
+    bounds = sorted((float(key[len(prefix):-2]), after[key] - before.get(key, 0.0))
+                    for key in after if key.startswith(prefix))
+    total = bounds[-1][1] if bounds else 0.0
+    for bound, count in bounds:
+        if total and count >= q * total:
+            return bound
+    return float("nan")

@@ -43,11 +43,12 @@ from typing import Any
 import psutil
 from _common import (
     API_KEY,
-    AUTH,
     CLIENT_ID,
     CLIENT_SECRET,
     TOKEN,
     free_port,
+    histogram_quantile,
+    metrics,
     percentile,
     simulator_for,
     wait_http,
@@ -104,32 +105,6 @@ def gateway_env(data: Path, ca: Path, port: int) -> dict[str, str]:
             "ZOOM_SECRET_TOKEN": TOKEN, "RTMS_DATA_DIR": str(data), "RTMS_CA_FILE": str(ca),
             "RTMS_LOG_LEVEL": "WARNING", "RTMS_DATABASE_URL": "", "RTMS_MEDIA": "audio,transcript",
             "RTMS_API_KEYS": API_KEY, "PORT": str(port)}
-
-
-async def metrics(port: int) -> dict[str, float]:
-    import httpx
-
-    async with httpx.AsyncClient(headers=AUTH) as http:
-        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
-
-
-def histogram_quantile(before: dict[str, float], after: dict[str, float], name: str, q: float) -> float:
-    """The q-quantile (in the histogram's unit) of what `name` observed between two scrapes:
-    the upper bound of the bucket it falls in (NaN if it observed nothing)."""
-    prefix = f'{name}_bucket{{le="'
-    bounds = sorted((float(key[len(prefix):-2]), after[key] - before.get(key, 0.0))
-                    for key in after if key.startswith(prefix))
-    total = bounds[-1][1] if bounds else 0.0
-    for bound, count in bounds:
-        if total and count >= q * total:
-            return bound
-    return float("nan")
 
 
 def top_leaves(collapsed: Path, count: int = 15) -> list[tuple[float, str]]:

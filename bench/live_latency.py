@@ -57,6 +57,8 @@ from _common import (
     CLIENT_SECRET,
     TOKEN,
     free_port,
+    histogram_quantile,
+    metrics,
     percentile,
     simulator_for,
     wait_http,
@@ -443,6 +445,7 @@ async def run_once(n: int, args: argparse.Namespace, workdir: Path) -> dict[str,
         await asyncio.sleep(args.warmup)
         steady_from = time.time() * 1000
         sim.pacer.reset_stats()
+        before = await metrics(port)
         cpu0, wall0 = sum(proc.cpu_times()[:2]), time.perf_counter()
         spying = None
         if args.py_spy:
@@ -458,6 +461,7 @@ async def run_once(n: int, args: argparse.Namespace, workdir: Path) -> dict[str,
             await r.resume()
         records = [await h.wait(args.duration + 120) for h in handles]
         cpu1, wall1 = sum(proc.cpu_times()[:2]), time.perf_counter()
+        lag_p99_ms = 1000 * histogram_quantile(before, await metrics(port), "rtms_event_loop_lag_seconds", 0.99)
         stats = sim.pacer_stats()
         if spying is not None:
             spying.wait(60)
@@ -495,7 +499,7 @@ async def run_once(n: int, args: argparse.Namespace, workdir: Path) -> dict[str,
             "ws_p50": percentile(ws_ms, 0.5), "ws_p99": percentile(ws_ms, 0.99),
             "startup_p99": percentile(sorted(lat for at, lat, _ in sse + ws if at < steady_from), 0.99),
             "committed_p50": percentile(committed_ms, 0.5), "committed_p99": percentile(committed_ms, 0.99),
-            "gateway_cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0),
+            "gateway_cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0), "lag_p99_ms": lag_p99_ms,
             "sim_late_p99": stats.lateness_p99_ms, "resume": checks,
             "errors": [e for res in results for e in res["errors"]][:3],
         }
@@ -545,7 +549,8 @@ def print_row(r: dict[str, Any]) -> None:
           f"{r['ws_got']:>5}/{r['ws_expected']:<5} {r['ws_p50']:>7.0f} {r['ws_p99']:>7.0f} {hook} "
           f"{r['gateway_cpu_pct']:>7.1f} {r['sim_late_p99']:>8.1f} {r['startup_p99']:>10.0f}", flush=True)
     print(f"      of which until stored (the item's stored_at_ms, taken in the transaction): "
-          f"p50 {r['committed_p50']:.0f} ms, p99 {r['committed_p99']:.0f} ms", flush=True)
+          f"p50 {r['committed_p50']:.0f} ms, p99 {r['committed_p99']:.0f} ms; the gateway's event-loop "
+          f"lag p99 {r['lag_p99_ms']:.1f} ms", flush=True)
     for transport, c in r["resume"].items():
         print(f"      resume over {transport}: {c['received']} received of {c['expected']} stored: "
               f"lost {c['lost']}, duplicated {c['duplicated']}, unknown {c['unknown']}, "
