@@ -130,6 +130,7 @@ def chat_file(value: Any) -> ChatFile | None:
 
 
 def _text_or_none(value: Any) -> str | None:
+    """An id Zoom may send as a number or a string, as text; None for none (or an object)."""
     return None if value is None or isinstance(value, dict | list) else str(value)
 
 
@@ -157,7 +158,7 @@ def timeline_records(meeting_uuid: str, stream_id: str, msg: EventUpdate,
     if ev.user_id is None and ev.participant_info:
         info = ev.participant_info
         return [record(_identity(info.get("user_id")) or _identity(info.get("channel_id")),
-                       _text(info.get("display_name")))]
+                       _name(info.get("display_name")))]
     return [record(ev.user_id, ev.user_name)]
 
 
@@ -168,8 +169,10 @@ def _identity(value: object) -> UserId | None:
     return value
 
 
-def _text(value: object) -> str | None:
+def _name(value: object) -> str | None:
+    """A display name: a string with something in it, or None."""
     return value if isinstance(value, str) and value else None
+
 
 def session_state_record(meeting_uuid: str, stream_id: str,
                          msg: SessionStateUpdate | SessionStateResp) -> TimelineEvent:

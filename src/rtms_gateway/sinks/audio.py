@@ -87,7 +87,27 @@ def closing_job(file: BinaryIO, write: Callable[[], None] | None) -> Callable[[]
     return close
 
 
-class WavTrack:
+class BlockingFlush:
+    """`flush` and `close` for callers with no writer thread (tests, recovery tools)."""
+
+    def take(self) -> Callable[[], None] | None:
+        raise NotImplementedError
+
+    def closing(self) -> Callable[[], None]:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Blocking: write what the track buffered."""
+        write = self.take()
+        if write is not None:
+            write()
+
+    def close(self) -> None:
+        """Blocking: write what is left, and close the track's files."""
+        self.closing()()
+
+
+class WavTrack(BlockingFlush):
     def __init__(self, path: Path, *, sample_rate: int, channels: int, origin_ms: int | None = None) -> None:
         self.path = path
         self.sample_rate = sample_rate
@@ -174,13 +194,3 @@ class WavTrack:
     def closing(self) -> Callable[[], None]:
         """On the event loop: the last write and the close, as one blocking job."""
         return closing_job(self._file, self.take())
-
-    def flush(self) -> None:
-        """Blocking: write what was placed, here and now."""
-        write = self.take()
-        if write is not None:
-            write()
-
-    def close(self) -> None:
-        """Blocking: write what is left and close."""
-        self.closing()()

@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..protocol.errors import StoreError
 from . import schema as s
@@ -34,6 +32,7 @@ from .exports import iso_utc
 from .feed import NO_MEETING, FeedItem
 from .store_errors import guarded
 from .store_open import writing
+from .store_part import StorePart
 
 if TYPE_CHECKING:
     from .store import Store
@@ -59,21 +58,8 @@ def entry(item: FeedItem) -> dict[str | bytes, bytes | str | int]:
             "stored_at_iso": iso_utc(item.stored_at_ms) or "", "data": bytes(item.data)}
 
 
-class FeedPositions:
+class FeedPositions(StorePart):
     """Where consumers of the feed stand (`feed_positions`), by name."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        pg = store.engine.dialect.name == "postgresql"
-        self._insert = postgresql.insert if pg else sqlite.insert
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._store.engine
-
-    @property
-    def closed(self) -> bool:
-        return self._store.closed
 
     @guarded
     async def get_or_start(self, consumer: str) -> int:

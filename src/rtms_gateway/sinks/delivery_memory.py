@@ -15,13 +15,13 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema as s
 from .schema import key_of
 from .store_errors import guarded
 from .store_open import writing
+from .store_part import StorePart
 
 if TYPE_CHECKING:
     from .store import Store
@@ -32,24 +32,15 @@ MAX_ROWS = 100_000  # per table
 PRUNE_EVERY_S = 60
 
 
-class DeliveryMemory:
+class DeliveryMemory(StorePart):
     def __init__(self, store: Store, *, delivery_ttl_s: float = DELIVERY_TTL_S, ended_ttl_s: float = ENDED_TTL_S,
                  max_rows: int = MAX_ROWS, prune_every_s: float = PRUNE_EVERY_S) -> None:
-        self._store = store
+        super().__init__(store)
         self.delivery_ttl_ms = int(delivery_ttl_s * 1000)
         self.ended_ttl_ms = int(ended_ttl_s * 1000)
         self.max_rows = max_rows
         self.prune_every_ms = int(prune_every_s * 1000)
         self._pruned_at: dict[str, int] = {}
-        self._insert = postgresql.insert if store.engine.dialect.name == "postgresql" else sqlite.insert
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._store.engine
-
-    @property
-    def closed(self) -> bool:
-        return self._store.closed
 
     @guarded
     async def seen_delivery(self, delivery: tuple[Hashable, ...], now_ms: int) -> bool:

@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING
 import msgspec
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..protocol.errors import RecordRefused
 from . import schema as s
 from .store_errors import guarded
 from .store_open import writing
+from .store_part import StorePart
 
 if TYPE_CHECKING:
-    from .store import Store
+    pass
 
 KEY_PREFIX = "rtms_"
 SHOWN_CHARS = 12  # `rtms_` and 7 more: enough to tell keys apart, useless to an attacker
@@ -69,23 +69,12 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class KeyStore:
+class KeyStore(StorePart):
     """The `api_keys` table. Revoked keys keep their row (when, by name) but never match."""
 
     # A key's `last_used_at_ms` is refreshed at most this often: reads must not turn into
     # a write each.
     TOUCH_EVERY_MS = 60_000
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._store.engine
-
-    @property
-    def closed(self) -> bool:
-        return self._store.closed
 
     @guarded
     async def create(self, name: str, scope: Scope) -> str:

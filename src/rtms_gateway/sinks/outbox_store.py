@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import and_, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema as s
 from .cursors import format_cursor
 from .exports import iso_names, with_iso
 from .store_errors import guarded
 from .store_open import writing
+from .store_part import StorePart
 from .webhook_signing import webhook_id
 
 if TYPE_CHECKING:
-    from .store import Store
+    pass
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 STATUSES = (PENDING, DELIVERED, DEAD)
@@ -91,19 +91,7 @@ def _delivery(row: Any) -> Delivery:
     return Delivery(**{name: row._mapping[name] for name in Delivery.__struct_fields__})
 
 
-class OutboxStore:
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._insert = postgresql.insert if store.engine.dialect.name == "postgresql" else sqlite.insert
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._store.engine
-
-    @property
-    def closed(self) -> bool:
-        return self._store.closed
-
+class OutboxStore(StorePart):
     # ---- subscriptions -------------------------------------------------------------------
 
     @guarded

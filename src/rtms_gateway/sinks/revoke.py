@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Table, and_, delete, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import chat
 from . import schema as s
@@ -34,8 +34,8 @@ from .outbox_store import PENDING
 from .paths import MediaPathError, media_path
 from .schema import key_of
 from .search import INDEXED_CHARS
-from .store import Store
 from .store_errors import guarded
+from .store_part import StorePart
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +66,8 @@ class Erased:
     meeting_gone: bool = False
 
 
-class Revocations:
+class Revocations(StorePart):
     """Erasures and tombstones, on the store's engine."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._pg = store.engine.dialect.name == "postgresql"
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._store.engine
-
-    @property
-    def closed(self) -> bool:
-        return self._store.closed
 
     def _id(self, value: str) -> str:
         """An id as stored (PostgreSQL keeps NUL as U+FFFD)."""

@@ -24,7 +24,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
-from .audio import DUPLICATE, PLACED, UNWRITTEN, WavTrack, closing_job
+from .audio import DUPLICATE, PLACED, UNWRITTEN, BlockingFlush, WavTrack, closing_job
 from .audio_codecs import PcmDecoder, UndecodableAudio
 from .records import MediaFile
 
@@ -46,26 +46,6 @@ class Track(Protocol):
     def closing(self) -> Callable[[], None]: ...
 
 
-class _Blocking:
-    """`flush` and `close` for callers with no writer thread (tests, recovery tools)."""
-
-    def take(self) -> Callable[[], None] | None:
-        raise NotImplementedError
-
-    def closing(self) -> Callable[[], None]:
-        raise NotImplementedError
-
-    def flush(self) -> None:
-        """Blocking: write what the track buffered."""
-        write = self.take()
-        if write is not None:
-            write()
-
-    def close(self) -> None:
-        """Blocking: write what is left, and close the track's files."""
-        self.closing()()
-
-
 def _note_frame(info: MediaFile, timestamp_ms: int, size: int) -> None:
     if info.first_ms is None:
         info.first_ms = timestamp_ms
@@ -74,7 +54,7 @@ def _note_frame(info: MediaFile, timestamp_ms: int, size: int) -> None:
     info.bytes += size
 
 
-class AudioTrack(_Blocking):
+class AudioTrack(BlockingFlush):
     """Decoded audio in a time-aligned WAV."""
 
     def __init__(self, path: Path, info: MediaFile, decode: PcmDecoder) -> None:
@@ -102,7 +82,7 @@ class AudioTrack(_Blocking):
         return self.wav.closing()
 
 
-class RawTrack(_Blocking):
+class RawTrack(BlockingFlush):
     """Packets kept as received: per packet, `<timestamp ms: u64><length: u32>` then the
     bytes, little-endian. The codec and its parameters are in the file's index entry."""
 
@@ -156,7 +136,7 @@ def _resume_raw(path: Path, info: MediaFile, head: struct.Struct) -> None:
         f.truncate(at)
 
 
-class H264Track(_Blocking):
+class H264Track(BlockingFlush):
     """Annex-B access units appended as they arrive, and `<timestamp ms> <bytes>` per unit
     in a side index; `close()` leaves both for `mux_h264_to_mp4`."""
 
@@ -275,7 +255,7 @@ def mux_h264_to_mp4(h264: Path, mp4: Path, origin_ms: int) -> int:
     return written
 
 
-class FramesTrack(_Blocking):
+class FramesTrack(BlockingFlush):
     """One image file per frame: `<number>_<offset ms>.<jpg|png>` in the track's folder."""
 
     def __init__(self, folder: Path, info: MediaFile, suffix: str) -> None:
