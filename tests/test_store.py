@@ -9,7 +9,7 @@ from sqlalchemy import create_engine
 
 from rtms_gateway.sinks import schema
 from rtms_gateway.sinks.store import Store
-from rtms_gateway.sinks.store_open import MIGRATIONS, async_url
+from rtms_gateway.sinks.store_open import MIGRATIONS, async_url, dispose
 
 from . import store_cases as cases
 
@@ -98,7 +98,7 @@ async def test_a_locked_database_is_unavailable_and_a_gone_one_too(tmp_path):
             lock.execute("ROLLBACK")
             lock.close()
         assert await store.write_batch(segments=[cases.seg(0)]) == 1
-        await store.engine.dispose()  # no open connection left: the next one must open the file
+        await dispose(store.engine)  # no open connection left: the next one must open the file
         (tmp_path / "db").rename(tmp_path / "moved")
         with pytest.raises(StoreUnavailable, match="SQLITE_CANTOPEN"):
             await store.write_batch(segments=[cases.seg(1)])

@@ -246,19 +246,23 @@ async def test_a_journaled_batch_stays_in_the_journal_until_all_of_it_is_in(tmp_
     max_page_count) half-way through writing it record by record: the journal is kept, and
     once there is room again the rest is written, nothing lost."""
     from sqlalchemy import event, text
+    from sqlalchemy.engine import Engine
 
     from rtms_gateway.gateway.pipeline import Pipeline
     from rtms_gateway.sinks.store import Store
+    from rtms_gateway.sinks.store_open import dispose
 
     store = await Store.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     cap: dict[str, int] = {}
 
-    @event.listens_for(store.engine.sync_engine, "connect")
     def _cap_pages(dbapi_conn, _record):  # every new connection gets the cap the test sets
         if cap:
             cursor = dbapi_conn.cursor()
             cursor.execute(f"PRAGMA max_page_count = {cap['pages']}")
             cursor.close()
+
+    # Every engine's: the store's writes on SQLite go through a connection of their own.
+    event.listen(Engine, "connect", _cap_pages)
 
     def seg(text_, ts):
         return TranscriptSegment(meeting_uuid="m", rtms_stream_id="s", user_id=1, user_name="a", text=text_,
@@ -272,17 +276,18 @@ async def test_a_journaled_batch_stays_in_the_journal_until_all_of_it_is_in(tmp_
         async with store.engine.connect() as conn:
             pages = (await conn.execute(text("PRAGMA page_count"))).scalar()
         cap["pages"] = pages + 4
-        await store.engine.dispose()  # reconnect under the cap
+        await dispose(store.engine)  # reconnect under the cap
         await pipeline.flush()
         assert [s.text for s in await store.transcript("m")] == ["first"]
         assert value_of(pipeline.metrics.records_rejected) == 1 and not pipeline.store_ok
         assert pipeline.journal.records == 3  # kept whole: what went in goes in again, idempotently
         cap.clear()
-        await store.engine.dispose()  # room again
+        await dispose(store.engine)  # room again
         await pipeline.flush()
         assert [s.text for s in await store.transcript("m")] == ["first", big]
         assert pipeline.journal.records == 0 and pipeline.store_ok
     finally:
+        event.remove(Engine, "connect", _cap_pages)
         await pipeline.close()
         await store.close()
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import delete, literal, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..protocol.constants import ChatOperation
@@ -119,7 +120,7 @@ class ChatApply:
         self._states: dict[str, ChatMessage] = {}
         self._before: dict[str, Any] = {}
 
-    async def items(self, conn: AsyncConnection, new: set[str]) -> list[NewItem]:
+    def items(self, conn: Connection, new: set[str]) -> list[NewItem]:
         """The feed items of the versions new in this transaction (inserted already), in
         arrival order, each with the message's state once it is applied."""
         fresh = [r for r in dict((r["dedup_key"], r) for r in self._rows).values() if r["dedup_key"] in new]
@@ -130,12 +131,12 @@ class ChatApply:
         versions: dict[str, list[tuple[int, str, ChatMessage]]] = {}
         replies: dict[str, list[str]] = {}  # message key -> its replies' ids
         for chunk in _chunks(keys):
-            for r in (await conn.execute(select(v).where(v.c.message_key.in_(chunk)))).mappings():
+            for r in (conn.execute(select(v).where(v.c.message_key.in_(chunk)))).mappings():
                 versions.setdefault(r["message_key"], []).append(
                     (r["id"], r["dedup_key"], convert.chat_version(r)))
-            for r in (await conn.execute(select(m).where(m.c.message_key.in_(chunk)))).mappings():
+            for r in (conn.execute(select(m).where(m.c.message_key.in_(chunk)))).mappings():
                 self._before[r["message_key"]] = r
-            for parent, message_id in await conn.execute(
+            for parent, message_id in conn.execute(
                     select(m.c.parent_key, m.c.message_id).where(m.c.parent_key.in_(chunk))
                     .order_by(m.c.timestamp, m.c.id)):
                 replies.setdefault(parent, []).append(message_id)
@@ -165,7 +166,7 @@ class ChatApply:
         if key is not None:
             self._last_seq[key] = max(seq, self._last_seq.get(key, 0))
 
-    async def apply(self, conn: AsyncConnection, insert: Callable[[Any], Any], *,
+    def apply(self, conn: Connection, insert: Callable[[Any], Any], *,
                     index_texts: bool) -> None:
         """Write each changed message's state (and files, and its search text on SQLite)."""
         m, f = s.chat_messages, s.chat_files
@@ -176,30 +177,30 @@ class ChatApply:
             row = state_row(key, state, seq)
             self._scrub(row)
             stmt = insert(m).values(row)
-            await conn.execute(stmt.on_conflict_do_update(
+            conn.execute(stmt.on_conflict_do_update(
                 index_elements=["message_key"],
                 set_={k: stmt.excluded[k] for k in row if k not in ("message_key", "rtms_stream_id")}))
             before = self._before.get(key)
             if before is not None:  # its files as they stand replace those it had
-                await conn.execute(delete(f).where(f.c.message_key == key))
+                conn.execute(delete(f).where(f.c.message_key == key))
             files = file_rows(key, state)
             for file_row in files:
                 self._scrub(file_row)
             if files:
-                await conn.execute(insert(f), files)
+                conn.execute(insert(f), files)
             if index_texts:
                 if before is not None and before["deleted_at_ms"] is None:
-                    await unindex(conn, [(before["last_seq"], before["text"])])
+                    unindex(conn, [(before["last_seq"], before["text"])])
                 if state.deleted_at_ms is None:
-                    await conn.execute(text("INSERT INTO search_text (rowid, text) VALUES (:seq, :text)"),
+                    conn.execute(text("INSERT INTO search_text (rowid, text) VALUES (:seq, :text)"),
                                        {"seq": seq, "text": row["text"][:INDEXED_CHARS]})
 
 
-async def unindex(conn: AsyncConnection, rows: Iterable[tuple[int, str]]) -> None:
+def unindex(conn: Connection, rows: Iterable[tuple[int, str]]) -> None:
     """SQLite: take texts out of the search table (contentless: it needs the text again)."""
     values = [{"seq": seq, "text": body[:INDEXED_CHARS]} for seq, body in rows]
     if values:
-        await conn.execute(text(f"INSERT INTO {s.SEARCH_TABLE} ({s.SEARCH_TABLE}, rowid, text) "
+        conn.execute(text(f"INSERT INTO {s.SEARCH_TABLE} ({s.SEARCH_TABLE}, rowid, text) "
                                 "VALUES ('delete', :seq, :text)"), values)
 
 
@@ -285,7 +286,7 @@ async def erase(conn: AsyncConnection, meeting_uuid: str, stream_id: str, *,
         current = (await conn.execute(select(m.c.last_seq, m.c.text).where(
             m.c.message_key.in_(chunk), m.c.deleted_at_ms.is_(None)))).all()
         if index_texts:
-            await unindex(conn, [(seq, body) for seq, body in current])
+            await conn.run_sync(unindex, [(seq, body) for seq, body in current])
         dedups = (await conn.execute(select(v.c.dedup_key).where(v.c.message_key.in_(chunk)))).scalars().all()
         for part in _chunks([feed.CHAT_KEY + d for d in dedups]):
             seqs += (await conn.execute(select(fi.c.id).where(fi.c.item_key.in_(part)))).scalars().all()

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy import Select, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..client.lifecycle import StreamState
@@ -184,7 +185,7 @@ async def append(conn: AsyncConnection, insert: Insert, items: Sequence[NewItem]
     return [_item(seq, item, now_ms) for seq, item in zip(seqs, items, strict=True)]
 
 
-async def append_records(conn: AsyncConnection, insert: Insert, items: Iterable[NewItem],
+def append_records(conn: Connection, insert: Insert, items: Iterable[NewItem],
                          now_ms: int) -> dict[str, FeedItem]:
     """Write the items of records (each with its `item_key`) in this transaction; those
     whose record has an item already are not written again. Returns the items written,
@@ -198,7 +199,7 @@ async def append_records(conn: AsyncConnection, insert: Insert, items: Iterable[
     f = s.feed_items
     stmt = insert(f).on_conflict_do_nothing(index_elements=["item_key"]).returning(
         f.c.id, f.c.item_key)
-    written = await conn.execute(stmt, _rows(first.values(), now_ms))
+    written = conn.execute(stmt, _rows(first.values(), now_ms))
     return {key: _item(seq, first[key], now_ms) for seq, key in written}
 
 

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, Table, and_, func, literal, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import chat, feed
@@ -93,10 +94,11 @@ class RecordBatch:
         for x in records:
             self._add(s.timeline_events, convert.event_row(x), feed.EVENT_KEY, partial(_event_item, x.product))
 
-    async def write(self, conn: AsyncConnection, insert: Callable[[Any], Any], now_ms: int, *,
-                    index_texts: bool) -> list[FeedItem]:
+    def write(self, conn: Connection, insert: Callable[[Any], Any], now_ms: int, *,
+              index_texts: bool) -> list[FeedItem]:
         """Write what is new in this transaction; returns its items in feed order. Sets
-        `replaced` to the NULs replaced in the rows written (a replay writes none)."""
+        `replaced` to the NULs replaced in the rows written (a replay writes none).
+        Synchronous: on SQLite the whole transaction runs in the writer's thread."""
         by_table: dict[Table, list[dict[str, Any]]] = {}
         for table, row, _ in self._rows:
             by_table.setdefault(table, []).append(row)
@@ -106,26 +108,26 @@ class RecordBatch:
         for table, rows in by_table.items():
             stmt = (insert(table).on_conflict_do_nothing(index_elements=["dedup_key"])
                     .returning(table.c.dedup_key))
-            new.update(PREFIXES[table] + key for key in (await conn.execute(stmt, rows)).scalars())
+            new.update(PREFIXES[table] + key for key in conn.execute(stmt, rows).scalars())
         chats = ChatApply(self._chats, self._scrub)
-        chat_items = await chats.items(conn, {key[len(feed.CHAT_KEY):] for key in new
+        chat_items = chats.items(conn, {key[len(feed.CHAT_KEY):] for key in new
                                               if key.startswith(feed.CHAT_KEY)})
         segments = [item for table, _, item in self._rows if table is s.transcript_segments]
         events = [item for table, _, item in self._rows if table is s.timeline_events]
-        made = await feed.append_records(
+        made = feed.append_records(
             conn, insert, (item for item in [*segments, *chat_items, *events] if item.item_key in new),
             now_ms)
         self.replaced = sum(self._replaced.get(key, 0) for key in made)
         for key, written in made.items():
             chats.written(key, written.seq)
-        await chats.apply(conn, insert, index_texts=index_texts)
+        chats.apply(conn, insert, index_texts=index_texts)
         if index_texts:
             texts: dict[int, str] = {}  # a record twice in the batch: its text once
             for table, row, item in self._rows:
                 got = made.get(item.item_key or "")
                 if got is not None and table is s.transcript_segments:
                     texts.setdefault(got.seq, row["text"])
-            await search_index(conn, list(texts.items()))
+            search_index(conn, list(texts.items()))
         return sorted(made.values(), key=lambda item: item.seq)
 
 

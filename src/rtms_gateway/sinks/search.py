@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..protocol.errors import RTMSError
@@ -214,8 +215,8 @@ async def run_search(conn: AsyncConnection, terms: tuple[Term, ...], *, pg: bool
                       text=r["text"], snippet=snippet(r["text"], terms)) for r in rows]
 
 
-async def index_texts(conn: AsyncConnection, rows: list[tuple[int, str]]) -> None:
+def index_texts(conn: Connection, rows: list[tuple[int, str]]) -> None:
     """SQLite: add (feed sequence number, text) rows to the FTS5 table."""
     if rows:
-        await conn.execute(text("INSERT INTO search_text (rowid, text) VALUES (:seq, :text)"),
+        conn.execute(text("INSERT INTO search_text (rowid, text) VALUES (:seq, :text)"),
                            [{"seq": seq, "text": body[:INDEXED_CHARS]} for seq, body in rows])

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -52,7 +53,7 @@ from .records import (
 from .schema import key_of as _key
 from .search import SEARCHABLE, SearchHit, Term, parse_query, run_search
 from .store_errors import guarded
-from .store_open import open_engine, writing
+from .store_open import dispose, open_engine, transact, writing
 
 log = logging.getLogger(__name__)
 Listener = Callable[[list[FeedItem]], None]
@@ -114,7 +115,7 @@ class Store:
     async def close(self) -> None:
         """Later calls fail with StoreUnavailable."""
         self.closed = True
-        await self.engine.dispose()
+        await dispose(self.engine)
 
     def _scrub(self, row: dict[str, Any]) -> int:
         """On PostgreSQL, NUL in the row's text becomes U+FFFD (in place); how many. The
@@ -157,12 +158,16 @@ class Store:
         async with self._feed_lock:
             async with writing(self.engine) as conn:
                 yield conn, made
-            if made:
-                for listener in list(self._listeners):
-                    try:
-                        listener(made)
-                    except Exception:  # a listener's bug must not undo a commit
-                        log.exception("a feed listener failed; the write stands")
+            self._publish(made)
+
+    def _publish(self, made: list[FeedItem]) -> None:
+        """The listeners hear of a write's items, once it is committed."""
+        if made:
+            for listener in list(self._listeners):
+                try:
+                    listener(made)
+                except Exception:  # a listener's bug must not undo a commit
+                    log.exception("a feed listener failed; the write stands")
 
     async def _changed(self, conn: AsyncConnection, made: list[FeedItem],
                        *items: NewItem) -> None:
@@ -257,7 +262,7 @@ class Store:
         after a restart) is one item. Whether it was new."""
         new = NewItem.of(feed.CONCURRENCY_ITEMS[kind], feed.NO_MEETING, body, feed.ACCOUNT_KEY + key)
         async with self._feeding() as (conn, made):
-            written = await feed.append_records(conn, self._insert, [new], _now_ms())
+            written = await conn.run_sync(feed.append_records, self._insert, [new], _now_ms())
             made += written.values()
         return bool(written)
 
@@ -277,8 +282,10 @@ class Store:
         batch.add_segments(segments)
         batch.add_chats(chats)
         batch.add_events(events)
-        async with self._feeding() as (conn, made):
-            made += await batch.write(conn, self._insert, _now_ms(), index_texts=not self._pg)
+        async with self._feed_lock:
+            made = await transact(self.engine, partial(
+                batch.write, insert=self._insert, now_ms=_now_ms(), index_texts=not self._pg))
+            self._publish(made)
         self.counters["nul_replaced"] += batch.replaced
         return made
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -30,11 +31,62 @@ LOCK_WAIT_S = 2.0
 # How long connecting to PostgreSQL may take before the database counts as away.
 CONNECT_TIMEOUT_S = 10.0
 
+T = TypeVar("T")
 
-# SQLite has one writer at a time, and a transaction that read before it writes cannot wait
-# for the lock (SQLITE_BUSY at once): the gateway's writers (ingest, outbox, bus, keys,
-# delivery memory) take turns in the process instead of racing inside the database.
-_sqlite_writers: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+class _SqliteWriting:
+    """How one SQLite database is written from this process.
+
+    SQLite has one writer at a time, and a transaction that read before it writes cannot
+    wait for the lock (SQLITE_BUSY at once): the gateway's writers (ingest, outbox, bus,
+    keys, delivery memory) take turns in the process (`lock`) instead of racing inside the
+    database. A transaction written as plain synchronous code (`transact`) runs whole in
+    a thread of its own on a connection of its own: through aiosqlite each statement is a
+    hand-over to its thread and back through the event loop, which a busy loop makes
+    cost a millisecond or more, several times per transaction.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.lock = asyncio.Lock()
+        self._url = engine.url.set(drivername="sqlite")
+        self._memory = engine.url.database in (None, "", ":memory:")
+        self._sync: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+
+    async def run(self, engine: AsyncEngine, write: Callable[[Connection], T]) -> T:
+        async with self.lock:
+            if self._memory:  # another connection would be another database
+                async with engine.begin() as conn:
+                    return await conn.run_sync(write)
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+                self._sync = create_engine(self._url, connect_args={"timeout": LOCK_WAIT_S})
+                event.listen(self._sync, "connect", _sqlite_pragmas)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._transaction, write)
+
+    def _transaction(self, write: Callable[[Connection], T]) -> T:
+        assert self._sync is not None
+        with self._sync.begin() as conn:
+            return write(conn)
+
+    async def close(self) -> None:
+        thread, sync = self._thread, self._sync
+        self._thread = self._sync = None
+        if thread is not None and sync is not None:
+            async with self.lock:  # after the transaction under way, if any
+                await asyncio.get_running_loop().run_in_executor(thread, sync.dispose)
+            thread.shutdown()
+
+
+_sqlite_writing: weakref.WeakKeyDictionary[Any, _SqliteWriting] = weakref.WeakKeyDictionary()
+
+
+def _writing_of(engine: AsyncEngine) -> _SqliteWriting:
+    found = _sqlite_writing.get(engine.sync_engine)
+    if found is None:
+        found = _sqlite_writing[engine.sync_engine] = _SqliteWriting(engine)
+    return found
 
 
 @contextlib.asynccontextmanager
@@ -44,11 +96,25 @@ async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.begin() as conn:
             yield conn
         return
-    lock = _sqlite_writers.get(engine.sync_engine)
-    if lock is None:
-        lock = _sqlite_writers[engine.sync_engine] = asyncio.Lock()
-    async with lock, engine.begin() as conn:
+    async with _writing_of(engine).lock, engine.begin() as conn:
         yield conn
+
+
+async def transact(engine: AsyncEngine, write: Callable[[Connection], T]) -> T:
+    """`write(conn)` in one transaction that writes, as `writing` would run it, returning
+    what it returns: on SQLite whole in the writer's thread, elsewhere on the async driver."""
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            return await conn.run_sync(write)
+    return await _writing_of(engine).run(engine, write)
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    """Close the engine's connections, and the SQLite writer's thread if it has one."""
+    found = _sqlite_writing.pop(engine.sync_engine, None)
+    if found is not None:
+        await found.close()
+    await engine.dispose()
 
 
 def async_url(url: str) -> str:
