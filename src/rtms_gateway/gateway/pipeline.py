@@ -6,7 +6,7 @@
   which also runs the stream's store updates in order with its records.
 
 Media frames go to their files (`sinks.media_files`): placed on the event loop, written
-by a thread of their own every `batch_interval`, so a slow database commit never holds
+by a thread of their own every `media_interval`, so a slow database commit never holds
 audio back and the loop never waits on the disk. One write is in flight at a time; if
 the frames placed meanwhile pass `media_buffer_limit` bytes (the disk has stalled), every
 socket stops being read until they are handed to the thread.
@@ -83,7 +83,8 @@ class Pipeline:
         *,
         metrics: GatewayMetrics | None = None,
         journal: Journal | None = None,
-        batch_interval: float = 0.02,
+        commit_interval: float = 0.005,
+        media_interval: float = 0.02,
         high_watermark: int = 50_000,
         low_watermark: int = 10_000,
         data_dir: Path | None = None,
@@ -93,14 +94,14 @@ class Pipeline:
         media_buffer_limit: int = 64 << 20,
     ) -> None:
         self.metrics = metrics if metrics is not None else GatewayMetrics.create()
-        self.batch_interval = batch_interval
+        self.media_interval = media_interval
         if journal is None and data_dir is not None:
             journal = Journal(journal_path(data_dir), max_bytes=journal_max_bytes)
         self.intake = Intake(self.metrics, high_watermark=high_watermark, low_watermark=low_watermark,
                              stream_high_watermark=stream_high_watermark)
         self.writer = Writer(store, self.intake, self.metrics, journal=journal,
                              rejected_path=data_dir / "rejected" / "records.jsonl" if data_dir is not None else None,
-                             batch_interval=batch_interval, retry_interval=retry_interval)
+                             commit_interval=commit_interval, retry_interval=retry_interval)
         self.intake.wake = self.writer.wake
         # Every socket is paused while anything holds it (too many records, or media
         # waiting on a stalled disk) and resumed once nothing does.
@@ -284,7 +285,7 @@ class Pipeline:
         at a time: frames placed meanwhile wait in their tracks for the next."""
         assert self.media is not None and self.media_disk is not None
         while True:
-            await asyncio.sleep(self.batch_interval)
+            await asyncio.sleep(self.media_interval)
             await self._write_media()
 
     async def _write_media(self) -> None:

@@ -1,7 +1,8 @@
 """The durable writer: what intake holds, committed to the store in batches, in order.
 
-One task commits whatever accumulated every `batch_interval` seconds in one transaction,
-so a segment is durable within milliseconds of arriving; ordered store operations
+One task commits whatever accumulated in one transaction, then waits `commit_interval`
+seconds before the next, so a segment is durable (and live) within milliseconds of
+arriving and a busy gateway still writes in batches; ordered store operations
 (meeting and stream updates, media file rows) run in the same task, after the records
 taken before them.
 
@@ -40,13 +41,13 @@ _KINDS = ("segments", "chats", "events")  # JournalBatch's fields, in write orde
 class Writer:
     def __init__(self, store: Store, intake: Intake, metrics: GatewayMetrics, *,
                  journal: Journal | None = None, rejected_path: Path | None = None,
-                 batch_interval: float = 0.02, retry_interval: float = 0.5) -> None:
+                 commit_interval: float = 0.005, retry_interval: float = 0.5) -> None:
         self.store = store
         self.intake = intake
         self.metrics = metrics
         self.journal = journal
         self.rejected_path = rejected_path  # where refused records are set aside
-        self.batch_interval = batch_interval
+        self.commit_interval = commit_interval
         self.retry_interval = retry_interval
         self.store_ok = True
         self._disk = DiskThread("journal")
@@ -81,7 +82,7 @@ class Writer:
                 log.exception("writer: a flush failed; trying again")
                 await self._retry_later()
             if not self._stopping:
-                await asyncio.sleep(self.batch_interval)
+                await asyncio.sleep(self.commit_interval)
 
     async def flush(self) -> None:
         """Commit everything pending. While the store fails, records go to the journal on
