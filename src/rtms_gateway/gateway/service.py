@@ -34,6 +34,7 @@ from ..sinks.revoke import Revocations
 from ..sinks.store import Store
 from ..webhooks.concurrency import ConcurrencyWatch
 from ..webhooks.dedup import Deliveries
+from .heap import settle_after_start
 from .lock import DataDirLock
 from .loop_lag import LoopLagMonitor
 from .manager import Credentials, StreamManager
@@ -288,6 +289,7 @@ async def run_server(settings: Settings, host: str, port: int) -> None:
     except BaseException:
         sock.close()
         raise
+    settle_after_start()
     server = _Server(http_config(gateway))
     loop = asyncio.get_running_loop()
 
