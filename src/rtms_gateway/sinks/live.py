@@ -42,11 +42,12 @@ class LiveFilter:
                  kinds: Collection[FeedKind] | None = None) -> None:
         self.meeting_uuid = meeting_uuid
         self.kinds = frozenset(kinds) if kinds is not None else None
-        self._uuids = (frozenset({meeting_uuid, meeting_uuid.replace(_NUL, _REPLACEMENT)})
-                       if meeting_uuid is not None else None)
+        # The meeting's id as given and as stored.
+        self.uuids = (frozenset({meeting_uuid, meeting_uuid.replace(_NUL, _REPLACEMENT)})
+                      if meeting_uuid is not None else frozenset[str]())
 
     def matches(self, item: FeedItem) -> bool:
-        return ((self._uuids is None or item.meeting_uuid in self._uuids)
+        return ((not self.uuids or item.meeting_uuid in self.uuids)
                 and (self.kinds is None or item.kind in self.kinds))
 
 
@@ -59,18 +60,24 @@ class Subscription:
         self.wanted = wanted
         self._items: deque[FeedItem] = deque()
         self._maxsize = maxsize
-        self._wakeup = asyncio.Event()
+        # The consumer's `get` waiting: a bare future (True: woken; False: timed out), not
+        # a task per wait as `wait_for` would make.
+        self._waiter: asyncio.Future[bool] | None = None
         self.overflowed = False
         self.closed = False
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            _settle(self._waiter, True)
 
     def _put(self, item: FeedItem) -> bool:
         """Queue `item`; False (and the subscription overflowed) if the queue is full."""
         if len(self._items) >= self._maxsize:
             self.overflowed = True
-            self._wakeup.set()
+            self._wake()
             return False
         self._items.append(item)
-        self._wakeup.set()
+        self._wake()
         return True
 
     def drop_through(self, seq: int) -> None:
@@ -87,19 +94,29 @@ class Subscription:
                 return OVERFLOWED
             if self.closed:
                 raise StopAsyncIteration
-            self._wakeup.clear()
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _settle, waiter, False) if timeout is not None else None
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except TimeoutError:
-                return None
+                if not await waiter:
+                    return None  # the timeout came first
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
         return self._items.popleft()
 
     def close(self) -> None:
         """Stop receiving; what is queued is dropped (the consumer is gone)."""
         self.closed = True
         self._items.clear()
-        self._wakeup.set()
-        self._hub._subscribers.discard(self)
+        self._wake()
+        self._hub._remove(self)
+
+
+def _settle(waiter: asyncio.Future[bool], woken: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(woken)
 
 
 class LiveHub:
@@ -107,6 +124,10 @@ class LiveHub:
         self.queue_size = queue_size
         self.max_subscribers = max_subscribers
         self._subscribers: set[Subscription] = set()
+        # Who wants which meeting's items (by each form of its id), and who wants every
+        # meeting's: publishing an item looks only at its own meeting's subscribers.
+        self._by_meeting: dict[str, set[Subscription]] = {}
+        self._every_meeting: set[Subscription] = set()
         self.counters = {"published": 0, "overflowed": 0, "refused": 0}
 
     def subscribe(self, wanted: LiveFilter | None = None) -> Subscription:
@@ -117,21 +138,36 @@ class LiveHub:
             raise HubFull(f"{self.max_subscribers} live subscribers already")
         sub = Subscription(self, wanted or LiveFilter(), self.queue_size)
         self._subscribers.add(sub)
+        if sub.wanted.uuids:
+            for uuid in sub.wanted.uuids:
+                self._by_meeting.setdefault(uuid, set()).add(sub)
+        else:
+            self._every_meeting.add(sub)
         return sub
 
+    def _remove(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+        self._every_meeting.discard(sub)
+        for uuid in sub.wanted.uuids:
+            subs = self._by_meeting.get(uuid)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._by_meeting[uuid]
+
     def publish(self, items: list[FeedItem]) -> None:
-        """Hand committed items to every subscriber that wants them (never waits)."""
+        """Hand committed items, in order, to every subscriber that wants them (never waits)."""
         self.counters["published"] += len(items)
-        for sub in list(self._subscribers):
-            for item in items:
-                if sub.wanted.matches(item) and not sub._put(item):
+        for item in items:
+            for sub in [*self._every_meeting, *self._by_meeting.get(item.meeting_uuid, ())]:
+                kinds = sub.wanted.kinds
+                if (kinds is None or item.kind in kinds) and not sub._put(item):
                     # Out of the hub now; its consumer drains the queue, then learns.
-                    self._subscribers.discard(sub)
+                    self._remove(sub)
                     self.counters["overflowed"] += 1
                     log.info("a live feed subscriber fell %d items behind: it is told where "
                              "to resume and closed (%d so far)", self.queue_size,
                              self.counters["overflowed"])
-                    break
 
     @property
     def subscribers(self) -> int:
