@@ -35,6 +35,7 @@ from .exports import chat_json, chat_operation
 from .feed import NewItem
 from .records import ChatFile, ChatMessage
 from .search import INDEXED_CHARS
+from .search import index_texts as add_to_index
 
 _CHUNK = 500  # keys per IN (...)
 _TEXT_OPS = (None, ChatOperation.NEW, ChatOperation.UPDATE)
@@ -192,8 +193,7 @@ class ChatApply:
                 if before is not None and before["deleted_at_ms"] is None:
                     unindex(conn, [(before["last_seq"], before["text"])])
                 if state.deleted_at_ms is None:
-                    conn.execute(text("INSERT INTO search_text (rowid, text) VALUES (:seq, :text)"),
-                                       {"seq": seq, "text": row["text"][:INDEXED_CHARS]})
+                    add_to_index(conn, [(seq, row["text"])])
 
 
 def unindex(conn: Connection, rows: Iterable[tuple[int, str]]) -> None:

@@ -23,6 +23,7 @@ commit order. Several gateways on one database would need more (see README, Curs
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Collection, Iterable, Sequence
 from enum import StrEnum
@@ -186,7 +187,7 @@ async def append(conn: AsyncConnection, insert: Insert, items: Sequence[NewItem]
 
 
 def append_records(conn: Connection, insert: Insert, items: Iterable[NewItem],
-                         now_ms: int) -> dict[str, FeedItem]:
+                   now_ms: int) -> dict[str, FeedItem]:
     """Write the items of records (each with its `item_key`) in this transaction; those
     whose record has an item already are not written again. Returns the items written,
     by key (a key twice in `items` counts once)."""
@@ -196,11 +197,16 @@ def append_records(conn: Connection, insert: Insert, items: Iterable[NewItem],
         first.setdefault(i.item_key, i)
     if not first:
         return {}
-    f = s.feed_items
-    stmt = insert(f).on_conflict_do_nothing(index_elements=["item_key"]).returning(
-        f.c.id, f.c.item_key)
-    written = conn.execute(stmt, _rows(first.values(), now_ms))
+    written = conn.execute(_insert_records(insert), _rows(first.values(), now_ms))
     return {key: _item(seq, first[key], now_ms) for seq, key in written}
+
+
+@functools.cache
+def _insert_records(insert: Insert) -> Any:
+    """The statement of `append_records`, built once per dialect: building it and its
+    cache key costs more than running it, every batch."""
+    f = s.feed_items
+    return insert(f).on_conflict_do_nothing(index_elements=["item_key"]).returning(f.c.id, f.c.item_key)
 
 
 def _item(seq: int, new: NewItem, now_ms: int) -> FeedItem:

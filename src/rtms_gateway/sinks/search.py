@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..protocol.errors import RTMSError
 from ..protocol.messages import UserId
 from .feed import SEGMENT_KEY, FeedKind
+from .schema import SEARCH_TABLE
 from .store_rows import from_uid
 
 # Frozen into migration 0005's index expressions (PostgreSQL uses an index only for the
@@ -45,6 +46,8 @@ INDEXED_CHARS = 100_000
 MAX_QUERY_CHARS = 1000
 MAX_TERMS = 32
 SEARCHABLE = (FeedKind.TRANSCRIPT, FeedKind.CHAT)
+# SQLite: a text into the FTS5 table (contentless), under its feed sequence number.
+INDEX_TEXT = text(f"INSERT INTO {SEARCH_TABLE} (rowid, text) VALUES (:seq, :text)")
 SNIPPET_WORDS = 32  # a longer text is cut to this many words around the first match
 _LEAD_WORDS = 8  # words shown before the first match
 
@@ -218,5 +221,5 @@ async def run_search(conn: AsyncConnection, terms: tuple[Term, ...], *, pg: bool
 def index_texts(conn: Connection, rows: list[tuple[int, str]]) -> None:
     """SQLite: add (feed sequence number, text) rows to the FTS5 table."""
     if rows:
-        conn.execute(text("INSERT INTO search_text (rowid, text) VALUES (:seq, :text)"),
+        conn.execute(INDEX_TEXT,
                            [{"seq": seq, "text": body[:INDEXED_CHARS]} for seq, body in rows])
