@@ -43,7 +43,8 @@ class _SqliteWriting:
     database. A transaction written as plain synchronous code (`transact`) runs whole in
     a thread of its own on a connection of its own: through aiosqlite each statement is a
     hand-over to its thread and back through the event loop, which a busy loop makes
-    cost a millisecond or more, several times per transaction.
+    cost a millisecond or more, several times per transaction. The thread keeps its
+    connection between transactions (until one fails).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -52,6 +53,7 @@ class _SqliteWriting:
         self._memory = engine.url.database in (None, "", ":memory:")
         self._sync: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._conn: Connection | None = None  # used in the thread only
 
     async def run(self, engine: AsyncEngine, write: Callable[[Connection], T]) -> T:
         async with self.lock:
@@ -67,15 +69,31 @@ class _SqliteWriting:
 
     def _transaction(self, write: Callable[[Connection], T]) -> T:
         assert self._sync is not None
-        with self._sync.begin() as conn:
-            return write(conn)
+        if self._conn is None:
+            self._conn = self._sync.connect()
+        conn = self._conn
+        try:
+            with conn.begin():
+                return write(conn)
+        except Exception:
+            # A connection a write failed on may be what failed (a file moved, a lock
+            # held): the next transaction opens a new one.
+            self._conn = None
+            conn.close()
+            raise
+
+    def _dispose(self, sync: Engine) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        sync.dispose()
 
     async def close(self) -> None:
         thread, sync = self._thread, self._sync
         self._thread = self._sync = None
         if thread is not None and sync is not None:
             async with self.lock:  # after the transaction under way, if any
-                await asyncio.get_running_loop().run_in_executor(thread, sync.dispose)
+                await asyncio.get_running_loop().run_in_executor(thread, self._dispose, sync)
             thread.shutdown()
 
 
