@@ -32,7 +32,6 @@ from typing import Any, NamedTuple
 import msgspec
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..client.lifecycle import StreamState
 from ..protocol.constants import EventType, Product, ZccEventType, event_name
@@ -176,13 +175,12 @@ def _rows(items: Iterable[NewItem], now_ms: int) -> list[dict[str, Any]]:
              "body": i.body.decode()} for i in items]
 
 
-async def append(conn: AsyncConnection, insert: Insert, items: Sequence[NewItem],
-                 now_ms: int) -> list[FeedItem]:
+def append(conn: Connection, insert: Insert, items: Sequence[NewItem],
+           now_ms: int) -> list[FeedItem]:
     """Write the items of changes (no `item_key`) in this transaction, in this order."""
     if not items:
         return []
-    stmt = insert(s.feed_items).returning(s.feed_items.c.id, sort_by_parameter_order=True)
-    seqs = (await conn.execute(stmt, _rows(items, now_ms))).scalars().all()
+    seqs = conn.execute(_insert_changes(insert), _rows(items, now_ms)).scalars().all()
     return [_item(seq, item, now_ms) for seq, item in zip(seqs, items, strict=True)]
 
 
@@ -199,6 +197,12 @@ def append_records(conn: Connection, insert: Insert, items: Iterable[NewItem],
         return {}
     written = conn.execute(_insert_records(insert), _rows(first.values(), now_ms))
     return {key: _item(seq, first[key], now_ms) for seq, key in written}
+
+
+@functools.cache
+def _insert_changes(insert: Insert) -> Any:
+    """The statement of `append`, built once per dialect."""
+    return insert(s.feed_items).returning(s.feed_items.c.id, sort_by_parameter_order=True)
 
 
 @functools.cache

@@ -19,17 +19,17 @@ their fixed-size key (`schema.key_of`), so an id of any length is stored and fou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..client.lifecycle import meeting_state
 from ..protocol.constants import EventType
@@ -53,7 +53,7 @@ from .records import (
 from .schema import key_of as _key
 from .search import SEARCHABLE, SearchHit, Term, parse_query, run_search
 from .store_errors import guarded
-from .store_open import dispose, open_engine, transact, writing
+from .store_open import dispose, open_engine, transact
 
 log = logging.getLogger(__name__)
 Listener = Callable[[list[FeedItem]], None]
@@ -150,15 +150,14 @@ class Store:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    @contextlib.asynccontextmanager
-    async def _feeding(self) -> AsyncIterator[tuple[AsyncConnection, list[FeedItem]]]:
-        """A transaction whose feed items (put in the list) are published once it commits.
-        One at a time: a sequence number taken is committed before the next is taken."""
-        made: list[FeedItem] = []
+    async def _feed(self, write: Callable[[Connection], list[FeedItem]]) -> list[FeedItem]:
+        """`write(conn)` in one transaction (`store_open.transact`: on SQLite, whole in the
+        writer's thread); the feed items it returns are published once it commits. One at
+        a time: a sequence number taken is committed before the next is taken."""
         async with self._feed_lock:
-            async with writing(self.engine) as conn:
-                yield conn, made
+            made = await transact(self.engine, write)
             self._publish(made)
+        return made
 
     def _publish(self, made: list[FeedItem]) -> None:
         """The listeners hear of a write's items, once it is committed."""
@@ -169,9 +168,8 @@ class Store:
                 except Exception:  # a listener's bug must not undo a commit
                     log.exception("a feed listener failed; the write stands")
 
-    async def _changed(self, conn: AsyncConnection, made: list[FeedItem],
-                       *items: NewItem) -> None:
-        made += await feed.append(conn, self._insert, items, _now_ms())
+    def _changed(self, conn: Connection, *items: NewItem) -> list[FeedItem]:
+        return feed.append(conn, self._insert, items, _now_ms())
 
     @guarded
     async def upsert_meeting(self, m: MeetingRecord) -> None:
@@ -187,14 +185,18 @@ class Store:
             "stopped_at_ms": None, "stop_reason": None,
             "meeting_id": func.coalesce(stmt.excluded.meeting_id, s.meetings.c.meeting_id),
         })
-        async with self._feeding() as (conn, made):
-            before = await _row(conn, s.meetings, s.meetings.c.meeting_key == key)
-            await conn.execute(stmt)
-            if before is None or before["stopped_at_ms"] is not None:
-                after = await _row(conn, s.meetings, s.meetings.c.meeting_key == key)
-                assert after is not None
-                await self._changed(conn, made, NewItem.of(
-                    feed.MEETING_STARTED, after["meeting_uuid"], meeting_json(after)))
+
+        def write(conn: Connection) -> list[FeedItem]:
+            before = _row(conn, s.meetings, s.meetings.c.meeting_key == key)
+            conn.execute(stmt)
+            if before is not None and before["stopped_at_ms"] is None:
+                return []
+            after = _row(conn, s.meetings, s.meetings.c.meeting_key == key)
+            assert after is not None
+            return self._changed(conn, NewItem.of(feed.MEETING_STARTED, after["meeting_uuid"],
+                                                  meeting_json(after)))
+
+        await self._feed(write)
         self.counters["nul_replaced"] += replaced
 
     @guarded
@@ -212,13 +214,17 @@ class Store:
         stmt = stmt.on_conflict_do_update(index_elements=["stream_key"], set_={
             k: stmt.excluded[k] for k in ("server_urls", "state", "status_code", "status_reason",
                                            "stopped_at_ms", "stop_reason", "updated_at_ms")})
-        async with self._feeding() as (conn, made):
-            before = await _row(conn, s.streams, s.streams.c.stream_key == key)
-            await conn.execute(stmt)
-            if before is None or before["state"] != r.state:
-                after = await _row(conn, s.streams, s.streams.c.stream_key == key)
-                assert after is not None
-                await self._changed(conn, made, _stream_item(after))
+
+        def write(conn: Connection) -> list[FeedItem]:
+            before = _row(conn, s.streams, s.streams.c.stream_key == key)
+            conn.execute(stmt)
+            if before is not None and before["state"] == r.state:
+                return []
+            after = _row(conn, s.streams, s.streams.c.stream_key == key)
+            assert after is not None
+            return self._changed(conn, _stream_item(after))
+
+        await self._feed(write)
         self.counters["nul_replaced"] += replaced
 
     @guarded
@@ -234,11 +240,15 @@ class Store:
             if value is not None:
                 values[name] = value
         key, replaced = _key(self._id(rtms_stream_id)), self._scrub(values)
-        async with self._feeding() as (conn, made):
-            before = await _row(conn, s.streams, s.streams.c.stream_key == key)
-            await conn.execute(update(s.streams).where(s.streams.c.stream_key == key).values(values))
-            if before is not None and state is not None and before["state"] != values["state"]:
-                await self._changed(conn, made, _stream_item({**before, **values}))
+
+        def write(conn: Connection) -> list[FeedItem]:
+            before = _row(conn, s.streams, s.streams.c.stream_key == key)
+            conn.execute(update(s.streams).where(s.streams.c.stream_key == key).values(values))
+            if before is None or state is None or before["state"] == values["state"]:
+                return []
+            return self._changed(conn, _stream_item({**before, **values}))
+
+        await self._feed(write)
         self.counters["nul_replaced"] += replaced
 
     @guarded
@@ -246,14 +256,18 @@ class Store:
         """The first stop of a live meeting is `meeting.ended` (its other streams' later
         stops change nothing the feed tells)."""
         m, key = s.meetings, _key(self._id(meeting_uuid))
-        async with self._feeding() as (conn, made):
-            before = await _row(conn, m, m.c.meeting_key == key)
-            await conn.execute(update(m).where(m.c.meeting_key == key)
-                               .values(stopped_at_ms=stopped_at_ms, stop_reason=stop_reason))
-            if before is not None and before["stopped_at_ms"] is None:
-                after = {**before, "stopped_at_ms": stopped_at_ms, "stop_reason": stop_reason}
-                await self._changed(conn, made, NewItem.of(
-                    feed.MEETING_ENDED, before["meeting_uuid"], meeting_json(after)))
+
+        def write(conn: Connection) -> list[FeedItem]:
+            before = _row(conn, m, m.c.meeting_key == key)
+            conn.execute(update(m).where(m.c.meeting_key == key)
+                         .values(stopped_at_ms=stopped_at_ms, stop_reason=stop_reason))
+            if before is None or before["stopped_at_ms"] is not None:
+                return []
+            after = {**before, "stopped_at_ms": stopped_at_ms, "stop_reason": stop_reason}
+            return self._changed(conn, NewItem.of(feed.MEETING_ENDED, before["meeting_uuid"],
+                                                  meeting_json(after)))
+
+        await self._feed(write)
 
     @guarded
     async def add_account_item(self, kind: str, body: dict[str, Any], key: str) -> bool:
@@ -261,10 +275,9 @@ class Store:
         meeting; `key` names the notice, so one delivered twice (Zoom's retry, before or
         after a restart) is one item. Whether it was new."""
         new = NewItem.of(feed.CONCURRENCY_ITEMS[kind], feed.NO_MEETING, body, feed.ACCOUNT_KEY + key)
-        async with self._feeding() as (conn, made):
-            written = await conn.run_sync(feed.append_records, self._insert, [new], _now_ms())
-            made += written.values()
-        return bool(written)
+        made = await self._feed(lambda conn: list(
+            feed.append_records(conn, self._insert, [new], _now_ms()).values()))
+        return bool(made)
 
     @guarded
     async def write_batch(self, segments: Iterable[TranscriptSegment] = (), chats: Iterable[ChatMessage] = (),
@@ -282,10 +295,8 @@ class Store:
         batch.add_segments(segments)
         batch.add_chats(chats)
         batch.add_events(events)
-        async with self._feed_lock:
-            made = await transact(self.engine, partial(
-                batch.write, insert=self._insert, now_ms=_now_ms(), index_texts=not self._pg))
-            self._publish(made)
+        made = await self._feed(partial(batch.write, insert=self._insert, now_ms=_now_ms(),
+                                        index_texts=not self._pg))
         self.counters["nul_replaced"] += batch.replaced
         return made
 
@@ -302,9 +313,10 @@ class Store:
             k: insert.excluded[k] for k in ("path", "format", "user_name", "first_ms", "last_ms",
                                              "frames", "bytes", "complete", "updated_at_ms")
         }).returning(m.c.id)
-        async with self._feeding() as (conn, made):
-            before = await _row(conn, m, m.c.track_key == values["track_key"])
-            file_id = (await conn.execute(stmt)).scalar_one()
+
+        def write(conn: Connection) -> list[FeedItem]:
+            before = _row(conn, m, m.c.track_key == values["track_key"])
+            file_id = conn.execute(stmt).scalar_one()
             items = []
             stored = convert.media_file({**values, "id": file_id})
             body = media_file_json(stored)
@@ -312,7 +324,9 @@ class Store:
                 items.append(NewItem.of(feed.MEDIA_NEW, stored.meeting_uuid, body))
             if stored.complete and (before is None or not before["complete"]):
                 items.append(NewItem.of(feed.MEDIA_READY, stored.meeting_uuid, body))
-            await self._changed(conn, made, *items)
+            return self._changed(conn, *items)
+
+        await self._feed(write)
         self.counters["nul_replaced"] += replaced
 
     # ---- reads --------------------------------------------------------------------------
@@ -395,10 +409,9 @@ class Store:
     async def touch_streams(self, rtms_stream_ids: list[str]) -> None:
         """Note that these streams are still held (a restart rejoins only recent ones)."""
         if rtms_stream_ids:
-            keys = [_key(self._id(x)) for x in rtms_stream_ids]
-            async with writing(self.engine) as conn:
-                await conn.execute(update(s.streams).where(s.streams.c.stream_key.in_(keys))
-                                   .values(updated_at_ms=_now_ms()))
+            stmt = (update(s.streams).where(s.streams.c.stream_key.in_(
+                [_key(self._id(x)) for x in rtms_stream_ids])).values(updated_at_ms=_now_ms()))
+            await transact(self.engine, lambda conn: conn.execute(stmt))
 
     async def transcript(self, meeting_uuid: str) -> list[TranscriptSegment]:
         """The whole transcript, by time."""
@@ -488,8 +501,8 @@ class Store:
 # ---- helpers ----------------------------------------------------------------------------
 
 
-async def _row(conn: AsyncConnection, table: Any, where: Any) -> dict[str, Any] | None:
-    row = (await conn.execute(select(table).where(where))).mappings().first()
+def _row(conn: Connection, table: Any, where: Any) -> dict[str, Any] | None:
+    row = conn.execute(select(table).where(where)).mappings().first()
     return dict(row) if row is not None else None
 
 
