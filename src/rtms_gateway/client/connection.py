@@ -32,6 +32,7 @@ from .transport import EventHandler, Session, Socket
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # bounds a message reassembled from fragments
+_TEXT, _BINARY = WSMsgType.TEXT, WSMsgType.BINARY
 
 
 def proxy_display(url: str) -> str:
@@ -176,9 +177,12 @@ class Connection(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
-        if msg_type is WSMsgType.TEXT or msg_type is WSMsgType.BINARY:
-            if frame.fin:
-                self._feed(frame.get_payload_as_memoryview())
+        if msg_type is _TEXT or msg_type is _BINARY:
+            if frame.fin:  # `_feed` inlined: every media frame comes this way
+                event = self.session.receive(frame.get_payload_as_memoryview(), self.clock())
+                self.flush()
+                if event is not None:
+                    self.on_event(self, event)
             else:
                 self._fragments = bytearray(frame.get_payload_as_memoryview())
         elif msg_type is WSMsgType.CONTINUATION and self._fragments is not None:

@@ -117,6 +117,9 @@ class RtmsStream:
         session_id: str | None = None,
     ) -> None:
         self.spec = spec
+        # Plain attributes, not properties of the spec: read for every media frame.
+        self.stream_id: str = spec.rtms_stream_id
+        self.meeting_uuid: str = spec.owner_id
         # A connection made again to a stream held before (after a drop, or a restart of the
         # gateway): once ready, it asks Zoom where the stream and the session stand.
         self.reconnection = reconnection
@@ -155,14 +158,6 @@ class RtmsStream:
         self._resumed_at = float("-inf")
         self._handshake: asyncio.Future[_HandshakeResult] | None = None
         self._done: asyncio.Future[StreamOutcome] | None = None
-
-    @property
-    def stream_id(self) -> str:
-        return self.spec.rtms_stream_id
-
-    @property
-    def meeting_uuid(self) -> str:
-        return self.spec.owner_id
 
     @property
     def product(self) -> str:
@@ -321,10 +316,11 @@ class RtmsStream:
                     self._spawn(media_socket.close())
 
     def _on_media_event(self, socket: Socket, event: SessionEvent) -> None:
+        if type(event) is AudioData:  # 50 a second per socket: no pattern matching for it
+            self.observer.on_message(self, event)
+            return
         match event:
-            # Media data, 50 frames a second per socket: audio, the most frequent, matches
-            # on its exact type (cheaper than the base class check after it).
-            case AudioData() | Message() | UnknownMessage():
+            case Message() | UnknownMessage():
                 self.observer.on_message(self, event)
             case FrameRejected():
                 self._rejected(socket, event)

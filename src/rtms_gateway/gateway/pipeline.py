@@ -117,6 +117,10 @@ class Pipeline:
         self._speakers: dict[str, SpeakerTimeline] = {}
         self._session_states: dict[str, int] = {}  # per stream: Zoom's session state, last heard
         self._finishing: set[asyncio.Task[None]] = set()
+        self.audio_frames = self.video_frames = self.share_frames = 0  # received
+        self.metrics.audio_frames.read_from(lambda: self.audio_frames)
+        self.metrics.video_frames.read_from(lambda: self.video_frames)
+        self.metrics.share_frames.read_from(lambda: self.share_frames)
         self.metrics.pending_records.set_function(lambda: self.intake.pending)
         self.metrics.journal_records.set_function(lambda: journal.records if journal is not None else 0)
 
@@ -150,7 +154,7 @@ class Pipeline:
         kind = type(msg)
         m = self.metrics
         if kind is AudioData:
-            m.audio_frames.inc()
+            self.audio_frames += 1
             if self.media is not None:
                 self._place(stream, MediaType.AUDIO, msg)
         elif kind is TranscriptData:
@@ -175,11 +179,11 @@ class Pipeline:
             m.events.inc(len(records))
             self.intake.add_events(stream, records)
         elif kind is VideoData:
-            m.video_frames.inc()
+            self.video_frames += 1
             if self.media is not None:
                 self._place(stream, MediaType.VIDEO, msg)
         elif kind is ShareData:
-            m.share_frames.inc()
+            self.share_frames += 1
             if self.media is not None:
                 self._place(stream, MediaType.DESKSHARE, msg)
         elif kind is SessionStateUpdate or kind is SessionStateResp:

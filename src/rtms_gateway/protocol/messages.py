@@ -459,7 +459,10 @@ def _invalid_utf8(exc: UnicodeDecodeError) -> RemoteProtocolError:
 
 def decode_server_message(data: bytes | memoryview | str) -> ServerMessage | UnknownMessage:
     """Decode a frame a client receives (text or binary JSON)."""
-    return _decode(_server_decoder, data)
+    try:  # every media frame: straight into msgspec
+        return _server_decoder.decode(data)
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        return _decode(_server_decoder, data)  # once more, to tell why (or an unknown msg_type)
 
 
 def decode_client_message(data: bytes | memoryview | str) -> ClientMessage | UnknownMessage:
