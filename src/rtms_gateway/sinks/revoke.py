@@ -35,6 +35,7 @@ from .paths import MediaPathError, media_path
 from .schema import key_of
 from .search import INDEXED_CHARS
 from .store_errors import guarded
+from .store_open import writing
 from .store_part import StorePart
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Revocations(StorePart):
         """Delete everything stored of the stream and keep its tombstone; idempotent."""
         stream_id = self._id(rtms_stream_id)
         erased = Erased()
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:  # in turn with the store's other writers
             row = (await conn.execute(select(s.streams.c.meeting_uuid).where(
                 s.streams.c.stream_key == key_of(stream_id)))).first()
             uuid = row[0] if row is not None else (self._id(meeting_uuid) if meeting_uuid else None)
