@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
 
 from ..protocol.errors import StoreError
 from . import schema as s
 from .exports import iso_utc
 from .feed import NO_MEETING, FeedItem
 from .store_errors import guarded
-from .store_open import writing
+from .store_open import transact
 from .store_part import StorePart
 
 if TYPE_CHECKING:
@@ -65,20 +66,22 @@ class FeedPositions(StorePart):
     async def get_or_start(self, consumer: str) -> int:
         """Its position; a consumer new here starts at the feed's head (what comes next)."""
         p = s.feed_positions
-        async with writing(self.engine) as conn:
-            head = (await conn.execute(select(func.max(s.feed_items.c.id)))).scalar() or 0
-            await conn.execute(self._insert(p).values(consumer=consumer, position=head)
-                               .on_conflict_do_nothing(index_elements=["consumer"]))
-            position: int = (await conn.execute(
-                select(p.c.position).where(p.c.consumer == consumer))).scalar_one()
-        return position
+        insert = self._insert(p)
+
+        def write(conn: Connection) -> int:
+            head = conn.execute(select(func.max(s.feed_items.c.id))).scalar() or 0
+            conn.execute(insert.values(consumer=consumer, position=head)
+                         .on_conflict_do_nothing(index_elements=["consumer"]))
+            position: int = conn.execute(
+                select(p.c.position).where(p.c.consumer == consumer)).scalar_one()
+            return position
+        return await transact(self.engine, write)
 
     @guarded
     async def set(self, consumer: str, position: int) -> None:
         p = s.feed_positions
-        async with writing(self.engine) as conn:
-            await conn.execute(update(p).where(p.c.consumer == consumer, p.c.position < position)
-                               .values(position=position))
+        stmt = update(p).where(p.c.consumer == consumer, p.c.position < position).values(position=position)
+        await transact(self.engine, lambda conn: conn.execute(stmt))
 
 
 class RedisBus:

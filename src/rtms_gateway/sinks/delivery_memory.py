@@ -15,12 +15,12 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from . import schema as s
 from .schema import key_of
 from .store_errors import guarded
-from .store_open import writing
+from .store_open import transact
 from .store_part import StorePart
 
 if TYPE_CHECKING:
@@ -52,17 +52,21 @@ class DeliveryMemory(StorePart):
             index_elements=["delivery_key"], set_={"seen_at_ms": insert.excluded.seen_at_ms},
             where=t.c.seen_at_ms < now_ms - self.delivery_ttl_ms,  # an expired one is new again
         ).returning(t.c.id)
-        async with writing(self.engine) as conn:
-            taken_now = (await conn.execute(stmt)).first() is not None
-            await self._prune(conn, t, t.c.seen_at_ms, now_ms, self.delivery_ttl_ms)
-        return not taken_now
+        prune = self._prune_due(t, now_ms)
+
+        def write(conn: Connection) -> bool:
+            taken_now = conn.execute(stmt).first() is not None
+            if prune:
+                self._prune(conn, t, t.c.seen_at_ms, now_ms, self.delivery_ttl_ms)
+            return taken_now
+        return not await transact(self.engine, write)
 
     @guarded
     async def forget_delivery(self, delivery: tuple[Hashable, ...]) -> None:
         """So Zoom's retry of a delivery we failed to act on is taken again."""
         t = s.webhook_deliveries
-        async with writing(self.engine) as conn:
-            await conn.execute(delete(t).where(t.c.delivery_key == key_of(*delivery)))
+        stmt = delete(t).where(t.c.delivery_key == key_of(*delivery))
+        await transact(self.engine, lambda conn: conn.execute(stmt))
 
     @guarded
     async def remember_ended(self, rtms_stream_id: str, state: str, now_ms: int) -> None:
@@ -70,9 +74,13 @@ class DeliveryMemory(StorePart):
         stmt = self._insert(t).values(stream_key=key_of(rtms_stream_id), state=state, ended_at_ms=now_ms)
         stmt = stmt.on_conflict_do_update(index_elements=["stream_key"], set_={
             "state": stmt.excluded.state, "ended_at_ms": stmt.excluded.ended_at_ms})
-        async with writing(self.engine) as conn:
-            await conn.execute(stmt)
-            await self._prune(conn, t, t.c.ended_at_ms, now_ms, self.ended_ttl_ms)
+        prune = self._prune_due(t, now_ms)
+
+        def write(conn: Connection) -> None:
+            conn.execute(stmt)
+            if prune:
+                self._prune(conn, t, t.c.ended_at_ms, now_ms, self.ended_ttl_ms)
+        await transact(self.engine, write)
 
     @guarded
     async def ended_state(self, rtms_stream_id: str) -> str | None:
@@ -81,13 +89,17 @@ class DeliveryMemory(StorePart):
         async with self.engine.connect() as conn:
             return (await conn.execute(select(t.c.state).where(t.c.stream_key == key_of(rtms_stream_id)))).scalar()
 
-    async def _prune(self, conn: AsyncConnection, table: Any, at: Any, now_ms: int, ttl_ms: int) -> None:
-        """Rows past their TTL, then the oldest past `max_rows`; at most once a minute."""
+    def _prune_due(self, table: Any, now_ms: int) -> bool:
+        """Whether the table is pruned with this write: at most once a minute."""
         last = self._pruned_at.get(table.name)
         if last is not None and now_ms - last < self.prune_every_ms:
-            return
+            return False
         self._pruned_at[table.name] = now_ms
-        await conn.execute(delete(table).where(at < now_ms - ttl_ms))
+        return True
+
+    def _prune(self, conn: Connection, table: Any, at: Any, now_ms: int, ttl_ms: int) -> None:
+        """Rows past their TTL, then the oldest past `max_rows`."""
+        conn.execute(delete(table).where(at < now_ms - ttl_ms))
         newest_dropped = (select(table.c.id).order_by(table.c.id.desc())
                           .offset(self.max_rows).limit(1).scalar_subquery())
-        await conn.execute(delete(table).where(table.c.id <= newest_dropped))
+        conn.execute(delete(table).where(table.c.id <= newest_dropped))

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from ..protocol.errors import RecordRefused
 from . import schema as s
 from .store_errors import guarded
-from .store_open import writing
+from .store_open import transact
 from .store_part import StorePart
 
 if TYPE_CHECKING:
@@ -82,9 +82,9 @@ class KeyStore(StorePart):
         key = new_key()
         k = s.api_keys
         try:
-            async with writing(self.engine) as conn:
-                await conn.execute(insert(k).values(name=name, scope=scope.value, key_hash=key_hash(key),
-                                                    shown=key[:SHOWN_CHARS], created_at_ms=_now_ms()))
+            stmt = insert(k).values(name=name, scope=scope.value, key_hash=key_hash(key),
+                                    shown=key[:SHOWN_CHARS], created_at_ms=_now_ms())
+            await transact(self.engine, lambda conn: conn.execute(stmt))
         except IntegrityError:  # the live names are unique (a partial index)
             raise KeyNameTaken(f"a key named {name!r} exists; revoke it first or choose another name") from None
         return key
@@ -101,10 +101,8 @@ class KeyStore(StorePart):
     async def revoke(self, name: str) -> bool:
         """Whether a key of that name was there to revoke."""
         k = s.api_keys
-        async with writing(self.engine) as conn:
-            done = await conn.execute(update(k).where(k.c.name == name, k.c.revoked_at_ms.is_(None))
-                                      .values(revoked_at_ms=_now_ms()))
-        return bool(done.rowcount)
+        stmt = update(k).where(k.c.name == name, k.c.revoked_at_ms.is_(None)).values(revoked_at_ms=_now_ms())
+        return await transact(self.engine, lambda conn: bool(conn.execute(stmt).rowcount))
 
     @guarded
     async def find(self, hashed: str) -> ApiKey | None:
@@ -117,8 +115,8 @@ class KeyStore(StorePart):
             return None
         now = _now_ms()
         if row["last_used_at_ms"] is None or now - row["last_used_at_ms"] > self.TOUCH_EVERY_MS:
-            async with writing(self.engine) as conn:
-                await conn.execute(update(k).where(k.c.id == row["id"]).values(last_used_at_ms=now))
+            touch = update(k).where(k.c.id == row["id"]).values(last_used_at_ms=now)
+            await transact(self.engine, lambda conn: conn.execute(touch))
         return ApiKey(name=row["name"], scope=Scope(row["scope"]), shown=row["shown"],
                       created_at_ms=row["created_at_ms"], last_used_at_ms=now)
 

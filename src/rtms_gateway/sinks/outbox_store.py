@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import and_, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from . import schema as s
 from .cursors import format_cursor
 from .exports import iso_names, with_iso
 from .store_errors import guarded
-from .store_open import writing
+from .store_open import transact
 from .store_part import StorePart
 from .webhook_signing import webhook_id
 
@@ -98,12 +98,15 @@ class OutboxStore(StorePart):
     async def add(self, url: str, events: tuple[str, ...], secret: str) -> Subscription:
         """A subscription to what is stored from now on (its position: the feed's head)."""
         w, f = s.webhook_subscriptions, s.feed_items
-        async with writing(self.engine) as conn:
-            head = (await conn.execute(select(func.max(f.c.id)))).scalar() or 0
-            created = now_ms()
-            new_id = (await conn.execute(insert(w).values(
+        created = now_ms()
+
+        def write(conn: Connection) -> tuple[int, int]:
+            head = conn.execute(select(func.max(f.c.id))).scalar() or 0
+            new_id = conn.execute(insert(w).values(
                 url=url, events=",".join(events), secret=secret, position=head,
-                created_at_ms=created).returning(w.c.id))).scalar_one()
+                created_at_ms=created).returning(w.c.id)).scalar_one()
+            return new_id, head
+        new_id, head = await transact(self.engine, write)
         return Subscription(id=new_id, url=url, events=events, secret=secret, position=head,
                             created_at_ms=created)
 
@@ -126,16 +129,14 @@ class OutboxStore(StorePart):
     async def remove(self, subscription_id: int) -> bool:
         """Whether there was such a subscription. Its deliveries' history stays."""
         w = s.webhook_subscriptions
-        async with writing(self.engine) as conn:
-            done = await conn.execute(update(w).where(
-                w.c.id == subscription_id, w.c.deleted_at_ms.is_(None)).values(deleted_at_ms=now_ms()))
-        return bool(done.rowcount)
+        stmt = update(w).where(w.c.id == subscription_id, w.c.deleted_at_ms.is_(None)).values(
+            deleted_at_ms=now_ms())
+        return await transact(self.engine, lambda conn: bool(conn.execute(stmt).rowcount))
 
     @guarded
     async def advance(self, subscription_id: int, seq: int) -> None:
         """Done with everything up to `seq` (items it does not deliver)."""
-        async with writing(self.engine) as conn:
-            await _advance(conn, subscription_id, seq)
+        await transact(self.engine, lambda conn: _advance(conn, subscription_id, seq))
 
     # ---- deliveries ----------------------------------------------------------------------
 
@@ -166,12 +167,15 @@ class OutboxStore(StorePart):
             "done_at_ms": at_ms if status != PENDING else None}
         row = {"subscription_id": delivery.subscription_id, "seq": delivery.seq,
                "type": delivery.type, "created_at_ms": delivery.created_at_ms, **values}
-        async with writing(self.engine) as conn:
-            stmt = self._insert(d).values(**row)
-            stmt = stmt.on_conflict_do_update(index_elements=["subscription_id", "seq"], set_=values)
-            delivery_id = (await conn.execute(stmt.returning(d.c.id))).scalar_one()
+        stmt = self._insert(d).values(**row)
+        stmt = stmt.on_conflict_do_update(index_elements=["subscription_id", "seq"], set_=values)
+
+        def write(conn: Connection) -> int:
+            delivery_id: int = conn.execute(stmt.returning(d.c.id)).scalar_one()
             if status != PENDING:
-                await _advance(conn, delivery.subscription_id, delivery.seq)
+                _advance(conn, delivery.subscription_id, delivery.seq)
+            return delivery_id
+        delivery_id = await transact(self.engine, write)
         return msgspec.structs.replace(delivery, id=delivery_id, **values)
 
     @guarded
@@ -193,11 +197,15 @@ class OutboxStore(StorePart):
             set_={name: stmt.excluded[name] for name in (
                 "status", "attempts", "next_attempt_at_ms", "last_attempt_at_ms",
                 "last_status_code", "last_error", "done_at_ms")})
-        async with writing(self.engine) as conn:
-            await conn.execute(stmt, rows)
-            for subscription_id in {x.subscription_id for x in delivered}:
-                await _advance(conn, subscription_id,
-                               max(x.seq for x in delivered if x.subscription_id == subscription_id))
+        last: dict[int, int] = {}  # subscription -> the last item delivered
+        for x in delivered:
+            last[x.subscription_id] = max(x.seq, last.get(x.subscription_id, x.seq))
+
+        def write(conn: Connection) -> None:
+            conn.execute(stmt, rows)
+            for subscription_id, seq in last.items():
+                _advance(conn, subscription_id, seq)
+        await transact(self.engine, write)
 
     @guarded
     async def deliveries(self, subscription_id: int, *, status: str | None = None,
@@ -221,14 +229,14 @@ class OutboxStore(StorePart):
         at = now_ms()
         where = and_(d.c.id == delivery_id, d.c.subscription_id == subscription_id,
                      d.c.status == DEAD)
-        async with writing(self.engine) as conn:
-            done = await conn.execute(update(d).where(where).values(
+        def write(conn: Connection) -> Delivery | None:
+            done = conn.execute(update(d).where(where).values(
                 status=PENDING, attempts=0, created_at_ms=at, next_attempt_at_ms=at,
                 done_at_ms=None))
             if not done.rowcount:
                 return None
-            row = (await conn.execute(select(d).where(d.c.id == delivery_id))).one()
-        return _delivery(row)
+            return _delivery(conn.execute(select(d).where(d.c.id == delivery_id)).one())
+        return await transact(self.engine, write)
 
     @guarded
     async def replays(self, subscription: Subscription, limit: int = 100) -> list[Delivery]:
@@ -252,14 +260,12 @@ class OutboxStore(StorePart):
     async def prune(self, delivered_before_ms: int, dead_before_ms: int) -> int:
         """Forget deliveries delivered before then, and dead ones (kept longer, for replay)."""
         d = s.outbound_deliveries
-        async with writing(self.engine) as conn:
-            done = await conn.execute(delete(d).where(
-                ((d.c.status == DELIVERED) & (d.c.done_at_ms < delivered_before_ms))
-                | ((d.c.status == DEAD) & (d.c.done_at_ms < dead_before_ms))))
-        return int(done.rowcount or 0)
+        stmt = delete(d).where(
+            ((d.c.status == DELIVERED) & (d.c.done_at_ms < delivered_before_ms))
+            | ((d.c.status == DEAD) & (d.c.done_at_ms < dead_before_ms)))
+        return await transact(self.engine, lambda conn: int(conn.execute(stmt).rowcount or 0))
 
 
-async def _advance(conn: AsyncConnection, subscription_id: int, seq: int) -> None:
+def _advance(conn: Connection, subscription_id: int, seq: int) -> None:
     w = s.webhook_subscriptions
-    await conn.execute(update(w).where(w.c.id == subscription_id, w.c.position < seq)
-                       .values(position=seq))
+    conn.execute(update(w).where(w.c.id == subscription_id, w.c.position < seq).values(position=seq))
