@@ -32,7 +32,7 @@ from . import schema as s
 from .exports import iso_utc
 from .feed import NO_MEETING, FeedItem
 from .store_errors import guarded
-from .store_open import transact
+from .store_open import execute, transact
 from .store_part import StorePart
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class FeedPositions(StorePart):
     async def set(self, consumer: str, position: int) -> None:
         p = s.feed_positions
         stmt = update(p).where(p.c.consumer == consumer, p.c.position < position).values(position=position)
-        await transact(self.engine, lambda conn: conn.execute(stmt))
+        await execute(self.engine, stmt)
 
 
 class RedisBus:

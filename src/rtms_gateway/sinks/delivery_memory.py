@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from . import schema as s
 from .schema import key_of
 from .store_errors import guarded
-from .store_open import transact
+from .store_open import execute, transact
 from .store_part import StorePart
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class DeliveryMemory(StorePart):
         """So Zoom's retry of a delivery we failed to act on is taken again."""
         t = s.webhook_deliveries
         stmt = delete(t).where(t.c.delivery_key == key_of(*delivery))
-        await transact(self.engine, lambda conn: conn.execute(stmt))
+        await execute(self.engine, stmt)
 
     @guarded
     async def remember_ended(self, rtms_stream_id: str, state: str, now_ms: int) -> None:

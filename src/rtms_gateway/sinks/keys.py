@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from ..protocol.errors import RecordRefused
 from . import schema as s
 from .store_errors import guarded
-from .store_open import transact
+from .store_open import execute
 from .store_part import StorePart
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class KeyStore(StorePart):
         try:
             stmt = insert(k).values(name=name, scope=scope.value, key_hash=key_hash(key),
                                     shown=key[:SHOWN_CHARS], created_at_ms=_now_ms())
-            await transact(self.engine, lambda conn: conn.execute(stmt))
+            await execute(self.engine, stmt)
         except IntegrityError:  # the live names are unique (a partial index)
             raise KeyNameTaken(f"a key named {name!r} exists; revoke it first or choose another name") from None
         return key
@@ -102,7 +102,7 @@ class KeyStore(StorePart):
         """Whether a key of that name was there to revoke."""
         k = s.api_keys
         stmt = update(k).where(k.c.name == name, k.c.revoked_at_ms.is_(None)).values(revoked_at_ms=_now_ms())
-        return await transact(self.engine, lambda conn: bool(conn.execute(stmt).rowcount))
+        return bool(await execute(self.engine, stmt))
 
     @guarded
     async def find(self, hashed: str) -> ApiKey | None:
@@ -116,7 +116,7 @@ class KeyStore(StorePart):
         now = _now_ms()
         if row["last_used_at_ms"] is None or now - row["last_used_at_ms"] > self.TOUCH_EVERY_MS:
             touch = update(k).where(k.c.id == row["id"]).values(last_used_at_ms=now)
-            await transact(self.engine, lambda conn: conn.execute(touch))
+            await execute(self.engine, touch)
         return ApiKey(name=row["name"], scope=Scope(row["scope"]), shown=row["shown"],
                       created_at_ms=row["created_at_ms"], last_used_at_ms=now)
 

@@ -20,7 +20,7 @@ from . import schema as s
 from .cursors import format_cursor
 from .exports import iso_names, with_iso
 from .store_errors import guarded
-from .store_open import transact
+from .store_open import execute, transact
 from .store_part import StorePart
 from .webhook_signing import webhook_id
 
@@ -131,7 +131,7 @@ class OutboxStore(StorePart):
         w = s.webhook_subscriptions
         stmt = update(w).where(w.c.id == subscription_id, w.c.deleted_at_ms.is_(None)).values(
             deleted_at_ms=now_ms())
-        return await transact(self.engine, lambda conn: bool(conn.execute(stmt).rowcount))
+        return bool(await execute(self.engine, stmt))
 
     @guarded
     async def advance(self, subscription_id: int, seq: int) -> None:
@@ -263,7 +263,7 @@ class OutboxStore(StorePart):
         stmt = delete(d).where(
             ((d.c.status == DELIVERED) & (d.c.done_at_ms < delivered_before_ms))
             | ((d.c.status == DEAD) & (d.c.done_at_ms < dead_before_ms)))
-        return await transact(self.engine, lambda conn: int(conn.execute(stmt).rowcount or 0))
+        return await execute(self.engine, stmt)
 
 
 def _advance(conn: Connection, subscription_id: int, seq: int) -> None:

@@ -53,7 +53,7 @@ from .records import (
 from .schema import key_of as _key
 from .search import SEARCHABLE, SearchHit, Term, parse_query, run_search
 from .store_errors import guarded
-from .store_open import dispose, open_engine, transact
+from .store_open import dispose, execute, open_engine, transact
 
 log = logging.getLogger(__name__)
 Listener = Callable[[list[FeedItem]], None]
@@ -411,7 +411,7 @@ class Store:
         if rtms_stream_ids:
             stmt = (update(s.streams).where(s.streams.c.stream_key.in_(
                 [_key(self._id(x)) for x in rtms_stream_ids])).values(updated_at_ms=_now_ms()))
-            await transact(self.engine, lambda conn: conn.execute(stmt))
+            await execute(self.engine, stmt)
 
     async def transcript(self, meeting_uuid: str) -> list[TranscriptSegment]:
         """The whole transcript, by time."""

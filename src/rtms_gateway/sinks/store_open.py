@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.expression import Executable
 
 from ..protocol.errors import StoreUnavailable
 from .store_errors import translate
@@ -125,6 +126,12 @@ async def transact(engine: AsyncEngine, write: Callable[[Connection], T]) -> T:
         async with engine.begin() as conn:
             return await conn.run_sync(write)
     return await _writing_of(engine).run(engine, write)
+
+
+async def execute(engine: AsyncEngine, statement: Executable) -> int:
+    """One statement in a write transaction of its own (as `transact` runs one); the rows
+    it touched."""
+    return await transact(engine, lambda conn: int(conn.execute(statement).rowcount or 0))
 
 
 async def dispose(engine: AsyncEngine) -> None:
