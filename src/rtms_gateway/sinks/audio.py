@@ -18,12 +18,15 @@ written (about 6 h of 48 kHz stereo, 37 h of 16 kHz mono).
 Gaps are never built in memory: the write seeks past them (a hole on file systems that
 have them, zeros otherwise). Packets are buffered on the event loop; `take()` hands them
 over as a blocking write for the file's writer thread (`flush()` runs it in place), which
-also rewrites the two size fields of the header, so a reader at any moment sees a
-well-formed file.
+then sets the two size fields of the header, so a reader at any moment sees a well-formed
+file. The header is mapped into memory: setting its sizes is two stores, not a system
+call, so a write job costs one call per track (the page holding it is always the file's
+own, so the mapping cannot fault past its end).
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from collections.abc import Callable
@@ -76,13 +79,17 @@ def _pwrite_all(fd: int, data: bytes, at: int) -> int:
     return at + written
 
 
-def closing_job(file: BinaryIO, write: Callable[[], None] | None) -> Callable[[], None]:
-    """The blocking job that ends a track's file: its last write (if any), then the close."""
+def closing_job(file: BinaryIO, write: Callable[[], None] | None,
+                release: Callable[[], None] | None = None) -> Callable[[], None]:
+    """The blocking job that ends a track's file: its last write (if any), then what
+    else holds the file (`release`: a mapping), then the close."""
 
     def close() -> None:
         if not file.closed:
             if write is not None:
                 write()
+            if release is not None:
+                release()
             file.close()
     return close
 
@@ -122,18 +129,17 @@ class WavTrack(BlockingFlush):
         self._pending: list[bytes | int] = []  # PCM, and gaps as byte counts
         self._file: BinaryIO
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Unbuffered, written with positioned writes: one system call per run of audio and
-        # one for the size fields, per write job (a buffered file's seeks cost several more).
+        # Unbuffered, written with positioned writes: one system call per run of audio per
+        # write job (a buffered file's seeks cost several more).
         if path.exists() and path.stat().st_size >= _HEADER_BYTES:
             # The same stream after a restart: carry on where the file ends.
             self.end = self.written = repair_wav(path)
             self._file = open(path, "r+b", buffering=0)  # noqa: SIM115 - kept open while the track grows
         else:
-            self._file = open(path, "wb", buffering=0)  # noqa: SIM115
+            self._file = open(path, "w+b", buffering=0)  # noqa: SIM115
             self._file.write(wav_header(sample_rate, channels, 0))
         self._fd = self._file.fileno()
-        # The header after the RIFF size field: all of it rewritten with each write, in one call.
-        self._header_tail = wav_header(sample_rate, channels, 0)[8:40]
+        self._header = mmap.mmap(self._fd, _HEADER_BYTES)  # its size fields, set in place
 
     def place(self, timestamp_ms: int, pcm: bytes) -> int:
         """Place one packet (per frame: keep it lean): PLACED, DUPLICATE or UNWRITTEN."""
@@ -189,8 +195,10 @@ class WavTrack(BlockingFlush):
                 run.append(item)
         if run:
             _pwrite_all(fd, run[0] if len(run) == 1 else b"".join(run), at)
-        _pwrite_all(fd, _SIZE.pack(36 + end) + self._header_tail + _SIZE.pack(end), 4)
+        header = self._header  # after the audio: the sizes never count bytes not yet written
+        _SIZE.pack_into(header, 4, 36 + end)
+        _SIZE.pack_into(header, 40, end)
 
     def closing(self) -> Callable[[], None]:
         """On the event loop: the last write and the close, as one blocking job."""
-        return closing_job(self._file, self.take())
+        return closing_job(self._file, self.take(), self._header.close)
