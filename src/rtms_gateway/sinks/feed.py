@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection
 from ..client.lifecycle import StreamState
 from ..protocol.constants import EventType, Product, ZccEventType, event_name
 from . import schema as s
+from .bulk_insert import insert_new
 from .cursors import format_cursor
 from .exports import iso_utc
 from .records import GatewayEvent
@@ -195,7 +196,8 @@ def append_records(conn: Connection, insert: Insert, items: Iterable[NewItem],
         first.setdefault(i.item_key, i)
     if not first:
         return {}
-    written = conn.execute(_insert_records(insert), _rows(first.values(), now_ms))
+    written = insert_new(conn, insert, s.feed_items, _rows(first.values(), now_ms), unique="item_key",
+                         returning=("id", "item_key"))
     return {key: _item(seq, first[key], now_ms) for seq, key in written}
 
 
@@ -203,14 +205,6 @@ def append_records(conn: Connection, insert: Insert, items: Iterable[NewItem],
 def _insert_changes(insert: Insert) -> Any:
     """The statement of `append`, built once per dialect."""
     return insert(s.feed_items).returning(s.feed_items.c.id, sort_by_parameter_order=True)
-
-
-@functools.cache
-def _insert_records(insert: Insert) -> Any:
-    """The statement of `append_records`, built once per dialect: building it and its
-    cache key costs more than running it, every batch."""
-    f = s.feed_items
-    return insert(f).on_conflict_do_nothing(index_elements=["item_key"]).returning(f.c.id, f.c.item_key)
 
 
 def _item(seq: int, new: NewItem, now_ms: int) -> FeedItem:

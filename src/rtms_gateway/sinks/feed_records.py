@@ -15,7 +15,6 @@ order after a cursor, through the feed's index on (meeting, sequence number).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, Generic, TypeVar
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from . import chat, feed
 from . import schema as s
 from . import store_rows as convert
+from .bulk_insert import insert_new
 from .chat import ChatApply
 from .cursors import Cursored
 from .exports import event_json, segment_json
@@ -51,13 +51,6 @@ def linked(table: Table) -> ColumnElement[bool]:
 def _event_item(product: str, row: dict[str, Any]) -> tuple[tuple[feed.FeedKind, str], dict[str, Any]]:
     """A timeline event's item, named as its meeting's product names it."""
     return feed.event_item(row["event_type"], product), event_json(convert.event(row, product))
-
-
-@functools.cache
-def _insert_new(insert: Callable[[Any], Any], table: Table) -> Any:
-    """Records of `table` not stored yet, their keys returned: built once per dialect and
-    table, as building it costs more than running it."""
-    return insert(table).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.dedup_key)
 
 
 class RecordBatch:
@@ -114,8 +107,8 @@ class RecordBatch:
             by_table[s.chat_message_versions] = self._chats
         new: set[str] = set()
         for table, rows in by_table.items():
-            new.update(PREFIXES[table] + key
-                       for key in conn.execute(_insert_new(insert, table), rows).scalars())
+            new.update(PREFIXES[table] + key for key, in insert_new(
+                conn, insert, table, rows, unique="dedup_key", returning=("dedup_key",)))
         chats = ChatApply(self._chats, self._scrub)
         chat_items = chats.items(conn, {key[len(feed.CHAT_KEY):] for key in new
                                               if key.startswith(feed.CHAT_KEY)})

@@ -47,7 +47,7 @@ MAX_QUERY_CHARS = 1000
 MAX_TERMS = 32
 SEARCHABLE = (FeedKind.TRANSCRIPT, FeedKind.CHAT)
 # SQLite: a text into the FTS5 table (contentless), under its feed sequence number.
-INDEX_TEXT = text(f"INSERT INTO {SEARCH_TABLE} (rowid, text) VALUES (:seq, :text)")
+INDEX_TEXT = f"INSERT INTO {SEARCH_TABLE} (rowid, text) VALUES (?, ?)"
 SNIPPET_WORDS = 32  # a longer text is cut to this many words around the first match
 _LEAD_WORDS = 8  # words shown before the first match
 
@@ -219,7 +219,11 @@ async def run_search(conn: AsyncConnection, terms: tuple[Term, ...], *, pg: bool
 
 
 def index_texts(conn: Connection, rows: list[tuple[int, str]]) -> None:
-    """SQLite: add (feed sequence number, text) rows to the FTS5 table."""
+    """SQLite: add (feed sequence number, text) rows to the FTS5 table, on the driver's
+    cursor (as `bulk_insert` does, for the same reason: this runs with every batch)."""
     if rows:
-        conn.execute(INDEX_TEXT,
-                           [{"seq": seq, "text": body[:INDEXED_CHARS]} for seq, body in rows])
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(INDEX_TEXT, [(seq, body[:INDEXED_CHARS]) for seq, body in rows])
+        finally:
+            cursor.close()
