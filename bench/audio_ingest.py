@@ -5,8 +5,12 @@ SQLite, WAV files). Printed per N, over the window where every stream is live:
 
 - gateway CPU per audio frame (user+sys µs / frames received),
 - frames sent by the simulator, received by the gateway, written to WAV, and lost,
-- latency from Zoom-send to written: the byte range of frame k becoming visible in its
-  WAV (a sample of up to 20 files polled every 10 ms) minus the frame's send time,
+- latency to written: the byte range of frame k becoming visible in its WAV (a sample of
+  up to 20 files polled every 10 ms) minus, first, the time the frame was due (the end of
+  its 20 ms: what Zoom's schedule says) and, second, the time the simulator's pacer
+  actually sent it (the first tick at or after it was due). The two differ by how late
+  the simulator itself is (its pacing lateness, printed last): on a machine where the
+  simulator and the gateway share two cores, the first also counts the simulator's queue.
 - gateway RSS per stream ((RSS live - RSS idle) / N),
 - the simulator's own pacing lateness (if it is late, the figures say little).
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import os
 import re
@@ -73,7 +78,7 @@ class WavWatcher:
     def __init__(self, db: Path, data: Path, sample: int = 20) -> None:
         self.db, self.data, self.sample = db, data, sample
         self.files: dict[Path, tuple[int, int]] = {}  # path -> (origin ms, frames seen)
-        self.latencies_ms: list[float] = []
+        self.seen: list[tuple[float, float]] = []  # (frame due, frame visible), wall-clock ms
 
     def discover(self) -> None:
         if len(self.files) >= self.sample or not self.db.exists():
@@ -96,8 +101,23 @@ class WavWatcher:
             frames = (path.stat().st_size - 44) // FRAME_BYTES
             for k in range(seen, frames):
                 # frame k starts at origin + 20k; Zoom sends it when its 20 ms are over
-                self.latencies_ms.append(now - (origin + 20 * k + 20))
+                self.seen.append((origin + 20 * k + 20, now))
             self.files[path] = (origin, frames)
+
+    def from_due(self) -> list[float]:
+        return sorted(visible - due for due, visible in self.seen)
+
+    def from_send(self, ticks_s: list[float]) -> list[float]:
+        """Latencies from each frame's send: the first pacer tick at or after it was due
+        (1 ms of slack for the ms-rounded timestamps: an earlier tick, a longer latency).
+        Frames due before the first tick recorded are left out."""
+        ticks = [1000 * t for t in ticks_s]
+        out = []
+        for due, visible in self.seen:
+            i = bisect.bisect_left(ticks, due - 1)
+            if 0 < i < len(ticks):
+                out.append(visible - ticks[i])
+        return sorted(out)
 
 
 def gateway_env(data: Path, ca: Path, port: int) -> dict[str, str]:
@@ -153,7 +173,7 @@ async def run_gateway(n: int, duration: float, workdir: Path, profile: Path | No
                                       stderr=subprocess.DEVNULL)
         watcher.discover()
         watcher.poll()
-        watcher.latencies_ms.clear()
+        watcher.seen.clear()
         while loop.time() < first_end - 0.5:
             watcher.discover()
             watcher.poll()
@@ -164,6 +184,7 @@ async def run_gateway(n: int, duration: float, workdir: Path, profile: Path | No
         after = await metrics(port)
         rss_live = proc.memory_info().rss
         stats = sim.pacer_stats()
+        ticks = list(sim.pacer.tick_started_at)
         records = [await h.wait(120) for h in handles]
         for _ in range(100):
             if (await metrics(port)).get("rtms_streams_live", 1) == 0:
@@ -184,13 +205,14 @@ async def run_gateway(n: int, duration: float, workdir: Path, profile: Path | No
         written += frames - (t0 - origin) // 20  # frames before the meeting's t0 are lead silence
     conn.close()
     window_frames = after.get("rtms_audio_frames_total", 0) - before.get("rtms_audio_frames_total", 0)
-    lat = sorted(watcher.latencies_ms)
+    lat, sent_lat = watcher.from_due(), watcher.from_send(ticks)
     return {
         "n": n, "live": sum(started), "sent": sent, "received": int(received), "written": written,
         "lost": sent - min(int(received), written),
         "us_per_frame": 1e6 * (cpu1 - cpu0) / max(window_frames, 1),
         "cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0),
         "p50_ms": percentile(lat, 0.5), "p99_ms": percentile(lat, 0.99),
+        "sent_p50_ms": percentile(sent_lat, 0.5), "sent_p99_ms": percentile(sent_lat, 0.99),
         "lag_p99_ms": 1000 * histogram_quantile(before, after, "rtms_event_loop_lag_seconds", 0.99),
         "rss_kib_per_stream": (rss_live - rss_idle) / 1024 / n,
         "sim_late_p99_ms": stats.lateness_p99_ms,
@@ -376,11 +398,13 @@ async def main() -> None:
             parser.error(f"unknown peer {peer!r}: choose from {', '.join(PEERS)}")
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'N':>5} {'live':>5} {'sent':>8} {'recv':>8} {'written':>8} {'lost':>5} {'µs/frame':>9} "
-              f"{'gw CPU%':>8} {'p50 ms':>7} {'p99 ms':>7} {'lag p99':>7} {'KiB/strm':>9} {'sim late p99':>12}")
+              f"{'gw CPU%':>8} {'due→disk p50/p99':>17} {'sent→disk p50/p99':>18} {'lag p99':>7} "
+              f"{'KiB/strm':>9} {'sim late p99':>12}")
         for n in (int(x) for x in args.meetings.split(",")):
             r = await run_gateway(n, args.duration, Path(tmp), args.profile, args.spy)
             print(f"{r['n']:>5} {r['live']:>5} {r['sent']:>8} {r['received']:>8} {r['written']:>8} {r['lost']:>5} "
-                  f"{r['us_per_frame']:>9.1f} {r['cpu_pct']:>8.1f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} "
+                  f"{r['us_per_frame']:>9.1f} {r['cpu_pct']:>8.1f} {r['p50_ms']:>8.1f}/{r['p99_ms']:<8.1f} "
+                  f"{r['sent_p50_ms']:>9.1f}/{r['sent_p99_ms']:<8.1f} "
                   f"{r['lag_p99_ms']:>7.1f} {r['rss_kib_per_stream']:>9.1f} {r['sim_late_p99_ms']:>12.1f}",
                   flush=True)
             for peer in peers:

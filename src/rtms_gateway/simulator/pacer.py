@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
@@ -49,6 +50,9 @@ class Pacer:
         self._task: asyncio.Task[None] | None = None
         self._lateness: deque[float] = deque(maxlen=_STATS_WINDOW)
         self._busy: deque[float] = deque(maxlen=_STATS_WINDOW)
+        # Wall-clock seconds at which each tick began sending: a packet due at T left with
+        # the first tick at or after T (what a benchmark needs to time a packet from its send).
+        self.tick_started_at: deque[float] = deque(maxlen=_STATS_WINDOW)
         self.ticks = 0
 
     def start(self) -> None:
@@ -74,6 +78,7 @@ class Pacer:
     def reset_stats(self) -> None:
         self._lateness.clear()
         self._busy.clear()
+        self.tick_started_at.clear()
         self.ticks = 0
 
     def stats(self) -> PacerStats:
@@ -103,6 +108,7 @@ class Pacer:
             if delay > 0:
                 await asyncio.sleep(delay)
             now = loop.time()
+            self.tick_started_at.append(time.time())
             for stream in list(self._streams):
                 try:
                     stream.tick(now)
