@@ -148,3 +148,27 @@ def test_a_corrupt_opus_frame_is_unwritten_and_the_next_one_lands(tmp_path):
     assert track.place(ORIGIN + 20, encoder.encode(b"\x00\x01" * 320)) == PLACED
     track.flush()
     assert info.frames == 1
+
+
+def test_an_audio_tracks_record_counts_on_after_a_restart_as_of_each_write_handed_over(tmp_path):
+    def audio_info(frames: int = 0, first_ms: int | None = None) -> MediaFile:
+        return MediaFile(meeting_uuid="m", rtms_stream_id="s", kind="audio", user_id=0, user_name=None,
+                         codec="l16", format="wav", path="a.wav", sample_rate=16000, channels=1,
+                         origin_ms=ORIGIN, frames=frames, first_ms=first_ms)
+
+    pcm = b"\x01\x00" * 320  # 20 ms
+    info = audio_info()
+    track = AudioTrack(tmp_path / "a.wav", info, pcm_decoder(Codec.L16, 16000, 1))
+    for k in range(3):
+        assert track.place(ORIGIN + 20 * k, pcm) == PLACED
+    assert track.place(ORIGIN + 20, pcm) == DUPLICATE
+    track.close()
+    assert (info.frames, info.first_ms, info.last_ms, info.bytes) == (3, ORIGIN, ORIGIN + 40, 44 + 3 * 640)
+
+    again = audio_info(frames=3, first_ms=ORIGIN)  # the store's record of it, after a restart
+    track = AudioTrack(tmp_path / "a.wav", again, pcm_decoder(Codec.L16, 16000, 1))
+    assert track.place(ORIGIN + 20, pcm) == DUPLICATE  # in the file already
+    assert track.place(ORIGIN + 60, pcm) == PLACED
+    track.flush()
+    assert (again.frames, again.first_ms, again.last_ms, again.bytes) == (4, ORIGIN, ORIGIN + 60, 44 + 4 * 640)
+    track.close()

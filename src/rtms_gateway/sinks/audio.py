@@ -123,7 +123,9 @@ class WavTrack(BlockingFlush):
         self.origin_ms = origin_ms
         self.end = 0  # bytes of audio placed so far (written or buffered)
         self.written = 0
-        self.last_ms: int | None = None  # timestamp of the last packet placed
+        self.first_ms: int | None = None  # timestamps of the first and last packets placed
+        self.last_ms: int | None = None
+        self.placed = 0  # packets placed
         self.duplicates = 0
         self.gaps_filled_bytes = 0
         self._pending: list[bytes | int] = []  # PCM, and gaps as byte counts
@@ -165,7 +167,10 @@ class WavTrack(BlockingFlush):
             self.end += drift
         self._pending.append(pcm if usable == len(pcm) else pcm[:usable])
         self.end += usable
+        if last is None:
+            self.first_ms = timestamp_ms
         self.last_ms = timestamp_ms
+        self.placed += 1
         return PLACED
 
     @property

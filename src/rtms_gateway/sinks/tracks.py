@@ -58,30 +58,39 @@ def _note_frame(info: MediaFile, timestamp_ms: int, size: int) -> None:
 
 
 class AudioTrack(BlockingFlush):
-    """Decoded audio in a time-aligned WAV."""
+    """Decoded audio in a time-aligned WAV. Its `info` is brought up to date from the WAV
+    with each write job handed over (`take`, `closing`), not with each of 50 frames a second."""
 
     def __init__(self, path: Path, info: MediaFile, decode: PcmDecoder) -> None:
         self.info = info
         self.decode = decode
         self.wav = WavTrack(path, sample_rate=info.sample_rate or 16000, channels=info.channels or 1,
                             origin_ms=info.origin_ms)
-        info.bytes = 44 + self.wav.end
+        self._frames_before = info.frames  # a file carried on after a restart counts on
+        self._note_frames()
 
     def place(self, timestamp_ms: int, payload: bytes) -> int:
         try:
             pcm = self.decode(payload)
         except UndecodableAudio:  # counted by the caller as unwritten; the next frame may decode
             return UNWRITTEN
-        done = self.wav.place(timestamp_ms, pcm)
-        if done == PLACED:
-            _note_frame(self.info, timestamp_ms, len(pcm))
-            self.info.bytes = 44 + self.wav.end
-        return done
+        return self.wav.place(timestamp_ms, pcm)
+
+    def _note_frames(self) -> None:
+        info, wav = self.info, self.wav
+        info.frames = self._frames_before + wav.placed
+        info.bytes = 44 + wav.end
+        if info.first_ms is None:
+            info.first_ms = wav.first_ms
+        if wav.last_ms is not None:
+            info.last_ms = wav.last_ms
 
     def take(self) -> Callable[[], None] | None:
+        self._note_frames()
         return self.wav.take()
 
     def closing(self) -> Callable[[], None]:
+        self._note_frames()
         return self.wav.closing()
 
 
