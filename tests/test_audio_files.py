@@ -3,6 +3,9 @@ import struct
 import tracemalloc
 import wave
 
+import pytest
+
+from rtms_gateway.sinks import audio
 from rtms_gateway.sinks.audio import MAX_DATA_BYTES, PLACED, UNWRITTEN, WavTrack
 
 
@@ -154,3 +157,20 @@ def test_a_wav_stops_at_4_gib(tmp_path):
         header = f.read(44)
     riff, data = struct.unpack_from("<I", header, 4)[0], struct.unpack_from("<I", header, 40)[0]
     assert data == track.end and riff == data + 36
+
+
+@pytest.mark.parametrize("maps", [True, False])
+def test_the_sizes_are_right_after_each_write_whether_or_not_the_file_system_maps_files(tmp_path, monkeypatch, maps):
+    if not maps:
+        def refuse(*args, **kwargs):
+            raise OSError(19, "No such device")  # what mmap says on a file system without it
+        monkeypatch.setattr(audio.mmap, "mmap", refuse)
+    path = tmp_path / "f.wav"
+    track = WavTrack(path, sample_rate=16000, channels=1, origin_ms=0)
+    for k in range(3):
+        track.place(20 * k, bytes([k + 1]) * 640)
+        track.flush()
+        with wave.open(str(path)) as w:  # a reader at any moment sees a well-formed file
+            assert w.getnframes() == 320 * (k + 1)
+    track.close()
+    assert _read(path)[2] == b"\x01" * 640 + b"\x02" * 640 + b"\x03" * 640

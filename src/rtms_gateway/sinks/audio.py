@@ -21,7 +21,8 @@ over as a blocking write for the file's writer thread (`flush()` runs it in plac
 then sets the two size fields of the header, so a reader at any moment sees a well-formed
 file. The header is mapped into memory: setting its sizes is two stores, not a system
 call, so a write job costs one call per track (the page holding it is always the file's
-own, so the mapping cannot fault past its end).
+own, so the mapping cannot fault past its end); where the file system cannot map a file,
+the sizes are written.
 """
 
 from __future__ import annotations
@@ -141,7 +142,10 @@ class WavTrack(BlockingFlush):
             self._file = open(path, "w+b", buffering=0)  # noqa: SIM115
             self._file.write(wav_header(sample_rate, channels, 0))
         self._fd = self._file.fileno()
-        self._header = mmap.mmap(self._fd, _HEADER_BYTES)  # its size fields, set in place
+        try:  # its size fields, set in place
+            self._header: mmap.mmap | None = mmap.mmap(self._fd, _HEADER_BYTES)
+        except (OSError, ValueError):  # a file system that cannot map files: written instead
+            self._header = None
 
     def place(self, timestamp_ms: int, pcm: bytes) -> int:
         """Place one packet (per frame: keep it lean): PLACED, DUPLICATE or UNWRITTEN."""
@@ -201,9 +205,13 @@ class WavTrack(BlockingFlush):
         if run:
             _pwrite_all(fd, run[0] if len(run) == 1 else b"".join(run), at)
         header = self._header  # after the audio: the sizes never count bytes not yet written
-        _SIZE.pack_into(header, 4, 36 + end)
-        _SIZE.pack_into(header, 40, end)
+        if header is not None:
+            _SIZE.pack_into(header, 4, 36 + end)
+            _SIZE.pack_into(header, 40, end)
+        else:
+            _pwrite_all(fd, _SIZE.pack(36 + end), 4)
+            _pwrite_all(fd, _SIZE.pack(end), 40)
 
     def closing(self) -> Callable[[], None]:
         """On the event loop: the last write and the close, as one blocking job."""
-        return closing_job(self._file, self.take(), self._header.close)
+        return closing_job(self._file, self.take(), None if self._header is None else self._header.close)
