@@ -16,7 +16,7 @@ from sqlalchemy import JSON, column, func, inspect, select, table, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from rtms_gateway.protocol.errors import RecordRefused, StoreUnavailable
-from rtms_gateway.sinks import schema
+from rtms_gateway.sinks import delivery_memory, schema
 from rtms_gateway.sinks.delivery_memory import DeliveryMemory
 from rtms_gateway.sinks.records import (
     ChatMessage,
@@ -239,9 +239,32 @@ async def case_delivery_memory(store) -> None:
     assert not await store.memory.seen_delivery(delivery, 1_000) and await store.memory.seen_delivery(delivery, 1_001)
 
 
+async def case_a_burst_of_deliveries_shares_its_transactions(store) -> None:
+    memory = DeliveryMemory(store)
+    transactions = 0
+    real = delivery_memory.transact
+
+    async def counted(engine, write):
+        nonlocal transactions
+        transactions += 1
+        return await real(engine, write)
+
+    delivery_memory.transact = counted
+    try:
+        burst = [("StreamStarted", f"burst-{n}", n) for n in range(200)] + [("StreamStarted", "burst-7", 7)] * 3
+        seen = await asyncio.gather(*(memory.seen_delivery(d, 5_000) for d in burst))
+        assert not any(seen[n] for n in range(200) if n != 7)
+        assert [seen[7], *seen[200:]].count(False) == 1  # burst-7 new once, three times seen
+        assert transactions <= 3  # hundreds of checks, a few commits
+        again = await asyncio.gather(*(memory.seen_delivery(d, 6_000) for d in burst[:200]))
+        assert all(again)
+    finally:
+        delivery_memory.transact = real
+
+
 ALL = [case_round_trip_and_dedup, case_listing_and_states, case_big_batch_and_concurrent_writers, case_nul_text,
        case_long_ids, case_a_record_it_cannot_hold_is_refused, case_a_closed_store_is_unavailable,
-       case_delivery_memory]
+       case_delivery_memory, case_a_burst_of_deliveries_shares_its_transactions]
 
 
 # ---- migrations ---------------------------------------------------------------------------

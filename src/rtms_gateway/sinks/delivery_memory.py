@@ -7,16 +7,23 @@ stopped meeting. Here they live in the store, each table pruned by age and bound
 rows (checked at most once a minute, in the same transaction as a write).
 
 Keys are hashes (`schema.key_of`), so a delivery or a stream id of any length fits.
+
+Deliveries checked together (a burst of webhooks, hundreds of meetings starting at once)
+share one transaction: one statement each, so two gateways on one database still agree on
+who takes which, but one commit, and one turn at SQLite's writer, for all of them. A check
+made while a transaction runs waits for the next.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.engine import Connection
 
+from ..protocol.errors import StoreError, StoreUnavailable
 from . import schema as s
 from .schema import key_of
 from .store_errors import guarded
@@ -41,25 +48,63 @@ class DeliveryMemory(StorePart):
         self.max_rows = max_rows
         self.prune_every_ms = int(prune_every_s * 1000)
         self._pruned_at: dict[str, int] = {}
+        # Deliveries waiting for the next transaction, and the task that runs them.
+        self._deliveries: list[tuple[str, int, asyncio.Future[bool]]] = []
+        self._taking: asyncio.Task[None] | None = None
+        t = s.webhook_deliveries
+        insert = self._insert(t)
+        self._take_one = insert.on_conflict_do_update(
+            index_elements=["delivery_key"], set_={"seen_at_ms": insert.excluded.seen_at_ms},
+            where=t.c.seen_at_ms < bindparam("expired_before"),  # an expired one is new again
+        ).returning(t.c.id)
 
     @guarded
     async def seen_delivery(self, delivery: tuple[Hashable, ...], now_ms: int) -> bool:
-        """True if `delivery` was taken within the TTL; records it (as of `now_ms`) if not.
-        One statement, so two gateways on one database agree on who takes it."""
-        t = s.webhook_deliveries
-        insert = self._insert(t).values(delivery_key=key_of(*delivery), seen_at_ms=now_ms)
-        stmt = insert.on_conflict_do_update(
-            index_elements=["delivery_key"], set_={"seen_at_ms": insert.excluded.seen_at_ms},
-            where=t.c.seen_at_ms < now_ms - self.delivery_ttl_ms,  # an expired one is new again
-        ).returning(t.c.id)
-        prune = self._prune_due(t, now_ms)
+        """True if `delivery` was taken within the TTL; records it (as of `now_ms`) if not."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._deliveries.append((key_of(*delivery), now_ms, future))
+        if self._taking is None:
+            self._taking = asyncio.get_running_loop().create_task(self._take_deliveries())
+        return await future
 
-        def write(conn: Connection) -> bool:
-            taken_now = conn.execute(stmt).first() is not None
+    async def _take_deliveries(self) -> None:
+        """Take what waits, one transaction at a time, until nothing does."""
+        batch: list[tuple[str, int, asyncio.Future[bool]]] = []
+        try:
+            while self._deliveries:
+                batch, self._deliveries = self._deliveries, []
+                try:
+                    taken_now = await self._take(batch)
+                except StoreError as exc:
+                    for _, _, future in batch:
+                        if not future.done():  # a caller that gave up is not told
+                            future.set_exception(type(exc)(*exc.args))
+                    continue
+                for (_, _, future), taken in zip(batch, taken_now, strict=True):
+                    if not future.done():
+                        future.set_result(not taken)
+        finally:
+            self._taking = None
+            for _, _, future in [*batch, *self._deliveries]:  # cancelled (the loop is ending)
+                if not future.done():
+                    future.set_exception(StoreUnavailable("the delivery memory stopped"))
+
+    @guarded
+    async def _take(self, batch: list[tuple[str, int, asyncio.Future[bool]]]) -> list[bool]:
+        """One statement per delivery, in order (a delivery twice in `batch` is taken once),
+        in one transaction: whether each was taken by it."""
+        t = s.webhook_deliveries
+        ttl, stmt = self.delivery_ttl_ms, self._take_one
+        latest = max(at for _, at, _ in batch)
+        prune = self._prune_due(t, latest)
+
+        def write(conn: Connection) -> list[bool]:
+            taken = [conn.execute(stmt, {"delivery_key": key, "seen_at_ms": at, "expired_before": at - ttl})
+                     .first() is not None for key, at, _ in batch]
             if prune:
-                self._prune(conn, t, t.c.seen_at_ms, now_ms, self.delivery_ttl_ms)
-            return taken_now
-        return not await transact(self.engine, write)
+                self._prune(conn, t, t.c.seen_at_ms, latest, ttl)
+            return taken
+        return await transact(self.engine, write)
 
     @guarded
     async def forget_delivery(self, delivery: tuple[Hashable, ...]) -> None:
