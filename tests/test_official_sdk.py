@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -19,15 +20,26 @@ STOPPED_BY_HOST = 6  # the leave reason for a meeting that ends normally
 SESSION_ADDED = 1
 
 
-@pytest.mark.parametrize("audio", ["default", "l16"])
-def test_official_sdk_joins_and_receives_every_named_transcript_and_audio_frame(tmp_path, audio):
+def run_sdk(run_dir: Path, audio: str) -> subprocess.CompletedProcess[str]:
+    run_dir.mkdir()
+    (run_dir / "logs").mkdir()  # where the SDK's native core writes its own log
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for name in ("ZM_RTMS_CLIENT", "ZM_RTMS_SECRET"):  # these would override the join arguments
         env.pop(name, None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.sdk.official_sdk_run", "5", str(tmp_path), audio],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False,
+    return subprocess.run(
+        [sys.executable, "-m", "tests.sdk.official_sdk_run", "5", str(run_dir), audio],
+        cwd=run_dir, env=env, capture_output=True, text=True, timeout=180, check=False,
     )
+
+
+@pytest.mark.parametrize("audio", ["default", "l16"])
+def test_official_sdk_joins_and_receives_every_named_transcript_and_audio_frame(tmp_path, audio):
+    proc = run_sdk(tmp_path / "run", audio)
+    if proc.returncode < 0 and "{" not in proc.stdout:
+        # The SDK's closed native core has been seen, rarely, to die by a signal (SIGSEGV)
+        # before it reported anything: one more run, said aloud; a second death fails.
+        warnings.warn(f"the official SDK died by signal {-proc.returncode}; running it once more", stacklevel=1)
+        proc = run_sdk(tmp_path / "again", audio)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert lines, f"no result (exit {proc.returncode}): {proc.stderr[-2000:]}"
     result = json.loads(lines[-1])
