@@ -78,7 +78,7 @@ class DeliveryMemory(StorePart):
                 except StoreError as exc:
                     for _, _, future in batch:
                         if not future.done():  # a caller that gave up is not told
-                            future.set_exception(type(exc)(*exc.args))
+                            future.set_exception(type(exc)(str(exc), detail=exc.detail))
                     continue
                 for (_, _, future), taken in zip(batch, taken_now, strict=True):
                     if not future.done():

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..protocol.errors import RTMSError
 from ..protocol.messages import UserId
+from .bulk_insert import driver_cursor
 from .feed import SEGMENT_KEY, FeedKind
 from .schema import SEARCH_TABLE
 from .store_rows import from_uid
@@ -222,8 +223,5 @@ def index_texts(conn: Connection, rows: list[tuple[int, str]]) -> None:
     """SQLite: add (feed sequence number, text) rows to the FTS5 table, on the driver's
     cursor (as `bulk_insert` does, for the same reason: this runs with every batch)."""
     if rows:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
+        with driver_cursor(conn) as cursor:
             cursor.executemany(INDEX_TEXT, [(seq, body[:INDEXED_CHARS]) for seq, body in rows])
-        finally:
-            cursor.close()
