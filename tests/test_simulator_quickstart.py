@@ -118,7 +118,8 @@ async def test_each_run_has_its_own_meeting_ids_unless_a_seed_is_given(tmp_path)
     uuids = [d.payload["meeting_uuid"] for d in started]
     assert len(uuids) == 6
     assert len(set(uuids[:4])) == 4, "two runs without --seed share no meeting"
-    assert uuids[4:] == uuids[:2], "--seed N replays the run that printed seed N"
+    # A run's meetings start together, so their webhooks may arrive in either order.
+    assert sorted(uuids[4:]) == sorted(uuids[:2]), "--seed N replays the run that printed seed N"
     assert f", seed {first_seed}" in replay[1]
 
 
