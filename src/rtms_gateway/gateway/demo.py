@@ -25,6 +25,7 @@ from ..simulator import Simulator, SimulatorConfig
 from ..sinks.feed import FeedItem, FeedKind
 from ..sinks.keys import KEY_FILE, read_key_file
 from ..sinks.live import OVERFLOWED, LiveFilter, Subscription
+from .heap import settle_after_start
 from .lock import DataDirLock
 from .service import Gateway, bind_socket, serve_http, stop_http
 
@@ -100,6 +101,7 @@ async def run_demo(settings: Settings, console: Console, *, duration: float, por
         sock.close()
         await sim.stop()
         raise
+    settle_after_start()  # the gateway's heap, as `serve` leaves it
     server = await serve_http(gateway, sock)
     printer = TranscriptPrinter(console)
     feed = gateway.live.subscribe(LiveFilter(kinds=(FeedKind.TRANSCRIPT, FeedKind.CHAT,
