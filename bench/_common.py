@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from rtms_gateway.simulator import Simulator, SimulatorConfig
+from rtms_gateway.simulator.pacer import SLOTS as PACER_SLOTS
 
 CLIENT_ID, CLIENT_SECRET, TOKEN = "bench-client", "bench-secret", "bench-token"
 API_KEY = "bench-admin-api-key-000001"  # given to the gateways as RTMS_API_KEYS
@@ -42,14 +43,17 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def simulator_for(workdir: Path, name: str, webhook_port: int | None) -> tuple[Simulator, Path, Path]:
+async def simulator_for(workdir: Path, name: str, webhook_port: int | None,
+                        pacer_slots: int = PACER_SLOTS) -> tuple[Simulator, Path, Path]:
     """A started simulator posting to the gateway on `webhook_port` (None: no webhooks),
-    a fresh data folder `workdir/name`, and the simulator's CA written in it."""
+    a fresh data folder `workdir/name`, and the simulator's CA written in it
+    (`pacer_slots=1`: every meeting sends on the same beat)."""
     data = workdir / name
     data.mkdir()
     url = f"http://127.0.0.1:{webhook_port}/webhook" if webhook_port is not None else None
     sim = Simulator(SimulatorConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, secret_token=TOKEN,
-                                    webhook_url=url, connect_timeout=120))
+                                    webhook_url=url, connect_timeout=120,
+                                    pacer_slots=pacer_slots))
     await sim.start()
     return sim, data, sim.write_ca(data / "ca.pem")
 

@@ -8,7 +8,7 @@ SQLite, WAV files). Printed per N, over the window where every stream is live:
 - latency to written: the byte range of frame k becoming visible in its WAV (a sample of
   up to 20 files polled every 10 ms) minus, first, the time the frame was due (the end of
   its 20 ms: what Zoom's schedule says) and, second, the time the simulator's pacer
-  actually sent it (the first tick at or after it was due). The two differ by how late
+  actually sent it (the first pacer visit at or after it was due). The two differ by how late
   the simulator itself is (its pacing lateness, printed last): on a machine where the
   simulator and the gateway share two cores, the first also counts the simulator's queue.
 - gateway RSS per stream ((RSS live - RSS idle) / N),
@@ -22,7 +22,9 @@ simulator, TLS, N meetings of L16 16 kHz mono mixed audio plus transcripts): Zoo
 SDK (PyPI `rtms`, one `EventLoop`, callbacks that only count: delivery only), and a bare
 picows receiver that does the handshakes, answers keep-alives and decodes each frame's JSON
 and base64 (the floor a Python receiver pays), on the event loop the gateway runs on
-(`RTMS_EVENT_LOOP`, uvloop by default). `--profile` runs the gateway under
+(`RTMS_EVENT_LOOP`, uvloop by default). Each meeting sends on its own 20 ms beat, as
+independent meetings do; `--aligned` sends every meeting's packets at the same moment (a
+receiver's worst case). `--profile` runs the gateway under
 pyinstrument; `--py-spy FILE` samples it and prints the top functions.
 
     .venv/bin/python bench/audio_ingest.py [--meetings 100,300] [--duration 40] [--peers sdk,picows]
@@ -67,6 +69,7 @@ from rtms_gateway.protocol.constants import (
     MediaType,
     SampleRate,
 )
+from rtms_gateway.simulator.pacer import SLOTS as PACER_SLOTS
 
 MEDIA = MediaType.AUDIO | MediaType.TRANSCRIPT
 FRAME_BYTES = 640  # 20 ms of 16 kHz mono L16
@@ -108,7 +111,7 @@ class WavWatcher:
         return sorted(visible - due for due, visible in self.seen)
 
     def from_send(self, ticks_s: list[float]) -> list[float]:
-        """Latencies from each frame's send: the first pacer tick at or after it was due
+        """Latencies from each frame's send: the first pacer visit at or after it was due
         (1 ms of slack for the ms-rounded timestamps: an earlier tick, a longer latency).
         Frames due before the first tick recorded are left out."""
         ticks = [1000 * t for t in ticks_s]
@@ -140,9 +143,9 @@ def top_leaves(collapsed: Path, count: int = 15) -> list[tuple[float, str]]:
 
 
 async def run_gateway(n: int, duration: float, workdir: Path, profile: Path | None,
-                      spy: Path | None = None) -> dict[str, Any]:
+                      spy: Path | None = None, pacer_slots: int = PACER_SLOTS) -> dict[str, Any]:
     port = free_port()
-    sim, data, ca = await simulator_for(workdir, f"gw{n}", port)
+    sim, data, ca = await simulator_for(workdir, f"gw{n}", port, pacer_slots)
     cmd = [sys.executable, "-m", "rtms_gateway", "serve", "--port", str(port)]
     if profile is not None:
         cmd = [sys.executable, "-m", "pyinstrument", "-r", "text", "-p", "flat=true", "-p", "show_all=true",
@@ -344,10 +347,11 @@ def picows_client(payload_file: str, ca_file: str) -> None:
 PEERS = {"sdk": "official SDK (delivery only)", "picows": "picows + JSON + base64"}
 
 
-async def run_peer(peer: str, n: int, duration: float, workdir: Path) -> dict[str, Any]:
+async def run_peer(peer: str, n: int, duration: float, workdir: Path,
+                   pacer_slots: int = PACER_SLOTS) -> dict[str, Any]:
     """One of PEERS in its own process against N simulated meetings; its CPU per frame over
     the window where every stream is live."""
-    sim, data, ca = await simulator_for(workdir, f"{peer}{n}", None)
+    sim, data, ca = await simulator_for(workdir, f"{peer}{n}", None, pacer_slots)
     handles = [sim.start_meeting(duration=duration, media=MEDIA, seed=n) for _ in range(n)]
     (data / "payloads.json").write_text(json.dumps([h.started_payload for h in handles]))
     (data / "logs").mkdir()  # where the SDK writes its own log
@@ -391,7 +395,11 @@ async def main() -> None:
     parser.add_argument("--profile", type=Path, help="profile the gateway (pyinstrument) into this file")
     parser.add_argument("--py-spy", type=Path, dest="spy",
                         help="sample the gateway with py-spy over the window; print the top functions")
+    parser.add_argument("--aligned", action="store_true",
+                        help="every meeting sends on the same beat (the simulator's pacer with one slot): "
+                             "each 20 ms, all N packets at once")
     args = parser.parse_args()
+    slots = 1 if args.aligned else PACER_SLOTS
     peers = [p for p in args.peers.split(",") if p]
     for peer in peers:
         if peer not in PEERS:
@@ -401,14 +409,14 @@ async def main() -> None:
               f"{'gw CPU%':>8} {'due→disk p50/p99':>17} {'sent→disk p50/p99':>18} {'lag p99':>7} "
               f"{'KiB/strm':>9} {'sim late p99':>12}")
         for n in (int(x) for x in args.meetings.split(",")):
-            r = await run_gateway(n, args.duration, Path(tmp), args.profile, args.spy)
+            r = await run_gateway(n, args.duration, Path(tmp), args.profile, args.spy, slots)
             print(f"{r['n']:>5} {r['live']:>5} {r['sent']:>8} {r['received']:>8} {r['written']:>8} {r['lost']:>5} "
                   f"{r['us_per_frame']:>9.1f} {r['cpu_pct']:>8.1f} {r['p50_ms']:>8.1f}/{r['p99_ms']:<8.1f} "
                   f"{r['sent_p50_ms']:>9.1f}/{r['sent_p99_ms']:<8.1f} "
                   f"{r['lag_p99_ms']:>7.1f} {r['rss_kib_per_stream']:>9.1f} {r['sim_late_p99_ms']:>12.1f}",
                   flush=True)
             for peer in peers:
-                f = await run_peer(peer, n, args.duration, Path(tmp))
+                f = await run_peer(peer, n, args.duration, Path(tmp), slots)
                 print(f"{'':>5} {PEERS[peer]}: live {f['live']}, sent {f['sent']}, received {f['received']}, "
                       f"lost {f['lost']}, {f['us_per_frame']:.1f} µs/frame, CPU {f['cpu_pct']:.1f}%, "
                       f"sim late p99 {f['sim_late_p99_ms']:.1f} ms", flush=True)

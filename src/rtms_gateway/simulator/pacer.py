@@ -1,15 +1,22 @@
-"""One clock for every stream: a 20 ms tick that sends whatever is due.
+"""One clock for every stream: a few wake-ups per 20 ms, each sending what is due.
 
 Hundreds of meetings at real rate would mean tens of thousands of timer wake-ups a second
-with a task per media stream; one loop visiting each streaming stream per tick costs one
-wake-up per 20 ms whatever the count. Each feed keeps its own due times, so a late tick
-sends the backlog instead of drifting.
+with a task per media stream; one loop visiting the streams costs a few wake-ups per 20 ms
+whatever the count. Each feed keeps its own due times, so a late visit sends the backlog
+instead of drifting.
+
+Zoom's meetings start at different moments and each sends on its own 20 ms beat, so a
+receiver of many meetings gets their packets spread over each 20 ms, not all at once. The
+period is cut into `slots`; a stream is visited in the first slot at or after its packets
+fall due (its schedule's origin, modulo 20 ms), once per period. `slots=1` visits every
+stream on one beat: every meeting's packets at the same moment, a receiver's worst case.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -18,7 +25,8 @@ from typing import Protocol
 from .scenario import CHUNK_MS
 
 log = logging.getLogger(__name__)
-_STATS_WINDOW = 200_000  # ticks kept for percentiles (over an hour at 50 ticks/s)
+_STATS_WINDOW = 200_000  # visits kept for percentiles (over ten minutes at 250 a second)
+SLOTS = 5  # visits per 20 ms: a packet leaves at most 4 ms after it falls due
 
 
 class Ticking(Protocol):
@@ -27,11 +35,11 @@ class Ticking(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PacerStats:
-    ticks: int
-    lateness_p50_ms: float  # how late each tick's last frame left, against the tick's schedule
+    ticks: int  # visits made (each to the streams of one slot)
+    lateness_p50_ms: float  # how late each visit's last frame left, against the visit's schedule
     lateness_p99_ms: float
     lateness_max_ms: float
-    busy_p50_ms: float  # time spent sending in one tick
+    busy_p50_ms: float  # time spent sending in one visit
     busy_p99_ms: float
 
 
@@ -43,15 +51,21 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 class Pacer:
-    def __init__(self, tick_s: float = CHUNK_MS / 1000) -> None:
+    def __init__(self, tick_s: float = CHUNK_MS / 1000, slots: int = SLOTS) -> None:
+        if slots < 1:
+            raise ValueError("a pacer needs at least one slot")
         self.tick_s = tick_s
-        self._streams: dict[Ticking, None] = {}  # insertion-ordered set
+        self.slots = slots
+        self._slot_s = tick_s / slots
+        self._groups: list[dict[Ticking, None]] = [{} for _ in range(slots)]  # insertion-ordered sets
+        self._slot_of: dict[Ticking, int] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lateness: deque[float] = deque(maxlen=_STATS_WINDOW)
         self._busy: deque[float] = deque(maxlen=_STATS_WINDOW)
-        # Wall-clock seconds at which each tick began sending: a packet due at T left with
-        # the first tick at or after T (what a benchmark needs to time a packet from its send).
+        # Wall-clock seconds at which each visit began sending: a packet due at T left with
+        # the first visit to its stream at or after T (what a benchmark needs to time a
+        # packet from its send).
         self.tick_started_at: deque[float] = deque(maxlen=_STATS_WINDOW)
         self.ticks = 0
 
@@ -68,12 +82,24 @@ class Pacer:
                 pass
             self._task = None
 
-    def add(self, stream: Ticking) -> None:
-        self._streams[stream] = None
+    def slot_for(self, origin: float) -> int:
+        """The slot of a schedule starting at `origin` (loop time): the first visit at or
+        after its packets fall due, every `tick_s` from `origin`."""
+        return math.ceil((origin % self.tick_s) / self._slot_s - 1e-9) % self.slots
+
+    def add(self, stream: Ticking, origin: float | None = None) -> None:
+        """Pace `stream`, whose schedule starts at `origin` (loop time; now if not given)."""
+        if origin is None:
+            origin = asyncio.get_running_loop().time()
+        self.remove(stream)
+        slot = self._slot_of[stream] = self.slot_for(origin)
+        self._groups[slot][stream] = None
         self._wake.set()
 
     def remove(self, stream: Ticking) -> None:
-        self._streams.pop(stream, None)
+        slot = self._slot_of.pop(stream, None)
+        if slot is not None:
+            del self._groups[slot][stream]
 
     def reset_stats(self) -> None:
         self._lateness.clear()
@@ -95,21 +121,26 @@ class Pacer:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        tick = self.tick_s
-        base, k = loop.time(), 0
+        slot_s, slots, groups = self._slot_s, self.slots, self._groups
+        j = math.ceil(loop.time() / slot_s)  # visit j is at j * slot_s, to slot j % slots
         while True:
-            if not self._streams:
+            if not self._slot_of:
                 self._wake.clear()
                 await self._wake.wait()
-                base, k = loop.time(), 0
-            k += 1
-            target = base + k * tick
+                j = math.ceil(loop.time() / slot_s)
+            while not groups[j % slots]:  # an empty slot is no reason to wake
+                j += 1
+            target = j * slot_s
             delay = target - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            group = groups[j % slots]
+            j += 1
+            if not group:  # emptied while asleep
+                continue
             now = loop.time()
             self.tick_started_at.append(time.time())
-            for stream in list(self._streams):
+            for stream in list(group):
                 try:
                     stream.tick(now)
                 except Exception:  # one broken stream must not stop the others
@@ -119,5 +150,5 @@ class Pacer:
             self.ticks += 1
             self._lateness.append(max(0.0, done - target))
             self._busy.append(done - now)
-            if done - target > tick:  # overran: skip the ticks already missed
-                k = int((done - base) / tick)
+            if done - target > self.tick_s:  # overran: skip whole periods, every slot keeps its turn
+                j += int((done - target) / self.tick_s) * slots

@@ -29,6 +29,7 @@ from ..protocol.signature import signature
 from . import tls
 from .faults import Fault, FaultKind, random_faults
 from .media import VideoSource
+from .pacer import SLOTS as PACER_SLOTS
 from .pacer import Pacer, PacerStats
 from .records import HandshakeRecord, MeetingRecord
 from .scenario import ALL_SINGLE_MEDIA, MeetingScript, build_meeting, build_meetings
@@ -72,6 +73,9 @@ class SimulatorConfig:
     webhook_verify: ssl.SSLContext | str | bool = True
     video_source: VideoSource | None = None
     timestamp_jitter_ms: int = 0  # each media packet's timestamp off its slot by up to this, seeded
+    # Visits per 20 ms: each meeting sends on its own beat, as Zoom's do (`pacer`); 1 sends
+    # every meeting's packets at the same moment.
+    pacer_slots: int = PACER_SLOTS
     signaling_linger_s: float = 0.0  # a lost signaling socket "still closing": reconnecting meanwhile gets 8
     replay_joins: bool = False  # True: send a late join subscriber who is here (Zoom does not)
     lid_warmup_s: float = 30.0  # transcripts in the source language this long, then as detected
@@ -163,7 +167,7 @@ class Simulator:
         self.config = config
         self.material: tls.TLSMaterial | None = None
         self.server: RTMSServer | None = None
-        self.pacer = Pacer()
+        self.pacer = Pacer(slots=config.pacer_slots)
         self.sender: WebhookSender | None = None
         self.meetings: list[MeetingHandle] = []
         self._dead: list[socket.socket] = []  # bound, never listening: connections are refused

@@ -263,7 +263,7 @@ class SimStream:
                 self._start_feeds(socket)
         self._buffering = False
         self._started_once = True
-        self.pacer.add(self)
+        self.pacer.add(self, origin=self.t0)
 
     def _start_feeds(self, socket: ServerSocket) -> None:
         assert self.t0 is not None
