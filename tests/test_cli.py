@@ -246,7 +246,8 @@ def readme_dev_flow() -> tuple[dict[str, str], list[tuple[dict[str, str], list[s
 
 
 async def test_simulate_against_serve_the_readme_way(tmp_path):
-    """The README's two terminals, as written (shorter meetings, our port), twice: every
+    """The README's two terminals, as written (shorter meetings, our port), twice (the second
+    with every meeting on one beat, `--aligned`): every
     meeting stores what the simulator sent, media included, and no run merges into another."""
     import asyncio
     import signal
@@ -269,9 +270,9 @@ async def test_simulate_against_serve_the_readme_way(tmp_path):
     lines = []
     try:
         assert await eventually(lambda: _accepts(port)), "the gateway never listened"
-        for _ in range(2):
+        for aligned in ([], ["--aligned"]):  # meetings on their own beats, then on one
             sim = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "rtms_gateway", *simulate_args, "--validate-endpoint", cwd=tmp_path,
+                sys.executable, "-m", "rtms_gateway", *simulate_args, "--validate-endpoint", *aligned, cwd=tmp_path,
                 env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             out, err = await asyncio.wait_for(sim.communicate(), 90)
             assert sim.returncode == 0, (out + err).decode()[-3000:]

@@ -12,6 +12,7 @@ from ..logs import configure_logging
 from ..protocol.constants import Product, parse_media
 from .credentials import AppCredentials
 from .faults import FaultKind, parse_fault
+from .pacer import SLOTS as PACER_SLOTS
 from .records import MeetingRecord
 from .runner import SimulationConfig, Simulator, run_simulation
 
@@ -63,6 +64,10 @@ def simulate(
         0, "--timestamp-jitter-ms", min=0, max=1000,
         help="Shift each media packet's timestamp by a seeded uniform amount within ±J ms "
              "(its content stays its slot's), as real senders' timestamps wander."),
+    aligned: bool = typer.Option(
+        False, "--aligned",
+        help="Send every meeting's media packets at the same moment each 20 ms (a receiver's worst "
+             "case) instead of each meeting on its own beat, as Zoom's independent meetings do."),
     dead_first_url: bool = typer.Option(
         False, "--dead-first-url",
         help="List a signaling URL that refuses connections first in server_urls: clients must fail over."),
@@ -115,7 +120,7 @@ def simulate(
         validate_endpoint=validate_endpoint, seed=seed, faults=faults, random_faults=random_faults,
         timestamp_jitter_ms=timestamp_jitter_ms, dead_first_url=dead_first_url,
         signaling_linger_s=signaling_linger, replay_joins=join_replay, lid_warmup_s=lid_warmup,
-        ai_interpreter=ai_interpreter, future_fields=future_fields,
+        ai_interpreter=ai_interpreter, future_fields=future_fields, pacer_slots=1 if aligned else PACER_SLOTS,
     )
     configure_logging("WARNING")
 
