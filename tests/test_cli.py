@@ -247,8 +247,8 @@ def readme_dev_flow() -> tuple[dict[str, str], list[tuple[dict[str, str], list[s
 
 async def test_simulate_against_serve_the_readme_way(tmp_path):
     """The README's two terminals, as written (shorter meetings, our port), twice (the second
-    with every meeting on one beat, `--aligned`): every
-    meeting stores what the simulator sent, media included, and no run merges into another."""
+    with every meeting on one beat, `--aligned`): every meeting stores what the simulator
+    sent, media included, and no run merges into another."""
     import asyncio
     import signal
 
