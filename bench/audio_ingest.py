@@ -28,6 +28,7 @@ receiver's worst case). `--profile` runs the gateway under
 pyinstrument; `--py-spy FILE` samples it and prints the top functions.
 
     .venv/bin/python bench/audio_ingest.py [--meetings 100,300] [--duration 40] [--peers sdk,picows]
+                                           [--aligned] [--rounds K]
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import os
 import re
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,9 +145,9 @@ def top_leaves(collapsed: Path, count: int = 15) -> list[tuple[float, str]]:
 
 
 async def run_gateway(n: int, duration: float, workdir: Path, profile: Path | None,
-                      spy: Path | None = None, pacer_slots: int = PACER_SLOTS) -> dict[str, Any]:
+                      spy: Path | None = None, pacer_slots: int = PACER_SLOTS, run: int = 0) -> dict[str, Any]:
     port = free_port()
-    sim, data, ca = await simulator_for(workdir, f"gw{n}", port, pacer_slots)
+    sim, data, ca = await simulator_for(workdir, f"gw{n}-{run}", port, pacer_slots)
     cmd = [sys.executable, "-m", "rtms_gateway", "serve", "--port", str(port)]
     if profile is not None:
         cmd = [sys.executable, "-m", "pyinstrument", "-r", "text", "-p", "flat=true", "-p", "show_all=true",
@@ -348,10 +350,10 @@ PEERS = {"sdk": "official SDK (delivery only)", "picows": "picows + JSON + base6
 
 
 async def run_peer(peer: str, n: int, duration: float, workdir: Path,
-                   pacer_slots: int = PACER_SLOTS) -> dict[str, Any]:
+                   pacer_slots: int = PACER_SLOTS, run: int = 0) -> dict[str, Any]:
     """One of PEERS in its own process against N simulated meetings; its CPU per frame over
     the window where every stream is live."""
-    sim, data, ca = await simulator_for(workdir, f"{peer}{n}", None, pacer_slots)
+    sim, data, ca = await simulator_for(workdir, f"{peer}{n}-{run}", None, pacer_slots)
     handles = [sim.start_meeting(duration=duration, media=MEDIA, seed=n) for _ in range(n)]
     (data / "payloads.json").write_text(json.dumps([h.started_payload for h in handles]))
     (data / "logs").mkdir()  # where the SDK writes its own log
@@ -398,6 +400,9 @@ async def main() -> None:
     parser.add_argument("--aligned", action="store_true",
                         help="every meeting sends on the same beat (the simulator's pacer with one slot): "
                              "each 20 ms, all N packets at once")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run each N this many times (gateway, then peers, per round) and print the "
+                             "medians: the machine's speed moves between runs more than most changes do")
     args = parser.parse_args()
     slots = 1 if args.aligned else PACER_SLOTS
     peers = [p for p in args.peers.split(",") if p]
@@ -408,18 +413,36 @@ async def main() -> None:
         print(f"{'N':>5} {'live':>5} {'sent':>8} {'recv':>8} {'written':>8} {'lost':>5} {'µs/frame':>9} "
               f"{'gw CPU%':>8} {'due→disk p50/p99':>17} {'sent→disk p50/p99':>18} {'lag p99':>7} "
               f"{'KiB/strm':>9} {'sim late p99':>12}")
+        summary: list[tuple[int, list[dict[str, Any]], dict[str, list[dict[str, Any]]]]] = []
         for n in (int(x) for x in args.meetings.split(",")):
-            r = await run_gateway(n, args.duration, Path(tmp), args.profile, args.spy, slots)
-            print(f"{r['n']:>5} {r['live']:>5} {r['sent']:>8} {r['received']:>8} {r['written']:>8} {r['lost']:>5} "
-                  f"{r['us_per_frame']:>9.1f} {r['cpu_pct']:>8.1f} {r['p50_ms']:>8.1f}/{r['p99_ms']:<8.1f} "
-                  f"{r['sent_p50_ms']:>9.1f}/{r['sent_p99_ms']:<8.1f} "
-                  f"{r['lag_p99_ms']:>7.1f} {r['rss_kib_per_stream']:>9.1f} {r['sim_late_p99_ms']:>12.1f}",
-                  flush=True)
-            for peer in peers:
-                f = await run_peer(peer, n, args.duration, Path(tmp), slots)
-                print(f"{'':>5} {PEERS[peer]}: live {f['live']}, sent {f['sent']}, received {f['received']}, "
-                      f"lost {f['lost']}, {f['us_per_frame']:.1f} µs/frame, CPU {f['cpu_pct']:.1f}%, "
-                      f"sim late p99 {f['sim_late_p99_ms']:.1f} ms", flush=True)
+            runs: list[dict[str, Any]] = []
+            peer_runs: dict[str, list[dict[str, Any]]] = {peer: [] for peer in peers}
+            for run in range(args.rounds):  # each round: the gateway, then each peer, back to back
+                r = await run_gateway(n, args.duration, Path(tmp), args.profile, args.spy, slots, run)
+                runs.append(r)
+                print(f"{r['n']:>5} {r['live']:>5} {r['sent']:>8} {r['received']:>8} {r['written']:>8} "
+                      f"{r['lost']:>5} {r['us_per_frame']:>9.1f} {r['cpu_pct']:>8.1f} "
+                      f"{r['p50_ms']:>8.1f}/{r['p99_ms']:<8.1f} {r['sent_p50_ms']:>9.1f}/{r['sent_p99_ms']:<8.1f} "
+                      f"{r['lag_p99_ms']:>7.1f} {r['rss_kib_per_stream']:>9.1f} {r['sim_late_p99_ms']:>12.1f}",
+                      flush=True)
+                for peer in peers:
+                    f = await run_peer(peer, n, args.duration, Path(tmp), slots, run)
+                    peer_runs[peer].append(f)
+                    print(f"{'':>5} {PEERS[peer]}: live {f['live']}, sent {f['sent']}, received {f['received']}, "
+                          f"lost {f['lost']}, {f['us_per_frame']:.1f} µs/frame, CPU {f['cpu_pct']:.1f}%, "
+                          f"sim late p99 {f['sim_late_p99_ms']:.1f} ms", flush=True)
+            summary.append((n, runs, peer_runs))
+        if args.rounds > 1:
+            print(f"\nmedians over {args.rounds} rounds (a ratio is taken within each round, then its median):")
+            for n, runs, peer_runs in summary:
+                line = (f"  N={n}: gateway {statistics.median(r['us_per_frame'] for r in runs):.1f} µs/frame, "
+                        f"sent→disk p99 {statistics.median(r['sent_p99_ms'] for r in runs):.1f} ms, "
+                        f"lag p99 {statistics.median(r['lag_p99_ms'] for r in runs):.1f} ms")
+                for peer, done in peer_runs.items():
+                    ratio = statistics.median(r["us_per_frame"] / f["us_per_frame"] for r, f in zip(runs, done))
+                    line += (f"; {peer} {statistics.median(f['us_per_frame'] for f in done):.1f} µs/frame, "
+                             f"gateway ÷ {peer} {ratio:.2f}")
+                print(line)
         if args.profile is not None:
             print(f"\nprofile of the last run: {args.profile}")
         if args.spy is not None and args.spy.exists():
